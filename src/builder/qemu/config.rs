@@ -1,0 +1,179 @@
+//! The typed configuration of a `source "qemu" "NAME"` block.
+//!
+//! Built from the template by `template` (which reports unknown options and type errors with
+//! their file:line); everything here is already validated, with Packer's defaults filled in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::types::{Checksum, GoDuration};
+
+/// How QEMU accelerates the guest (`accelerator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accelerator {
+    /// KVM when the CPU has vmx/svm and `/dev/kvm` opens, else TCG (with a warning).
+    Auto,
+    Kvm,
+    Tcg,
+    /// `-machine type=X` without `accel=`.
+    None,
+}
+
+/// Disk image format (`format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    Qcow2,
+    Raw,
+}
+
+impl DiskFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+        }
+    }
+}
+
+/// How kiln talks to the guest once it is up (`communicator`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommunicatorKind {
+    Ssh,
+    /// No connection: kiln waits for the guest to power itself off.
+    None,
+}
+
+/// SSH settings (`ssh_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// `ssh_username` (required with the SSH communicator).
+    pub username: String,
+    /// `ssh_password`; sensitive, never logged.
+    pub password: Option<String>,
+    /// `ssh_port`: the guest's port (default 22).
+    pub port: u16,
+    /// `ssh_timeout` (default 5m).
+    pub timeout: Duration,
+    /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
+    pub host_port_min: u16,
+    pub host_port_max: u16,
+}
+
+/// A `source "qemu" "NAME"` block, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The source label (`NAME`); the build name in messages is `qemu.NAME`.
+    pub name: String,
+    /// Directory of the template file; relative paths were resolved against it.
+    pub template_dir: PathBuf,
+
+    /// `iso_url`: a path (resolved) or an `http(s)://` / `file://` URL.
+    pub iso_url: String,
+    /// `iso_checksum`.
+    pub iso_checksum: Checksum,
+
+    /// `output_directory` (default `output-NAME`), resolved against the working directory as
+    /// Packer does.
+    pub output_directory: PathBuf,
+    /// `vm_name` (default `packer-NAME`): the disk's file name inside the output directory.
+    pub vm_name: String,
+    /// `disk_size` in bytes (default 40960M).
+    pub disk_size: u64,
+    /// `format` (default qcow2).
+    pub format: DiskFormat,
+    /// `disk_interface` (default `virtio`).
+    pub disk_interface: String,
+    /// `disk_cache` (default `writeback`).
+    pub disk_cache: String,
+    /// `disk_discard` (default `ignore`).
+    pub disk_discard: String,
+    /// `skip_compaction` (default false; forced true for raw).
+    pub skip_compaction: bool,
+    /// `disk_compression` (default false).
+    pub disk_compression: bool,
+
+    /// `http_directory`, resolved; `None` means no HTTP server.
+    pub http_directory: Option<PathBuf>,
+    /// `http_port_min` / `http_port_max` (default 8000 / 9000).
+    pub http_port_min: u16,
+    pub http_port_max: u16,
+
+    /// `qemu_binary` (default `qemu-system-x86_64`).
+    pub qemu_binary: String,
+    /// `accelerator` (default auto).
+    pub accelerator: Accelerator,
+    /// `machine_type` (default `pc`).
+    pub machine_type: String,
+    /// `memory` in MiB (default 512).
+    pub memory: u32,
+    /// `cpus` (default 1).
+    pub cpus: u32,
+    /// `net_device` (default `virtio-net`).
+    pub net_device: String,
+    /// `headless` (default false: a GUI window is asked for, as in Packer).
+    pub headless: bool,
+    /// `vnc_bind_address` (default 127.0.0.1).
+    pub vnc_bind_address: String,
+    /// `vnc_port_min` / `vnc_port_max` (default 5900 / 6000).
+    pub vnc_port_min: u16,
+    pub vnc_port_max: u16,
+
+    /// `boot_wait` (default 10s; negative means no wait).
+    pub boot_wait: GoDuration,
+    /// `boot_command`, joined as Packer does (no separator) when typed.
+    pub boot_command: Vec<String>,
+
+    /// `communicator` (default ssh).
+    pub communicator: CommunicatorKind,
+    /// The SSH settings when `communicator` is ssh.
+    pub ssh: Option<SshConfig>,
+
+    /// `shutdown_command` (default none: QEMU is stopped after provisioning).
+    pub shutdown_command: Option<String>,
+    /// `shutdown_timeout` (default 5m).
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// A configuration with Packer's defaults for source `name`, ISO and checksum; the template
+    /// loader starts from this and overrides what the template sets.
+    pub fn with_defaults(name: &str, template_dir: PathBuf, iso_url: String, iso_checksum: Checksum) -> Self {
+        Self {
+            name: name.to_owned(),
+            template_dir,
+            iso_url,
+            iso_checksum,
+            output_directory: PathBuf::from(format!("output-{name}")),
+            vm_name: format!("packer-{name}"),
+            disk_size: 40960 << 20,
+            format: DiskFormat::Qcow2,
+            disk_interface: "virtio".into(),
+            disk_cache: "writeback".into(),
+            disk_discard: "ignore".into(),
+            skip_compaction: false,
+            disk_compression: false,
+            http_directory: None,
+            http_port_min: 8000,
+            http_port_max: 9000,
+            qemu_binary: "qemu-system-x86_64".into(),
+            accelerator: Accelerator::Auto,
+            machine_type: "pc".into(),
+            memory: 512,
+            cpus: 1,
+            net_device: "virtio-net".into(),
+            headless: false,
+            vnc_bind_address: "127.0.0.1".into(),
+            vnc_port_min: 5900,
+            vnc_port_max: 6000,
+            boot_wait: GoDuration {
+                negative: false,
+                abs: Duration::from_secs(10),
+            },
+            boot_command: Vec::new(),
+            communicator: CommunicatorKind::Ssh,
+            ssh: None,
+            shutdown_command: None,
+            shutdown_timeout: Duration::from_secs(300),
+        }
+    }
+}

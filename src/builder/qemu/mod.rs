@@ -1,0 +1,4 @@
+//! The `qemu` builder.
+
+pub mod config;
+pub mod qmp;

@@ -1,0 +1,29 @@
+//! kiln builds virtual machine images from installer ISOs by driving QEMU, the way Packer's
+//! `qemu` builder does, and reads the same HCL2 templates.
+//!
+//! The path of one build, each stage a module:
+//!
+//! 1. [`template`] loads `*.pkr.hcl` files into typed configurations (all errors at once).
+//! 2. [`builder::qemu`] runs the build as a literal list of steps ([`step`] is the runner):
+//!    download the ISO ([`download`]), create the disk ([`qemu_img`]), serve `http_directory`
+//!    ([`http_server`]), start QEMU with a QMP socket ([`builder::qemu::qmp`]), type the
+//!    `boot_command` ([`bootcmd`]), wait for SSH ([`communicator`]), run the provisioners
+//!    ([`provisioner`]), shut down, compact the disk.
+//! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box`.
+//!
+//! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
+
+pub mod bootcmd;
+pub mod builder;
+pub mod cli;
+pub mod communicator;
+pub mod download;
+pub mod http_server;
+pub mod postprocessor;
+pub mod provisioner;
+pub mod qemu_img;
+pub mod step;
+pub mod template;
+pub mod types;
+pub mod ui;
+pub mod wait;
