@@ -207,3 +207,43 @@ mod tests {
         assert!(parse_checksum("md4:00").is_err());
     }
 }
+
+/// A sensitive string (a password): `Debug` and `Display` print `<sensitive>`, so it cannot
+/// reach a log or an error message by accident. Read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that must send it (e.g. SSH authentication).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<sensitive>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<sensitive>")
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::Secret;
+
+    #[test]
+    fn secret_never_formats_its_value() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "<sensitive> <sensitive>");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

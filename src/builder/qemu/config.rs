@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::types::{Checksum, GoDuration};
+use crate::types::{Checksum, GoDuration, Secret};
 
 /// How QEMU accelerates the guest (`accelerator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct SshConfig {
     /// `ssh_username` (required with the SSH communicator).
     pub username: String,
     /// `ssh_password`; sensitive, never logged.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `ssh_port`: the guest's port (default 22).
     pub port: u16,
     /// `ssh_timeout` (default 5m).
