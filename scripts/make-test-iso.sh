@@ -99,6 +99,57 @@ if [ "$(id -u)" -eq 0 ]; then
     APT_OPTS+=(-o APT::Sandbox::User=root)
 fi
 
+# --- stamp: skip the build when nothing changed --------------------------------
+# The stamp file holds two keys:
+#   quick=  hash of this script, scripts/testos/ and the state of apt's package
+#           lists and dpkg's database (file sizes and mtimes): no apt-cache call.
+#   full=   hash of this script, scripts/testos/, the exact package versions
+#           (and .deb checksums) used, and the host tools' versions.
+# If the quick key matches, nothing can have changed. Otherwise the package
+# versions are resolved with apt-cache (~1-3 s, apt keeps no cache on this
+# kind of host); if the full key matches, only the quick key is refreshed.
+testos_inputs() {
+    echo "kiln-testos-iso stamp v1"
+    sha256sum "$SCRIPT_PATH" | cut -d' ' -f1
+    (
+        cd "$SCRIPT_DIR"
+        find testos \( -type f -o -type l \) -printf '%m %p\n' | sort
+        find testos -type f -print0 | sort -z | xargs -0 sha256sum
+    )
+}
+
+quick_key() {
+    local LISTS STATUS ETC
+    eval "$(apt-config shell LISTS Dir::State::lists/d STATUS Dir::State::status/f ETC Dir::Etc/d)"
+    {
+        testos_inputs
+        { find "${LISTS:-/var/lib/apt/lists/}" "${ETC:-/etc/apt/}" -maxdepth 2 \
+            -name partial -prune -o -type f ! -name lock -printf '%p %s %T@\n' 2>/dev/null || true; } | sort
+        stat -c '%n %s %Y' "${STATUS:-/var/lib/dpkg/status}" 2>/dev/null || true
+    } | sha256sum | cut -d' ' -f1
+}
+
+stamp_field() { # NAME: prints the NAME= value recorded in the stamp file
+    [ -f "$STAMP_FILE" ] && sed -n "s/^$1=//p" "$STAMP_FILE" | head -n 1
+    return 0
+}
+
+write_stamp() { # FULL QUICK
+    printf 'full=%s\nquick=%s\n' "$1" "$2" >"$STAMP_FILE.tmp"
+    mv -f "$STAMP_FILE.tmp" "$STAMP_FILE"
+}
+
+# One build per output at a time (tests may run this concurrently).
+exec 9>"$OUT.lock"
+flock 9
+
+QUICK=$(quick_key)
+if [ -f "$OUT" ] && [ "$(stamp_field quick)" = "$QUICK" ]; then
+    log "up to date: $OUT"
+    printf '%s\n' "$OUT"
+    exit 0
+fi
+
 # --- package versions -----------------------------------------------------------
 # Prints "Package Version Architecture SHA256" of the candidate versions.
 package_records() {
@@ -122,6 +173,7 @@ if [ -z "$KERNEL_PKG" ] && [ "$(id -u)" -eq 0 ]; then
     log "linux-image-amd64 unknown to apt; running apt-get update"
     apt-get update -q >&2 || true
     KERNEL_PKG=$(resolve_kernel || true)
+    QUICK=$(quick_key)
 fi
 [ -n "$KERNEL_PKG" ] || die "cannot resolve the linux-image-6.1.*-amd64 package that linux-image-amd64 depends on (apt-get update?)"
 KVER=${KERNEL_PKG#linux-image-}
@@ -135,29 +187,20 @@ for p in "${ALL_PACKAGES[@]}"; do
     [ -n "${PKG_VERSION[$p]:-}" ] || die "package $p is not available from apt (apt-get update?)"
 done
 
-# --- stamp: skip the build when nothing changed --------------------------------
-stamp_inputs() {
-    echo "kiln-testos-iso stamp v1"
-    sha256sum "$SCRIPT_PATH" | cut -d' ' -f1
-    (
-        cd "$SCRIPT_DIR"
-        find testos \( -type f -o -type l \) -printf '%m %p\n' | sort
-        find testos -type f -print0 | sort -z | xargs -0 sha256sum
-    )
+full_key() {
     local p
-    for p in "${ALL_PACKAGES[@]}"; do
-        echo "$p ${PKG_VERSION[$p]} ${PKG_SHA256[$p]}"
-    done
-    dpkg-query -W -f '${Package} ${Version}\n' xorriso cpio gzip kmod 2>/dev/null || true
+    {
+        testos_inputs
+        for p in "${ALL_PACKAGES[@]}"; do
+            echo "$p ${PKG_VERSION[$p]} ${PKG_SHA256[$p]}"
+        done
+        dpkg-query -W -f '${Package} ${Version}\n' xorriso cpio gzip kmod 2>/dev/null || true
+    } | sha256sum | cut -d' ' -f1
 }
-STAMP=$(stamp_inputs | sha256sum | cut -d' ' -f1)
-
-# One build per output at a time (tests may run this concurrently).
-exec 9>"$OUT.lock"
-flock 9
-
-if [ -f "$OUT" ] && [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$STAMP" ]; then
-    log "up to date: $OUT"
+FULL=$(full_key)
+if [ -f "$OUT" ] && [ "$(stamp_field full)" = "$FULL" ]; then
+    write_stamp "$FULL" "$QUICK"
+    log "up to date: $OUT (package versions unchanged)"
     printf '%s\n' "$OUT"
     exit 0
 fi
@@ -381,7 +424,6 @@ xorriso -as mkisofs -quiet \
 
 rm -f "$STAMP_FILE"
 mv -f "$TMP_ISO" "$OUT"
-printf '%s\n' "$STAMP" >"$STAMP_FILE.tmp"
-mv -f "$STAMP_FILE.tmp" "$STAMP_FILE"
+write_stamp "$FULL" "$QUICK"
 log "done: $OUT ($(du -h "$OUT" | cut -f1))"
 printf '%s\n' "$OUT"

@@ -1,1 +1,158 @@
-//! placeholder (being written)
+//! The command line, Packer-style: `kiln build [-var k=v]… [-force] [-on-error=…] TEMPLATE`.
+//!
+//! Packer's flags are single-dash long flags (`-var`, `-force`); users paste them from Packer
+//! docs and scripts, so [`normalize`] rewrites them to clap's `--var` form before parsing.
+//! Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::step::OnError;
+
+/// Build VM images from installer ISOs with QEMU; reads Packer HCL2 templates.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, disable_version_flag = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the images a template describes.
+    Build(BuildArgs),
+    /// Check a template and report every problem in it.
+    Validate(ValidateArgs),
+    /// Print kiln's version.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Set a template variable (repeatable): `-var name=value`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Delete an existing output directory instead of refusing to build.
+    #[arg(long)]
+    pub force: bool,
+    /// What to do when a step fails: `cleanup` everything (default) or `abort`, leaving the VM
+    /// and output in place for debugging.
+    #[arg(long = "on-error", value_enum, default_value_t = OnErrorArg::Cleanup)]
+    pub on_error: OnErrorArg,
+    /// A `.pkr.hcl` file or a directory of them.
+    pub template: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Set a template variable (repeatable): `-var name=value`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// A `.pkr.hcl` file or a directory of them.
+    pub template: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnErrorArg {
+    Cleanup,
+    Abort,
+}
+
+impl From<OnErrorArg> for OnError {
+    fn from(a: OnErrorArg) -> Self {
+        match a {
+            OnErrorArg::Cleanup => OnError::Cleanup,
+            OnErrorArg::Abort => OnError::Abort,
+        }
+    }
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+/// Long flags kiln accepts with a single dash, as Packer spells them.
+const SINGLE_DASH_FLAGS: &[&str] = &["var", "force", "on-error", "help"];
+
+/// Rewrites Packer-style `-var`, `-force`, `-on-error=x` to `--var`, … ; leaves everything else
+/// (including values and arguments after `--`) alone.
+pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for a in args {
+        if passthrough || a == "--" {
+            passthrough = true;
+            out.push(a);
+            continue;
+        }
+        let rewritten = a
+            .strip_prefix('-')
+            .filter(|rest| !rest.starts_with('-'))
+            .filter(|rest| {
+                let name = rest.split('=').next().unwrap_or(rest);
+                SINGLE_DASH_FLAGS.contains(&name)
+            })
+            .map(|rest| format!("--{rest}"));
+        out.push(rewritten.unwrap_or(a));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(normalize(args.iter().map(|s| s.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn packer_style_flags() {
+        let cli = parse(&[
+            "kiln",
+            "build",
+            "-var",
+            "a=1",
+            "-var=b=2",
+            "-force",
+            "-on-error=abort",
+            "t.pkr.hcl",
+        ]);
+        let Command::Build(b) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(b.vars, [("a".into(), "1".into()), ("b".into(), "2".into())]);
+        assert!(b.force);
+        assert_eq!(b.on_error, OnErrorArg::Abort);
+        assert_eq!(b.template, PathBuf::from("t.pkr.hcl"));
+    }
+
+    #[test]
+    fn normalize_leaves_values_and_unknown_flags() {
+        let got = normalize(
+            [
+                "kiln", "build", "-var", "-x=1", "-v", "--force", "--", "-force",
+            ]
+            .map(String::from),
+        );
+        // `-x=1` is a value here, but normalize is syntax-only: it is not a known flag, so kept.
+        assert_eq!(
+            got,
+            [
+                "kiln", "build", "--var", "-x=1", "-v", "--force", "--", "-force"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_var_is_rejected() {
+        let r = Cli::try_parse_from(normalize(
+            ["kiln", "build", "-var", "novalue", "t"].map(String::from),
+        ));
+        assert!(r.is_err());
+    }
+}

@@ -14,10 +14,12 @@
 //! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
 
 pub mod bootcmd;
+pub mod build;
 pub mod builder;
 pub mod cli;
 pub mod communicator;
 pub mod download;
+pub mod hint;
 pub mod http_server;
 pub mod postprocessor;
 pub mod provisioner;

@@ -1,1 +1,146 @@
-fn main() {}
+//! The `kiln` binary: parse the command line, run, print the error chain, pick the exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use kiln::cli::{Cli, Command};
+use kiln::ui::Ui;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(kiln::cli::normalize(std::env::args())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout and usage errors to stderr itself.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging();
+    let ui = Ui::terminal();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            ui.raw(
+                true,
+                format!("error: Could not start the async runtime\n  caused by: {e}"),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli, &ui));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            print_error(&ui, e.as_ref());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match cli.command {
+        Command::Version => {
+            ui.raw(false, format!("kiln {}", env!("CARGO_PKG_VERSION")));
+            Ok(())
+        }
+        Command::Validate(args) => {
+            kiln::template::load(&args.template, &args.vars)?;
+            ui.raw(false, "The configuration is valid.");
+            Ok(())
+        }
+        Command::Build(args) => {
+            let cancel = CancellationToken::new();
+            spawn_signal_handler(cancel.clone(), ui.clone());
+            let opts = kiln::build::Options {
+                vars: args.vars,
+                force: args.force,
+                on_error: args.on_error.into(),
+                cache_dir: kiln::download::default_cache_dir(),
+            };
+            let started = std::time::Instant::now();
+            let outputs = kiln::build::run(&args.template, &opts, ui, &cancel).await?;
+            ui.raw(
+                false,
+                format!(
+                    "\n==> Builds finished in {:.1}s. The artifacts of successful builds are:",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            for o in outputs {
+                ui.raw(
+                    false,
+                    format!("--> {}: disk `{}`", o.name, o.disk.display()),
+                );
+                for b in &o.boxes {
+                    ui.raw(
+                        false,
+                        format!("--> {}: Vagrant box `{}`", o.name, b.display()),
+                    );
+                }
+                ui.raw(false, format!("    {}: phases: {}", o.name, o.timings));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM cancels the build (its cleanups still run); a second one is left to
+/// the default handler only after cleanup, so QEMU is never orphaned.
+fn spawn_signal_handler(cancel: CancellationToken, ui: Ui) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not install the SIGTERM handler");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        ui.raw(true, "==> Cancelling build after receiving interrupt");
+        cancel.cancel();
+    });
+}
+
+/// Prints `error: …`, the numbered chain of causes, the template diagnostics and a hint.
+fn print_error(ui: &Ui, err: &(dyn std::error::Error + 'static)) {
+    let mut out = format!("error: {err}");
+    let mut source = err.source();
+    let mut hint = kiln::hint::for_error(err);
+    while let Some(s) = source {
+        out.push_str(&format!("\n  caused by: {s}"));
+        hint = hint.or_else(|| kiln::hint::for_error(s));
+        source = s.source();
+    }
+    if let Some(diags) = kiln::hint::diagnostics(err) {
+        out.push('\n');
+        out.push_str(&diags);
+    }
+    if let Some(h) = hint {
+        out.push_str(&format!("\n\nhint: {h}"));
+    }
+    ui.raw(true, out);
+}

@@ -1,1 +1,335 @@
-//! placeholder (being written)
+//! `qemu-img`: creating the build disk, compacting it at the end, and reading its size.
+//!
+//! The argv builders are pure and table-tested; the runners add deadlines, turn a missing
+//! `qemu-img` into an install hint and put qemu-img's own stderr into the error.
+
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::builder::qemu::config::DiskFormat;
+
+const QEMU_IMG: &str = "qemu-img";
+const INSTALL_HINT: &str = "install the Debian package qemu-utils (apt-get install -y qemu-utils)";
+/// Deadline for `create` and `info`, which only touch metadata.
+const QUICK_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deadline for `convert`, which copies (and maybe compresses) every used block of the disk.
+const CONVERT_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+
+/// Why a `qemu-img` run failed. `stderr` is qemu-img's own explanation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `qemu-img` is not installed.
+    #[error("Cannot find `qemu-img` (hint: {INSTALL_HINT})")]
+    NotFound,
+    /// `qemu-img` could not be started or waited for.
+    #[error("Cannot run `qemu-img` on {}", path.display())]
+    Run {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `qemu-img` did not finish in time (it was killed).
+    #[error("`qemu-img {action}` on {} did not finish within {timeout:?}", path.display())]
+    Timeout {
+        action: &'static str,
+        path: PathBuf,
+        timeout: Duration,
+    },
+    /// `qemu-img create` failed.
+    #[error("Cannot create disk image {}: {stderr}", path.display())]
+    Create { path: PathBuf, stderr: String },
+    /// `qemu-img convert` failed.
+    #[error("Cannot convert disk image {} to {}: {stderr}", src.display(), dst.display())]
+    Convert {
+        src: PathBuf,
+        dst: PathBuf,
+        stderr: String,
+    },
+    /// Moving the converted image over the destination failed.
+    #[error("Cannot rename {} to {}", from.display(), to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `qemu-img info` failed.
+    #[error("Cannot read disk image info of {}: {stderr}", path.display())]
+    Info { path: PathBuf, stderr: String },
+    /// `qemu-img info` printed JSON that kiln does not understand.
+    #[error("Cannot parse `qemu-img info` output for {}", path.display())]
+    ParseInfo {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What `qemu-img info` says about an image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ImageInfo {
+    /// `qcow2`, `raw`, …
+    pub format: String,
+    /// The size the guest sees, in bytes.
+    #[serde(rename = "virtual-size")]
+    pub virtual_size: u64,
+    /// Bytes used on the host, when known.
+    #[serde(rename = "actual-size")]
+    pub actual_size: Option<u64>,
+}
+
+fn os(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// `create -f FMT PATH SIZE` (size in bytes).
+pub fn create_args(format: DiskFormat, path: &Path, size_bytes: u64) -> Vec<String> {
+    vec![
+        "create".into(),
+        "-f".into(),
+        format.as_str().into(),
+        os(path),
+        size_bytes.to_string(),
+    ]
+}
+
+/// `convert [-c] -O FMT SRC DST` (`-c`: qcow2 internal compression).
+pub fn convert_args(format: DiskFormat, compress: bool, src: &Path, dst: &Path) -> Vec<String> {
+    let mut a = vec!["convert".to_owned()];
+    if compress {
+        a.push("-c".into());
+    }
+    a.extend(["-O".into(), format.as_str().into(), os(src), os(dst)]);
+    a
+}
+
+/// `info --output=json PATH`.
+pub fn info_args(path: &Path) -> Vec<String> {
+    vec!["info".into(), "--output=json".into(), os(path)]
+}
+
+/// Parses `qemu-img info --output=json` output.
+pub fn parse_info(json: &str) -> Result<ImageInfo, serde_json::Error> {
+    serde_json::from_str(json)
+}
+
+/// Creates an empty image of `size_bytes` at `path`.
+pub async fn create(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<(), Error> {
+    let out = run(
+        QEMU_IMG,
+        "create",
+        &create_args(format, path, size_bytes),
+        path,
+        QUICK_TIMEOUT,
+    )
+    .await?;
+    if !out.status.success() {
+        return Err(Error::Create {
+            path: path.to_owned(),
+            stderr: stderr_of(&out),
+        });
+    }
+    Ok(())
+}
+
+/// Converts `src` into `dst` (they may be the same file): writes `<dst>.convert`, then renames
+/// it over `dst`, so `dst` is never half-written.
+pub async fn convert(
+    format: DiskFormat,
+    compress: bool,
+    src: &Path,
+    dst: &Path,
+) -> Result<(), Error> {
+    let mut tmp = OsString::from(dst.as_os_str());
+    tmp.push(".convert");
+    let tmp = PathBuf::from(tmp);
+    let args = convert_args(format, compress, src, &tmp);
+    let out = run(QEMU_IMG, "convert", &args, src, CONVERT_TIMEOUT).await?;
+    if !out.status.success() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(Error::Convert {
+            src: src.to_owned(),
+            dst: dst.to_owned(),
+            stderr: stderr_of(&out),
+        });
+    }
+    tokio::fs::rename(&tmp, dst)
+        .await
+        .map_err(|source| Error::Rename {
+            from: tmp.clone(),
+            to: dst.to_owned(),
+            source,
+        })
+}
+
+/// Reads the format and sizes of the image at `path`.
+pub async fn info(path: &Path) -> Result<ImageInfo, Error> {
+    let out = run(QEMU_IMG, "info", &info_args(path), path, QUICK_TIMEOUT).await?;
+    if !out.status.success() {
+        return Err(Error::Info {
+            path: path.to_owned(),
+            stderr: stderr_of(&out),
+        });
+    }
+    parse_info(&String::from_utf8_lossy(&out.stdout)).map_err(|source| Error::ParseInfo {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+/// Runs `program args…` (`program` is `qemu-img` but for tests) with a deadline (killed when it passes); `path` names the image in
+/// errors.
+async fn run(
+    program: &str,
+    action: &'static str,
+    args: &[String],
+    path: &Path,
+    timeout: Duration,
+) -> Result<std::process::Output, Error> {
+    tracing::debug!(?args, "running qemu-img");
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| match source.kind() {
+            ErrorKind::NotFound => Error::NotFound,
+            _ => Error::Run {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(out) => out.map_err(|source| Error::Run {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(_) => Err(Error::Timeout {
+            action,
+            path: path.to_owned(),
+            timeout,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_table() {
+        let (a, b) = (Path::new("/o/disk"), Path::new("/o/disk.convert"));
+        #[rustfmt::skip]
+        let rows: &[(&str, Vec<String>, &[&str])] = &[
+            ("create qcow2, size in bytes", create_args(DiskFormat::Qcow2, a, 1 << 30),
+                &["create", "-f", "qcow2", "/o/disk", "1073741824"]),
+            ("create raw", create_args(DiskFormat::Raw, a, 512),
+                &["create", "-f", "raw", "/o/disk", "512"]),
+            ("convert without compression", convert_args(DiskFormat::Qcow2, false, a, b),
+                &["convert", "-O", "qcow2", "/o/disk", "/o/disk.convert"]),
+            ("convert with compression: -c before -O", convert_args(DiskFormat::Qcow2, true, a, b),
+                &["convert", "-c", "-O", "qcow2", "/o/disk", "/o/disk.convert"]),
+            ("info as JSON", info_args(a),
+                &["info", "--output=json", "/o/disk"]),
+        ];
+        for (reason, got, expected) in rows {
+            assert_eq!(got, expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn parse_info_reads_top_level_sizes() {
+        let json = r#"{"virtual-size": 1073741824, "filename": "d", "format": "qcow2",
+            "actual-size": 200704, "format-specific": {"type": "qcow2", "data": {}}}"#;
+        let info = parse_info(json).expect("parse");
+        assert_eq!(
+            info,
+            ImageInfo {
+                format: "qcow2".into(),
+                virtual_size: 1 << 30,
+                actual_size: Some(200704)
+            }
+        );
+        let no_actual = parse_info(r#"{"virtual-size": 5, "format": "raw"}"#).expect("parse");
+        assert_eq!(no_actual.actual_size, None);
+        assert!(
+            parse_info(r#"{"format": "raw"}"#).is_err(),
+            "virtual-size is required"
+        );
+    }
+
+    #[tokio::test]
+    async fn create_convert_info_with_real_qemu_img() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = dir.path().join("disk");
+        create(DiskFormat::Qcow2, &disk, 64 << 20)
+            .await
+            .expect("create (needs qemu-utils)");
+        let info = info(&disk).await.expect("info");
+        assert_eq!(
+            (info.format.as_str(), info.virtual_size),
+            ("qcow2", 64 << 20)
+        );
+
+        convert(DiskFormat::Qcow2, true, &disk, &disk)
+            .await
+            .expect("convert in place");
+        assert!(
+            !dir.path().join("disk.convert").exists(),
+            "temp file renamed away"
+        );
+        assert_eq!(
+            super::info(&disk).await.expect("info").virtual_size,
+            64 << 20
+        );
+
+        let raw = dir.path().join("disk.raw");
+        convert(DiskFormat::Raw, false, &disk, &raw)
+            .await
+            .expect("convert to raw");
+        assert_eq!(super::info(&raw).await.expect("info").format, "raw");
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_path_and_carry_stderr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope.qcow2");
+        let err = info(&missing).await.expect_err("no such image");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Info { .. }), "{msg}");
+        assert!(
+            msg.contains("nope.qcow2") && msg.contains("No such file"),
+            "{msg}"
+        );
+
+        let bad_dir = dir.path().join("no-dir").join("d");
+        let err = create(DiskFormat::Raw, &bad_dir, 1024)
+            .await
+            .expect_err("no parent dir");
+        assert!(err.to_string().contains("no-dir"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn missing_qemu_img_names_the_package() {
+        let err = run(
+            "kiln-no-such-qemu-img",
+            "info",
+            &[],
+            Path::new("d"),
+            QUICK_TIMEOUT,
+        )
+        .await
+        .expect_err("missing binary");
+        assert!(matches!(err, Error::NotFound), "{err}");
+        assert!(err.to_string().contains("qemu-utils"), "{err}");
+    }
+}

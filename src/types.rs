@@ -16,7 +16,11 @@ pub struct GoDuration {
 impl GoDuration {
     /// The duration, with any negative value read as zero.
     pub fn or_zero(self) -> Duration {
-        if self.negative { Duration::ZERO } else { self.abs }
+        if self.negative {
+            Duration::ZERO
+        } else {
+            self.abs
+        }
     }
 }
 
@@ -199,7 +203,10 @@ mod tests {
             hex: hex.clone(),
         };
         assert_eq!(parse_checksum(&format!("sha256:{hex}")), Ok(want.clone()));
-        assert_eq!(parse_checksum(&format!("SHA256:{}", hex.to_uppercase())), Ok(want.clone()));
+        assert_eq!(
+            parse_checksum(&format!("SHA256:{}", hex.to_uppercase())),
+            Ok(want.clone())
+        );
         assert_eq!(parse_checksum(&hex), Ok(want));
         assert_eq!(parse_checksum("none"), Ok(Checksum::None));
         assert!(parse_checksum("sha256:abc").is_err());

@@ -71,12 +71,18 @@ impl Ui {
 
     /// A warning, on stderr: `==> qemu.NAME: warning: msg`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        self.write(true, &self.line("==> ", &format!("warning: {}", msg.as_ref())));
+        self.write(
+            true,
+            &self.line("==> ", &format!("warning: {}", msg.as_ref())),
+        );
     }
 
     /// A non-fatal error, on stderr.
     pub fn error(&self, msg: impl AsRef<str>) {
-        self.write(true, &self.line("==> ", &format!("error: {}", msg.as_ref())));
+        self.write(
+            true,
+            &self.line("==> ", &format!("error: {}", msg.as_ref())),
+        );
     }
 
     /// Plain text with no prefix (e.g. `kiln version`, an error chain printed by `main`).

@@ -20,7 +20,7 @@ pub trait Communicator: Send + Sync {
     async fn exec(
         &self,
         command: &str,
-        output: &mut (dyn FnMut(Stream, &[u8]) + Send),
+        output: &mut (dyn for<'b> FnMut(Stream, &'b [u8]) + Send),
     ) -> Result<u32, ssh::Error>;
 
     /// Writes `data` to `remote_path` (created or truncated) with permission bits `mode`.

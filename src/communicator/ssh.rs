@@ -1,5 +1,521 @@
-//! placeholder (being written)
+//! The SSH communicator, on `russh`: connect with a password, run commands with their output
+//! streamed, and upload files without needing `sftp-server` or `scp` on the guest.
+//!
+//! [`wait_for_ssh`] is how a build learns that the installed system is up: it retries until the
+//! guest's sshd accepts the credentials, and stops early when QEMU dies.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use russh::client::{self, AuthResult, KeyboardInteractiveAuthResponse};
+use russh::keys::PublicKeyOrCertificate;
+use russh::{ChannelMsg, Disconnect, MethodKind};
+use tokio_util::sync::CancellationToken;
+
+use super::{Communicator, Stream};
+use crate::types::Secret;
+use crate::wait::{self, Attempt};
+
+/// How often [`wait_for_ssh`] starts a new attempt.
+const ATTEMPT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long one attempt of [`wait_for_ssh`] may take. Longer than the interval: a guest under
+/// TCG emulation can need several seconds for the key exchange.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Keyboard-interactive rounds answered before giving up (a server may ask again and again).
+const MAX_KEYBOARD_INTERACTIVE_ROUNDS: usize = 5;
 
 /// Errors of the SSH communicator.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {}
+pub enum Error {
+    /// Opening the TCP connection failed.
+    #[error("Cannot connect to {addr}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SSH handshake (version exchange, key exchange) failed.
+    #[error("SSH handshake with {addr} failed")]
+    Handshake {
+        addr: String,
+        #[source]
+        source: russh::Error,
+    },
+    /// The protocol broke down while authenticating.
+    #[error("SSH authentication as `{user}` failed")]
+    Authenticate {
+        user: String,
+        #[source]
+        source: russh::Error,
+    },
+    /// The server refused the credentials.
+    #[error("SSH server refused the credentials of user `{user}`")]
+    AuthenticationFailed { user: String },
+    /// One connection attempt (TCP, handshake, authentication) took too long.
+    #[error("Connecting to {addr} took longer than {limit:?}")]
+    ConnectTimeout { addr: String, limit: Duration },
+    /// [`wait_for_ssh`] ran out of time; the last attempt's error is the source.
+    #[error("Timed out waiting for SSH on {addr} after {waited:?}")]
+    Timeout {
+        addr: String,
+        waited: Duration,
+        #[source]
+        last: Option<Box<Error>>,
+    },
+    /// [`wait_for_ssh`] was stopped by its `abort` future (e.g. QEMU exited).
+    #[error("Stopped waiting for SSH: {reason}")]
+    Aborted { reason: String },
+    /// [`wait_for_ssh`] was cancelled (e.g. Ctrl-C).
+    #[error("Cancelled while waiting for SSH")]
+    Cancelled,
+    /// Opening a session channel or sending the command failed.
+    #[error("Cannot run remote command")]
+    Exec {
+        #[source]
+        source: russh::Error,
+    },
+    /// The server refused the `exec` request.
+    #[error("SSH server refused to run the command")]
+    ExecRefused,
+    /// The remote command was killed by a signal.
+    #[error("Remote command was killed by signal {signal}")]
+    Signal { signal: String },
+    /// Sending a file's bytes failed.
+    #[error("Cannot upload to {path}")]
+    Upload {
+        path: String,
+        #[source]
+        source: russh::Error,
+    },
+    /// The remote side of an upload (`cat`, `chmod`) failed.
+    #[error("Uploading to {path} failed with exit status {status}: {stderr}")]
+    UploadStatus {
+        path: String,
+        status: u32,
+        stderr: String,
+    },
+    /// The channel closed without an exit status (the guest rebooted or powered off, or the
+    /// connection dropped).
+    #[error("SSH connection closed before the command finished")]
+    Disconnected,
+}
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    /// Tried with `password`, then `keyboard-interactive`. `None` tries the `none` method.
+    pub password: Option<Secret>,
+}
+
+impl SshTarget {
+    /// `host:port`, for messages.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The russh event handler.
+struct Client;
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    /// Accepts any host key: the guest is a machine this build just installed, its host keys
+    /// were generated minutes ago and cannot be known in advance, and the connection goes to a
+    /// port QEMU forwards on the local host.
+    async fn check_server_key(
+        &mut self,
+        _key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+/// An authenticated SSH connection.
+pub struct SshCommunicator {
+    handle: client::Handle<Client>,
+}
+
+impl SshCommunicator {
+    /// One connection attempt with a deadline: TCP connect + handshake + authentication.
+    pub async fn connect(target: &SshTarget, timeout: Duration) -> Result<SshCommunicator, Error> {
+        let addr = target.addr();
+        match tokio::time::timeout(timeout, Self::connect_inner(target, &addr)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Error::ConnectTimeout {
+                addr,
+                limit: timeout,
+            }),
+        }
+    }
+
+    async fn connect_inner(target: &SshTarget, addr: &str) -> Result<SshCommunicator, Error> {
+        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|source| Error::Connect {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(Duration::from_secs(5)),
+            ..Default::default()
+        });
+        let mut handle = client::connect_stream(config, tcp, Client)
+            .await
+            .map_err(|source| Error::Handshake {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        authenticate(&mut handle, target).await?;
+        tracing::debug!(addr, user = %target.username, "SSH connected");
+        Ok(SshCommunicator { handle })
+    }
+
+    /// Says goodbye to the server and closes the connection.
+    pub async fn close(self) {
+        if let Err(e) = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await
+        {
+            tracing::debug!(error = %e, "SSH disconnect failed (connection already gone)");
+        }
+    }
+}
+
+/// Password, then keyboard-interactive answered with the password, as Packer does.
+async fn authenticate(
+    handle: &mut client::Handle<Client>,
+    target: &SshTarget,
+) -> Result<(), Error> {
+    let user = target.username.as_str();
+    let protocol = |source| Error::Authenticate {
+        user: user.to_owned(),
+        source,
+    };
+    let refused = || Error::AuthenticationFailed {
+        user: user.to_owned(),
+    };
+    let Some(password) = &target.password else {
+        return match handle.authenticate_none(user).await.map_err(protocol)? {
+            AuthResult::Success => Ok(()),
+            AuthResult::Failure { .. } => Err(refused()),
+        };
+    };
+    let remaining = match handle
+        .authenticate_password(user, password.expose())
+        .await
+        .map_err(protocol)?
+    {
+        AuthResult::Success => return Ok(()),
+        AuthResult::Failure {
+            remaining_methods, ..
+        } => remaining_methods,
+    };
+    if !remaining.contains(&MethodKind::KeyboardInteractive) {
+        return Err(refused());
+    }
+    tracing::debug!(user, "password refused; trying keyboard-interactive");
+    let mut reply = handle
+        .authenticate_keyboard_interactive_start(user, None)
+        .await
+        .map_err(protocol)?;
+    for _ in 0..MAX_KEYBOARD_INTERACTIVE_ROUNDS {
+        match reply {
+            KeyboardInteractiveAuthResponse::Success => return Ok(()),
+            KeyboardInteractiveAuthResponse::Failure { .. } => return Err(refused()),
+            KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                let answers = vec![password.expose().to_owned(); prompts.len()];
+                reply = handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await
+                    .map_err(protocol)?;
+            }
+        }
+    }
+    Err(refused())
+}
+
+/// Waits until SSH accepts the credentials: one attempt at least every second until `timeout`,
+/// and stops at once when `abort` resolves with a reason (e.g. "QEMU exited: <stderr tail>") or
+/// `cancel` is cancelled.
+///
+/// Every failure is retried, wrong credentials included: an installer may run its own sshd
+/// with other credentials before the installed system boots. The timeout error carries the
+/// last attempt's error.
+pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
+    target: &SshTarget,
+    timeout: Duration,
+    abort: F,
+    cancel: &CancellationToken,
+) -> Result<SshCommunicator, Error> {
+    let addr = target.addr();
+    tracing::info!(addr, timeout = ?timeout, "waiting for SSH");
+    let attempts = wait::until_ok(timeout, ATTEMPT_INTERVAL, || async {
+        match SshCommunicator::connect(target, ATTEMPT_TIMEOUT).await {
+            Ok(comm) => Attempt::Done(comm),
+            Err(e) => {
+                tracing::debug!(addr, error = %error_chain(&e), "SSH not ready");
+                Attempt::Retry(e)
+            }
+        }
+    });
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(Error::Cancelled),
+        reason = abort => Err(Error::Aborted { reason }),
+        result = attempts => match result {
+            Ok(comm) => Ok(comm),
+            Err(wait::Error::Timeout { waited, last, .. }) => Err(Error::Timeout {
+                addr,
+                waited,
+                last: last.map(Box::new),
+            }),
+            // Attempts never return `Fatal`, but pass one on rather than hide it.
+            Err(wait::Error::Fatal(e)) => Err(e),
+        },
+    }
+}
+
+/// `e: cause: cause`, for a log line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// Quotes `s` for a POSIX shell: `'...'`, with each `'` written as `'"'"'`.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r#"'"'"'"#))
+}
+
+/// The command an upload runs: write stdin to `path`, then set its mode.
+fn upload_command(path: &str, mode: u32) -> String {
+    let path = sh_quote(path);
+    format!("cat > {path} && chmod {mode:o} {path}")
+}
+
+/// What a channel said until it closed.
+#[derive(Default)]
+struct Outcome {
+    status: Option<u32>,
+    signal: Option<String>,
+    refused: bool,
+}
+
+impl Outcome {
+    fn into_status(self) -> Result<u32, Error> {
+        if self.refused {
+            return Err(Error::ExecRefused);
+        }
+        match (self.status, self.signal) {
+            (Some(status), _) => Ok(status),
+            (None, Some(signal)) => Err(Error::Signal { signal }),
+            (None, None) => Err(Error::Disconnected),
+        }
+    }
+}
+
+/// Reads a channel until it closes, passing output to `output`.
+async fn drain<F: FnMut(Stream, &[u8]) + Send + ?Sized>(
+    read: &mut russh::ChannelReadHalf,
+    output: &mut F,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    while let Some(msg) = read.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => output(Stream::Stdout, &data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => output(Stream::Stderr, &data),
+            ChannelMsg::ExitStatus { exit_status } => outcome.status = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => {
+                outcome.signal = Some(format!("{signal_name:?}"));
+            }
+            ChannelMsg::Failure => outcome.refused = true,
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    outcome
+}
+
+#[async_trait]
+impl Communicator for SshCommunicator {
+    async fn exec(
+        &self,
+        command: &str,
+        output: &mut (dyn for<'b> FnMut(Stream, &'b [u8]) + Send),
+    ) -> Result<u32, Error> {
+        // The command is not logged: it may carry secrets (environment variables, sudo -S).
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|source| Error::Exec { source })?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|source| Error::Exec { source })?;
+        let (mut read, _write) = channel.split();
+        let status = drain(&mut read, output).await.into_status()?;
+        tracing::debug!(status, "remote command finished");
+        Ok(status)
+    }
+
+    async fn upload(&self, remote_path: &str, data: &[u8], mode: u32) -> Result<(), Error> {
+        tracing::debug!(
+            path = remote_path,
+            bytes = data.len(),
+            mode = format!("{mode:o}"),
+            "uploading"
+        );
+        let send_err = |source| Error::Upload {
+            path: remote_path.to_owned(),
+            source,
+        };
+        let channel = self.handle.channel_open_session().await.map_err(send_err)?;
+        channel
+            .exec(true, upload_command(remote_path, mode))
+            .await
+            .map_err(send_err)?;
+        let (mut read, write) = channel.split();
+        // Send and read at once: if `cat` fails early, its stderr and status still arrive.
+        let send = async {
+            write.data(data).await?;
+            write.eof().await
+        };
+        let mut stderr = Vec::new();
+        let mut collect = |stream: Stream, chunk: &[u8]| {
+            if stream == Stream::Stderr {
+                stderr.extend_from_slice(chunk);
+            }
+        };
+        let (sent, outcome) = tokio::join!(send, drain(&mut read, &mut collect));
+        match outcome.into_status()? {
+            0 => sent.map_err(send_err),
+            status => Err(Error::UploadStatus {
+                path: remote_path.to_owned(),
+                status,
+                stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sh_quote_cases() {
+        let cases = [
+            ("plain", "/tmp/a", "'/tmp/a'"),
+            ("space stays inside quotes", "/tmp/a b", "'/tmp/a b'"),
+            (
+                "single quote closes, escapes, reopens",
+                "it's",
+                r#"'it'"'"'s'"#,
+            ),
+            (
+                "shell metacharacters are inert",
+                "$(rm -rf /);`x`",
+                "'$(rm -rf /);`x`'",
+            ),
+            ("empty string is an empty word", "", "''"),
+        ];
+        for (reason, input, want) in cases {
+            assert_eq!(sh_quote(input), want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn upload_command_cases() {
+        let cases = [
+            (
+                "mode in octal",
+                "/tmp/s.sh",
+                0o755,
+                "cat > '/tmp/s.sh' && chmod 755 '/tmp/s.sh'",
+            ),
+            (
+                "leading zero dropped",
+                "/x",
+                0o644,
+                "cat > '/x' && chmod 644 '/x'",
+            ),
+            (
+                "path quoted",
+                "/a b'c",
+                0o600,
+                r#"cat > '/a b'"'"'c' && chmod 600 '/a b'"'"'c'"#,
+            ),
+        ];
+        for (reason, path, mode, want) in cases {
+            assert_eq!(upload_command(path, mode), want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn outcome_without_status_is_disconnected() {
+        let cases = [
+            ("status wins", Some(7), None, false, "ok 7"),
+            ("no status, no signal", None, None, false, "Disconnected"),
+            (
+                "signal only",
+                None,
+                Some("KILL".to_owned()),
+                false,
+                "Signal",
+            ),
+            ("refused exec", Some(0), None, true, "ExecRefused"),
+        ];
+        for (reason, status, signal, refused, want) in cases {
+            let got = match (Outcome {
+                status,
+                signal,
+                refused,
+            })
+            .into_status()
+            {
+                Ok(s) => format!("ok {s}"),
+                Err(Error::Disconnected) => "Disconnected".into(),
+                Err(Error::Signal { .. }) => "Signal".into(),
+                Err(Error::ExecRefused) => "ExecRefused".into(),
+                Err(e) => format!("{e:?}"),
+            };
+            assert_eq!(got, want, "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_refused_is_connect_error() {
+        // Bind then drop a listener to get a port with nothing behind it.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let target = SshTarget {
+            host: "127.0.0.1".into(),
+            port,
+            username: "nobody".into(),
+            password: None,
+        };
+        let err = SshCommunicator::connect(&target, Duration::from_secs(5))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    }
+}

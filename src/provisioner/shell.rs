@@ -1,6 +1,14 @@
 //! The `shell` provisioner: uploads a script (inline lines or a file) and runs it remotely.
+//!
+//! It follows Packer's `shell` provisioner: the script goes to
+//! `<remote_folder>/script_<n>.sh`, runs through `execute_command` with the environment as
+//! `KEY='value' ` assignments, its output is shown line by line, and it is removed afterwards.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use crate::communicator::{Communicator, Stream, ssh};
+use crate::ui::Ui;
 
 /// What a `provisioner "shell"` block runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +33,388 @@ pub struct Config {
     pub remote_folder: String,
 }
 
+/// The default `inline_shebang`.
+const DEFAULT_SHEBANG: &str = "/bin/sh -e";
+
 impl Config {
+    /// A config with Packer's defaults for everything but the source.
     pub fn with_defaults(source: ShellSource) -> Self {
         Self {
             source,
-            inline_shebang: "/bin/sh -e".into(),
+            inline_shebang: DEFAULT_SHEBANG.into(),
             environment_vars: Vec::new(),
             execute_command: "chmod +x {{.Path}}; {{.Vars}} {{.Path}}".into(),
             remote_folder: "/tmp".into(),
+        }
+    }
+}
+
+/// Errors of the shell provisioner.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the local script file failed.
+    #[error("Cannot read script {}", path.display())]
+    ReadScript {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `execute_command` uses a placeholder other than `{{.Path}}` and `{{.Vars}}`.
+    #[error("Unsupported placeholder `{placeholder}` in execute_command")]
+    ExecuteCommand { placeholder: String },
+    /// Uploading the script failed.
+    #[error("Cannot upload script to {path}")]
+    Upload {
+        path: String,
+        #[source]
+        source: ssh::Error,
+    },
+    /// Running the script failed (not a non-zero exit: the command could not run or finish).
+    #[error("Cannot run script {script}")]
+    Run {
+        script: String,
+        #[source]
+        source: ssh::Error,
+    },
+    /// The script ran and exited with a non-zero status.
+    #[error("Script exited with non-zero exit status: {status}")]
+    NonZeroExit { status: u32, script: String },
+    /// Removing the uploaded script failed.
+    #[error("Cannot remove temporary script {path}")]
+    Remove {
+        path: String,
+        #[source]
+        source: Option<ssh::Error>,
+    },
+}
+
+/// Runs the provisioner: builds or reads the script, uploads it, runs it through
+/// `execute_command` with `env` plus `environment_vars` (the template's values win), shows its
+/// output through `ui`, and removes it. Like Packer, a failing script is left in place.
+pub async fn run(
+    config: &Config,
+    comm: &dyn Communicator,
+    ui: &Ui,
+    env: &[(String, String)],
+) -> Result<(), Error> {
+    let (name, script) = match &config.source {
+        ShellSource::Inline(lines) => (
+            "inline script".to_owned(),
+            inline_script(&config.inline_shebang, lines),
+        ),
+        ShellSource::Script(path) => {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|source| Error::ReadScript {
+                    path: path.clone(),
+                    source,
+                })?;
+            (path.display().to_string(), crlf_to_lf(&bytes))
+        }
+    };
+    let remote = format!(
+        "{}/script_{}.sh",
+        config.remote_folder.trim_end_matches('/'),
+        rand::random_range(0..9999u32)
+    );
+    let command = render_execute_command(
+        &config.execute_command,
+        &remote,
+        &vars_string(env, &config.environment_vars),
+    )?;
+
+    ui.say(format!("Provisioning with shell script: {name}"));
+    tracing::debug!(script = %name, remote, "uploading shell script");
+    comm.upload(&remote, &script, 0o755)
+        .await
+        .map_err(|source| Error::Upload {
+            path: remote.clone(),
+            source,
+        })?;
+
+    let mut stdout = LineBuffer::default();
+    let mut stderr = LineBuffer::default();
+    let status = comm
+        .exec(&command, &mut |stream, chunk| {
+            let buffer = match stream {
+                Stream::Stdout => &mut stdout,
+                Stream::Stderr => &mut stderr,
+            };
+            for line in buffer.push(chunk) {
+                ui.message(line);
+            }
+        })
+        .await;
+    for line in stdout.finish().into_iter().chain(stderr.finish()) {
+        ui.message(line);
+    }
+    let status = status.map_err(|source| Error::Run {
+        script: name.clone(),
+        source,
+    })?;
+    if status != 0 {
+        return Err(Error::NonZeroExit {
+            status,
+            script: name,
+        });
+    }
+
+    let remove = comm
+        .exec(&format!("rm -f {}", ssh::sh_quote(&remote)), &mut |_, _| {})
+        .await;
+    match remove {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Error::Remove {
+            path: remote,
+            source: None,
+        }),
+        Err(source) => Err(Error::Remove {
+            path: remote,
+            source: Some(source),
+        }),
+    }
+}
+
+/// The script for `inline` lines: `#!<shebang>` then one line per command. A first line that
+/// is already a `#!` line is kept as the shebang when `shebang` is the default, as Packer does.
+fn inline_script(shebang: &str, lines: &[String]) -> Vec<u8> {
+    let mut script = String::new();
+    let own_shebang = lines.first().is_some_and(|l| l.starts_with("#!"));
+    if !(own_shebang && shebang == DEFAULT_SHEBANG) {
+        script.push_str(&format!("#!{shebang}\n"));
+    }
+    for line in lines {
+        script.push_str(line);
+        script.push('\n');
+    }
+    script.into_bytes()
+}
+
+/// Script files are sent with Unix line endings, as Packer does (it has no `binary` here).
+fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// `{{.Vars}}`: `KEY='value' ` for each variable, keys sorted, `'` written as `'"'"'`.
+/// `overrides` (the template's `environment_vars`) win over `base` (kiln's `PACKER_*`).
+fn vars_string(base: &[(String, String)], overrides: &[(String, String)]) -> String {
+    let merged: BTreeMap<&str, &str> = base
+        .iter()
+        .chain(overrides)
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    merged
+        .into_iter()
+        .map(|(k, v)| format!("{k}={} ", ssh::sh_quote(v)))
+        .collect()
+}
+
+/// Fills `{{.Path}}` and `{{.Vars}}` (spaces inside the braces allowed, as in Go templates).
+fn render_execute_command(template: &str, path: &str, vars: &str) -> Result<String, Error> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find("}}") else {
+            rest = &rest[start..];
+            break;
+        };
+        let placeholder = &rest[start..start + len + 2];
+        match placeholder[2..placeholder.len() - 2].trim() {
+            ".Path" => out.push_str(path),
+            ".Vars" => out.push_str(vars),
+            _ => {
+                return Err(Error::ExecuteCommand {
+                    placeholder: placeholder.to_owned(),
+                });
+            }
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Splits streamed output into lines, keeping a partial line until its newline arrives.
+#[derive(Default)]
+struct LineBuffer {
+    partial: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// The lines completed by `chunk`, without their `\n` (or `\r\n`).
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.partial.extend_from_slice(chunk);
+        let Some(last_newline) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let rest = self.partial.split_off(last_newline + 1);
+        let complete = std::mem::replace(&mut self.partial, rest);
+        complete[..last_newline]
+            .split(|&b| b == b'\n')
+            .map(line_text)
+            .collect()
+    }
+
+    /// The last line if it had no newline.
+    fn finish(self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| line_text(&self.partial))
+    }
+}
+
+fn line_text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn vars_string_cases() {
+        let cases: [(&str, &[(&str, &str)], &[(&str, &str)], &str); 5] = [
+            ("nothing", &[], &[], ""),
+            (
+                "keys sorted",
+                &[("B", "2"), ("A", "1")],
+                &[],
+                "A='1' B='2' ",
+            ),
+            (
+                "template wins",
+                &[("A", "kiln")],
+                &[("A", "tpl")],
+                "A='tpl' ",
+            ),
+            ("quote escaped", &[], &[("Q", "it's")], r#"Q='it'"'"'s' "#),
+            (
+                "spaces and $ kept literal",
+                &[],
+                &[("S", "a $b c")],
+                "S='a $b c' ",
+            ),
+        ];
+        for (reason, base, over, want) in cases {
+            assert_eq!(vars_string(&pairs(base), &pairs(over)), want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn render_execute_command_cases() {
+        let cases = [
+            (
+                "packer default",
+                "chmod +x {{.Path}}; {{.Vars}} {{.Path}}",
+                "chmod +x /tmp/s.sh; A='1'  /tmp/s.sh",
+            ),
+            (
+                "spaces inside braces",
+                "sudo {{ .Vars }}{{ .Path }}",
+                "sudo A='1' /tmp/s.sh",
+            ),
+            ("no placeholders", "true", "true"),
+            ("unclosed braces kept", "echo {{.Path", "echo {{.Path"),
+        ];
+        for (reason, template, want) in cases {
+            let got = render_execute_command(template, "/tmp/s.sh", "A='1' ").unwrap();
+            assert_eq!(got, want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn render_execute_command_rejects_unknown_placeholder() {
+        let err = render_execute_command("{{.EnvVarFile}}", "/p", "").unwrap_err();
+        assert!(
+            matches!(&err, Error::ExecuteCommand { placeholder } if placeholder == "{{.EnvVarFile}}"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn inline_script_cases() {
+        let cases: [(&str, &str, &[&str], &str); 4] = [
+            (
+                "default shebang first",
+                DEFAULT_SHEBANG,
+                &["echo a", "echo b"],
+                "#!/bin/sh -e\necho a\necho b\n",
+            ),
+            (
+                "custom shebang",
+                "/bin/bash -x",
+                &["echo a"],
+                "#!/bin/bash -x\necho a\n",
+            ),
+            (
+                "own shebang kept with default",
+                DEFAULT_SHEBANG,
+                &["#!/bin/bash", "echo a"],
+                "#!/bin/bash\necho a\n",
+            ),
+            (
+                "custom shebang wins over own",
+                "/bin/dash",
+                &["#!/bin/bash"],
+                "#!/bin/dash\n#!/bin/bash\n",
+            ),
+        ];
+        for (reason, shebang, lines, want) in cases {
+            let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            assert_eq!(
+                String::from_utf8(inline_script(shebang, &lines)).unwrap(),
+                want,
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn crlf_to_lf_cases() {
+        let cases: [(&str, &[u8], &[u8]); 4] = [
+            ("crlf becomes lf", b"a\r\nb\r\n", b"a\nb\n"),
+            ("lone cr kept", b"a\rb", b"a\rb"),
+            ("trailing cr kept", b"a\r", b"a\r"),
+            ("lf untouched", b"a\nb", b"a\nb"),
+        ];
+        for (reason, input, want) in cases {
+            assert_eq!(crlf_to_lf(input), want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn line_buffer_cases() {
+        let cases: [(&str, &[&[u8]], &[&str]); 5] = [
+            ("one line per chunk", &[b"a\n", b"b\n"], &["a", "b"]),
+            (
+                "line split across chunks",
+                &[b"he", b"llo\nwor", b"ld\n"],
+                &["hello", "world"],
+            ),
+            ("partial tail flushed at end", &[b"a\nb"], &["a", "b"]),
+            (
+                "crlf trimmed, empty line kept",
+                &[b"a\r\n\nb\n"],
+                &["a", "", "b"],
+            ),
+            ("invalid utf-8 replaced", &[b"\xff\n"], &["\u{fffd}"]),
+        ];
+        for (reason, chunks, want) in cases {
+            let mut buf = LineBuffer::default();
+            let mut got: Vec<String> = chunks.iter().flat_map(|c| buf.push(c)).collect();
+            got.extend(buf.finish());
+            assert_eq!(got, want, "{reason}");
         }
     }
 }

@@ -1,13 +1,62 @@
 //! Loads Packer HCL2 templates (`*.pkr.hcl`) into typed configurations.
+//!
+//! Loading has no side effects and reports every problem of a run at once: parse errors of
+//! all files, or (when all parse) unknown and unsupported options, wrong types, missing
+//! options and bad references, each as a [`Diagnostic`] with its `file:line:col`.
+//!
+//! The subset read now: `packer` (ignored), `variable` (string/number/bool), `locals`,
+//! `source "qemu"`, and `build` with `provisioner "shell"` and `post-processor "vagrant"`.
+//! Expressions may use `var.*`, `local.*`, `path.root` and `path.cwd`; `{{ .HTTPIP }}`-style
+//! text is left for the build to render.
+
+mod build;
+mod diag;
+mod eval;
+mod load;
+mod options;
+mod qemu;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 
-use crate::builder::qemu;
+use crate::builder::qemu as qemu_builder;
 use crate::postprocessor::vagrant;
 use crate::provisioner::shell;
 
-/// Where something is in a template file (1-based line and column).
+/// Loads the template at `path` (a `.pkr.hcl` file, or a directory whose `*.pkr.hcl` files are
+/// read in name order), with `vars` as the `-var NAME=VALUE` pairs of the command line.
+pub fn load(path: &Path, vars: &[(String, String)]) -> Result<Template, Error> {
+    load::load(path, vars)
+}
+
+/// Why a template could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a template file (or the path given) failed.
+    #[error("Cannot read template `{}`", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Listing the template directory failed.
+    #[error("Cannot list template directory `{}`", path.display())]
+    ListDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The directory holds no `*.pkr.hcl` file.
+    #[error("No `*.pkr.hcl` file in `{}`", path.display())]
+    NoTemplates { path: PathBuf },
+    /// The template has problems, all of them here (print each with [`Diagnostic::render`]).
+    #[error("Template has {} error{}", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// Where something is in a template file (1-based line and column). Problems on the command
+/// line (`-var`) have line 0 and display as the file name only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub file: PathBuf,
@@ -17,6 +66,9 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}", self.file.display());
+        }
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
     }
 }
@@ -41,7 +93,7 @@ pub struct Template {
 /// A `source` block.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Qemu(qemu::config::Config),
+    Qemu(qemu_builder::config::Config),
 }
 
 /// A `build` block.

@@ -137,7 +137,12 @@ pub struct Config {
 impl Config {
     /// A configuration with Packer's defaults for source `name`, ISO and checksum; the template
     /// loader starts from this and overrides what the template sets.
-    pub fn with_defaults(name: &str, template_dir: PathBuf, iso_url: String, iso_checksum: Checksum) -> Self {
+    pub fn with_defaults(
+        name: &str,
+        template_dir: PathBuf,
+        iso_url: String,
+        iso_checksum: Checksum,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             template_dir,

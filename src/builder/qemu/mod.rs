@@ -1,4 +1,209 @@
-//! The `qemu` builder.
+//! The `qemu` builder: from an installer ISO to a provisioned, compacted disk.
+//!
+//! A build is the literal list of steps in [`steps`]; read it as the builder's architecture.
+//! Every step documents what it uses from [`BuildContext`] and what it produces there; whatever
+//! it acquires it releases in its cleanup (see [`crate::step`]).
 
+pub mod accel;
+pub mod args;
 pub mod config;
+pub mod process;
 pub mod qmp;
+mod steps;
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::communicator::ssh::SshCommunicator;
+use crate::step::{self, OnError, Step, Timings};
+use crate::template::Provisioner;
+use crate::ui::Ui;
+use config::Config;
+
+/// Everything the steps share. Inputs are set before the run; outputs start empty and are
+/// filled by the step named on each field.
+pub struct BuildContext {
+    // Inputs.
+    pub config: Config,
+    pub ui: Ui,
+    pub cancel: CancellationToken,
+    /// `-force`: replace an existing output directory.
+    pub force: bool,
+    /// Where downloaded ISOs are cached.
+    pub cache_dir: PathBuf,
+    /// The build's provisioners, in order.
+    pub provisioners: Vec<Provisioner>,
+
+    // Outputs.
+    /// Local path of the verified ISO (`download_iso`).
+    pub iso_path: Option<PathBuf>,
+    /// The main disk in the output directory (`create_disk`).
+    pub disk_path: Option<PathBuf>,
+    /// Port of the HTTP server, 0 when none runs (`http_server`).
+    pub http_port: u16,
+    /// The accelerator QEMU runs with (`run_qemu`).
+    pub accel: Option<accel::ResolvedAccel>,
+    /// Host port forwarded to the guest's SSH port (`run_qemu`).
+    pub ssh_host_port: Option<u16>,
+    /// The running QEMU (`run_qemu`); killed by its cleanup, and by its guard on drop.
+    pub qemu: Option<process::QemuProcess>,
+    /// QMP connection to that QEMU (`run_qemu`).
+    pub qmp: Option<qmp::Qmp>,
+    /// The guest's serial console log (`run_qemu`).
+    pub serial_log: Option<PathBuf>,
+    /// The connected communicator (`wait_ssh`).
+    pub comm: Option<SshCommunicator>,
+}
+
+impl BuildContext {
+    pub fn new(
+        config: Config,
+        ui: Ui,
+        cancel: CancellationToken,
+        force: bool,
+        cache_dir: PathBuf,
+        provisioners: Vec<Provisioner>,
+    ) -> Self {
+        Self {
+            config,
+            ui,
+            cancel,
+            force,
+            cache_dir,
+            provisioners,
+            iso_path: None,
+            disk_path: None,
+            http_port: 0,
+            accel: None,
+            ssh_host_port: None,
+            qemu: None,
+            qmp: None,
+            serial_log: None,
+            comm: None,
+        }
+    }
+}
+
+/// The steps of a qemu build, in order. This list is the builder.
+pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
+    vec![
+        Box::new(steps::download_iso::DownloadIso),
+        Box::new(steps::output_dir::PrepareOutputDir::default()),
+        Box::new(steps::create_disk::CreateDisk),
+        Box::new(steps::http_server::StartHttpServer::default()),
+        Box::new(steps::run_qemu::RunQemu::default()),
+        Box::new(steps::boot_command::TypeBootCommand),
+        Box::new(steps::wait_ssh::WaitSsh),
+        Box::new(steps::provision::Provision),
+        Box::new(steps::shutdown::Shutdown),
+        Box::new(steps::compact_disk::CompactDisk),
+    ]
+}
+
+/// What a successful qemu build produced.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub output_directory: PathBuf,
+    pub disk_path: PathBuf,
+    pub format: config::DiskFormat,
+    /// Virtual size of the disk in bytes.
+    pub virtual_size: u64,
+    pub accel: accel::ResolvedAccel,
+}
+
+/// Runs the qemu build for `config` and returns the disk it produced.
+pub async fn build(
+    ctx: &mut BuildContext,
+    on_error: OnError,
+    timings: &mut Timings,
+) -> Result<Artifact, step::Error<Error>> {
+    let cancel = ctx.cancel.clone();
+    let mut steps = steps();
+    step::run(&mut steps, ctx, &cancel, on_error, timings).await?;
+    let missing = |what: &'static str| step::Error::Failed {
+        step: "artifact",
+        source: Error::Missing { what },
+    };
+    let disk_path = ctx.disk_path.clone().ok_or_else(|| missing("disk_path"))?;
+    let accel = ctx.accel.ok_or_else(|| missing("accelerator"))?;
+    Ok(Artifact {
+        output_directory: ctx.config.output_directory.clone(),
+        disk_path,
+        format: ctx.config.format,
+        virtual_size: ctx.config.disk_size,
+        accel,
+    })
+}
+
+/// Why a qemu build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ISO could not be fetched or verified.
+    #[error("Could not get the ISO")]
+    DownloadIso(#[source] crate::download::Error),
+    /// The output directory exists and `-force` was not given.
+    #[error("Output directory `{}` already exists", path.display())]
+    OutputDirExists { path: PathBuf },
+    /// The output directory could not be created or replaced.
+    #[error("Could not prepare output directory `{}`", path.display())]
+    PrepareOutputDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `qemu-img create` failed.
+    #[error("Could not create the disk")]
+    CreateDisk(#[source] crate::qemu_img::Error),
+    /// The HTTP server for `http_directory` could not start.
+    #[error("Could not start the HTTP server")]
+    StartHttpServer(#[source] crate::http_server::Error),
+    /// No free port for SSH forwarding or VNC.
+    #[error("Could not find a free port for {what}")]
+    FindPort {
+        what: &'static str,
+        #[source]
+        source: args::Error,
+    },
+    /// A temporary directory for the QMP socket could not be made.
+    #[error("Could not create a temporary directory")]
+    TempDir(#[source] std::io::Error),
+    /// QEMU could not be started.
+    #[error("Could not start QEMU")]
+    StartQemu(#[source] process::Error),
+    /// QEMU's QMP socket did not answer.
+    #[error("Could not connect to QEMU's QMP socket")]
+    ConnectQmp(#[source] qmp::Error),
+    /// QEMU exited while kiln still needed it.
+    #[error("QEMU exited during {during}: {reason}")]
+    QemuExited {
+        during: &'static str,
+        reason: String,
+    },
+    /// The boot command could not be rendered, parsed or typed.
+    #[error("Could not type the boot command")]
+    BootCommand(#[source] crate::bootcmd::Error),
+    /// SSH never became available.
+    #[error("Could not connect to the guest over SSH")]
+    WaitSsh(#[source] crate::communicator::ssh::Error),
+    /// A provisioner failed.
+    #[error("Provisioner {index} (`{kind}`) failed")]
+    Provision {
+        index: usize,
+        kind: &'static str,
+        #[source]
+        source: crate::provisioner::shell::Error,
+    },
+    /// The guest did not power off in time after `shutdown_command`.
+    #[error("Timeout while waiting for the machine to shut down ({}s)", timeout.as_secs())]
+    ShutdownTimeout { timeout: std::time::Duration },
+    /// QEMU could not be stopped.
+    #[error("Could not stop QEMU")]
+    StopQemu(#[source] process::Error),
+    /// `qemu-img convert` failed.
+    #[error("Could not compact the disk")]
+    CompactDisk(#[source] crate::qemu_img::Error),
+    /// A step ran without what an earlier step should have produced (a bug in the step list).
+    #[error("Internal error: `{what}` was not produced by an earlier step")]
+    Missing { what: &'static str },
+}

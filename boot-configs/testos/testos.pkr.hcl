@@ -1,0 +1,70 @@
+# kiln's offline test OS: the ISO built by scripts/make-test-iso.sh stops at an isolinux
+# `boot:` prompt like a real installer; the boot command points its installer at the answer
+# file kiln serves from http/, and the installed system comes back up with an SSH server.
+#
+#   scripts/make-test-iso.sh && kiln build boot-configs/testos
+
+variable "iso_path" {
+  type        = string
+  description = "The installer ISO (built by scripts/make-test-iso.sh)."
+  default     = "../../target/test-iso/kiln-testos.iso"
+}
+
+variable "iso_checksum" {
+  type        = string
+  description = "Checksum of the ISO, e.g. sha256:<hex>; the test ISO is rebuilt locally, so none by default."
+  default     = "none"
+}
+
+variable "output_directory" {
+  type    = string
+  default = "output-testos"
+}
+
+variable "ssh_timeout" {
+  type    = string
+  default = "10m"
+}
+
+locals {
+  name = "testos"
+}
+
+source "qemu" "testos" {
+  iso_url      = var.iso_path
+  iso_checksum = var.iso_checksum
+
+  output_directory = var.output_directory
+  vm_name          = "${local.name}.qcow2"
+  disk_size        = "1G"
+  format           = "qcow2"
+
+  accelerator = "auto"
+  memory      = 512
+  cpus        = 2
+  headless    = true
+
+  http_directory = "../../http"
+  boot_wait      = "10s"
+  boot_command = [
+    "install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
+  ]
+
+  communicator     = "ssh"
+  ssh_username     = "root"
+  ssh_password     = "kiln"
+  ssh_timeout      = var.ssh_timeout
+  shutdown_command = "poweroff"
+}
+
+build {
+  sources = ["source.qemu.testos"]
+
+  provisioner "shell" {
+    script = "../../scripts/testos-provision.sh"
+  }
+
+  post-processor "vagrant" {
+    output = "${var.output_directory}/${local.name}.box"
+  }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: installs missing packages, checks formatting and lints, builds the
+# offline test ISO, then runs every test — including the ones that boot real QEMU guests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/deps.sh
+source scripts/lib/deps.sh
+
+ensure_commands "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" \
+    /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck
+
+echo "==> cargo fmt --check" >&2
+cargo fmt --check
+echo "==> cargo clippy" >&2
+cargo clippy --all-targets --locked -- -D warnings
+echo "==> shellcheck" >&2
+shellcheck scripts/*.sh scripts/lib/*.sh .ci/run
+echo "==> building the test ISO" >&2
+scripts/make-test-iso.sh >/dev/null
+
+echo "==> tests" >&2
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast
+else
+    cargo test --locked --no-fail-fast
+fi

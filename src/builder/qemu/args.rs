@@ -1,0 +1,271 @@
+//! The QEMU command line, built by one pure function so every switch is table-tested.
+//!
+//! Packer builds the same switches from a Go map, so their order changes between runs; kiln
+//! emits them in one fixed order. Two deliberate differences from Packer: the SSH port forward
+//! listens on `127.0.0.1` only (Packer's `hostfwd=tcp::P-:22` listens on every interface), and
+//! the guest's serial console is always recorded to a file.
+
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use super::accel::ResolvedAccel;
+use super::config::{CommunicatorKind, Config};
+
+/// Why a free port could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The range is empty.
+    #[error("Invalid port range {min}-{max}: the minimum is above the maximum")]
+    PortRange { min: u16, max: u16 },
+    /// Every port in the range is taken.
+    #[error("No free TCP port on {bind} between {min} and {max}")]
+    NoFreePort { bind: IpAddr, min: u16, max: u16 },
+}
+
+/// What a run needs besides the configuration: paths and ports chosen by earlier steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunParams {
+    /// The main disk (`<output_directory>/<vm_name>`).
+    pub disk_path: PathBuf,
+    /// The installer ISO; `None` boots the disk.
+    pub iso_path: Option<PathBuf>,
+    pub accel: ResolvedAccel,
+    /// The VNC TCP port (5900 and up); QEMU is given the display number `port - 5900`.
+    pub vnc_port: u16,
+    pub qmp_socket: PathBuf,
+    /// The host side of the SSH forward; `None` means no forward (communicator `none`).
+    pub ssh_host_port: Option<u16>,
+    /// Where the guest's serial console is written.
+    pub serial_log: PathBuf,
+}
+
+/// Escapes a value inside a QEMU `key=value,...` option: a comma is written as `,,`.
+fn opt(path: &Path) -> String {
+    path.to_string_lossy().replace(',', ",,")
+}
+
+/// The QEMU arguments (without the binary) for `config` and `p`, in a fixed order.
+pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |switch: &str, value: String| {
+        a.push(switch.to_owned());
+        a.push(value);
+    };
+
+    push("-name", config.vm_name.clone());
+    let machine = match p.accel.as_machine_accel() {
+        Some(accel) => format!("type={},accel={accel}", config.machine_type),
+        None => format!("type={}", config.machine_type),
+    };
+    push("-machine", machine);
+    push("-m", format!("{}M", config.memory));
+    push("-smp", config.cpus.max(1).to_string());
+
+    let disk = opt(&p.disk_path);
+    let disk_opts = format!(
+        "cache={},discard={},format={}",
+        config.disk_cache,
+        config.disk_discard,
+        config.format.as_str()
+    );
+    if config.disk_interface == "virtio-scsi" {
+        push("-device", "virtio-scsi-pci,id=scsi0".into());
+        push("-device", "scsi-hd,bus=scsi0.0,drive=drive0".into());
+        push(
+            "-drive",
+            format!("if=none,file={disk},id=drive0,{disk_opts}"),
+        );
+    } else {
+        let interface = &config.disk_interface;
+        push("-drive", format!("file={disk},if={interface},{disk_opts}"));
+    }
+    match &p.iso_path {
+        Some(iso) => {
+            push("-drive", format!("file={},media=cdrom", opt(iso)));
+            push("-boot", "once=d".into());
+        }
+        None => push("-boot", "c".into()),
+    }
+
+    let netdev = match (&config.communicator, p.ssh_host_port) {
+        (CommunicatorKind::Ssh, Some(host_port)) => {
+            let guest_port = config.ssh.as_ref().map_or(22, |s| s.port);
+            format!("user,id=user.0,hostfwd=tcp:127.0.0.1:{host_port}-:{guest_port}")
+        }
+        _ => "user,id=user.0".to_owned(),
+    };
+    push("-netdev", netdev);
+    push("-device", format!("{},netdev=user.0", config.net_device));
+
+    let display_number = p.vnc_port.saturating_sub(5900);
+    push(
+        "-vnc",
+        format!("{}:{display_number}", config.vnc_bind_address),
+    );
+    push(
+        "-qmp",
+        format!("unix:{},server=on,wait=off", opt(&p.qmp_socket)),
+    );
+    push(
+        "-serial",
+        format!("file:{}", p.serial_log.to_string_lossy()),
+    );
+    push(
+        "-display",
+        if config.headless { "none" } else { "gtk" }.into(),
+    );
+    a
+}
+
+/// A free TCP port on `bind` in `min..=max`, probed by binding it; the search starts at a random
+/// offset so parallel builds rarely collide. The port is released before returning, so another
+/// process may still take it before QEMU does (as in Packer).
+pub fn find_free_port(bind: IpAddr, min: u16, max: u16) -> Result<u16, Error> {
+    if min > max {
+        return Err(Error::PortRange { min, max });
+    }
+    let span = u32::from(max - min) + 1;
+    let start = rand::random_range(0..span);
+    for i in 0..span {
+        let port = u16::try_from(u32::from(min) + (start + i) % span)
+            .expect("min + offset stays within min..=max");
+        match TcpListener::bind((bind, port)) {
+            Ok(_listener) => return Ok(port),
+            Err(e) => tracing::trace!(port, error = %e, "port taken"),
+        }
+    }
+    Err(Error::NoFreePort { bind, min, max })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::builder::qemu::config::{DiskFormat, SshConfig};
+    use crate::types::Checksum;
+
+    fn config() -> Config {
+        let mut c = Config::with_defaults("t", "/tpl".into(), "/iso/in.iso".into(), Checksum::None);
+        c.ssh = Some(SshConfig {
+            username: "u".into(),
+            password: None,
+            port: 22,
+            timeout: std::time::Duration::from_secs(60),
+            host_port_min: 2222,
+            host_port_max: 4444,
+        });
+        c
+    }
+
+    fn params() -> RunParams {
+        RunParams {
+            disk_path: "/out/packer-t".into(),
+            iso_path: Some("/iso/in.iso".into()),
+            accel: ResolvedAccel::Tcg,
+            vnc_port: 5901,
+            qmp_socket: "/out/packer-t.monitor".into(),
+            ssh_host_port: Some(3333),
+            serial_log: "/out/serial.log".into(),
+        }
+    }
+
+    /// All values given to `switch`, in order.
+    fn values<'a>(args: &'a [String], switch: &str) -> Vec<&'a str> {
+        args.chunks(2)
+            .filter(|pair| pair[0] == switch)
+            .map(|pair| pair[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_in_fixed_order() {
+        #[rustfmt::skip]
+        let expected = [
+            "-name", "packer-t",
+            "-machine", "type=pc,accel=tcg",
+            "-m", "512M",
+            "-smp", "1",
+            "-drive", "file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+            "-drive", "file=/iso/in.iso,media=cdrom",
+            "-boot", "once=d",
+            "-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:3333-:22",
+            "-device", "virtio-net,netdev=user.0",
+            "-vnc", "127.0.0.1:1",
+            "-qmp", "unix:/out/packer-t.monitor,server=on,wait=off",
+            "-serial", "file:/out/serial.log",
+            "-display", "gtk",
+        ];
+        assert_eq!(qemu_args(&config(), &params()), expected);
+    }
+
+    type Edit = fn(&mut Config, &mut RunParams);
+
+    #[test]
+    fn switches_table() {
+        #[rustfmt::skip]
+        let rows: &[(&str, Edit, &str, &[&str])] = &[
+            ("kvm goes into -machine", |_, p| p.accel = ResolvedAccel::Kvm,
+                "-machine", &["type=pc,accel=kvm"]),
+            ("accelerator none: no accel=", |c, p| { p.accel = ResolvedAccel::None; c.machine_type = "q35".into() },
+                "-machine", &["type=q35"]),
+            ("memory and cpus", |c, _| { c.memory = 2048; c.cpus = 2 },
+                "-m", &["2048M"]),
+            ("cpus 0 still gives one CPU", |c, _| c.cpus = 0,
+                "-smp", &["1"]),
+            ("headless: no window, VNC only", |c, _| c.headless = true,
+                "-display", &["none"]),
+            ("not headless: a gtk window as in Packer", |c, _| c.headless = false,
+                "-display", &["gtk"]),
+            ("raw format and other disk options", |c, _| {
+                c.format = DiskFormat::Raw; c.disk_interface = "ide".into();
+                c.disk_cache = "unsafe".into(); c.disk_discard = "unmap".into() },
+                "-drive", &["file=/out/packer-t,if=ide,cache=unsafe,discard=unmap,format=raw",
+                            "file=/iso/in.iso,media=cdrom"]),
+            ("no ISO: boot the disk", |_, p| p.iso_path = None,
+                "-boot", &["c"]),
+            ("no ISO: only the disk drive", |_, p| p.iso_path = None,
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2"]),
+            ("communicator none: no forward", |c, p| { c.communicator = CommunicatorKind::None; c.ssh = None; p.ssh_host_port = None },
+                "-netdev", &["user,id=user.0"]),
+            ("forward listens on IPv4 loopback only, to ssh_port", |c, _| c.ssh.as_mut().expect("set").port = 2200,
+                "-netdev", &["user,id=user.0,hostfwd=tcp:127.0.0.1:3333-:2200"]),
+            ("virtio-scsi: controller, disk device, drive by id", |c, _| c.disk_interface = "virtio-scsi".into(),
+                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,drive=drive0", "virtio-net,netdev=user.0"]),
+            ("commas in paths are doubled", |_, p| p.disk_path = "/o,ut/d".into(),
+                "-drive", &["file=/o,,ut/d,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom"]),
+            ("VNC display is the port minus 5900, on vnc_bind_address", |c, p| { p.vnc_port = 5999; c.vnc_bind_address = "0.0.0.0".into() },
+                "-vnc", &["0.0.0.0:99"]),
+            ("net_device", |c, _| c.net_device = "e1000".into(),
+                "-device", &["e1000,netdev=user.0"]),
+        ];
+        for (reason, edit, switch, expected) in rows {
+            let (mut c, mut p) = (config(), params());
+            edit(&mut c, &mut p);
+            let args = qemu_args(&c, &p);
+            assert_eq!(values(&args, switch), *expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn free_port_is_in_range_and_bindable() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let port = find_free_port(lo, 40000, 40100).expect("some port free");
+        assert!((40000..=40100).contains(&port));
+        TcpListener::bind((lo, port)).expect("the port is free");
+    }
+
+    #[test]
+    fn taken_port_is_skipped() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let held = TcpListener::bind((lo, 0)).expect("bind");
+        let taken = held.local_addr().expect("addr").port();
+        let err = find_free_port(lo, taken, taken).expect_err("only port is taken");
+        assert!(matches!(err, Error::NoFreePort { .. }), "{err}");
+        assert!(matches!(
+            find_free_port(lo, 10, 9),
+            Err(Error::PortRange { .. })
+        ));
+    }
+}

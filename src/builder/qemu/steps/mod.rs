@@ -1,0 +1,12 @@
+//! One file per step of the qemu builder, in the order [`super::steps`] runs them.
+
+pub mod boot_command;
+pub mod compact_disk;
+pub mod create_disk;
+pub mod download_iso;
+pub mod http_server;
+pub mod output_dir;
+pub mod provision;
+pub mod run_qemu;
+pub mod shutdown;
+pub mod wait_ssh;

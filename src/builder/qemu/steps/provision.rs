@@ -1,0 +1,79 @@
+//! Step: run the build's provisioners, in order, through the communicator.
+//!
+//! Uses: `provisioners`, `comm`, `config.name`, `http_port`.
+//! Produces: changes in the guest. Cleanup: none.
+
+use async_trait::async_trait;
+
+use crate::builder::qemu::steps::boot_command::HTTP_IP;
+use crate::builder::qemu::{BuildContext, Error};
+use crate::provisioner::shell::{self, ShellSource};
+use crate::step::Step;
+use crate::template::Provisioner;
+
+pub struct Provision;
+
+#[async_trait]
+impl Step<BuildContext, Error> for Provision {
+    fn name(&self) -> &'static str {
+        "provision"
+    }
+
+    async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
+        if ctx.provisioners.is_empty() {
+            return Ok(());
+        }
+        let comm = ctx.comm.as_ref().ok_or(Error::Missing {
+            what: "communicator",
+        })?;
+        let env = packer_env(&ctx.config.name, ctx.http_port);
+        for (i, p) in ctx.provisioners.iter().enumerate() {
+            match p {
+                Provisioner::Shell(cfg) => {
+                    let what = match &cfg.source {
+                        ShellSource::Inline(_) => "inline script".to_owned(),
+                        ShellSource::Script(path) => format!("script `{}`", path.display()),
+                    };
+                    ctx.ui.say(format!("Provisioning with shell: {what}"));
+                    shell::run(cfg, comm, &ctx.ui, &env)
+                        .await
+                        .map_err(|source| Error::Provision {
+                            index: i + 1,
+                            kind: "shell",
+                            source,
+                        })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The environment Packer gives every shell provisioner of a qemu build.
+fn packer_env(build_name: &str, http_port: u16) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PACKER_BUILD_NAME".to_owned(), build_name.to_owned()),
+        ("PACKER_BUILDER_TYPE".to_owned(), "qemu".to_owned()),
+    ];
+    if http_port != 0 {
+        env.push((
+            "PACKER_HTTP_ADDR".to_owned(),
+            format!("{HTTP_IP}:{http_port}"),
+        ));
+        env.push(("PACKER_HTTP_IP".to_owned(), HTTP_IP.to_owned()));
+        env.push(("PACKER_HTTP_PORT".to_owned(), http_port.to_string()));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_has_http_vars_only_with_a_server() {
+        assert_eq!(packer_env("x", 0).len(), 2);
+        let env = packer_env("x", 8123);
+        assert!(env.contains(&("PACKER_HTTP_ADDR".into(), "10.0.2.2:8123".into())));
+    }
+}

@@ -1,0 +1,127 @@
+//! Step: start QEMU and connect to its QMP socket.
+//!
+//! Uses: `config` (machine options), `disk_path`, `iso_path`.
+//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`.
+//! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
+//! QEMU also dies with kiln (parent-death signal) and when its guard drops.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::builder::qemu::accel;
+use crate::builder::qemu::args::{self, RunParams};
+use crate::builder::qemu::config::CommunicatorKind;
+use crate::builder::qemu::process::QemuProcess;
+use crate::builder::qemu::qmp::Qmp;
+use crate::builder::qemu::{BuildContext, Error};
+use crate::step::{Outcome, Step};
+
+/// How long QEMU gets to open its QMP socket.
+const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub struct RunQemu {
+    socket_dir: Option<tempfile::TempDir>,
+}
+
+#[async_trait]
+impl Step<BuildContext, Error> for RunQemu {
+    fn name(&self) -> &'static str {
+        "run_qemu"
+    }
+
+    async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
+        let missing = |what| Error::Missing { what };
+        let cfg = &ctx.config;
+        let disk_path = ctx.disk_path.clone().ok_or(missing("disk_path"))?;
+
+        let resolution = accel::resolve(cfg.accelerator);
+        if let Some(reason) = &resolution.fallback_reason {
+            ctx.ui.warn(format!(
+                "KVM is not usable ({reason}); falling back to TCG software emulation, \
+                 which is much slower"
+            ));
+        }
+        ctx.accel = Some(resolution.accel);
+
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ssh_host_port = match (&cfg.communicator, &cfg.ssh) {
+            (CommunicatorKind::Ssh, Some(ssh)) => Some(
+                args::find_free_port(localhost, ssh.host_port_min, ssh.host_port_max).map_err(
+                    |source| Error::FindPort {
+                        what: "SSH forwarding",
+                        source,
+                    },
+                )?,
+            ),
+            _ => None,
+        };
+        let vnc_ip: IpAddr = cfg.vnc_bind_address.parse().unwrap_or(localhost);
+        let vnc_port =
+            args::find_free_port(vnc_ip, cfg.vnc_port_min, cfg.vnc_port_max).map_err(|source| {
+                Error::FindPort {
+                    what: "VNC",
+                    source,
+                }
+            })?;
+
+        // Unix socket paths are limited to 108 bytes, so the socket lives in a short temp dir
+        // rather than in the (possibly deep) output directory.
+        let socket_dir = tempfile::Builder::new()
+            .prefix("kiln-")
+            .tempdir()
+            .map_err(Error::TempDir)?;
+        let qmp_socket = socket_dir.path().join("qmp.sock");
+        self.socket_dir = Some(socket_dir);
+
+        let serial_log = cfg.output_directory.join("serial.log");
+        let params = RunParams {
+            disk_path,
+            iso_path: ctx.iso_path.clone(),
+            accel: resolution.accel,
+            vnc_port,
+            qmp_socket: qmp_socket.clone(),
+            ssh_host_port,
+            serial_log: serial_log.clone(),
+        };
+        let argv = args::qemu_args(cfg, &params);
+        tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
+        ctx.ui.say(format!(
+            "Starting VM, booting from CD-ROM ({} acceleration)",
+            resolution.accel.as_machine_accel().unwrap_or("default")
+        ));
+        let stderr_log = cfg.output_directory.join("qemu-stderr.log");
+        let qemu =
+            QemuProcess::spawn(&cfg.qemu_binary, &argv, &stderr_log).map_err(Error::StartQemu)?;
+        ctx.ui.message(format!(
+            "To watch the VM, connect with VNC to {}:{vnc_port}; serial console log: `{}`",
+            cfg.vnc_bind_address,
+            serial_log.display()
+        ));
+        ctx.serial_log = Some(serial_log);
+        ctx.ssh_host_port = ssh_host_port;
+        let qemu = ctx.qemu.insert(qemu);
+
+        let qmp = tokio::select! {
+            r = Qmp::connect(&qmp_socket, QMP_CONNECT_TIMEOUT) => r.map_err(Error::ConnectQmp)?,
+            reason = qemu.died() => return Err(Error::QemuExited { during: "start-up", reason }),
+        };
+        ctx.qmp = Some(qmp);
+        Ok(())
+    }
+
+    async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
+        ctx.qmp = None;
+        if let Some(mut qemu) = ctx.qemu.take() {
+            if qemu.exited().is_none() {
+                ctx.ui.say("Stopping QEMU");
+            }
+            if let Err(e) = qemu.kill().await {
+                ctx.ui.error(format!("Could not kill QEMU: {e}"));
+            }
+        }
+        self.socket_dir = None;
+    }
+}

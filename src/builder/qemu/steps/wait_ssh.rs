@@ -1,0 +1,84 @@
+//! Step: wait until the guest accepts SSH logins.
+//!
+//! Uses: `config.ssh`, `ssh_host_port`, `qemu`, `serial_log`.
+//! Produces: `comm`. Cleanup: closes the connection if a later step left it open.
+//! QEMU exiting during the wait fails the step at once; a timeout reports the last lines of
+//! the guest's serial console.
+
+use async_trait::async_trait;
+
+use crate::builder::qemu::config::CommunicatorKind;
+use crate::builder::qemu::{BuildContext, Error};
+use crate::communicator::ssh::{self, SshTarget};
+use crate::step::{Outcome, Step};
+
+/// Lines of the serial console shown when SSH never comes up.
+const SERIAL_TAIL_LINES: usize = 15;
+
+pub struct WaitSsh;
+
+#[async_trait]
+impl Step<BuildContext, Error> for WaitSsh {
+    fn name(&self) -> &'static str {
+        "wait_ssh"
+    }
+
+    async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
+        let (CommunicatorKind::Ssh, Some(ssh_cfg)) = (&ctx.config.communicator, &ctx.config.ssh)
+        else {
+            return Ok(());
+        };
+        let port = ctx.ssh_host_port.ok_or(Error::Missing {
+            what: "ssh_host_port",
+        })?;
+        let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
+        let target = SshTarget {
+            host: "127.0.0.1".into(),
+            port,
+            username: ssh_cfg.username.clone(),
+            password: ssh_cfg.password.clone(),
+        };
+        ctx.ui.say(format!(
+            "Waiting for SSH on 127.0.0.1:{port} (timeout {}s)",
+            ssh_cfg.timeout.as_secs()
+        ));
+        match ssh::wait_for_ssh(&target, ssh_cfg.timeout, qemu.died(), &ctx.cancel).await {
+            Ok(comm) => {
+                ctx.ui.say("Connected to SSH");
+                ctx.comm = Some(comm);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(log) = &ctx.serial_log {
+                    let tail = serial_tail(log, SERIAL_TAIL_LINES).await;
+                    if !tail.is_empty() {
+                        ctx.ui.error(format!(
+                            "Last lines of the guest's serial console ({}):",
+                            log.display()
+                        ));
+                        for line in tail.lines() {
+                            ctx.ui.message(format!("serial: {line}"));
+                        }
+                    }
+                }
+                Err(Error::WaitSsh(e))
+            }
+        }
+    }
+
+    async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
+        if let Some(comm) = ctx.comm.take() {
+            comm.close().await;
+        }
+    }
+}
+
+/// The last `n` lines of the serial log (empty if unreadable), stripped of carriage returns.
+async fn serial_tail(path: &std::path::Path, n: usize) -> String {
+    let Ok(bytes) = tokio::fs::read(path).await else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&bytes).replace('\r', "");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

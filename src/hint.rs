@@ -1,0 +1,50 @@
+//! Hints printed under an error (`hint: …`) when kiln knows the fix, and the rendering of
+//! template diagnostics found anywhere in an error chain. Used only by `main`.
+
+use std::error::Error;
+
+use crate::builder::qemu;
+
+/// The hint for this one error (not its causes), if kiln has one.
+pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
+    if let Some(e) = err.downcast_ref::<qemu::Error>() {
+        return match e {
+            qemu::Error::OutputDirExists { .. } => {
+                Some("pass `-force` to replace it, or remove it yourself".into())
+            }
+            qemu::Error::WaitSsh(_) => Some(
+                "check the guest's serial console log in the output directory (rerun with \
+                 `-on-error=abort` to keep it and the VM), and that ssh_username/ssh_password \
+                 match what the answer file creates"
+                    .into(),
+            ),
+            _ => None,
+        };
+    }
+    if let Some(crate::download::Error::ChecksumMismatch { .. }) =
+        err.downcast_ref::<crate::download::Error>()
+    {
+        return Some(
+            "the file changed or `iso_checksum` is wrong; check the checksum published next to the ISO".into(),
+        );
+    }
+    None
+}
+
+/// Every template diagnostic in the chain of `err`, rendered with source lines and carets.
+pub fn diagnostics(err: &(dyn Error + 'static)) -> Option<String> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(crate::template::Error::Invalid(diags)) =
+            e.downcast_ref::<crate::template::Error>()
+        {
+            let rendered: Vec<String> = diags
+                .iter()
+                .map(|d| d.render(std::fs::read_to_string(&d.location.file).ok().as_deref()))
+                .collect();
+            return Some(rendered.join("\n\n"));
+        }
+        cur = e.source();
+    }
+    None
+}

@@ -1,0 +1,191 @@
+//! Turning byte offsets into `file:line:col`, rendering diagnostics with their source line, and
+//! "did you mean" suggestions. Kept apart so every other template module only builds messages.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::{Diagnostic, Location};
+
+/// One template file: its path as the user named it, and its text.
+#[derive(Debug)]
+pub(crate) struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceFile {
+    /// The 1-based line and column (in characters) of byte `offset`.
+    pub fn location(&self, offset: usize) -> Location {
+        let offset = offset.min(self.text.len());
+        let before = self.text.get(..offset).unwrap_or(&self.text);
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location {
+            file: self.path.clone(),
+            line: before.matches('\n').count() + 1,
+            col: before[line_start..].chars().count() + 1,
+        }
+    }
+
+    /// The location where `span` starts; the top of the file when the parser kept no span.
+    pub fn at(&self, span: Option<Range<usize>>) -> Location {
+        self.location(span.map_or(0, |s| s.start))
+    }
+
+    /// The source text of `span`, for messages that quote what the user wrote.
+    pub fn snippet(&self, span: Option<Range<usize>>) -> Option<&str> {
+        span.and_then(|s| self.text.get(s)).map(str::trim)
+    }
+}
+
+impl Diagnostic {
+    /// A diagnostic without a hint.
+    pub fn new(location: Location, message: impl Into<String>) -> Self {
+        Self {
+            location,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint (printed as `hint: ...`).
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Renders `file:line:col: message`, then (given the file's text) the source line and a
+    /// caret under the column, then `hint: ...` if there is one.
+    pub fn render(&self, source_text: Option<&str>) -> String {
+        let mut out = format!("{}: {}", self.location, self.message);
+        let line = self.location.line;
+        if let Some(text) = source_text.filter(|_| line > 0)
+            && let Some(src_line) = text.lines().nth(line - 1)
+        {
+            let gutter = line.to_string();
+            let pad = " ".repeat(gutter.len());
+            // Copy tabs so the caret lines up under tab-indented text.
+            let indent: String = src_line
+                .chars()
+                .take(self.location.col.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let _ = write!(out, "\n {gutter} | {src_line}\n {pad} | {indent}^");
+        }
+        if let Some(hint) = &self.hint {
+            let _ = write!(out, "\nhint: {hint}");
+        }
+        out
+    }
+}
+
+/// The location used for problems on the command line (`-var`), which have no file position.
+pub(crate) fn command_line() -> Location {
+    Location {
+        file: PathBuf::from("command line"),
+        line: 0,
+        col: 0,
+    }
+}
+
+/// The candidate closest to `name`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// "did you mean `X`?" for `name` among `candidates`.
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    suggest(name, candidates).map(|s| format!("did you mean `{s}`?"))
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_lines_and_columns() {
+        let f = SourceFile {
+            path: "t.pkr.hcl".into(),
+            text: "a = 1\n  bé = 2\n".into(),
+        };
+        let table = [
+            (0, 1, 1, "start of file"),
+            (4, 1, 5, "inside the first line"),
+            (6, 2, 1, "start of the second line"),
+            (11, 2, 5, "after a two-byte character"),
+        ];
+        for (offset, line, col, reason) in table {
+            let loc = f.location(offset);
+            assert_eq!((loc.line, loc.col), (line, col), "{reason}");
+        }
+    }
+
+    #[test]
+    fn render_shows_line_caret_and_hint() {
+        let d = Diagnostic::new(
+            Location {
+                file: "t.pkr.hcl".into(),
+                line: 2,
+                col: 3,
+            },
+            "unknown option `iso_ur`",
+        )
+        .with_hint("did you mean `iso_url`?");
+        let text = "source \"qemu\" \"x\" {\n  iso_ur = \"a\"\n}\n";
+        assert_eq!(
+            d.render(Some(text)),
+            "t.pkr.hcl:2:3: unknown option `iso_ur`\n 2 |   iso_ur = \"a\"\n   |   ^\nhint: did you mean `iso_url`?"
+        );
+        assert_eq!(
+            d.render(None),
+            "t.pkr.hcl:2:3: unknown option `iso_ur`\nhint: did you mean `iso_url`?"
+        );
+    }
+
+    #[test]
+    fn command_line_problems_have_no_position() {
+        let d = Diagnostic::new(command_line(), "m");
+        assert_eq!(d.render(Some("x")), "command line: m");
+    }
+
+    #[test]
+    fn suggestions() {
+        let names = ["iso_url", "iso_checksum", "memory", "cpus"];
+        let table = [
+            ("iso_ur", Some("iso_url"), "one letter missing"),
+            ("memroy", Some("memory"), "swapped letters"),
+            ("cpu", Some("cpus"), "short name"),
+            ("banana", None, "nothing close"),
+        ];
+        for (name, want, reason) in table {
+            assert_eq!(suggest(name, names), want, "{reason}");
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Reading the attributes of one block as typed options.
+//!
+//! [`Options::read`] sorts a block's attributes into supported, known-but-unsupported (Packer
+//! has them, kiln not yet) and unknown (with a "did you mean"), and reports nested blocks and
+//! duplicates. The typed getters evaluate an attribute, convert it the way HCL does
+//! (`"512"` is a number, `2` is a string) and report a wrong type naming the expected one.
+//! Each getter returns `None` when the option is absent, null, or wrong (then reported).
+
+use std::collections::BTreeMap;
+
+use hcl::Value;
+use hcl::edit::Span;
+use hcl::edit::structure::{Attribute, Body};
+
+use super::diag::{SourceFile, did_you_mean};
+use super::eval::{Scope, to_bool, to_number, to_string, type_name};
+use super::{Diagnostic, Location};
+
+/// The options of one block, ready to be read by name.
+pub(crate) struct Options<'a> {
+    file: &'a SourceFile,
+    scope: &'a Scope,
+    attrs: BTreeMap<String, &'a Attribute>,
+    /// Where the block starts, for "missing option" diagnostics.
+    pub block_at: Location,
+}
+
+impl<'a> Options<'a> {
+    /// Sorts the attributes of `body`; `supported` may be read, `known` are Packer options kiln
+    /// lacks. Nested blocks are left to the caller (see [`reject_blocks`]).
+    pub fn read(
+        file: &'a SourceFile,
+        scope: &'a Scope,
+        body: &'a Body,
+        block_at: Location,
+        supported: &[&str],
+        known: &[&str],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Self {
+        let mut attrs = BTreeMap::new();
+        for attr in body.attributes() {
+            let name = attr.key.as_str();
+            let at = file.at(attr.key.span());
+            if supported.contains(&name) {
+                if let Some(first) = attrs.insert(name.to_owned(), attr) {
+                    let line = file.at(first.key.span()).line;
+                    diags.push(
+                        Diagnostic::new(at, format!("option `{name}` is set twice"))
+                            .with_hint(format!("it was first set on line {line}")),
+                    );
+                }
+            } else {
+                diags.push(unknown(at, "option", name, supported, known));
+            }
+        }
+        Self {
+            file,
+            scope,
+            attrs,
+            block_at,
+        }
+    }
+
+    /// Whether the option is written in the block (even if its value is wrong).
+    pub fn has(&self, name: &str) -> bool {
+        self.attrs.contains_key(name)
+    }
+
+    /// Where the option's value starts (the block, when the option is absent).
+    pub fn at(&self, name: &str) -> Location {
+        self.attrs
+            .get(name)
+            .map_or_else(|| self.block_at.clone(), |a| self.file.at(a.value.span()))
+    }
+
+    /// Records a problem with the value of `name`.
+    pub fn error(&self, name: &str, message: impl Into<String>, diags: &mut Vec<Diagnostic>) {
+        diags.push(Diagnostic::new(self.at(name), message));
+    }
+
+    /// Records that required option `name` is missing (`why` says when it is required).
+    pub fn missing(&self, name: &str, why: &str, diags: &mut Vec<Diagnostic>) {
+        diags.push(Diagnostic::new(
+            self.block_at.clone(),
+            format!("missing required option `{name}`{why}"),
+        ));
+    }
+
+    /// The evaluated value; `None` when absent, null, or not evaluable (reported).
+    pub fn value(&self, name: &str, diags: &mut Vec<Diagnostic>) -> Option<Value> {
+        let attr = self.attrs.get(name)?;
+        self.scope
+            .eval(self.file, &attr.value, diags)
+            .filter(|v| !v.is_null())
+    }
+
+    fn typed<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        convert: impl Fn(&Value) -> Option<T>,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<T> {
+        let v = self.value(name, diags)?;
+        let out = convert(&v);
+        if out.is_none() {
+            self.error(
+                name,
+                format!("`{name}` expects {expected}, found {}", type_name(&v)),
+                diags,
+            );
+        }
+        out
+    }
+
+    /// A string option.
+    pub fn string(&self, name: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
+        self.typed(name, "a string", to_string, diags)
+    }
+
+    /// A bool option.
+    pub fn bool(&self, name: &str, diags: &mut Vec<Diagnostic>) -> Option<bool> {
+        self.typed(name, "a bool", to_bool, diags)
+    }
+
+    /// A whole-number option within `min..=max`.
+    pub fn uint(&self, name: &str, min: u64, max: u64, diags: &mut Vec<Diagnostic>) -> Option<u64> {
+        let n = self.typed(name, "a number", to_number, diags)?;
+        if n.fract() != 0.0 || n < min as f64 || n > max as f64 {
+            self.error(
+                name,
+                format!("`{name}` must be a whole number from {min} to {max}"),
+                diags,
+            );
+            return None;
+        }
+        Some(n as u64)
+    }
+
+    /// A list-of-strings option.
+    pub fn string_list(&self, name: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<String>> {
+        let v = self.value(name, diags)?;
+        let Value::Array(items) = &v else {
+            self.error(
+                name,
+                format!(
+                    "`{name}` expects a list of strings, found {}",
+                    type_name(&v)
+                ),
+                diags,
+            );
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match to_string(item) {
+                Some(s) => out.push(s),
+                None => {
+                    self.error(
+                        name,
+                        format!(
+                            "`{name}` expects a list of strings, but element {} is a {}",
+                            i + 1,
+                            type_name(item)
+                        ),
+                        diags,
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A string option that must be one of `allowed`; `unsupported` are values Packer accepts
+    /// that kiln does not yet.
+    pub fn one_of(
+        &self,
+        name: &str,
+        allowed: &[&str],
+        unsupported: &[&str],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<String> {
+        let s = self.string(name, diags)?;
+        if allowed.contains(&s.as_str()) {
+            return Some(s);
+        }
+        let message = if unsupported.contains(&s.as_str()) {
+            format!("`{name} = \"{s}\"` is not supported by kiln yet")
+        } else {
+            format!("`{name}` must be one of {}", list(allowed))
+        };
+        let mut d = Diagnostic::new(self.at(name), message);
+        if let Some(h) = did_you_mean(&s, allowed.iter().copied()) {
+            d = d.with_hint(h);
+        }
+        diags.push(d);
+        None
+    }
+}
+
+/// `` `a`, `b` or `c` ``.
+pub(crate) fn list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
+}
+
+/// A diagnostic for an option or block `name` kiln does not read here.
+pub(crate) fn unknown(
+    at: Location,
+    what: &str,
+    name: &str,
+    supported: &[&str],
+    known: &[&str],
+) -> Diagnostic {
+    if known.contains(&name) {
+        return Diagnostic::new(at, format!("`{name}` is not supported by kiln yet"));
+    }
+    let d = Diagnostic::new(at, format!("unknown {what} `{name}`"));
+    match did_you_mean(name, supported.iter().chain(known).copied()) {
+        Some(h) => d.with_hint(h),
+        None => d,
+    }
+}
+
+/// Reports every nested block of `body`: kiln reads none there (`known` are Packer's).
+pub(crate) fn reject_blocks(
+    file: &SourceFile,
+    body: &Body,
+    known: &[&str],
+    diags: &mut Vec<Diagnostic>,
+) {
+    for block in body.blocks() {
+        let name = block.ident.as_str();
+        diags.push(unknown(
+            file.at(block.ident.span()),
+            "block",
+            name,
+            &[],
+            known,
+        ));
+    }
+}

@@ -1,0 +1,423 @@
+//! `source "qemu" "NAME"` → [`qemu::config::Config`], with Packer's option names, types,
+//! defaults and cross-field rules (`packer-qemu.md` §1, §1.10).
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use crate::builder::qemu::config::{Accelerator, CommunicatorKind, Config, DiskFormat, SshConfig};
+use crate::types::{Checksum, GoDuration, Secret, parse_checksum, parse_disk_size, parse_duration};
+
+use super::Diagnostic;
+use super::options::Options;
+
+/// The options kiln reads from a qemu source.
+pub(crate) const SUPPORTED: &[&str] = &[
+    "iso_url",
+    "iso_checksum",
+    "output_directory",
+    "vm_name",
+    "disk_size",
+    "format",
+    "disk_interface",
+    "disk_cache",
+    "disk_discard",
+    "skip_compaction",
+    "disk_compression",
+    "http_directory",
+    "http_port_min",
+    "http_port_max",
+    "qemu_binary",
+    "accelerator",
+    "machine_type",
+    "memory",
+    "cpus",
+    "net_device",
+    "headless",
+    "vnc_bind_address",
+    "vnc_port_min",
+    "vnc_port_max",
+    "boot_wait",
+    "boot_command",
+    "communicator",
+    "ssh_username",
+    "ssh_password",
+    "ssh_port",
+    "ssh_timeout",
+    "host_port_min",
+    "host_port_max",
+    "shutdown_command",
+    "shutdown_timeout",
+];
+
+/// Every other option (and block) Packer's qemu builder knows.
+pub(crate) const KNOWN: &[&str] = &[
+    "iso_urls",
+    "iso_target_path",
+    "iso_target_extension",
+    "iso_skip_cache",
+    "http_content",
+    "http_bind_address",
+    "http_interface",
+    "http_network_protocol",
+    "boot_steps",
+    "boot_key_interval",
+    "boot_keygroup_interval",
+    "disable_vnc",
+    "vnc_use_password",
+    "vnc_password",
+    "qmp_enable",
+    "qmp_socket_path",
+    "cpu_model",
+    "sockets",
+    "cores",
+    "threads",
+    "vga",
+    "net_bridge",
+    "qemuargs",
+    "qemu_img_args",
+    "firmware",
+    "use_pflash",
+    "disk_detect_zeroes",
+    "disk_image",
+    "use_backing_file",
+    "skip_resize_disk",
+    "disk_additional_size",
+    "efi_boot",
+    "efi_firmware_code",
+    "efi_firmware_vars",
+    "efi_drop_efivars",
+    "vtpm",
+    "use_tpm1",
+    "tpm_device_type",
+    "cdrom_interface",
+    "cd_files",
+    "cd_content",
+    "cd_label",
+    "floppy_files",
+    "floppy_dirs",
+    "floppy_content",
+    "floppy_label",
+    "display",
+    "use_default_display",
+    "run_once",
+    "ssh_host_port_min",
+    "ssh_host_port_max",
+    "skip_nat_mapping",
+    "pause_before_connecting",
+    "ssh_private_key_file",
+    "ssh_certificate_file",
+    "ssh_agent_auth",
+    "ssh_host",
+    "ssh_wait_timeout",
+    "ssh_handshake_attempts",
+    "ssh_pty",
+    "ssh_keep_alive_interval",
+    "ssh_read_write_timeout",
+    "ssh_file_transfer_method",
+    "ssh_ciphers",
+    "ssh_key_exchange_algorithms",
+    "ssh_clear_authorized_keys",
+    "ssh_disable_agent_forwarding",
+    "ssh_bastion_host",
+    "ssh_bastion_port",
+    "ssh_bastion_username",
+    "ssh_bastion_password",
+    "ssh_bastion_private_key_file",
+    "ssh_bastion_certificate_file",
+    "ssh_bastion_agent_auth",
+    "ssh_bastion_interactive",
+    "ssh_proxy_host",
+    "ssh_proxy_port",
+    "ssh_proxy_username",
+    "ssh_proxy_password",
+    "ssh_local_tunnels",
+    "ssh_remote_tunnels",
+    "temporary_key_pair_type",
+    "temporary_key_pair_bits",
+    "temporary_key_pair_name",
+    "ssh_keypair_name",
+    "winrm_username",
+    "winrm_password",
+    "winrm_host",
+    "winrm_port",
+    "winrm_timeout",
+    "winrm_use_ssl",
+    "winrm_insecure",
+    "winrm_use_ntlm",
+    "winrm_no_proxy",
+];
+
+const PORT_MAX: u64 = u16::MAX as u64;
+
+/// Reads one qemu source. Problems go to `diags`; the returned config is only meaningful when
+/// none were added.
+pub(crate) fn source(
+    name: &str,
+    o: &Options<'_>,
+    template_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> Config {
+    let iso_url = match o.string("iso_url", d) {
+        Some(url) => iso_url(&url, template_dir).unwrap_or_else(|m| {
+            o.error("iso_url", m, d);
+            url
+        }),
+        None => {
+            if !o.has("iso_url") {
+                o.missing("iso_url", "", d);
+            }
+            String::new()
+        }
+    };
+    let iso_checksum = match o.string("iso_checksum", d) {
+        Some(s) => parse_checksum(&s).unwrap_or_else(|m| {
+            o.error("iso_checksum", m, d);
+            Checksum::None
+        }),
+        None => {
+            if !o.has("iso_checksum") {
+                d.push(
+                    Diagnostic::new(o.block_at.clone(), "missing required option `iso_checksum`")
+                        .with_hint("write `iso_checksum = \"none\"` to skip verification"),
+                );
+            }
+            Checksum::None
+        }
+    };
+    let mut c = Config::with_defaults(name, template_dir.to_owned(), iso_url, iso_checksum);
+
+    if let Some(s) = o.string("output_directory", d) {
+        c.output_directory = PathBuf::from(s);
+    }
+    if let Some(s) = o.string("vm_name", d) {
+        c.vm_name = s;
+    }
+    if let Some(s) = o
+        .string("disk_size", d)
+        .filter(|s| !s.is_empty() && s != "0")
+    {
+        match parse_disk_size(&s) {
+            Ok(bytes) => c.disk_size = bytes,
+            Err(m) => o.error("disk_size", m, d),
+        }
+    }
+    if let Some(s) = o.one_of("format", &["qcow2", "raw"], &[], d) {
+        c.format = if s == "raw" {
+            DiskFormat::Raw
+        } else {
+            DiskFormat::Qcow2
+        };
+    }
+    let interfaces = ["ide", "sata", "scsi", "sd", "virtio", "virtio-scsi"];
+    if let Some(s) = o.one_of("disk_interface", &interfaces, &[], d) {
+        c.disk_interface = s;
+    }
+    let caches = ["writethrough", "writeback", "none", "unsafe", "directsync"];
+    if let Some(s) = o.one_of("disk_cache", &caches, &[], d) {
+        c.disk_cache = s;
+    }
+    if let Some(s) = o.one_of("disk_discard", &["unmap", "ignore"], &[], d) {
+        c.disk_discard = s;
+    }
+    if let Some(b) = o.bool("skip_compaction", d) {
+        c.skip_compaction = b;
+    }
+    if let Some(b) = o.bool("disk_compression", d) {
+        c.disk_compression = b;
+    }
+    if c.format != DiskFormat::Qcow2 {
+        // As Packer: only qcow2 is compacted or compressed.
+        c.skip_compaction = true;
+        c.disk_compression = false;
+    }
+
+    if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
+        c.http_directory = Some(resolve(template_dir, Path::new(&s)));
+    }
+    (c.http_port_min, c.http_port_max) =
+        port_range(o, "http_port", 0, (c.http_port_min, c.http_port_max), d);
+
+    if let Some(s) = o.string("qemu_binary", d) {
+        c.qemu_binary = s;
+    }
+    let accels = ["auto", "kvm", "tcg", "none"];
+    if let Some(s) = o.one_of("accelerator", &accels, &["xen", "hax", "hvf", "whpx"], d) {
+        c.accelerator = match s.as_str() {
+            "kvm" => Accelerator::Kvm,
+            "tcg" => Accelerator::Tcg,
+            "none" => Accelerator::None,
+            _ => Accelerator::Auto,
+        };
+    }
+    if let Some(s) = o.string("machine_type", d) {
+        c.machine_type = s;
+    }
+    if let Some(n) = o.uint("memory", 0, u64::from(u32::MAX), d) {
+        // As Packer: values below 10 MiB mean the default.
+        c.memory = if n < 10 { 512 } else { n as u32 };
+    }
+    if let Some(n) = o.uint("cpus", 0, u64::from(u32::MAX), d) {
+        c.cpus = n.max(1) as u32;
+    }
+    if let Some(s) = o.string("net_device", d) {
+        c.net_device = s;
+    }
+    if let Some(b) = o.bool("headless", d) {
+        c.headless = b;
+    }
+    if let Some(s) = o.string("vnc_bind_address", d) {
+        c.vnc_bind_address = s;
+    }
+    (c.vnc_port_min, c.vnc_port_max) =
+        port_range(o, "vnc_port", 5900, (c.vnc_port_min, c.vnc_port_max), d);
+
+    if let Some(w) = duration(o, "boot_wait", d) {
+        // As Packer: zero means the default 10s; a negative value means no wait.
+        if w.negative || !w.abs.is_zero() {
+            c.boot_wait = w;
+        }
+    }
+    if let Some(cmd) = o.string_list("boot_command", d) {
+        c.boot_command = cmd;
+    }
+
+    if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["winrm", "docker"], d) {
+        c.communicator = if s == "none" {
+            CommunicatorKind::None
+        } else {
+            CommunicatorKind::Ssh
+        };
+    }
+    if c.communicator == CommunicatorKind::Ssh {
+        c.ssh = Some(ssh(o, d));
+    }
+
+    if let Some(s) = o.string("shutdown_command", d).filter(|s| !s.is_empty()) {
+        c.shutdown_command = Some(s);
+    }
+    if let Some(t) = non_negative(o, "shutdown_timeout", d) {
+        c.shutdown_timeout = t;
+    }
+    c
+}
+
+fn ssh(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshConfig {
+    let username = o.string("ssh_username", d).unwrap_or_default();
+    if username.is_empty() && !o.has("ssh_username") {
+        o.missing(
+            "ssh_username",
+            " (required when `communicator` is `ssh`)",
+            d,
+        );
+    }
+    let (host_port_min, host_port_max) = port_range(o, "host_port", 0, (2222, 4444), d);
+    SshConfig {
+        username,
+        password: o.string("ssh_password", d).map(Secret::new),
+        port: o.uint("ssh_port", 0, PORT_MAX, d).map_or(22, |p| p as u16),
+        timeout: non_negative(o, "ssh_timeout", d).unwrap_or(Duration::from_secs(300)),
+        host_port_min,
+        host_port_max,
+    }
+}
+
+/// Reads `<prefix>_min` / `<prefix>_max` (each within `floor..=65535`, min ≤ max).
+fn port_range(
+    o: &Options<'_>,
+    prefix: &str,
+    floor: u64,
+    default: (u16, u16),
+    d: &mut Vec<Diagnostic>,
+) -> (u16, u16) {
+    let (min_name, max_name) = (format!("{prefix}_min"), format!("{prefix}_max"));
+    let min = o
+        .uint(&min_name, floor, PORT_MAX, d)
+        .map_or(default.0, |p| p as u16);
+    let max = o
+        .uint(&max_name, floor, PORT_MAX, d)
+        .map_or(default.1, |p| p as u16);
+    if min > max {
+        let at = if o.has(&min_name) {
+            &min_name
+        } else {
+            &max_name
+        };
+        o.error(
+            at,
+            format!("`{min_name}` ({min}) is greater than `{max_name}` ({max})"),
+            d,
+        );
+    }
+    (min, max)
+}
+
+fn duration(o: &Options<'_>, name: &str, d: &mut Vec<Diagnostic>) -> Option<GoDuration> {
+    let s = o.string(name, d)?;
+    parse_duration(&s).map_err(|m| o.error(name, m, d)).ok()
+}
+
+fn non_negative(o: &Options<'_>, name: &str, d: &mut Vec<Diagnostic>) -> Option<Duration> {
+    let t = duration(o, name, d)?;
+    if t.negative {
+        o.error(name, format!("`{name}` must not be negative"), d);
+        return None;
+    }
+    Some(t.abs)
+}
+
+/// An `iso_url` as kiln will use it: `http(s)://` and `file://` URLs kept, paths resolved
+/// against the template directory.
+fn iso_url(url: &str, template_dir: &Path) -> Result<String, String> {
+    match url.split_once("://") {
+        Some(("http" | "https" | "file", _)) => Ok(url.to_owned()),
+        Some((scheme, _)) => Err(format!(
+            "URL scheme `{scheme}` is not supported by kiln (use `http://`, `https://`, `file://` or a path)"
+        )),
+        None if url.is_empty() => Err("`iso_url` is empty".to_owned()),
+        None => Ok(resolve(template_dir, Path::new(url))
+            .to_string_lossy()
+            .into_owned()),
+    }
+}
+
+/// `path` against `base` (unless absolute), with `.` and `..` removed lexically.
+pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in base.join(path).components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(comp);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_urls() {
+        let dir = Path::new("/t/examples/testos");
+        let table = [
+            ("http://x/a.iso", "http://x/a.iso", "http kept"),
+            ("https://x/a.iso", "https://x/a.iso", "https kept"),
+            ("file:///srv/a.iso", "file:///srv/a.iso", "file URL kept"),
+            ("../../iso/a.iso", "/t/iso/a.iso", "relative path resolved"),
+            ("./a.iso", "/t/examples/testos/a.iso", "dot removed"),
+            ("/srv/a.iso", "/srv/a.iso", "absolute path kept"),
+        ];
+        for (input, want, reason) in table {
+            assert_eq!(iso_url(input, dir).as_deref(), Ok(want), "{reason}");
+        }
+        assert!(
+            iso_url("ftp://x/a.iso", dir).is_err(),
+            "other schemes rejected"
+        );
+    }
+}

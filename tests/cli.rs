@@ -1,0 +1,125 @@
+//! The `kiln` binary's commands, without booting a guest.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = kiln().arg("version").output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("kiln {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn the_test_os_template_validates() {
+    let out = kiln()
+        .arg("validate")
+        .arg(repo_root().join("boot-configs/testos"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn validate_reports_unknown_option_with_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("bad.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        "source \"qemu\" \"x\" {\n  iso_url = \"a.iso\"\n  iso_checksum = \"none\"\n  ssh_username = \"root\"\n  memroy = 1024\n}\nbuild {\n  sources = [\"source.qemu.x\"]\n}\n",
+    )
+    .unwrap();
+    let out = kiln().arg("validate").arg(&tpl).output().unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.pkr.hcl:5:"),
+        "no file:line in\n{stderr}"
+    );
+    assert!(stderr.contains("memroy"), "option not named in\n{stderr}");
+    assert!(stderr.contains("memory"), "no suggestion in\n{stderr}");
+}
+
+/// A wrong `iso_checksum` stops the build before anything runs, showing expected and actual,
+/// and leaves no output directory.
+#[test]
+fn checksum_mismatch_shows_expected_and_actual() {
+    let dir = tempfile::tempdir().unwrap();
+    let iso = dir.path().join("fake.iso");
+    std::fs::write(&iso, b"not really an ISO").unwrap();
+    let wrong = "0".repeat(64);
+    let tpl = dir.path().join("t.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        format!(
+            "source \"qemu\" \"x\" {{\n  iso_url = \"fake.iso\"\n  iso_checksum = \"sha256:{wrong}\"\n  ssh_username = \"root\"\n}}\nbuild {{\n  sources = [\"source.qemu.x\"]\n}}\n"
+        ),
+    )
+    .unwrap();
+    let out = kiln()
+        .current_dir(dir.path())
+        .arg("build")
+        .arg(&tpl)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // sha256 of "not really an ISO"
+    let actual = sha256_hex(b"not really an ISO");
+    assert!(
+        stderr.contains(&wrong),
+        "expected digest not shown\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&actual),
+        "actual digest not shown\n{stderr}"
+    );
+    assert!(!dir.path().join("output-x").exists());
+    assert_eq!(
+        std::fs::read(&iso).unwrap(),
+        b"not really an ISO",
+        "the local ISO must be untouched"
+    );
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn existing_output_directory_is_refused_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fake.iso"), b"iso").unwrap();
+    std::fs::create_dir(dir.path().join("output-x")).unwrap();
+    std::fs::write(dir.path().join("output-x/keep"), b"precious").unwrap();
+    let tpl = dir.path().join("t.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        "source \"qemu\" \"x\" {\n  iso_url = \"fake.iso\"\n  iso_checksum = \"none\"\n  ssh_username = \"root\"\n}\nbuild {\n  sources = [\"source.qemu.x\"]\n}\n",
+    )
+    .unwrap();
+    let out = kiln()
+        .current_dir(dir.path())
+        .arg("build")
+        .arg(&tpl)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert!(stderr.contains("-force"), "no hint\n{stderr}");
+    assert_eq!(
+        std::fs::read(dir.path().join("output-x/keep")).unwrap(),
+        b"precious"
+    );
+}

@@ -1,0 +1,375 @@
+//! Tests that boot real QEMU guests (TCG on CI machines) from the offline test ISO built by
+//! `scripts/make-test-iso.sh`. They fail loudly when QEMU or the ISO is missing.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// The walking skeleton end to end (issue 2): `kiln build` of the test-OS template types the
+/// boot command, the installer fetches its answer file from kiln, installs, reboots; kiln
+/// provisions over SSH, shuts down, compacts and packs a Vagrant box. Then the produced disk is
+/// booted (with `-snapshot`) and the provisioner's mark is read back over kiln's communicator.
+#[test]
+fn build_test_os_into_a_vagrant_box() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    let out = kiln()
+        .current_dir(work.path())
+        .arg("build")
+        .arg(format!("-var=iso_path={}", iso.display()))
+        .arg(repo_root().join("boot-configs/testos"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kiln build failed\n{}",
+        describe(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("wrote /etc/kiln-provisioned"),
+        "provisioner output not streamed\n{stdout}"
+    );
+
+    let outdir = work.path().join("output-testos");
+    let disk = outdir.join("testos.qcow2");
+    let box_path = outdir.join("testos.box");
+    assert!(disk.is_file(), "no disk at {}", disk.display());
+
+    // The box: a gzip'd tar with metadata.json, Vagrantfile and a qcow2 box.img.
+    let unpacked = work.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let mut members = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&box_path).unwrap(),
+    ));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        entry.unpack(unpacked.join(&name)).unwrap();
+        members.push(name);
+    }
+    assert_eq!(members, ["metadata.json", "Vagrantfile", "box.img"]);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(unpacked.join("metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["provider"], "libvirt");
+    assert_eq!(meta["format"], "qcow2");
+    assert_eq!(meta["virtual_size"], 1, "1G disk is 1 GB: {meta}");
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(unpacked.join("box.img"))
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["format"], "qcow2", "{info}");
+    assert!(read_or_note(&unpacked.join("Vagrantfile")).contains(":libvirt"));
+
+    // Boot the produced disk and read the provisioner's mark back.
+    let mark = read_back(&disk, work.path(), "cat /etc/kiln-provisioned");
+    assert_eq!(mark.trim(), "kiln-provisioned build=testos");
+}
+
+/// Boots `disk` with `-snapshot` (the file is not changed), runs `command` over SSH with kiln's
+/// own communicator, powers the guest off and returns the command's stdout.
+fn read_back(disk: &Path, work: &Path, command: &str) -> String {
+    use kiln::builder::qemu::process::QemuProcess;
+    use kiln::communicator::Communicator;
+    use kiln::communicator::ssh::{self, SshTarget};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let port =
+            kiln::builder::qemu::args::find_free_port("127.0.0.1".parse().unwrap(), 24000, 24999)
+                .unwrap();
+        let args: Vec<String> = [
+            "-accel",
+            "tcg",
+            "-machine",
+            "pc",
+            "-m",
+            "512",
+            "-smp",
+            "2",
+            "-display",
+            "none",
+            "-snapshot",
+            "-drive",
+            &format!("file={},if=virtio,format=qcow2", disk.display()),
+            "-netdev",
+            &format!("user,id=user.0,hostfwd=tcp:127.0.0.1:{port}-:22"),
+            "-device",
+            "virtio-net,netdev=user.0",
+            "-serial",
+            &format!("file:{}", work.join("readback-serial.log").display()),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut qemu = QemuProcess::spawn(
+            "qemu-system-x86_64",
+            &args,
+            &work.join("readback-stderr.log"),
+        )
+        .unwrap();
+        let target = SshTarget {
+            host: "127.0.0.1".into(),
+            port,
+            username: "root".into(),
+            password: Some(kiln::types::Secret::new("kiln")),
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let comm = match ssh::wait_for_ssh(&target, Duration::from_secs(300), qemu.died(), &cancel)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "the built disk did not come up with SSH: {e:?}\nserial:\n{}",
+                read_or_note(&work.join("readback-serial.log"))
+            ),
+        };
+        let mut stdout = Vec::new();
+        let status = comm
+            .exec(command, &mut |s, chunk| {
+                if s == kiln::communicator::Stream::Stdout {
+                    stdout.extend_from_slice(chunk)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            status,
+            0,
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&stdout)
+        );
+        let _ = comm.exec("poweroff", &mut |_, _| {}).await;
+        comm.close().await;
+        if qemu
+            .wait_exit(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            qemu.kill().await.unwrap();
+        }
+        String::from_utf8(stdout).unwrap()
+    })
+}
+
+fn nossh_template() -> std::path::PathBuf {
+    repo_root().join("tests/fixtures/e2e/nossh.pkr.hcl")
+}
+
+/// A guest that never opens SSH fails after `ssh_timeout`, shows the serial console, and
+/// leaves no QEMU and no output directory behind.
+#[test]
+fn ssh_timeout_fails_and_leaves_nothing_running() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().to_string_lossy().into_owned();
+    let out = kiln()
+        .current_dir(work.path())
+        .args([
+            "build",
+            "-var",
+            &format!("iso_path={}", iso.display()),
+            "-var",
+            "ssh_timeout=20s",
+        ])
+        .arg(nossh_template())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "build should fail\n{}",
+        describe(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SSH"),
+        "error should be about SSH\n{}",
+        describe(&out)
+    );
+    assert!(
+        stderr.contains("Timed out"),
+        "error should say it timed out\n{}",
+        describe(&out)
+    );
+    assert!(
+        processes_with(&marker).is_empty(),
+        "QEMU still running after the build failed"
+    );
+    assert!(
+        !work.path().join("output-nossh").exists(),
+        "output directory left behind"
+    );
+}
+
+/// Ctrl-C during the SSH wait cancels the build, runs the cleanups (QEMU killed, output
+/// removed) and exits non-zero.
+#[test]
+fn interrupt_during_ssh_wait_cleans_up() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().to_string_lossy().into_owned();
+    let mut child = kiln()
+        .current_dir(work.path())
+        .args([
+            "build",
+            "-var",
+            &format!("iso_path={}", iso.display()),
+            "-var",
+            "ssh_timeout=10m",
+        ])
+        .arg(nossh_template())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen
+    });
+    // The SSH wait has begun once QEMU runs (its command line names our work dir) and the
+    // serial log exists; then give the wait loop a moment to be in progress.
+    assert!(
+        eventually(Duration::from_secs(120), || !processes_with(&format!(
+            "{marker}/output-nossh"
+        ))
+        .is_empty()
+            && work.path().join("output-nossh/serial.log").exists()),
+        "QEMU never started"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    signal(child.id(), "INT");
+    let exited = eventually(Duration::from_secs(60), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "kiln did not exit within 60 s of SIGINT");
+    let status = child.wait().unwrap();
+    let stdout = reader.join().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "cancelled build must exit non-zero");
+    assert!(
+        stdout.contains("Waiting for SSH"),
+        "was not waiting for SSH:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains("cancel"),
+        "no cancellation message:\n{stderr}"
+    );
+    assert!(
+        processes_with(&marker).is_empty(),
+        "QEMU still running after Ctrl-C"
+    );
+    assert!(
+        !work.path().join("output-nossh").exists(),
+        "output directory left behind"
+    );
+}
+
+/// Regression for the SIGKILL rule: QEMU never outlives kiln, even when kiln gets no chance to
+/// clean up (parent-death signal).
+#[test]
+fn qemu_dies_when_kiln_is_killed() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    let marker = format!("{}/output-nossh", work.path().display());
+    let mut child = kiln()
+        .current_dir(work.path())
+        .args([
+            "build",
+            "-var",
+            &format!("iso_path={}", iso.display()),
+            "-var",
+            "ssh_timeout=10m",
+        ])
+        .arg(nossh_template())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(120), || !processes_with(&marker)
+            .is_empty()),
+        "QEMU never started"
+    );
+    signal(child.id(), "KILL");
+    child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || processes_with(&marker)
+            .is_empty()),
+        "QEMU outlived a SIGKILLed kiln: {:?}",
+        processes_with(&marker)
+    );
+}
+
+/// Without qemu-system-x86_64 on PATH the build fails with an error naming the Debian package,
+/// and cleans up the output directory.
+#[test]
+fn missing_qemu_names_the_debian_package() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    // A PATH with qemu-img and setpriv but no qemu-system-x86_64.
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["qemu-img", "setpriv"] {
+        let real = which(tool).unwrap_or_else(|| panic!("{tool} not found"));
+        std::os::unix::fs::symlink(real, bin.join(tool)).unwrap();
+    }
+    let out = kiln()
+        .current_dir(work.path())
+        .env("PATH", &bin)
+        .args(["build", "-var", &format!("iso_path={}", iso.display())])
+        .arg(nossh_template())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("qemu-system-x86_64"), "{}", describe(&out));
+    assert!(
+        stderr.contains("qemu-system-x86"),
+        "should name the Debian package\n{}",
+        describe(&out)
+    );
+    assert!(
+        !work.path().join("output-nossh").exists(),
+        "output directory left behind"
+    );
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}

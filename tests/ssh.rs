@@ -1,0 +1,534 @@
+//! The SSH communicator and the shell provisioner against a real OpenSSH server.
+//!
+//! Each test starts its own `/usr/sbin/sshd` on a free 127.0.0.1 port, with a host key and an
+//! `sshd_config` in a temp dir, and kills it by pid when the test ends (even on panic).
+//!
+//! Password authentication needs an account with a known password, so the tests create the
+//! local user `kilntest` (once, with `useradd`) and set its password (`chpasswd`). That needs
+//! root; the tests fail loudly otherwise, as they do when sshd (Debian package
+//! `openssh-server`) is missing. Public-key setup was not used: the communicator under test
+//! only speaks password authentication so far.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kiln::communicator::ssh::{self, SshCommunicator, SshTarget, wait_for_ssh};
+use kiln::communicator::{Communicator, Stream};
+use kiln::provisioner::shell::{self, Config, ShellSource};
+use kiln::types::Secret;
+use kiln::ui::Ui;
+use kiln::wait::{Attempt, until_ok};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+const SSHD: &str = "/usr/sbin/sshd";
+const USER: &str = "kilntest";
+const PASSWORD: &str = "kiln-Test-pw1";
+
+/// Creates the test user once per test binary and sets its password.
+fn ensure_user() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} not found: install the Debian package `openssh-server` \
+             (apt-get install openssh-server) to run the SSH tests"
+        );
+        let exists = Command::new("id").arg(USER).output().expect("run id");
+        if !exists.status.success() {
+            run(Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]));
+        }
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn chpasswd (the SSH tests need root to set the test user's password)");
+        std::io::Write::write_all(
+            chpasswd.stdin.as_mut().expect("piped"),
+            format!("{USER}:{PASSWORD}\n").as_bytes(),
+        )
+        .expect("write to chpasswd");
+        let status = chpasswd.wait().expect("wait for chpasswd");
+        assert!(
+            status.success(),
+            "chpasswd failed (the SSH tests need root)"
+        );
+        // sshd refuses to start without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+    });
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed (the SSH tests need root): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A running sshd; killed by pid on drop.
+struct Sshd {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    /// Starts sshd on `port` and waits until it accepts TCP connections.
+    async fn start_on(port: u16, extra_config: &str) -> Sshd {
+        ensure_user();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("host_ed25519");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key));
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                // sshd keeps the first value of a keyword, so the extra lines come first.
+                "{extra_config}\n\
+                 ListenAddress 127.0.0.1\n\
+                 Port {port}\n\
+                 HostKey {key}\n\
+                 PidFile {pid}\n\
+                 UsePAM no\n\
+                 PasswordAuthentication yes\n\
+                 PermitRootLogin no\n\
+                 AllowUsers {USER}\n\
+                 AuthorizedKeysFile none\n\
+                 StrictModes no\n\
+                 LogLevel VERBOSE\n",
+                key = key.display(),
+                pid = dir.path().join("sshd.pid").display(),
+            ),
+        )
+        .expect("write sshd_config");
+        // No `Subsystem sftp` line: uploads must work without sftp-server.
+        let log = std::fs::File::create(dir.path().join("sshd.log")).expect("create sshd.log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sshd");
+        let sshd = Sshd { port, child, dir };
+        let ready = until_ok(
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || async {
+                match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                    Ok(_) => Attempt::Done(()),
+                    Err(e) => Attempt::Retry(e),
+                }
+            },
+        )
+        .await;
+        assert!(ready.is_ok(), "sshd did not listen: {}", sshd.log());
+        sshd
+    }
+
+    async fn start() -> Sshd {
+        Self::start_on(free_port(), "").await
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    fn target(&self, password: &str) -> SshTarget {
+        target(self.port, password)
+    }
+
+    async fn connect(&self) -> SshCommunicator {
+        match SshCommunicator::connect(&self.target(PASSWORD), Duration::from_secs(10)).await {
+            Ok(c) => c,
+            Err(e) => panic!("connect: {e:?}\nsshd log:\n{}", self.log()),
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn target(port: u16, password: &str) -> SshTarget {
+    SshTarget {
+        host: "127.0.0.1".into(),
+        port,
+        username: USER.into(),
+        password: Some(Secret::new(password)),
+    }
+}
+
+/// Runs `command`, returning (status, stdout, stderr).
+async fn exec(comm: &dyn Communicator, command: &str) -> (u32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = comm
+        .exec(command, &mut |stream, chunk| match stream {
+            Stream::Stdout => out.extend_from_slice(chunk),
+            Stream::Stderr => err.extend_from_slice(chunk),
+        })
+        .await
+        .expect("exec");
+    (
+        status,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+/// A fresh remote directory path (the "remote" is this machine).
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-ssh-test-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    run(Command::new("chown").arg(USER).arg(&dir));
+    dir
+}
+
+#[tokio::test]
+async fn exec_reports_status_and_separates_streams() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    assert_eq!(
+        exec(&comm, "echo hello").await,
+        (0, "hello\n".into(), String::new())
+    );
+    assert_eq!(
+        exec(&comm, "echo out; echo err >&2; exit 7").await,
+        (7, "out\n".into(), "err\n".into())
+    );
+    comm.close().await;
+}
+
+#[tokio::test]
+async fn exec_without_exit_status_is_disconnected() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    // Killing the session's sshd process drops the connection mid-command, as a guest
+    // powering off does.
+    let err = comm
+        .exec("kill -9 $PPID; sleep 5", &mut |_, _| {})
+        .await
+        .expect_err("connection dropped");
+    assert!(matches!(err, ssh::Error::Disconnected), "{err:?}");
+}
+
+#[tokio::test]
+async fn upload_of_1_mib_arrives_intact_with_mode() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let dir = scratch_dir();
+    // A space and a quote in the name exercise the path quoting.
+    let path = dir.join("it's up.bin");
+    let path = path.to_str().expect("utf-8 path");
+    let data: Vec<u8> = (0..1 << 20).map(|_| rand::random::<u8>()).collect();
+    comm.upload(path, &data, 0o640).await.expect("upload");
+    let want: String = Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (status, out, err) = exec(
+        &comm,
+        &format!("sha256sum < {q}; stat -c %a {q}", q = ssh::sh_quote(path)),
+    )
+    .await;
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out, format!("{want}  -\n640\n"));
+    std::fs::remove_dir_all(&dir).expect("remove scratch dir");
+}
+
+#[tokio::test]
+async fn upload_failure_reports_status_and_stderr() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let err = comm
+        .upload("/nonexistent-dir/x", b"data", 0o644)
+        .await
+        .expect_err("no such directory");
+    match err {
+        ssh::Error::UploadStatus { status, stderr, .. } => {
+            assert_ne!(status, 0);
+            assert!(stderr.contains("nonexistent-dir"), "{stderr}");
+        }
+        other => panic!("expected UploadStatus, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_is_authentication_failed() {
+    let sshd = Sshd::start().await;
+    let err = SshCommunicator::connect(&sshd.target("wrong"), Duration::from_secs(10))
+        .await
+        .err()
+        .expect("wrong password must fail");
+    assert!(
+        matches!(&err, ssh::Error::AuthenticationFailed { user } if user == USER),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn keyboard_interactive_is_answered_with_the_password() {
+    // Without PAM, OpenSSH on Linux offers no keyboard-interactive device, so this server
+    // uses PAM and refuses plain password authentication.
+    let sshd = Sshd::start_on(
+        free_port(),
+        "UsePAM yes\nPasswordAuthentication no\nKbdInteractiveAuthentication yes",
+    )
+    .await;
+    let comm = sshd.connect().await;
+    comm.close().await;
+    let err = SshCommunicator::connect(&sshd.target("wrong"), Duration::from_secs(10))
+        .await
+        .err()
+        .expect("wrong password must fail");
+    assert!(
+        matches!(err, ssh::Error::AuthenticationFailed { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn wait_for_ssh_succeeds_when_sshd_starts_late() {
+    let port = free_port();
+    let start = Instant::now();
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Sshd::start_on(port, "").await
+    });
+    let comm = wait_for_ssh(
+        &target(port, PASSWORD),
+        Duration::from_secs(20),
+        std::future::pending(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("SSH comes up after 2 s");
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    assert_eq!(exec(&comm, "echo up").await.1, "up\n");
+    comm.close().await;
+    drop(late.await.expect("sshd task"));
+}
+
+#[tokio::test]
+async fn wait_for_ssh_times_out_with_last_error() {
+    let port = free_port();
+    let start = Instant::now();
+    let err = wait_for_ssh(
+        &target(port, PASSWORD),
+        Duration::from_secs(3),
+        std::future::pending(),
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("nothing listens");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    match err {
+        ssh::Error::Timeout {
+            last: Some(last), ..
+        } => {
+            assert!(matches!(*last, ssh::Error::Connect { .. }), "{last:?}")
+        }
+        other => panic!("expected Timeout with a last error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wait_for_ssh_keeps_retrying_wrong_credentials() {
+    let sshd = Sshd::start().await;
+    let err = wait_for_ssh(
+        &sshd.target("wrong"),
+        Duration::from_secs(3),
+        std::future::pending(),
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("wrong password never succeeds");
+    match err {
+        ssh::Error::Timeout {
+            last: Some(last), ..
+        } => {
+            assert!(
+                matches!(*last, ssh::Error::AuthenticationFailed { .. }),
+                "{last:?}"
+            )
+        }
+        other => panic!("expected Timeout with AuthenticationFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wait_for_ssh_stops_at_once_on_abort() {
+    let start = Instant::now();
+    let abort = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        "QEMU exited: boom".to_owned()
+    };
+    let err = wait_for_ssh(
+        &target(free_port(), PASSWORD),
+        Duration::from_secs(60),
+        abort,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("aborted");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        matches!(&err, ssh::Error::Aborted { reason } if reason == "QEMU exited: boom"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn wait_for_ssh_stops_on_cancel() {
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let err = wait_for_ssh(
+        &target(free_port(), PASSWORD),
+        Duration::from_secs(60),
+        std::future::pending(),
+        &cancel,
+    )
+    .await
+    .err()
+    .expect("cancelled");
+    assert!(matches!(err, ssh::Error::Cancelled), "{err:?}");
+}
+
+// ---- shell provisioner ----
+
+fn config(source: ShellSource, remote_folder: &Path) -> Config {
+    Config {
+        remote_folder: remote_folder.to_str().expect("utf-8").to_owned(),
+        ..Config::with_defaults(source)
+    }
+}
+
+fn inline(lines: &[&str]) -> ShellSource {
+    ShellSource::Inline(lines.iter().map(|l| l.to_string()).collect())
+}
+
+#[tokio::test]
+async fn shell_inline_writes_file_streams_lines_and_cleans_up() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let dir = scratch_dir();
+    let marker = dir.join("marker");
+    let cfg = config(
+        inline(&[
+            "echo first",
+            "printf 'no newline' >&2",
+            &format!("echo written > {}", marker.display()),
+        ]),
+        &dir,
+    );
+    let (ui, lines) = Ui::memory();
+    shell::run(&cfg, &comm, &ui, &[]).await.expect("provision");
+    assert_eq!(
+        *lines.lock().unwrap(),
+        vec![
+            "==> Provisioning with shell script: inline script",
+            "    first",
+            "    no newline",
+        ]
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "written\n");
+    std::fs::remove_file(&marker).unwrap();
+    // Only the marker was there: the script was removed.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn shell_failing_script_is_non_zero_exit() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let dir = scratch_dir();
+    let cfg = config(inline(&["echo before", "false", "echo never"]), &dir);
+    let (ui, lines) = Ui::memory();
+    let err = shell::run(&cfg, &comm, &ui, &[]).await.unwrap_err();
+    assert!(
+        matches!(err, shell::Error::NonZeroExit { status: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "Script exited with non-zero exit status: 1"
+    );
+    assert!(!lines.lock().unwrap().iter().any(|l| l.contains("never")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn shell_env_values_with_quotes_and_spaces_arrive_verbatim() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let dir = scratch_dir();
+    let mut cfg = config(
+        inline(&[r#"printf '%s|%s|%s\n' "$GREETING" "$PACKER_BUILD_NAME" "$PACKER_BUILDER_TYPE""#]),
+        &dir,
+    );
+    cfg.environment_vars = vec![
+        ("GREETING".into(), "it's a $HOME `test`".into()),
+        ("PACKER_BUILD_NAME".into(), "from template".into()),
+    ];
+    let env = [
+        ("PACKER_BUILD_NAME".to_owned(), "kiln".to_owned()),
+        ("PACKER_BUILDER_TYPE".to_owned(), "qemu".to_owned()),
+    ];
+    let (ui, lines) = Ui::memory();
+    shell::run(&cfg, &comm, &ui, &env).await.expect("provision");
+    assert_eq!(
+        lines.lock().unwrap()[1],
+        "    it's a $HOME `test`|from template|qemu"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn shell_script_file_with_crlf_runs() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let dir = scratch_dir();
+    let local = tempfile::tempdir().unwrap();
+    let script = local.path().join("setup.sh");
+    // With the CRs left in, `exit 0\r` fails: "Illegal number".
+    std::fs::write(&script, "#!/bin/sh\r\necho from file\r\nexit 0\r\n").unwrap();
+    let cfg = config(ShellSource::Script(script.clone()), &dir);
+    let (ui, lines) = Ui::memory();
+    shell::run(&cfg, &comm, &ui, &[]).await.expect("provision");
+    assert_eq!(
+        *lines.lock().unwrap(),
+        vec![
+            format!("==> Provisioning with shell script: {}", script.display()),
+            "    from file".to_owned(),
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
