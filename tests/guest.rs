@@ -165,6 +165,12 @@ fn read_back(disk: &Path, work: &Path, command: &str) -> String {
     })
 }
 
+/// `-var=output_directory=<work>/output-nossh`: an absolute path, so QEMU's command line names
+/// the test's own directory and the tests can find (only) their own QEMU.
+fn out_var(work: &Path) -> String {
+    format!("-var=output_directory={}/output-nossh", work.display())
+}
+
 fn nossh_template() -> std::path::PathBuf {
     repo_root().join("tests/fixtures/e2e/nossh.pkr.hcl")
 }
@@ -176,7 +182,7 @@ fn ssh_timeout_fails_and_leaves_nothing_running() {
     require_qemu();
     let iso = test_iso();
     let work = tempfile::tempdir().unwrap();
-    let marker = work.path().to_string_lossy().into_owned();
+    let marker = format!("{}/output-nossh", work.path().display());
     let out = kiln()
         .current_dir(work.path())
         .args([
@@ -222,7 +228,7 @@ fn interrupt_during_ssh_wait_cleans_up() {
     require_qemu();
     let iso = test_iso();
     let work = tempfile::tempdir().unwrap();
-    let marker = work.path().to_string_lossy().into_owned();
+    let marker = format!("{}/output-nossh", work.path().display());
     let mut child = kiln()
         .current_dir(work.path())
         .args([
@@ -238,28 +244,33 @@ fn interrupt_during_ssh_wait_cleans_up() {
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen2 = seen.clone();
     let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
         let mut buf = [0u8; 4096];
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen2
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
-        seen
     });
-    // The SSH wait has begun once QEMU runs (its command line names our work dir) and the
-    // serial log exists; then give the wait loop a moment to be in progress.
+    // Interrupt once kiln says it waits for SSH, with its QEMU running.
     assert!(
-        eventually(Duration::from_secs(120), || !processes_with(&format!(
-            "{marker}/output-nossh"
-        ))
-        .is_empty()
-            && work.path().join("output-nossh/serial.log").exists()),
-        "QEMU never started"
+        eventually(Duration::from_secs(120), || seen
+            .lock()
+            .unwrap()
+            .contains("Waiting for SSH")),
+        "kiln never started waiting for SSH:\n{}",
+        seen.lock().unwrap()
     );
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "QEMU is not running during the SSH wait"
+    );
     signal(child.id(), "INT");
     let exited = eventually(Duration::from_secs(60), || {
         child.try_wait().unwrap().is_some()
@@ -269,7 +280,8 @@ fn interrupt_during_ssh_wait_cleans_up() {
     }
     assert!(exited, "kiln did not exit within 60 s of SIGINT");
     let status = child.wait().unwrap();
-    let stdout = reader.join().unwrap();
+    reader.join().unwrap();
+    let stdout = seen.lock().unwrap().clone();
     let mut stderr = String::new();
     child
         .stderr
@@ -351,6 +363,7 @@ fn missing_qemu_names_the_debian_package() {
         .current_dir(work.path())
         .env("PATH", &bin)
         .args(["build", "-var", &format!("iso_path={}", iso.display())])
+        .arg(out_var(work.path()))
         .arg(nossh_template())
         .output()
         .unwrap();

@@ -14,7 +14,7 @@ use crate::provisioner::shell::{self, ShellSource};
 use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
 use super::options::{Options, reject_blocks, unknown};
-use super::qemu::resolve;
+use super::qemu_source::resolve;
 use super::{Build, Diagnostic, PostProcessor, Provisioner};
 
 /// Declared sources as `(type, name)`, each with whether kiln supports its type (references to

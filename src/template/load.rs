@@ -13,7 +13,7 @@ use super::build::{Declared, build};
 use super::diag::{SourceFile, command_line, did_you_mean};
 use super::eval::{Scope, local_refs, number_value, to_bool, to_number, to_string, type_name};
 use super::options::{Options, reject_blocks, unknown};
-use super::{Diagnostic, Error, Location, Source, Template, qemu};
+use super::{Diagnostic, Error, Location, Source, Template, qemu_source as qemu};
 
 /// Top-level blocks Packer knows that kiln does not read yet.
 const UNSUPPORTED_TOP: &[&str] = &["data", "variables", "local", "hcp_packer_registry"];
@@ -147,6 +147,7 @@ fn check(
     let mut qemu_sources: Vec<(&SourceFile, &Block, String)> = Vec::new();
     let mut declared = Declared::new();
     let mut builds = Vec::new();
+    let mut broken: BTreeSet<String> = BTreeSet::new();
     let constants = Scope::constants();
 
     for (file, body) in parsed {
@@ -171,9 +172,20 @@ fn check(
                         d.push(twice("variable", name, at, first.file, first.block));
                         continue;
                     }
-                    if let Some(decl) = declare_var(file, block, &constants, &mut d) {
-                        var_decls.insert((*name).to_owned(), decl);
+                    let decl = declare_var(file, block, &constants, &mut d);
+                    if decl.is_none() {
+                        // Its type was reported; uses of it are not reported again.
+                        broken.insert((*name).to_owned());
                     }
+                    var_decls.insert(
+                        (*name).to_owned(),
+                        decl.unwrap_or(VarDecl {
+                            file,
+                            block,
+                            kind: VarType::Any,
+                            sensitive: true,
+                        }),
+                    );
                 }
                 ("locals", []) => {
                     reject_blocks(file, &block.body, &[], &mut d);
@@ -243,8 +255,11 @@ fn check(
     // Variables: defaults, then -var values.
     let mut values: hcl::Map<String, Value> = hcl::Map::new();
     let mut sensitive: Vec<String> = Vec::new();
-    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut failed = broken.clone();
     for (name, decl) in &var_decls {
+        if broken.contains(name) {
+            continue;
+        }
         let Some(attr) = decl.block.body.get_attribute("default") else {
             continue;
         };
@@ -286,6 +301,7 @@ fn check(
             kind => kind.convert(&Value::String(raw.clone())),
         };
         match converted {
+            _ if broken.contains(name) => {}
             Some(v) => {
                 failed.remove(name);
                 values.insert(name.clone(), v);

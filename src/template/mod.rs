@@ -14,13 +14,13 @@ mod diag;
 mod eval;
 mod load;
 mod options;
-mod qemu;
+mod qemu_source;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::builder::qemu as qemu_builder;
+use crate::builder::qemu;
 use crate::postprocessor::vagrant;
 use crate::provisioner::shell;
 
@@ -93,7 +93,7 @@ pub struct Template {
 /// A `source` block.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Qemu(qemu_builder::config::Config),
+    Qemu(qemu::config::Config),
 }
 
 /// A `build` block.
@@ -117,3 +117,6 @@ pub enum Provisioner {
 pub enum PostProcessor {
     Vagrant(vagrant::Config),
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,13 +6,13 @@
 //! (`"512"` is a number, `2` is a string) and report a wrong type naming the expected one.
 //! Each getter returns `None` when the option is absent, null, or wrong (then reported).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hcl::Value;
 use hcl::edit::Span;
 use hcl::edit::structure::{Attribute, Body};
 
-use super::diag::{SourceFile, did_you_mean};
+use super::diag::{SourceFile, did_you_mean, suggest};
 use super::eval::{Scope, to_bool, to_number, to_string, type_name};
 use super::{Diagnostic, Location};
 
@@ -21,6 +21,8 @@ pub(crate) struct Options<'a> {
     file: &'a SourceFile,
     scope: &'a Scope,
     attrs: BTreeMap<String, &'a Attribute>,
+    /// Options suggested for misspelt names: a "missing" report for them would repeat it.
+    suggested: BTreeSet<&'static str>,
     /// Where the block starts, for "missing option" diagnostics.
     pub block_at: Location,
 }
@@ -33,11 +35,12 @@ impl<'a> Options<'a> {
         scope: &'a Scope,
         body: &'a Body,
         block_at: Location,
-        supported: &[&str],
+        supported: &[&'static str],
         known: &[&str],
         diags: &mut Vec<Diagnostic>,
     ) -> Self {
         let mut attrs = BTreeMap::new();
+        let mut suggested = BTreeSet::new();
         for attr in body.attributes() {
             let name = attr.key.as_str();
             let at = file.at(attr.key.span());
@@ -50,6 +53,9 @@ impl<'a> Options<'a> {
                     );
                 }
             } else {
+                if !known.contains(&name) {
+                    suggested.extend(suggest(name, supported.iter().copied()));
+                }
                 diags.push(unknown(at, "option", name, supported, known));
             }
         }
@@ -57,6 +63,7 @@ impl<'a> Options<'a> {
             file,
             scope,
             attrs,
+            suggested,
             block_at,
         }
     }
@@ -78,8 +85,16 @@ impl<'a> Options<'a> {
         diags.push(Diagnostic::new(self.at(name), message));
     }
 
+    /// Whether a misspelt option was taken to mean `name` (and reported so).
+    pub fn was_suggested(&self, name: &str) -> bool {
+        self.suggested.contains(name)
+    }
+
     /// Records that required option `name` is missing (`why` says when it is required).
     pub fn missing(&self, name: &str, why: &str, diags: &mut Vec<Diagnostic>) {
+        if self.was_suggested(name) {
+            return;
+        }
         diags.push(Diagnostic::new(
             self.block_at.clone(),
             format!("missing required option `{name}`{why}"),
@@ -185,15 +200,20 @@ impl<'a> Options<'a> {
         if allowed.contains(&s.as_str()) {
             return Some(s);
         }
-        let message = if unsupported.contains(&s.as_str()) {
-            format!("`{name} = \"{s}\"` is not supported by kiln yet")
+        let d = if unsupported.contains(&s.as_str()) {
+            let message = format!("`{name} = \"{s}\"` is not supported by kiln yet");
+            Diagnostic::new(self.at(name), message)
+                .with_hint(format!("kiln supports {}", list(allowed)))
         } else {
-            format!("`{name}` must be one of {}", list(allowed))
+            let d = Diagnostic::new(
+                self.at(name),
+                format!("`{name}` must be one of {}", list(allowed)),
+            );
+            match did_you_mean(&s, allowed.iter().copied()) {
+                Some(h) => d.with_hint(h),
+                None => d,
+            }
         };
-        let mut d = Diagnostic::new(self.at(name), message);
-        if let Some(h) = did_you_mean(&s, allowed.iter().copied()) {
-            d = d.with_hint(h);
-        }
         diags.push(d);
         None
     }

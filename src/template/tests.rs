@@ -1,0 +1,421 @@
+//! Loader tests: small inline templates written to a temporary directory, and the fixtures in
+//! `tests/fixtures/templates/{ok,bad}` (one bad file per failure mode).
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::builder::qemu::config::{Accelerator, CommunicatorKind, DiskFormat};
+use crate::provisioner::shell::ShellSource;
+use crate::types::Checksum;
+
+/// Writes `files` (name, text) into a fresh directory.
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    dir
+}
+
+/// Every diagnostic rendered with its source text, file paths shown relative to `base`.
+fn rendered(err: &Error, base: &Path) -> String {
+    let Error::Invalid(diags) = err else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    diags
+        .iter()
+        .map(|d| {
+            let text = std::fs::read_to_string(&d.location.file).ok();
+            let mut d = d.clone();
+            if let Ok(rel) = d.location.file.strip_prefix(base) {
+                d.location.file = rel.to_owned();
+            }
+            d.render(text.as_deref())
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Loads `t.pkr.hcl` holding `text`; the error rendered, or the template.
+fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Template, String> {
+    let dir = dir_with(&[("t.pkr.hcl", text)]);
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    load(&dir.path().join("t.pkr.hcl"), &vars).map_err(|e| rendered(&e, dir.path()))
+}
+
+fn errors(text: &str) -> String {
+    match load_text(text, &[]) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn qemu_of(t: &Template) -> &crate::builder::qemu::config::Config {
+    match t.sources.first() {
+        Some(Source::Qemu(c)) => c,
+        None => panic!("no source"),
+    }
+}
+
+const MINIMAL: &str = r#"
+source "qemu" "m" {
+  iso_url      = "https://example.org/a.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+}
+build { sources = ["source.qemu.m"] }
+"#;
+
+#[test]
+fn minimal_source_gets_packer_defaults() {
+    let t = load_text(MINIMAL, &[]).expect("loads");
+    let c = qemu_of(&t);
+    assert_eq!(c.output_directory, PathBuf::from("output-m"));
+    assert_eq!(c.vm_name, "packer-m");
+    assert_eq!(c.disk_size, 40960 << 20);
+    assert_eq!(c.boot_wait.abs, std::time::Duration::from_secs(10));
+    assert_eq!(c.ssh.as_ref().map(|s| s.port), Some(22));
+    assert_eq!(t.builds[0].sources, [("qemu".to_owned(), "m".to_owned())]);
+}
+
+#[test]
+fn demo_template_loads() {
+    let dir = dir_with(&[
+        (
+            "examples/testos/testos.pkr.hcl",
+            include_str!("../../tests/fixtures/templates/ok/testos.pkr.hcl"),
+        ),
+        ("scripts/testos-provision.sh", "#!/bin/sh\n"),
+    ]);
+    let path = dir.path().join("examples/testos/testos.pkr.hcl");
+    let t = load(&path, &[("memory".into(), "1024".into())]).expect("demo template loads");
+    let root = std::path::absolute(dir.path()).expect("absolute temp dir");
+    let c = qemu_of(&t);
+    assert_eq!(c.name, "testos");
+    assert_eq!(
+        c.iso_url,
+        root.join("target/test-iso/kiln-testos.iso")
+            .to_string_lossy()
+    );
+    assert_eq!(c.iso_checksum, Checksum::None);
+    assert_eq!(c.output_directory, PathBuf::from("output-testos"));
+    assert_eq!(c.vm_name, "testos.qcow2");
+    assert_eq!(c.disk_size, 1 << 30);
+    assert_eq!(c.format, DiskFormat::Qcow2);
+    assert_eq!(c.accelerator, Accelerator::Auto);
+    assert_eq!(
+        c.memory, 1024,
+        "-var overrides the default and is converted to a number"
+    );
+    assert_eq!(c.cpus, 2);
+    assert!(c.headless);
+    assert_eq!(c.http_directory, Some(root.join("http")));
+    assert_eq!(c.boot_wait.abs, std::time::Duration::from_secs(3));
+    assert_eq!(
+        c.boot_command,
+        ["install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>"]
+    );
+    assert_eq!(c.communicator, CommunicatorKind::Ssh);
+    let ssh = c.ssh.as_ref().expect("ssh settings");
+    assert_eq!(ssh.username, "root");
+    assert_eq!(ssh.password.as_ref().map(|p| p.expose()), Some("kiln"));
+    assert_eq!(ssh.timeout, std::time::Duration::from_secs(300));
+    assert_eq!(c.shutdown_command.as_deref(), Some("poweroff"));
+
+    let b = &t.builds[0];
+    assert_eq!(b.sources, [("qemu".to_owned(), "testos".to_owned())]);
+    let [Provisioner::Shell(p1), Provisioner::Shell(p2)] = b.provisioners.as_slice() else {
+        panic!("two shell provisioners expected");
+    };
+    assert_eq!(
+        p1.source,
+        ShellSource::Script(root.join("scripts/testos-provision.sh"))
+    );
+    assert_eq!(
+        p2.source,
+        ShellSource::Inline(vec!["echo hello from $(hostname)".into()])
+    );
+    assert_eq!(p2.environment_vars, [("A".to_owned(), "b".to_owned())]);
+    let [PostProcessor::Vagrant(v)] = b.post_processors.as_slice() else {
+        panic!("one vagrant post-processor expected");
+    };
+    assert_eq!(v.output, "output-testos/testos.box");
+}
+
+#[test]
+fn ok_fixtures_load() {
+    let path = Path::new("tests/fixtures/templates/ok/bento-debian.pkr.hcl");
+    if let Err(e) = load(path, &[]) {
+        panic!("{}", rendered(&e, Path::new("")));
+    }
+}
+
+#[test]
+fn directory_loads_all_files_in_order() {
+    let dir = dir_with(&[
+        (
+            "a.pkr.hcl",
+            "variable \"n\" {\n  type = string\n  default = \"x\"\n}\n",
+        ),
+        ("b.pkr.hcl", &MINIMAL.replace("\"root\"", "var.n")),
+        ("notes.txt", "not a template"),
+    ]);
+    let t = load(dir.path(), &[]).expect("loads");
+    assert_eq!(
+        qemu_of(&t).ssh.as_ref().map(|s| s.username.as_str()),
+        Some("x")
+    );
+    let empty = tempfile::tempdir().expect("temp dir");
+    assert!(matches!(
+        load(empty.path(), &[]),
+        Err(Error::NoTemplates { .. })
+    ));
+    assert!(matches!(
+        load(&empty.path().join("nope.pkr.hcl"), &[]),
+        Err(Error::ReadFile { .. })
+    ));
+}
+
+#[test]
+fn locals_in_any_order_and_interpolation() {
+    let t = load_text(
+        &MINIMAL.replace(
+            "iso_checksum = \"none\"",
+            "iso_checksum = \"none\"\n  vm_name = \"${local.full}\"\n  cpus = var.c",
+        )
+        .replace("source \"qemu\"", "locals {\n  full = \"${local.base}-${var.c}.img\"\n  base = \"disk\"\n}\nvariable \"c\" {\n  type = number\n  default = \"3\"\n}\nsource \"qemu\""),
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(qemu_of(&t).vm_name, "disk-3.img");
+    assert_eq!(qemu_of(&t).cpus, 3);
+}
+
+#[test]
+fn option_rules() {
+    // (extra option lines, check) — one Packer rule per row.
+    type Check = fn(&crate::builder::qemu::config::Config) -> bool;
+    let table: [(&str, Check, &str); 6] = [
+        (
+            "format = \"raw\"",
+            |c| c.skip_compaction && c.format == DiskFormat::Raw,
+            "raw forces skip_compaction",
+        ),
+        (
+            "memory = 4",
+            |c| c.memory == 512,
+            "memory below 10 means 512",
+        ),
+        (
+            "disk_size = 2048",
+            |c| c.disk_size == 2048 << 20,
+            "numeric disk_size is MiB",
+        ),
+        (
+            "ssh_port = \"2200\"",
+            |c| c.ssh.as_ref().is_some_and(|s| s.port == 2200),
+            "numeric string converts",
+        ),
+        (
+            "boot_wait = \"-1s\"",
+            |c| c.boot_wait.negative,
+            "negative boot_wait kept",
+        ),
+        (
+            "communicator = \"none\"",
+            |c| c.ssh.is_none(),
+            "no ssh settings without ssh",
+        ),
+    ];
+    for (extra, check, reason) in table {
+        let text = MINIMAL.replace(
+            "ssh_username = \"root\"",
+            &format!("ssh_username = \"root\"\n  {extra}"),
+        );
+        match load_text(&text, &[]) {
+            Ok(t) => assert!(check(qemu_of(&t)), "{reason}"),
+            Err(e) => panic!("{reason}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_function_is_a_diagnostic() {
+    let e = errors(&MINIMAL.replace("\"root\"", "upper(\"root\")"));
+    assert!(
+        e.contains("t.pkr.hcl:5:18: function `upper` is not supported by kiln yet"),
+        "{e}"
+    );
+    let e = errors(&MINIMAL.replace("\"root\"", "frobnicate(1)"));
+    assert!(
+        e.contains("t.pkr.hcl:5:18: unknown function `frobnicate`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn locals_cycle_is_reported() {
+    let e = errors(&format!(
+        "locals {{\n  a = local.b\n  b = local.a\n  c = local.a\n}}\n{MINIMAL}"
+    ));
+    assert!(
+        e.contains("t.pkr.hcl:2:3: local `a` depends on itself"),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.pkr.hcl:3:3: local `b` depends on itself"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("local `c`"),
+        "a local that only uses the cycle is not reported: {e}"
+    );
+}
+
+#[test]
+fn sensitive_values_never_shown() {
+    let text = format!(
+        "variable \"pw\" {{\n  type = string\n  sensitive = true\n  default = \"hunter2\"\n}}\n{}",
+        MINIMAL.replace("iso_checksum = \"none\"", "iso_checksum = var.pw")
+    );
+    let e = errors(&text);
+    assert!(
+        e.contains("t.pkr.hcl:9:18: unknown checksum `<sensitive>`"),
+        "{e}"
+    );
+    let e = match load_text(&text, &[("pw", "s3cret-value")]) {
+        Ok(_) => panic!("bad checksum accepted"),
+        Err(e) => e,
+    };
+    assert!(!e.contains("s3cret-value"), "{e}");
+}
+
+#[test]
+fn variable_values_are_type_checked() {
+    let text = format!("variable \"n\" {{\n  type = number\n  default = 1\n}}\n{MINIMAL}");
+    let e = match load_text(&text, &[("n", "many")]) {
+        Ok(_) => panic!("bad -var accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(e, "command line: -var `n`: the value is not a valid number");
+    let e = errors(&format!(
+        "variable \"n\" {{\n  type = bool\n  default = \"yes\"\n}}\n{MINIMAL}"
+    ));
+    assert!(
+        e.starts_with("t.pkr.hcl:3:13: the default of variable `n` must be a bool, found string"),
+        "{e}"
+    );
+    let e = errors(&format!(
+        "variable \"n\" {{\n  type = string\n}}\n{MINIMAL}"
+    ));
+    assert!(
+        e.starts_with("t.pkr.hcl:1:1: variable `n` has no value"),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: give it a `default`, or pass `-var n=VALUE`"),
+        "{e}"
+    );
+}
+
+/// Loads a bad fixture and returns its rendered diagnostics.
+fn bad(name: &str, vars: &[(&str, &str)]) -> String {
+    let path = Path::new("tests/fixtures/templates/bad").join(name);
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    match load(&path, &vars) {
+        Ok(_) => panic!("{name} loaded"),
+        Err(e) => rendered(&e, Path::new("")),
+    }
+}
+
+#[test]
+fn bad_fixtures() {
+    let p = "tests/fixtures/templates/bad";
+    let table = [
+        ("syntax-error.pkr.hcl", vec![], format!("{p}/syntax-error.pkr.hcl:3:18: syntax error: invalid expression; expected")),
+        (
+            "unknown-option.pkr.hcl",
+            vec![],
+            format!("{p}/unknown-option.pkr.hcl:4:3: unknown option `iso_ur`\n 4 |   iso_ur       = \"https://example.org/debian.iso\"\n   |   ^\nhint: did you mean `iso_url`?"),
+        ),
+        (
+            "wrong-type.pkr.hcl",
+            vec![],
+            format!("{p}/wrong-type.pkr.hcl:6:18: `memory` expects a number, found string\n 6 |   memory       = \"lots\"\n   |                  ^"),
+        ),
+        (
+            "missing-required.pkr.hcl",
+            vec![],
+            format!("{p}/missing-required.pkr.hcl:3:1: missing required option `ssh_username` (required when `communicator` is `ssh`)"),
+        ),
+        (
+            "undeclared-var.pkr.hcl",
+            vec![("memry", "1024")],
+            "command line: -var `memry`: no variable `memry` is declared in the template\nhint: did you mean `memory`?".to_owned(),
+        ),
+        (
+            "unknown-source.pkr.hcl",
+            vec![],
+            format!("{p}/unknown-source.pkr.hcl:10:14: unknown source `source.qemu.debain`\n 10 |   sources = [\"source.qemu.debain\"]\n    |              ^\nhint: did you mean `source.qemu.debian`?"),
+        ),
+        (
+            "unsupported-block.pkr.hcl",
+            vec![],
+            format!("{p}/unsupported-block.pkr.hcl:1:1: `data` is not supported by kiln yet"),
+        ),
+    ];
+    for (name, vars, want) in table {
+        let got = bad(name, &vars);
+        assert!(
+            got.starts_with(&want),
+            "{name}:\n--- got\n{got}\n--- want prefix\n{want}"
+        );
+    }
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let got = bad("three-errors.pkr.hcl", &[]);
+    let p = "tests/fixtures/templates/bad/three-errors.pkr.hcl";
+    let lines: Vec<&str> = got.lines().filter(|l| l.starts_with(p)).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{p}:4:3: unknown option `memroy`"),
+            format!("{p}:5:18: `headless` expects a bool, found list"),
+            format!("{p}:10:3: post-processor `virtualbox` is not supported by kiln yet"),
+        ]
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+        "{got}"
+    );
+}
+
+#[test]
+fn error_display_counts() {
+    let one = Error::Invalid(vec![Diagnostic::new(diag::command_line(), "x")]);
+    assert_eq!(one.to_string(), "Template has 1 error");
+}
+
+#[test]
+fn one_problem_is_reported_once() {
+    let text = format!(
+        "variable \"l\" {{\n  type = list(string)\n}}\n{}",
+        MINIMAL.replace("\"root\"", "var.l")
+    );
+    let e = errors(&text);
+    assert_eq!(
+        e,
+        "t.pkr.hcl:2:10: variable type `list(string)` is not supported by kiln yet\n 2 |   type = list(string)\n   |          ^\nhint: supported types: `string`, `number`, `bool`",
+        "no cascade of undeclared-variable or missing-option reports"
+    );
+}
