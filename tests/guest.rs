@@ -192,6 +192,7 @@ fn ssh_timeout_fails_and_leaves_nothing_running() {
             "-var",
             "ssh_timeout=20s",
         ])
+        .arg(out_var(work.path()))
         .arg(nossh_template())
         .output()
         .unwrap();
@@ -238,12 +239,14 @@ fn interrupt_during_ssh_wait_cleans_up() {
             "-var",
             "ssh_timeout=10m",
         ])
+        .arg(out_var(work.path()))
         .arg(nossh_template())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let mut stdout = child.0.stdout.take().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let seen2 = seen.clone();
     let reader = std::thread::spawn(move || {
@@ -271,19 +274,20 @@ fn interrupt_during_ssh_wait_cleans_up() {
         !processes_with(&marker).is_empty(),
         "QEMU is not running during the SSH wait"
     );
-    signal(child.id(), "INT");
+    signal(child.0.id(), "INT");
     let exited = eventually(Duration::from_secs(60), || {
-        child.try_wait().unwrap().is_some()
+        child.0.try_wait().unwrap().is_some()
     });
     if !exited {
-        let _ = child.kill();
+        let _ = child.0.kill();
     }
     assert!(exited, "kiln did not exit within 60 s of SIGINT");
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     reader.join().unwrap();
     let stdout = seen.lock().unwrap().clone();
     let mut stderr = String::new();
     child
+        .0
         .stderr
         .take()
         .unwrap()
@@ -325,18 +329,20 @@ fn qemu_dies_when_kiln_is_killed() {
             "-var",
             "ssh_timeout=10m",
         ])
+        .arg(out_var(work.path()))
         .arg(nossh_template())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
     assert!(
         eventually(Duration::from_secs(120), || !processes_with(&marker)
             .is_empty()),
         "QEMU never started"
     );
-    signal(child.id(), "KILL");
-    child.wait().unwrap();
+    signal(child.0.id(), "KILL");
+    child.0.wait().unwrap();
     assert!(
         eventually(Duration::from_secs(10), || processes_with(&marker)
             .is_empty()),

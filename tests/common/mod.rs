@@ -114,3 +114,25 @@ pub fn read_or_note(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| format!("<could not read {}: {e}>", path.display()))
 }
+
+/// A child process (kiln) that is killed if the test panics before it exits, so a failed test
+/// never leaves a build (and its QEMU) running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SIGTERM lets kiln run its cleanups (QEMU is killed by them).
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.0.id().to_string())
+                .status();
+            if !eventually(Duration::from_secs(30), || {
+                !matches!(self.0.try_wait(), Ok(None))
+            }) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+}
