@@ -337,7 +337,7 @@ fn qemu_dies_when_kiln_is_killed() {
         .map(KillOnDrop)
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(120), || !processes_with(&marker)
+        eventually(Duration::from_secs(120), || !qemu_processes_with(&marker)
             .is_empty()),
         "QEMU never started"
     );

@@ -31,12 +31,14 @@ ensure_commands() {
 }
 
 # Everything a kiln build of the test OS needs: QEMU, qemu-img, and the ISO-making tools.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 KILN_RUNTIME_DEPS=(
     qemu-system-x86_64:qemu-system-x86
     qemu-img:qemu-utils
     setpriv:util-linux
     /etc/ssl/certs/ca-certificates.crt:ca-certificates
 )
+# shellcheck disable=SC2034 # used by the scripts that source this file
 KILN_ISO_DEPS=(
     xorriso:xorriso
     /usr/lib/ISOLINUX/isolinux.bin:isolinux

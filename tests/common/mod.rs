@@ -85,6 +85,18 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
     pids
 }
 
+/// Like [`processes_with`], but only processes that already are QEMU (`comm` is
+/// `qemu-system-*`): a launcher such as setpriv has finished and exec'd.
+pub fn qemu_processes_with(marker: &str) -> Vec<u32> {
+    processes_with(marker)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("qemu-system"))
+        })
+        .collect()
+}
+
 /// Polls `cond` every 100 ms until it holds or `timeout` passes; returns whether it held.
 pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
