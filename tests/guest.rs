@@ -171,6 +171,21 @@ fn out_var(work: &Path) -> String {
     format!("-var=output_directory={}/output-nossh", work.display())
 }
 
+/// Starts `kiln build` of the no-SSH guest in `work` with a long SSH timeout, stderr piped.
+fn spawn_nossh_build(work: &Path, iso: &Path, stdout: Stdio) -> KillOnDrop {
+    kiln()
+        .current_dir(work)
+        .args(["build", "-var", &format!("iso_path={}", iso.display())])
+        .args(["-var", "ssh_timeout=10m"])
+        .arg(out_var(work))
+        .arg(nossh_template())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap()
+}
+
 fn nossh_template() -> std::path::PathBuf {
     repo_root().join("tests/fixtures/e2e/nossh.pkr.hcl")
 }
@@ -230,22 +245,7 @@ fn interrupt_during_ssh_wait_cleans_up() {
     let iso = test_iso();
     let work = tempfile::tempdir().unwrap();
     let marker = format!("{}/output-nossh", work.path().display());
-    let mut child = kiln()
-        .current_dir(work.path())
-        .args([
-            "build",
-            "-var",
-            &format!("iso_path={}", iso.display()),
-            "-var",
-            "ssh_timeout=10m",
-        ])
-        .arg(out_var(work.path()))
-        .arg(nossh_template())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
+    let mut child = spawn_nossh_build(work.path(), &iso, Stdio::piped());
     let mut stdout = child.0.stdout.take().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let seen2 = seen.clone();
@@ -320,22 +320,7 @@ fn qemu_dies_when_kiln_is_killed() {
     let iso = test_iso();
     let work = tempfile::tempdir().unwrap();
     let marker = format!("{}/output-nossh", work.path().display());
-    let mut child = kiln()
-        .current_dir(work.path())
-        .args([
-            "build",
-            "-var",
-            &format!("iso_path={}", iso.display()),
-            "-var",
-            "ssh_timeout=10m",
-        ])
-        .arg(out_var(work.path()))
-        .arg(nossh_template())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap();
+    let mut child = spawn_nossh_build(work.path(), &iso, Stdio::null());
     assert!(
         eventually(Duration::from_secs(120), || !qemu_processes_with(&marker)
             .is_empty()),

@@ -126,6 +126,9 @@ impl QemuProcess {
             .stdout(Stdio::from(stdout_log))
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the terminal reaches kiln only, so QEMU is
+            // stopped by kiln's cleanup (or kept, with `-on-error=abort`), not by the signal.
+            .process_group(0)
             .spawn()
             .map_err(|source| Error::Spawn {
                 binary: binary.to_owned(),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::builder::qemu::steps::boot_command::HTTP_IP;
 use crate::builder::qemu::{BuildContext, Error};
-use crate::provisioner::shell::{self, ShellSource};
+use crate::provisioner::shell;
 use crate::step::Step;
 use crate::template::Provisioner;
 
@@ -30,11 +30,6 @@ impl Step<BuildContext, Error> for Provision {
         for (i, p) in ctx.provisioners.iter().enumerate() {
             match p {
                 Provisioner::Shell(cfg) => {
-                    let what = match &cfg.source {
-                        ShellSource::Inline(_) => "inline script".to_owned(),
-                        ShellSource::Script(path) => format!("script `{}`", path.display()),
-                    };
-                    ctx.ui.say(format!("Provisioning with shell: {what}"));
                     shell::run(cfg, comm, &ctx.ui, &env)
                         .await
                         .map_err(|source| Error::Provision {
