@@ -78,6 +78,47 @@ fn build_test_os_into_a_vagrant_box() {
     assert_eq!(mark.trim(), "kiln-provisioned build=testos");
 }
 
+/// A `shutdown_command` that leaves the guest running makes kiln press the ACPI power button
+/// (QMP `system_powerdown`) after `shutdown_timeout`; the guest powers off and the build
+/// succeeds (issue 7's shutdown escalation).
+#[test]
+fn shutdown_escalates_to_acpi_power_button() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    let outdir = work.path().join("output-acpi");
+    let out = kiln()
+        .current_dir(work.path())
+        .arg("build")
+        .arg(format!("-var=iso_path={}", iso.display()))
+        .arg(format!("-var=output_directory={}", outdir.display()))
+        .arg(repo_root().join("tests/fixtures/e2e/acpi.pkr.hcl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kiln build failed\n{}",
+        describe(&out)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("system_powerdown"),
+        "no ACPI escalation\n{}",
+        describe(&out)
+    );
+    assert!(
+        !all.contains("killing QEMU"),
+        "QEMU was killed, not powered off\n{}",
+        describe(&out)
+    );
+    assert!(read_or_note(&outdir.join("serial.log")).contains("reboot: Power down"));
+    assert!(outdir.join("acpi.qcow2").is_file());
+}
+
 /// Boots `disk` with `-snapshot` (the file is not changed), runs `command` over SSH with kiln's
 /// own communicator, powers the guest off and returns the command's stdout.
 fn read_back(disk: &Path, work: &Path, command: &str) -> String {

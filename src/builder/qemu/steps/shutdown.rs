@@ -1,9 +1,17 @@
-//! Step: shut the guest down.
+//! Step: shut the guest down, escalating until QEMU has exited.
 //!
-//! Uses: `config.shutdown_command`, `config.shutdown_timeout`, `comm`, `qemu`.
-//! Produces: a stopped QEMU (the disk is consistent). Cleanup: none (run_qemu's kills QEMU).
-//! With a `shutdown_command` it runs through the communicator and kiln waits for QEMU to
-//! exit; without one QEMU is stopped at once, as Packer does.
+//! Uses: `config.shutdown_command`, `config.shutdown_timeout`, `comm`, `qmp`, `qemu`.
+//! Produces: a stopped QEMU. Cleanup: none (run_qemu's kills QEMU if it still runs).
+//!
+//! The ladder, each rung logged:
+//! 1. `shutdown_command` through the communicator (or, with `communicator = "none"`, waiting
+//!    for the guest to power itself off), then up to `shutdown_timeout` for QEMU to exit;
+//! 2. the ACPI power button (QMP `system_powerdown`) — Packer never tries it, and without a
+//!    `shutdown_command` it kills QEMU at once, risking an unflushed disk;
+//! 3. SIGKILL. A build whose guest had to be killed after a `shutdown_command` (or with no
+//!    communicator) fails, as in Packer, since its disk may be inconsistent.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -11,6 +19,9 @@ use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::communicator::Communicator;
 use crate::step::Step;
+
+/// The longest kiln waits after pressing the ACPI power button.
+const ACPI_WAIT: Duration = Duration::from_secs(60);
 
 pub struct Shutdown;
 
@@ -23,52 +34,82 @@ impl Step<BuildContext, Error> for Shutdown {
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let timeout = ctx.config.shutdown_timeout;
         let qemu = ctx.qemu.as_mut().ok_or(Error::Missing { what: "qemu" })?;
-        match (
-            &ctx.config.communicator,
-            &ctx.config.shutdown_command,
-            ctx.comm.take(),
-        ) {
+        let comm = ctx.comm.take();
+        // Whether the first rung was one the template asked for (so missing it is an error).
+        let asked = match (&ctx.config.communicator, &ctx.config.shutdown_command, comm) {
             (CommunicatorKind::None, _, _) => {
                 ctx.ui.say(format!(
                     "Waiting up to {}s for the guest to power off",
                     timeout.as_secs()
                 ));
+                true
             }
             (_, Some(cmd), Some(comm)) => {
                 ctx.ui.say("Gracefully halting virtual machine");
                 let mut sink = |_: crate::communicator::Stream, chunk: &[u8]| {
                     tracing::debug!(output = %String::from_utf8_lossy(chunk), "shutdown_command output");
                 };
-                // The connection usually drops as the guest goes down; that is expected.
-                match comm.exec(cmd, &mut sink).await {
-                    Ok(0) => {}
-                    Ok(status) => ctx
+                // The connection usually drops as the guest goes down; that is expected. A
+                // command that never returns is bounded by the same timeout.
+                match tokio::time::timeout(timeout, comm.exec(cmd, &mut sink)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(status)) => ctx
                         .ui
                         .warn(format!("shutdown_command exited with status {status}")),
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::debug!(error = %e, "shutdown_command ended without a status")
                     }
+                    Err(_) => tracing::debug!("shutdown_command still running at the timeout"),
                 }
                 comm.close().await;
+                true
             }
             (_, _, comm) => {
                 if let Some(comm) = comm {
                     comm.close().await;
                 }
-                ctx.ui.say("Halting the virtual machine");
-                qemu.kill().await.map_err(Error::StopQemu)?;
-                return Ok(());
+                false
+            }
+        };
+        if asked && let Some(status) = qemu.wait_exit(timeout).await.map_err(Error::StopQemu)? {
+            tracing::info!(%status, "QEMU exited");
+            return Ok(());
+        }
+
+        if asked {
+            ctx.ui.warn(format!(
+                "The guest did not power off within {}s; pressing the ACPI power button \
+                 (QMP system_powerdown)",
+                timeout.as_secs()
+            ));
+        } else {
+            ctx.ui
+                .say("No shutdown_command: pressing the ACPI power button (QMP system_powerdown)");
+        }
+        let acpi_wait = timeout.min(ACPI_WAIT);
+        if let Some(qmp) = &ctx.qmp {
+            match qmp.execute("system_powerdown", None).await {
+                Ok(_) => {
+                    if let Some(status) =
+                        qemu.wait_exit(acpi_wait).await.map_err(Error::StopQemu)?
+                    {
+                        tracing::info!(%status, "QEMU exited after system_powerdown");
+                        return Ok(());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "system_powerdown failed"),
             }
         }
-        match qemu.wait_exit(timeout).await.map_err(Error::StopQemu)? {
-            Some(status) => {
-                tracing::info!(%status, "QEMU exited");
-                Ok(())
-            }
-            None => {
-                qemu.kill().await.map_err(Error::StopQemu)?;
-                Err(Error::ShutdownTimeout { timeout })
-            }
+
+        ctx.ui.warn(format!(
+            "The guest ignored the ACPI power button for {}s; killing QEMU",
+            acpi_wait.as_secs()
+        ));
+        qemu.kill().await.map_err(Error::StopQemu)?;
+        if asked {
+            Err(Error::ShutdownTimeout { timeout })
+        } else {
+            Ok(())
         }
     }
 }
