@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::builder::qemu::{self, BuildContext};
-use crate::postprocessor::vagrant;
+use crate::postprocessor::{checksum, manifest, vagrant};
 use crate::step::{self, OnError, Timings};
 use crate::template::{self, PostProcessor, Source};
 use crate::ui::Ui;
@@ -19,6 +19,8 @@ pub struct Options {
     pub force: bool,
     pub on_error: OnError,
     pub cache_dir: PathBuf,
+    /// This run's id (`packer_run_uuid` in manifests).
+    pub run_uuid: String,
 }
 
 /// What one build produced.
@@ -27,7 +29,8 @@ pub struct Output {
     /// `qemu.NAME`.
     pub name: String,
     pub disk: PathBuf,
-    pub boxes: Vec<PathBuf>,
+    /// What the post-processors wrote, each with a short description.
+    pub artifacts: Vec<(&'static str, PathBuf)>,
     pub timings: Timings,
 }
 
@@ -70,6 +73,20 @@ pub enum Error {
         name: String,
         #[source]
         source: tokio::task::JoinError,
+    },
+    /// The checksum post-processor failed.
+    #[error("Post-processor `checksum` of build `{name}` failed")]
+    Checksum {
+        name: String,
+        #[source]
+        source: checksum::Error,
+    },
+    /// The manifest post-processor failed.
+    #[error("Post-processor `manifest` of build `{name}` failed")]
+    Manifest {
+        name: String,
+        #[source]
+        source: manifest::Error,
     },
     /// The input artifact could not be removed (`keep_input_artifact = false`).
     #[error("Could not remove `{}`", path.display())]
@@ -143,57 +160,111 @@ async fn run_one(
         .await
         .map_err(Error::InspectDisk)?;
 
-    let mut boxes = Vec::new();
+    let name = || full_name.to_owned();
+    let builder_files = vec![artifact.disk_path.clone()];
+    let mut artifacts = Vec::new();
     for pp in &build.post_processors {
+        let t0 = Instant::now();
         match pp {
             PostProcessor::Vagrant(vcfg) => {
-                let t0 = Instant::now();
                 let out = PathBuf::from(vagrant::render_output_name(vcfg, &config.name));
                 ui.say(format!(
                     "Running post-processor: vagrant (writing `{}`)",
                     out.display()
                 ));
-                let disk = artifact.disk_path.clone();
-                let vcfg2 = vcfg.clone();
+                let (disk, vcfg, out2) = (artifact.disk_path.clone(), vcfg.clone(), out.clone());
                 let kvm = artifact.accel == qemu::accel::ResolvedAccel::Kvm;
-                let format = info.format.clone();
-                let virtual_size = info.virtual_size;
-                let out2 = out.clone();
-                tokio::task::spawn_blocking(move || {
+                let (format, virtual_size) = (info.format.clone(), info.virtual_size);
+                blocking(full_name, move || {
                     let input = vagrant::DiskInput {
                         path: &disk,
                         virtual_size,
                         format: &format,
                         accelerator_is_kvm: kvm,
                     };
-                    vagrant::write_box(&vcfg2, &input, &out2)
+                    vagrant::write_box(&vcfg, &input, &out2)
                 })
-                .await
-                .map_err(|source| Error::Join {
-                    name: full_name.to_owned(),
-                    source,
-                })?
+                .await?
                 .map_err(|source| Error::Vagrant {
-                    name: full_name.to_owned(),
+                    name: name(),
                     source,
                 })?;
                 timings.0.push(("vagrant_box", t0.elapsed()));
-                if !vcfg.keep_input_artifact {
-                    tokio::fs::remove_file(&artifact.disk_path)
-                        .await
-                        .map_err(|source| Error::RemoveInput {
-                            path: artifact.disk_path.clone(),
-                            source,
-                        })?;
-                }
-                boxes.push(out);
+                artifacts.push(("Vagrant box", out));
+            }
+            PostProcessor::Checksum(ccfg) => {
+                ui.say("Running post-processor: checksum");
+                let (ccfg, files, build_name) =
+                    (ccfg.clone(), builder_files.clone(), config.name.clone());
+                let outs = blocking(full_name, move || {
+                    checksum::write(&ccfg, &files, &build_name, BUILDER_TYPE)
+                })
+                .await?
+                .map_err(|source| Error::Checksum {
+                    name: name(),
+                    source,
+                })?;
+                timings.0.push(("checksum", t0.elapsed()));
+                artifacts.extend(outs.into_iter().map(|o| ("checksum file", o)));
+            }
+            PostProcessor::Manifest(mcfg) => {
+                ui.say(format!(
+                    "Running post-processor: manifest (`{}`)",
+                    mcfg.output
+                ));
+                let input = manifest::Input {
+                    build_name: &config.name,
+                    builder_type: BUILDER_TYPE,
+                    artifact_id: "VM",
+                    files: &builder_files,
+                    run_uuid: &opts.run_uuid,
+                    build_time: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    force: opts.force,
+                };
+                let out = manifest::write(mcfg, &input).map_err(|source| Error::Manifest {
+                    name: name(),
+                    source,
+                })?;
+                artifacts.push(("manifest", out));
             }
         }
+    }
+    // Packer removes the builder's artifact only when no post-processor keeps it; checksum and
+    // manifest always keep it.
+    let keep = build.post_processors.iter().any(|pp| match pp {
+        PostProcessor::Vagrant(v) => v.keep_input_artifact,
+        PostProcessor::Checksum(_) | PostProcessor::Manifest(_) => true,
+    });
+    if !build.post_processors.is_empty() && !keep {
+        tokio::fs::remove_file(&artifact.disk_path)
+            .await
+            .map_err(|source| Error::RemoveInput {
+                path: artifact.disk_path.clone(),
+                source,
+            })?;
     }
     Ok(Output {
         name: full_name.to_owned(),
         disk: artifact.disk_path,
-        boxes,
+        artifacts,
         timings,
     })
+}
+
+/// Packer's builder type name for this builder, as post-processors report it.
+const BUILDER_TYPE: &str = "qemu";
+
+/// Runs blocking post-processor work (hashing, compressing) off the async threads.
+async fn blocking<T: Send + 'static>(
+    full_name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|source| Error::Join {
+            name: full_name.to_owned(),
+            source,
+        })
 }

@@ -76,6 +76,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                 force: args.force,
                 on_error: args.on_error.into(),
                 cache_dir: kiln::download::default_cache_dir(),
+                run_uuid: kiln::postprocessor::manifest::new_run_uuid(),
             };
             let started = std::time::Instant::now();
             let outputs = kiln::build::run(&args.template, &opts, ui, &cancel).await?;
@@ -87,14 +88,16 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                 ),
             );
             for o in outputs {
-                ui.raw(
-                    false,
-                    format!("--> {}: disk `{}`", o.name, o.disk.display()),
-                );
-                for b in &o.boxes {
+                if o.disk.exists() {
                     ui.raw(
                         false,
-                        format!("--> {}: Vagrant box `{}`", o.name, b.display()),
+                        format!("--> {}: disk `{}`", o.name, o.disk.display()),
+                    );
+                }
+                for (kind, path) in &o.artifacts {
+                    ui.raw(
+                        false,
+                        format!("--> {}: {kind} `{}`", o.name, path.display()),
                     );
                 }
                 ui.raw(false, format!("    {}: phases: {}", o.name, o.timings));

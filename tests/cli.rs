@@ -123,3 +123,19 @@ fn existing_output_directory_is_refused_without_force() {
         b"precious"
     );
 }
+
+#[test]
+fn unknown_checksum_type_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("pp.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        "source \"qemu\" \"x\" {\n  iso_url = \"a.iso\"\n  iso_checksum = \"none\"\n  ssh_username = \"root\"\n}\nbuild {\n  sources = [\"source.qemu.x\"]\n  post-processor \"checksum\" {\n    checksum_types = [\"sha256\", \"crc32\"]\n  }\n}\n",
+    )
+    .unwrap();
+    let out = kiln().arg("validate").arg(&tpl).output().unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pp.pkr.hcl:9:"), "no location\n{stderr}");
+    assert!(stderr.contains("unknown checksum type `crc32`"), "{stderr}");
+}

@@ -73,6 +73,32 @@ fn build_test_os_into_a_vagrant_box() {
     assert_eq!(info["format"], "qcow2", "{info}");
     assert!(read_or_note(&unpacked.join("Vagrantfile")).contains(":libvirt"));
 
+    // The checksum file verifies with sha256sum; the manifest is Packer's format.
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", "testos.sha256"])
+        .current_dir(&outdir)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "sha256sum -c failed\n{}",
+        describe(&check)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read_or_note(&outdir.join("packer-manifest.json"))).unwrap();
+    let build = &manifest["builds"][0];
+    assert_eq!(build["name"], "testos");
+    assert_eq!(build["builder_type"], "qemu");
+    assert_eq!(build["artifact_id"], "VM");
+    assert_eq!(build["files"][0]["name"], "testos.qcow2");
+    assert_eq!(
+        build["files"][0]["size"],
+        std::fs::metadata(&disk).unwrap().len()
+    );
+    assert_eq!(build["custom_data"]["os"], "kiln-testos");
+    assert!(build["build_time"].as_u64().unwrap() > 1_700_000_000);
+    assert_eq!(build["packer_run_uuid"], manifest["last_run_uuid"]);
+
     // Boot the produced disk and read the provisioner's mark back.
     let mark = read_back(&disk, work.path(), "cat /etc/kiln-provisioned");
     assert_eq!(mark.trim(), "kiln-provisioned build=testos");

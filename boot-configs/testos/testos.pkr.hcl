@@ -67,4 +67,15 @@ build {
   post-processor "vagrant" {
     output = "${var.output_directory}/${local.name}.box"
   }
+
+  post-processor "checksum" {
+    checksum_types = ["sha256"]
+    output         = "${var.output_directory}/${local.name}.{{ .ChecksumType }}"
+  }
+
+  post-processor "manifest" {
+    output      = "${var.output_directory}/packer-manifest.json"
+    strip_path  = true
+    custom_data = { os = "kiln-testos" }
+  }
 }

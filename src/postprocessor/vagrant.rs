@@ -152,23 +152,14 @@ fn vagrantfile(accelerator_is_kvm: bool) -> String {
 /// Expands `{{ .BuildName }}`, `{{ .Provider }}` and `{{ .Architecture }}` in `config.output`
 /// (spaces inside the braces optional); anything else is left as written.
 pub fn render_output_name(config: &Config, build_name: &str) -> String {
-    let mut out = String::with_capacity(config.output.len());
-    let mut rest = config.output.as_str();
-    while let Some(open) = rest.find("{{") {
-        let Some(close) = rest[open..].find("}}").map(|i| open + i) else {
-            break;
-        };
-        out.push_str(&rest[..open]);
-        match rest[open + 2..close].trim() {
-            ".BuildName" => out.push_str(build_name),
-            ".Provider" => out.push_str(PROVIDER),
-            ".Architecture" => out.push_str(&config.architecture),
-            _ => out.push_str(&rest[open..close + 2]),
-        }
-        rest = &rest[close + 2..];
-    }
-    out.push_str(rest);
-    out
+    super::render_vars(
+        &config.output,
+        &[
+            ("BuildName", build_name),
+            ("Provider", PROVIDER),
+            ("Architecture", &config.architecture),
+        ],
+    )
 }
 
 /// Writes the box to `output` (temp name in the same dir, renamed when complete).

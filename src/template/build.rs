@@ -8,7 +8,7 @@ use hcl::edit::Span;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::Block;
 
-use crate::postprocessor::vagrant;
+use crate::postprocessor::{checksum, manifest, vagrant};
 use crate::provisioner::shell::{self, ShellSource};
 
 use super::diag::{SourceFile, suggest};
@@ -99,6 +99,14 @@ pub(crate) fn build(
             ("post-processor", "vagrant") => {
                 let v = vagrant(file, scope, inner, d);
                 b.post_processors.push(PostProcessor::Vagrant(v));
+            }
+            ("post-processor", "checksum") => {
+                let c = checksum_pp(file, scope, inner, d);
+                b.post_processors.push(PostProcessor::Checksum(c));
+            }
+            ("post-processor", "manifest") => {
+                let m = manifest_pp(file, scope, inner, d);
+                b.post_processors.push(PostProcessor::Manifest(m));
             }
             _ => d.push(Diagnostic::new(
                 at,
@@ -298,6 +306,112 @@ fn vagrant(
     }
     if let Some(s) = o.string("architecture", d) {
         c.architecture = s;
+    }
+    c
+}
+
+/// Options every post-processor accepts in Packer that kiln does not act on yet.
+const PP_COMMON_KNOWN: [&str; 4] = ["name", "only", "except", "keep_input_artifact"];
+
+fn checksum_pp(
+    file: &SourceFile,
+    scope: &Scope,
+    block: &Block,
+    d: &mut Vec<Diagnostic>,
+) -> checksum::Config {
+    let at = file.at(block.ident.span());
+    let o = Options::read(
+        file,
+        scope,
+        &block.body,
+        at,
+        &["checksum_types", "output"],
+        &PP_COMMON_KNOWN,
+        d,
+    );
+    reject_blocks(file, &block.body, &PP_COMMON_KNOWN, d);
+    let mut c = checksum::Config::default();
+    if let Some(types) = o.string_list("checksum_types", d) {
+        let mut parsed = Vec::new();
+        for t in types {
+            match checksum::ChecksumType::parse(&t) {
+                Some(ct) => parsed.push(ct),
+                None => {
+                    let names = checksum::ChecksumType::ALL.map(|(n, _)| n);
+                    o.error(
+                        "checksum_types",
+                        format!(
+                            "unknown checksum type `{t}` (expected one of {})",
+                            names.join(", ")
+                        ),
+                        d,
+                    );
+                }
+            }
+        }
+        c.checksum_types = parsed;
+    }
+    if let Some(s) = o.string("output", d) {
+        c.output = s;
+    }
+    c
+}
+
+fn manifest_pp(
+    file: &SourceFile,
+    scope: &Scope,
+    block: &Block,
+    d: &mut Vec<Diagnostic>,
+) -> manifest::Config {
+    let at = file.at(block.ident.span());
+    let o = Options::read(
+        file,
+        scope,
+        &block.body,
+        at,
+        &["output", "strip_path", "strip_time", "custom_data"],
+        &PP_COMMON_KNOWN,
+        d,
+    );
+    reject_blocks(file, &block.body, &PP_COMMON_KNOWN, d);
+    let mut c = manifest::Config::default();
+    if let Some(s) = o.string("output", d) {
+        c.output = s;
+    }
+    if let Some(b) = o.bool("strip_path", d) {
+        c.strip_path = b;
+    }
+    if let Some(b) = o.bool("strip_time", d) {
+        c.strip_time = b;
+    }
+    if let Some(v) = o.value("custom_data", d) {
+        match &v {
+            hcl::Value::Object(map) => {
+                for (k, val) in map {
+                    match to_string(val) {
+                        Some(s) => {
+                            c.custom_data.insert(k.clone(), s);
+                        }
+                        None => o.error(
+                            "custom_data",
+                            format!(
+                                "`custom_data.{k}` expects a string, found {}",
+                                type_name(val)
+                            ),
+                            d,
+                        ),
+                    }
+                }
+            }
+            other => o.error(
+                "custom_data",
+                format!(
+                    "`custom_data` expects a map of strings, found {}",
+                    type_name(other)
+                ),
+                d,
+            ),
+        }
     }
     c
 }

@@ -116,6 +116,8 @@ pub enum Provisioner {
 #[derive(Debug, Clone)]
 pub enum PostProcessor {
     Vagrant(vagrant::Config),
+    Checksum(crate::postprocessor::checksum::Config),
+    Manifest(crate::postprocessor::manifest::Config),
 }
 
 #[cfg(test)]
