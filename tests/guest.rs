@@ -253,6 +253,18 @@ fn spawn_nossh_build(work: &Path, iso: &Path, stdout: Stdio) -> KillOnDrop {
         .unwrap()
 }
 
+/// After a failed or cancelled build: no QEMU of this test runs and no output dir is left.
+fn assert_nothing_left(work: &Path, marker: &str, after: &str) {
+    assert!(
+        processes_with(marker).is_empty(),
+        "QEMU still running after {after}"
+    );
+    assert!(
+        !work.join("output-nossh").exists(),
+        "output directory left behind after {after}"
+    );
+}
+
 fn nossh_template() -> std::path::PathBuf {
     repo_root().join("tests/fixtures/e2e/nossh.pkr.hcl")
 }
@@ -294,14 +306,7 @@ fn ssh_timeout_fails_and_leaves_nothing_running() {
         "error should say it timed out\n{}",
         describe(&out)
     );
-    assert!(
-        processes_with(&marker).is_empty(),
-        "QEMU still running after the build failed"
-    );
-    assert!(
-        !work.path().join("output-nossh").exists(),
-        "output directory left behind"
-    );
+    assert_nothing_left(work.path(), &marker, "the build failed");
 }
 
 /// Ctrl-C during the SSH wait cancels the build, runs the cleanups (QEMU killed, output
@@ -369,14 +374,7 @@ fn interrupt_during_ssh_wait_cleans_up() {
         stderr.to_lowercase().contains("cancel"),
         "no cancellation message:\n{stderr}"
     );
-    assert!(
-        processes_with(&marker).is_empty(),
-        "QEMU still running after Ctrl-C"
-    );
-    assert!(
-        !work.path().join("output-nossh").exists(),
-        "output directory left behind"
-    );
+    assert_nothing_left(work.path(), &marker, "Ctrl-C");
 }
 
 /// Regression for the SIGKILL rule: QEMU never outlives kiln, even when kiln gets no chance to
