@@ -14,7 +14,7 @@ cargo fmt --check
 echo "==> cargo clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
 echo "==> shellcheck" >&2
-shellcheck scripts/*.sh scripts/lib/*.sh .ci/run
+find scripts -name "*.sh" -print0 | sort -z | xargs -0 shellcheck .ci/run
 echo "==> building the test ISO" >&2
 scripts/make-test-iso.sh >/dev/null
 
