@@ -7,7 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/deps.sh
 
 ensure_commands "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" \
-    /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck
+    /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck \
+    vagrant:vagrant /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json:vagrant-libvirt
 
 echo "==> cargo fmt --check" >&2
 cargo fmt --check

@@ -2,14 +2,13 @@
 //! post-processors — and reports what it produced.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::builder::qemu::{self, BuildContext};
-use crate::postprocessor::{checksum, manifest, vagrant};
+use crate::postprocessor;
 use crate::step::{self, OnError, Timings};
-use crate::template::{self, PostProcessor, Source};
+use crate::template::{self, Source};
 use crate::ui::Ui;
 
 /// Options of `kiln build` that are not in the template.
@@ -61,39 +60,11 @@ pub enum Error {
     #[error("Could not inspect the built disk")]
     InspectDisk(#[source] crate::qemu_img::Error),
     /// A post-processor failed.
-    #[error("Post-processor `vagrant` of build `{name}` failed")]
-    Vagrant {
+    #[error("Post-processing of build `{name}` failed")]
+    PostProcess {
         name: String,
         #[source]
-        source: vagrant::Error,
-    },
-    /// The blocking box-writing task panicked or was cancelled.
-    #[error("Post-processor task of build `{name}` did not finish")]
-    Join {
-        name: String,
-        #[source]
-        source: tokio::task::JoinError,
-    },
-    /// The checksum post-processor failed.
-    #[error("Post-processor `checksum` of build `{name}` failed")]
-    Checksum {
-        name: String,
-        #[source]
-        source: checksum::Error,
-    },
-    /// The manifest post-processor failed.
-    #[error("Post-processor `manifest` of build `{name}` failed")]
-    Manifest {
-        name: String,
-        #[source]
-        source: manifest::Error,
-    },
-    /// The input artifact could not be removed (`keep_input_artifact = false`).
-    #[error("Could not remove `{}`", path.display())]
-    RemoveInput {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        source: postprocessor::Failed,
     },
 }
 
@@ -159,112 +130,45 @@ async fn run_one(
     let info = crate::qemu_img::info(&artifact.disk_path)
         .await
         .map_err(Error::InspectDisk)?;
-
-    let name = || full_name.to_owned();
-    let builder_files = vec![artifact.disk_path.clone()];
-    let mut artifacts = Vec::new();
-    for pp in &build.post_processors {
-        let t0 = Instant::now();
-        match pp {
-            PostProcessor::Vagrant(vcfg) => {
-                let out = PathBuf::from(vagrant::render_output_name(vcfg, &config.name));
-                ui.say(format!(
-                    "Running post-processor: vagrant (writing `{}`)",
-                    out.display()
-                ));
-                let (disk, vcfg, out2) = (artifact.disk_path.clone(), vcfg.clone(), out.clone());
-                let kvm = artifact.accel == qemu::accel::ResolvedAccel::Kvm;
-                let (format, virtual_size) = (info.format.clone(), info.virtual_size);
-                blocking(full_name, move || {
-                    let input = vagrant::DiskInput {
-                        path: &disk,
-                        virtual_size,
-                        format: &format,
-                        accelerator_is_kvm: kvm,
-                    };
-                    vagrant::write_box(&vcfg, &input, &out2)
-                })
-                .await?
-                .map_err(|source| Error::Vagrant {
-                    name: name(),
-                    source,
-                })?;
-                timings.0.push(("vagrant_box", t0.elapsed()));
-                artifacts.push(("Vagrant box", out));
-            }
-            PostProcessor::Checksum(ccfg) => {
-                ui.say("Running post-processor: checksum");
-                let (ccfg, files, build_name) =
-                    (ccfg.clone(), builder_files.clone(), config.name.clone());
-                let outs = blocking(full_name, move || {
-                    checksum::write(&ccfg, &files, &build_name, BUILDER_TYPE)
-                })
-                .await?
-                .map_err(|source| Error::Checksum {
-                    name: name(),
-                    source,
-                })?;
-                timings.0.push(("checksum", t0.elapsed()));
-                artifacts.extend(outs.into_iter().map(|o| ("checksum file", o)));
-            }
-            PostProcessor::Manifest(mcfg) => {
-                ui.say(format!(
-                    "Running post-processor: manifest (`{}`)",
-                    mcfg.output
-                ));
-                let input = manifest::Input {
-                    build_name: &config.name,
-                    builder_type: BUILDER_TYPE,
-                    artifact_id: "VM",
-                    files: &builder_files,
-                    run_uuid: &opts.run_uuid,
-                    build_time: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                    force: opts.force,
-                };
-                let out = manifest::write(mcfg, &input).map_err(|source| Error::Manifest {
-                    name: name(),
-                    source,
-                })?;
-                artifacts.push(("manifest", out));
-            }
-        }
-    }
-    // Packer removes the builder's artifact only when no post-processor keeps it; checksum and
-    // manifest always keep it.
-    let keep = build.post_processors.iter().any(|pp| match pp {
-        PostProcessor::Vagrant(v) => v.keep_input_artifact,
-        PostProcessor::Checksum(_) | PostProcessor::Manifest(_) => true,
-    });
-    if !build.post_processors.is_empty() && !keep {
-        tokio::fs::remove_file(&artifact.disk_path)
+    let builder = postprocessor::Artifact {
+        files: vec![artifact.disk_path.clone()],
+        id: "VM".into(),
+        disk: Some(postprocessor::Disk {
+            path: artifact.disk_path.clone(),
+            format: info.format.clone(),
+            virtual_size: info.virtual_size,
+            accelerator_is_kvm: artifact.accel == qemu::accel::ResolvedAccel::Kvm,
+        }),
+    };
+    let build_info = postprocessor::BuildInfo {
+        build_name: config.name.clone(),
+        builder_type: BUILDER_TYPE,
+        source: full_name.to_owned(),
+        qemu_binary: config.qemu_binary.clone(),
+        run_uuid: opts.run_uuid.clone(),
+        force: opts.force,
+    };
+    let outcome =
+        postprocessor::run_chains(&build.post_processors, &builder, &build_info, ui, cancel)
             .await
-            .map_err(|source| Error::RemoveInput {
-                path: artifact.disk_path.clone(),
+            .map_err(|source| Error::PostProcess {
+                name: full_name.to_owned(),
                 source,
             })?;
+    timings.0.extend(outcome.timings);
+    if outcome.removed_builder_disk {
+        ui.say(format!(
+            "Deleted `{}`: no post-processor keeps it (keep_input_artifact = false)",
+            artifact.disk_path.display()
+        ));
     }
     Ok(Output {
         name: full_name.to_owned(),
         disk: artifact.disk_path,
-        artifacts,
+        artifacts: outcome.written,
         timings,
     })
 }
 
 /// Packer's builder type name for this builder, as post-processors report it.
 const BUILDER_TYPE: &str = "qemu";
-
-/// Runs blocking post-processor work (hashing, compressing) off the async threads.
-async fn blocking<T: Send + 'static>(
-    full_name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|source| Error::Join {
-            name: full_name.to_owned(),
-            source,
-        })
-}

@@ -9,10 +9,12 @@
 //!    ([`http_server`]), start QEMU with a QMP socket ([`builder::qemu::qmp`]), type the
 //!    `boot_command` ([`bootcmd`]), wait for SSH ([`communicator`]), run the provisioners
 //!    ([`provisioner`]), shut down, compact the disk.
-//! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box`.
+//! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box` (archives come
+//!    from [`archive`]: deterministic tar, gzip on every core, zstd, zip).
 //!
 //! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
 
+pub mod archive;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;

@@ -48,7 +48,7 @@ fn build_test_os_into_a_vagrant_box() {
     let unpacked = work.path().join("unpacked");
     std::fs::create_dir(&unpacked).unwrap();
     let mut members = Vec::new();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
         std::fs::File::open(&box_path).unwrap(),
     ));
     for entry in archive.entries().unwrap() {
@@ -99,9 +99,71 @@ fn build_test_os_into_a_vagrant_box() {
     assert!(build["build_time"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(build["packer_run_uuid"], manifest["last_run_uuid"]);
 
+    // A real `vagrant box add` (Vagrant + vagrant-libvirt from Debian) accepts the box.
+    vagrant_box_add(&box_path, work.path());
+
     // Boot the produced disk and read the provisioner's mark back.
     let mark = read_back(&disk, work.path(), "cat /etc/kiln-provisioned");
     assert_eq!(mark.trim(), "kiln-provisioned build=testos");
+}
+
+/// Adds `box_path` with the real `vagrant` (in a private `VAGRANT_HOME` under `work`) and checks
+/// what Vagrant stored: the libvirt provider, the v1 metadata with an integer `virtual_size`,
+/// and the disk (issue 7).
+fn vagrant_box_add(box_path: &Path, work: &Path) {
+    require("vagrant", "vagrant");
+    let plugin = Path::new("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json");
+    assert!(
+        plugin.is_file(),
+        "vagrant-libvirt is not installed: install the Debian package `vagrant-libvirt` \
+         (scripts/test.sh does)"
+    );
+    let home = work.join("vagrant.d");
+    let vagrant = |args: &[&str]| {
+        let out = std::process::Command::new("vagrant")
+            .args(args)
+            .env("VAGRANT_HOME", &home)
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .env("VAGRANT_DEFAULT_PROVIDER", "libvirt")
+            .current_dir(work)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "vagrant {args:?} failed\n{}",
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let box_arg = box_path.to_string_lossy();
+    vagrant(&[
+        "box",
+        "add",
+        "--name",
+        "kiln/testos",
+        "--provider",
+        "libvirt",
+        &box_arg,
+    ]);
+    let list = vagrant(&["box", "list"]);
+    assert!(
+        list.contains("kiln/testos") && list.contains("libvirt"),
+        "{list}"
+    );
+    // Vagrant stores it under boxes/kiln-VAGRANTSLASH-testos/0/[ARCH/]libvirt/.
+    let stored = home.join("boxes/kiln-VAGRANTSLASH-testos/0");
+    let provider_dir = [stored.join("libvirt"), stored.join("amd64/libvirt")]
+        .into_iter()
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| panic!("no libvirt dir under {}", stored.display()));
+    let meta: serde_json::Value =
+        serde_json::from_str(&read_or_note(&provider_dir.join("metadata.json"))).unwrap();
+    assert_eq!(
+        meta,
+        serde_json::json!({"provider": "libvirt", "format": "qcow2", "virtual_size": 1, "architecture": "amd64"})
+    );
+    assert!(provider_dir.join("box.img").is_file());
+    vagrant(&["box", "remove", "kiln/testos", "--provider", "libvirt"]);
 }
 
 /// A `shutdown_command` that leaves the guest running makes kiln press the ACPI power button

@@ -1,8 +1,378 @@
 //! Post-processors: turn the builder's disk into what users ship.
+//!
+//! A build's post-processors form chains ([`run_chains`]), as in Packer: each chain starts from
+//! the builder's artifact and hands each post-processor's artifact to the next. After a
+//! post-processor ran, its input is deleted unless it keeps it (`keep_input_artifact`); the
+//! builder's disk survives when the first post-processor of any chain keeps it. kiln's vagrant
+//! and compress keep their input by default (Packer's delete it, a known pain); checksum,
+//! manifest and shell-local always keep it.
 
 pub mod checksum;
+pub mod compress;
 pub mod manifest;
+pub mod shell_local;
 pub mod vagrant;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::template::{PostProcessor, PostProcessorBlock};
+use crate::ui::Ui;
+
+/// What flows along a chain: files, and the builder's disk facts while the artifact is the disk.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub files: Vec<PathBuf>,
+    /// Packer's artifact id (`VM` for the builder's disk, `libvirt` for a box).
+    pub id: String,
+    /// The builder's disk, while this artifact is (or passes through) it.
+    pub disk: Option<Disk>,
+}
+
+/// The builder's disk, as vagrant needs it.
+#[derive(Debug, Clone)]
+pub struct Disk {
+    pub path: PathBuf,
+    pub format: String,
+    pub virtual_size: u64,
+    pub accelerator_is_kvm: bool,
+}
+
+/// What the post-processors need to know about the build.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    /// The source's name (`packer_build_name`), e.g. `testos`.
+    pub build_name: String,
+    /// `qemu`.
+    pub builder_type: &'static str,
+    /// `qemu.NAME`, which `only` / `except` match.
+    pub source: String,
+    /// The builder's `qemu_binary`, for the default box architecture.
+    pub qemu_binary: String,
+    pub run_uuid: String,
+    /// `-force`.
+    pub force: bool,
+}
+
+/// A file a post-processor wrote, with a short description.
+pub type Written = (&'static str, PathBuf);
+
+/// Why a post-processor failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Vagrant(#[from] vagrant::Error),
+    #[error(transparent)]
+    Checksum(#[from] checksum::Error),
+    #[error(transparent)]
+    Manifest(#[from] manifest::Error),
+    #[error(transparent)]
+    Compress(#[from] compress::Error),
+    #[error(transparent)]
+    ShellLocal(#[from] shell_local::Error),
+    /// vagrant got an artifact that is not the builder's disk (e.g. after compress).
+    #[error("The vagrant post-processor needs the builder's disk as input, but got {files:?}")]
+    NotADisk { files: Vec<PathBuf> },
+    /// The blocking task panicked or was cancelled.
+    #[error("The post-processor's worker thread did not finish")]
+    Join(#[source] tokio::task::JoinError),
+    /// A file of an intermediate artifact could not be removed.
+    #[error("Cannot remove `{}`", path.display())]
+    RemoveInput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A failure, and which post-processor had it.
+#[derive(Debug, thiserror::Error)]
+#[error("Post-processor `{name}` failed")]
+pub struct Failed {
+    /// Its `name`, or its type.
+    pub name: String,
+    #[source]
+    pub source: Error,
+}
+
+/// What the chains produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Files written, in order (deleted intermediates left out).
+    pub written: Vec<Written>,
+    /// Whether the builder's disk was deleted (no chain's first post-processor kept it).
+    pub removed_builder_disk: bool,
+    /// Time spent per post-processor, by type.
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+/// Runs `chains` for the build `info` whose builder produced `builder`.
+pub async fn run_chains(
+    chains: &[Vec<PostProcessorBlock>],
+    builder: &Artifact,
+    info: &BuildInfo,
+    ui: &Ui,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Failed> {
+    let mut out = Outcome::default();
+    let chains: Vec<Vec<&PostProcessorBlock>> = chains
+        .iter()
+        .map(|c| c.iter().filter(|pp| pp.runs_for(&info.source)).collect())
+        .filter(|c: &Vec<_>| !c.is_empty())
+        .collect();
+    let mut keep_builder = chains.is_empty();
+    for chain in chains {
+        let mut input = builder.clone();
+        for (i, pp) in chain.into_iter().enumerate() {
+            let name = pp
+                .name
+                .clone()
+                .unwrap_or_else(|| pp.kind.type_name().to_owned());
+            let failed = |source| Failed {
+                name: name.clone(),
+                source,
+            };
+            let t0 = Instant::now();
+            let (output, default_keep, forced) =
+                run_one(&pp.kind, &input, info, ui, cancel, &mut out.written)
+                    .await
+                    .map_err(failed)?;
+            out.timings.push((pp.kind.type_name(), t0.elapsed()));
+            let keep = match pp.keep_input_artifact {
+                Some(false) if forced => {
+                    ui.warn(format!(
+                        "post-processor `{name}` always keeps its input; `keep_input_artifact = false` is ignored"
+                    ));
+                    true
+                }
+                Some(k) => k,
+                None => default_keep,
+            };
+            if i == 0 {
+                keep_builder |= keep;
+            } else if !keep {
+                // Only what this chain made: the builder's files are decided below.
+                for f in input.files.iter().filter(|f| !builder.files.contains(f)) {
+                    remove(f).await.map_err(failed)?;
+                    out.written.retain(|(_, w)| w != f);
+                }
+            }
+            input = output;
+        }
+    }
+    if !keep_builder {
+        for f in &builder.files {
+            remove(f).await.map_err(|source| Failed {
+                name: "keep_input_artifact".into(),
+                source,
+            })?;
+        }
+        out.removed_builder_disk = true;
+    }
+    Ok(out)
+}
+
+async fn remove(path: &Path) -> Result<(), Error> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::RemoveInput {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Runs one post-processor on `input`; returns its artifact, whether it keeps its input by
+/// default, and whether that is forced.
+async fn run_one(
+    pp: &PostProcessor,
+    input: &Artifact,
+    info: &BuildInfo,
+    ui: &Ui,
+    cancel: &CancellationToken,
+    written: &mut Vec<Written>,
+) -> Result<(Artifact, bool, bool), Error> {
+    match pp {
+        PostProcessor::Vagrant(cfg) => {
+            let disk = input.disk.clone().ok_or_else(|| Error::NotADisk {
+                files: input.files.clone(),
+            })?;
+            let arch = cfg
+                .architecture
+                .clone()
+                .unwrap_or_else(|| vagrant::default_architecture(&info.qemu_binary).to_owned());
+            let out = PathBuf::from(vagrant::render_output_name(cfg, &info.build_name, &arch));
+            ui.say(format!(
+                "Running post-processor: vagrant (writing `{}`)",
+                out.display()
+            ));
+            let (cfg, out2, ui2) = (cfg.clone(), out.clone(), ui.clone());
+            let total = std::fs::metadata(&disk.path).map_or(0, |m| m.len());
+            let boxed = blocking(move || {
+                let input = vagrant::DiskInput {
+                    path: &disk.path,
+                    virtual_size: disk.virtual_size,
+                    format: &disk.format,
+                    accelerator_is_kvm: disk.accelerator_is_kvm,
+                };
+                let mut progress = Progress::new(&ui2, "Packing the box", total);
+                vagrant::write_box(&cfg, &input, &arch, &out2, &mut |n| progress.update(n))
+            })
+            .await??;
+            ui.message(format!(
+                "Box `{}`: {} bytes (disk {} bytes)",
+                out.display(),
+                boxed.size,
+                total
+            ));
+            written.push(("Vagrant box", out.clone()));
+            let artifact = Artifact {
+                files: vec![out],
+                id: "libvirt".into(),
+                disk: None,
+            };
+            Ok((artifact, true, false))
+        }
+        PostProcessor::Checksum(cfg) => {
+            ui.say("Running post-processor: checksum");
+            let (cfg, files, name, ty) = (
+                cfg.clone(),
+                input.files.clone(),
+                info.build_name.clone(),
+                info.builder_type,
+            );
+            let outs = blocking(move || checksum::write(&cfg, &files, &name, ty)).await??;
+            written.extend(outs.iter().map(|o| ("checksum file", o.clone())));
+            let mut artifact = input.clone();
+            artifact.files.extend(outs);
+            Ok((artifact, true, true))
+        }
+        PostProcessor::Manifest(cfg) => {
+            ui.say(format!(
+                "Running post-processor: manifest (`{}`)",
+                cfg.output
+            ));
+            let minput = manifest::Input {
+                build_name: &info.build_name,
+                builder_type: info.builder_type,
+                artifact_id: &input.id,
+                files: &input.files,
+                run_uuid: &info.run_uuid,
+                build_time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                force: info.force,
+            };
+            let path = manifest::write(cfg, &minput)?;
+            written.push(("manifest", path));
+            Ok((input.clone(), true, true))
+        }
+        PostProcessor::Compress(cfg) => {
+            let out = PathBuf::from(compress::render_output_name(
+                cfg,
+                &info.build_name,
+                info.builder_type,
+            ));
+            ui.say(format!(
+                "Running post-processor: compress (writing `{}`)",
+                out.display()
+            ));
+            let (cfg, files, out2, ui2) =
+                (cfg.clone(), input.files.clone(), out.clone(), ui.clone());
+            let total = files
+                .iter()
+                .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                .sum();
+            let size = blocking(move || {
+                let mut progress = Progress::new(&ui2, "Compressing", total);
+                compress::write(&cfg, &files, &out2, &mut |n| progress.update(n))
+            })
+            .await??;
+            ui.message(format!("Archive `{}`: {size} bytes", out.display()));
+            written.push(("archive", out.clone()));
+            let artifact = Artifact {
+                files: vec![out],
+                id: "compressed".into(),
+                disk: None,
+            };
+            Ok((artifact, true, false))
+        }
+        PostProcessor::ShellLocal(cfg) => {
+            let env = vec![
+                ("PACKER_BUILD_NAME".to_owned(), info.build_name.clone()),
+                (
+                    "PACKER_BUILDER_TYPE".to_owned(),
+                    info.builder_type.to_owned(),
+                ),
+            ];
+            shell_local::run(cfg, ui, &env, cancel).await?;
+            Ok((input.clone(), true, true))
+        }
+    }
+}
+
+/// Runs blocking work (hashing, compressing) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(Error::Join)
+}
+
+/// Progress of a long archive write: a line every [`Progress::EVERY`], with rate and ETA.
+struct Progress<'u> {
+    ui: &'u Ui,
+    what: &'static str,
+    total: u64,
+    start: Instant,
+    last: Instant,
+}
+
+impl<'u> Progress<'u> {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn new(ui: &'u Ui, what: &'static str, total: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            ui,
+            what,
+            total,
+            start: now,
+            last: now,
+        }
+    }
+
+    fn update(&mut self, done: u64) {
+        if self.last.elapsed() < Self::EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        self.ui.message(progress_line(
+            self.what,
+            done,
+            self.total,
+            self.start.elapsed(),
+        ));
+    }
+}
+
+/// `Packing the box: 512 MiB of 1024 MiB (50%), 200 MiB/s, about 3s left`.
+fn progress_line(what: &str, done: u64, total: u64, elapsed: Duration) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let rate = done as f64 / elapsed.as_secs_f64().max(0.001);
+    let pct = (done * 100).checked_div(total).unwrap_or(100);
+    let left = if rate > 0.0 {
+        (total.saturating_sub(done) as f64 / rate).ceil() as u64
+    } else {
+        0
+    };
+    format!(
+        "{what}: {:.0} MiB of {:.0} MiB ({pct}%), {:.0} MiB/s, about {left}s left",
+        done as f64 / MIB,
+        total as f64 / MIB,
+        rate / MIB
+    )
+}
 
 /// Renders Packer's `{{ .Name }}` placeholders in an output name (spaces inside the braces
 /// allowed); a placeholder not in `vars` is kept as written.
@@ -30,7 +400,161 @@ pub fn render_vars(template: &str, vars: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::render_vars;
+    use super::*;
+
+    fn block(kind: PostProcessor, keep: Option<bool>) -> PostProcessorBlock {
+        PostProcessorBlock {
+            name: None,
+            only: Vec::new(),
+            except: Vec::new(),
+            keep_input_artifact: keep,
+            kind,
+        }
+    }
+
+    fn compress_to(path: &Path) -> PostProcessor {
+        PostProcessor::Compress(compress::Config {
+            output: path.display().to_string(),
+            ..compress::Config::default()
+        })
+    }
+
+    fn vagrant_to(path: &Path) -> PostProcessor {
+        PostProcessor::Vagrant(vagrant::Config {
+            output: path.display().to_string(),
+            ..vagrant::Config::default()
+        })
+    }
+
+    /// A real qcow2 disk as the builder's artifact, in `dir`.
+    fn builder(dir: &Path) -> Artifact {
+        let path = dir.join("packer-x");
+        let ok = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&path)
+            .arg("64M")
+            .status()
+            .expect("qemu-img is installed");
+        assert!(ok.success());
+        Artifact {
+            files: vec![path.clone()],
+            id: "VM".into(),
+            disk: Some(Disk {
+                path,
+                format: "qcow2".into(),
+                virtual_size: 64 << 20,
+                accelerator_is_kvm: false,
+            }),
+        }
+    }
+
+    fn info() -> BuildInfo {
+        BuildInfo {
+            build_name: "x".into(),
+            builder_type: "qemu",
+            source: "qemu.x".into(),
+            qemu_binary: "qemu-system-aarch64".into(),
+            run_uuid: "run".into(),
+            force: false,
+        }
+    }
+
+    async fn run(chains: &[Vec<PostProcessorBlock>], art: &Artifact) -> Result<Outcome, Failed> {
+        let (ui, _) = Ui::memory();
+        run_chains(chains, art, &info(), &ui, &CancellationToken::new()).await
+    }
+
+    #[tokio::test]
+    async fn chains_pass_artifacts_and_keep_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = builder(dir.path());
+        let (boxed, packed) = (dir.path().join("x.box"), dir.path().join("x.box.tar"));
+        // vagrant → compress(keep = false): the box is an intermediate and goes; the disk stays.
+        let chains = vec![vec![
+            block(vagrant_to(&boxed), None),
+            block(compress_to(&packed), Some(false)),
+        ]];
+        let out = run(&chains, &art).await.unwrap();
+        assert!(art.files[0].exists(), "the disk is kept");
+        assert!(!boxed.exists(), "the intermediate box is removed");
+        assert!(packed.exists());
+        assert!(!out.removed_builder_disk);
+        assert_eq!(out.written, [("archive", packed.clone())]);
+        // The archive holds the box under its own name.
+        let mut ar = tar::Archive::new(std::fs::File::open(&packed).unwrap());
+        let entry = ar.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path().unwrap().to_str(), Some("x.box"));
+    }
+
+    #[tokio::test]
+    async fn builder_disk_goes_only_when_no_chain_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = builder(dir.path());
+        let sums = dir.path().join("x.{{.ChecksumType}}");
+        let checksum = PostProcessor::Checksum(checksum::Config {
+            output: sums.display().to_string(),
+            ..checksum::Config::default()
+        });
+        // checksum always keeps its input, even when told not to.
+        let chains = vec![
+            vec![block(checksum, Some(false))],
+            vec![block(compress_to(&dir.path().join("a.gz")), Some(false))],
+        ];
+        let out = run(&chains, &art).await.unwrap();
+        assert!(!out.removed_builder_disk && art.files[0].exists());
+        // Without it, compress(keep = false) is the only chain: the disk is deleted.
+        let out = run(&chains[1..], &art).await.unwrap();
+        assert!(out.removed_builder_disk && !art.files[0].exists());
+    }
+
+    #[tokio::test]
+    async fn only_and_except_skip_post_processors() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = builder(dir.path());
+        let out_a = dir.path().join("a.tar.gz");
+        let out_b = dir.path().join("b.tar.gz");
+        let mut a = block(compress_to(&out_a), Some(false));
+        a.only = vec!["qemu.other".into()];
+        let mut b = block(compress_to(&out_b), None);
+        b.except = vec!["qemu.other".into()];
+        let out = run(&[vec![a], vec![b]], &art).await.unwrap();
+        assert!(!out_a.exists() && out_b.exists());
+        assert!(
+            art.files[0].exists(),
+            "the skipped keep = false does not count"
+        );
+        assert_eq!(out.timings.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn vagrant_needs_the_disk_and_failures_name_the_post_processor() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = builder(dir.path());
+        let chains = vec![vec![
+            block(compress_to(&dir.path().join("a.tar")), None),
+            block(vagrant_to(&dir.path().join("x.box")), None),
+        ]];
+        let err = run(&chains, &art).await.unwrap_err();
+        assert_eq!(err.name, "vagrant");
+        assert!(matches!(err.source, Error::NotADisk { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(
+            progress_line(
+                "Packing the box",
+                512 << 20,
+                1024 << 20,
+                Duration::from_secs(2)
+            ),
+            "Packing the box: 512 MiB of 1024 MiB (50%), 256 MiB/s, about 2s left"
+        );
+        assert_eq!(
+            progress_line("x", 0, 0, Duration::ZERO),
+            "x: 0 MiB of 0 MiB (100%), 0 MiB/s, about 0s left"
+        );
+    }
 
     #[test]
     fn render_vars_cases() {

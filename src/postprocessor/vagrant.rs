@@ -1,16 +1,16 @@
 //! The `vagrant` post-processor: packs the disk into a libvirt `.box`.
 //!
-//! The box is a (gzip'd) tar of `metadata.json`, `Vagrantfile` and `box.img`, in the v1 libvirt
-//! layout that every vagrant-libvirt version reads. The tar is deterministic (fixed order,
-//! owners, modes and times), so the same disk always gives the same box, and it is written under
-//! a temporary name and renamed, so a failed run never leaves a truncated box behind.
+//! The box is a gzip'd tar of `metadata.json`, `Vagrantfile`, `box.img` and any `include`d files,
+//! in the v1 libvirt layout that every vagrant-libvirt version reads (with the integer
+//! `virtual_size` that old versions require). The tar is deterministic and the gzip parallel and
+//! reproducible ([`crate::archive`]), so the same disk always gives the same box; the box is
+//! written under a temporary name and renamed, so a failed run never leaves a truncated box.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::collections::BTreeSet;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use crate::archive::{self, Codec, Encoder, Member};
 
 /// A validated `post-processor "vagrant"` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,10 +20,13 @@ pub struct Config {
     pub output: String,
     /// `compression_level` 0–9 (default 6; 0 = plain tar).
     pub compression_level: u32,
-    /// `keep_input_artifact` (kiln's default: true — Packer deleting the qcow2 is a known pain).
-    pub keep_input_artifact: bool,
-    /// `architecture` of the guest (default `amd64`).
-    pub architecture: String,
+    /// `architecture` of the guest; by default derived from the builder's `qemu_binary`
+    /// ([`default_architecture`]) — Packer writes the build host's instead.
+    pub architecture: Option<String>,
+    /// `include`: files copied into the box's root under their base names.
+    pub include: Vec<PathBuf>,
+    /// `vagrantfile_template`: appended to the provider defaults in the box's `Vagrantfile`.
+    pub vagrantfile_template: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -31,19 +34,19 @@ impl Default for Config {
         Self {
             output: "packer_{{ .BuildName }}_{{ .Provider }}_{{ .Architecture }}.box".into(),
             compression_level: 6,
-            keep_input_artifact: true,
-            architecture: "amd64".into(),
+            architecture: None,
+            include: Vec::new(),
+            vagrantfile_template: None,
         }
     }
 }
 
 /// The provider every box kiln writes is for.
 const PROVIDER: &str = "libvirt";
-/// Modification time of every tar member (2000-01-01T00:00:00Z): fixed for reproducible boxes,
-/// and not 0, which GNU tar reports as "implausibly old".
-const MTIME: u64 = 946_684_800;
 /// First bytes of every qcow2 image.
 const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
+/// Members kiln writes itself; an `include`d file may not take one of these names.
+const OWN_MEMBERS: [&str; 3] = ["metadata.json", "Vagrantfile", "box.img"];
 
 /// Why the box could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -54,40 +57,31 @@ pub enum Error {
     )]
     UnsupportedFormat { format: String },
     /// The disk file does not start with the qcow2 signature.
-    #[error("`{path}` is not a qcow2 image")]
+    #[error("`{}` is not a qcow2 image", path.display())]
     NotQcow2 { path: PathBuf },
     /// `compression_level` is above 9.
     #[error("Compression level {level} is out of range (0–9)")]
     CompressionLevel { level: u32 },
     /// The disk image could not be opened or inspected.
-    #[error("Cannot read disk `{path}`")]
+    #[error("Cannot read disk `{}`", path.display())]
     ReadDisk {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    /// The temporary box file could not be created next to `output`.
-    #[error("Cannot create a temporary file in `{dir}`")]
-    CreateTemp {
-        dir: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// Writing the archive failed (reading the disk or writing the box).
-    #[error("Cannot write box `{path}` from `{disk}`")]
-    Write {
-        path: PathBuf,
-        disk: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// Renaming the finished box to `output` failed.
-    #[error("Cannot move the finished box to `{path}`")]
-    Persist {
+    /// An `include`d file or the `vagrantfile_template` could not be read.
+    #[error("Cannot read `{}` for the box", path.display())]
+    ReadInput {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+    /// Two box members would have the same name.
+    #[error("`include` of `{}` clashes with the box member `{name}`", path.display())]
+    IncludeClash { path: PathBuf, name: String },
+    /// Writing the archive failed.
+    #[error("Cannot write the box")]
+    WriteBox(#[source] archive::Error),
 }
 
 /// The disk to box, as the builder left it.
@@ -134,10 +128,11 @@ fn metadata_json(virtual_size_gb: u64, architecture: &str) -> String {
     s
 }
 
-/// The box's `Vagrantfile`: provider defaults merged under the user's own Vagrantfile.
-fn vagrantfile(accelerator_is_kvm: bool) -> String {
+/// The box's `Vagrantfile`: provider defaults merged under the user's own Vagrantfile, then the
+/// `vagrantfile_template`'s content, if any.
+fn vagrantfile(accelerator_is_kvm: bool, custom: Option<(&Path, &str)>) -> String {
     let driver = if accelerator_is_kvm { "kvm" } else { "qemu" };
-    format!(
+    let mut s = format!(
         "# Defaults from the box, written by kiln's vagrant post-processor.\n\
          # `driver` follows the accelerator the box was built with.\n\
          \n\
@@ -146,26 +141,62 @@ fn vagrantfile(accelerator_is_kvm: bool) -> String {
          \x20   libvirt.driver = \"{driver}\"\n\
          \x20 end\n\
          end\n"
-    )
+    );
+    if let Some((path, text)) = custom {
+        let name = path
+            .file_name()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
+        s.push_str(&format!(
+            "\n# From the template's vagrantfile_template ({name}):\n"
+        ));
+        s.push_str(text);
+        if !text.ends_with('\n') {
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// The Vagrant architecture name of the guest a `qemu-system-*` binary emulates (`amd64` for
+/// anything unrecognised, as for x86_64).
+pub fn default_architecture(qemu_binary: &str) -> &'static str {
+    let base = qemu_binary.rsplit('/').next().unwrap_or(qemu_binary);
+    match base.strip_prefix("qemu-system-").unwrap_or(base) {
+        "aarch64" => "arm64",
+        "i386" => "i386",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "ppc64" | "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        _ => "amd64",
+    }
 }
 
 /// Expands `{{ .BuildName }}`, `{{ .Provider }}` and `{{ .Architecture }}` in `config.output`
 /// (spaces inside the braces optional); anything else is left as written.
-pub fn render_output_name(config: &Config, build_name: &str) -> String {
+pub fn render_output_name(config: &Config, build_name: &str, architecture: &str) -> String {
     super::render_vars(
         &config.output,
         &[
             ("BuildName", build_name),
             ("Provider", PROVIDER),
-            ("Architecture", &config.architecture),
+            ("Architecture", architecture),
         ],
     )
 }
 
-/// Writes the box to `output` (temp name in the same dir, renamed when complete).
+/// Writes the box to `output` (temp name in the same dir, renamed when complete), for a guest of
+/// `architecture`. `progress` gets the running total of input bytes archived.
 ///
 /// Synchronous and long (it reads the whole disk): run it in `spawn_blocking`.
-pub fn write_box(config: &Config, disk: &DiskInput, output: &Path) -> Result<BoxInfo, Error> {
+pub fn write_box(
+    config: &Config,
+    disk: &DiskInput,
+    architecture: &str,
+    output: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BoxInfo, Error> {
     if disk.format != "qcow2" {
         return Err(Error::UnsupportedFormat {
             format: disk.format.into(),
@@ -175,76 +206,76 @@ pub fn write_box(config: &Config, disk: &DiskInput, output: &Path) -> Result<Box
     if level > 9 {
         return Err(Error::CompressionLevel { level });
     }
+    // Open and check every input before creating anything, so a bad one leaves no file behind.
     let read_err = |source| Error::ReadDisk {
         path: disk.path.to_path_buf(),
         source,
     };
-    // Open and check the disk before creating anything, so a bad input leaves no file behind.
-    let mut image = File::open(disk.path).map_err(read_err)?;
-    let image_len = image.metadata().map_err(read_err)?.len();
     let mut magic = [0u8; 4];
-    image.read_exact(&mut magic).map_err(read_err)?;
+    std::fs::File::open(disk.path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(read_err)?;
     if &magic != QCOW2_MAGIC {
         return Err(Error::NotQcow2 {
             path: disk.path.to_path_buf(),
         });
     }
-    image.rewind().map_err(read_err)?;
-
-    let virtual_size_gb = disk.virtual_size.div_ceil(1 << 30);
-    let metadata = metadata_json(virtual_size_gb, &config.architecture);
-    let vagrantfile = vagrantfile(disk.accelerator_is_kvm);
-
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let custom = match &config.vagrantfile_template {
+        Some(path) => Some((
+            path.as_path(),
+            std::fs::read_to_string(path).map_err(|source| Error::ReadInput {
+                path: path.clone(),
+                source,
+            })?,
+        )),
+        None => None,
     };
-    // Deleted on drop: every early return below removes the partial box.
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-box-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|source| Error::CreateTemp {
-            dir: dir.to_path_buf(),
+    let mut names: BTreeSet<String> = OWN_MEMBERS.iter().map(|s| (*s).to_owned()).collect();
+    let mut included = Vec::new();
+    for path in &config.include {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !names.insert(name.clone()) {
+            return Err(Error::IncludeClash {
+                path: path.clone(),
+                name,
+            });
+        }
+        let member = Member::file(name, path).map_err(|source| Error::ReadInput {
+            path: path.clone(),
             source,
         })?;
-    let write_err = |source| Error::Write {
-        path: output.to_path_buf(),
-        disk: disk.path.to_path_buf(),
-        source,
+        included.push(member);
+    }
+
+    let virtual_size_gb = disk.virtual_size.div_ceil(1 << 30);
+    let metadata = metadata_json(virtual_size_gb, architecture);
+    let vagrantfile = vagrantfile(
+        disk.accelerator_is_kvm,
+        custom.as_ref().map(|(p, t)| (*p, t.as_str())),
+    );
+    let image = Member::file("box.img", disk.path).map_err(read_err)?;
+    let mut members = vec![
+        Member::bytes("metadata.json", metadata.as_bytes()),
+        Member::bytes("Vagrantfile", vagrantfile.as_bytes()),
+    ];
+    members.extend(included);
+    members.push(image);
+
+    let codec = if level == 0 {
+        Codec::None
+    } else {
+        Codec::Gzip { level }
     };
     tracing::info!(box_path = %output.display(), disk = %disk.path.display(), level, "writing Vagrant box");
-    let sink = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    let mut metadata_bytes = metadata.as_bytes();
-    let mut vagrantfile_bytes = vagrantfile.as_bytes();
-    let mut image_bytes = (&image).take(image_len);
-    let members: [Member<'_>; 3] = [
-        ("metadata.json", metadata.len() as u64, &mut metadata_bytes),
-        (
-            "Vagrantfile",
-            vagrantfile.len() as u64,
-            &mut vagrantfile_bytes,
-        ),
-        ("box.img", image_len, &mut image_bytes),
-    ];
-    let sink = if level == 0 {
-        write_tar(sink, members).map_err(write_err)?
-    } else {
-        let gz = GzEncoder::new(sink, Compression::new(level));
-        write_tar(gz, members)
-            .and_then(GzEncoder::finish)
-            .map_err(write_err)?
-    };
-    sink.into_inner()
-        .map_err(|e| write_err(e.into_error()))?
-        .sync_all()
-        .map_err(write_err)?;
-    let size = tmp.as_file().metadata().map_err(write_err)?.len();
-    set_box_permissions(tmp.as_file()).map_err(write_err)?;
-    tmp.persist(output).map_err(|e| Error::Persist {
-        path: output.to_path_buf(),
-        source: e.error,
-    })?;
+    let size = archive::write_atomically(output, |sink| {
+        let enc = Encoder::new(codec, sink)?;
+        archive::write_tar(enc, members, progress)?.finish()?;
+        Ok(())
+    })
+    .map_err(Error::WriteBox)?;
     Ok(BoxInfo {
         path: output.to_path_buf(),
         size,
@@ -252,68 +283,12 @@ pub fn write_box(config: &Config, disk: &DiskInput, output: &Path) -> Result<Box
     })
 }
 
-/// One tar member: name, exact size, and its content.
-type Member<'r> = (&'r str, u64, &'r mut dyn Read);
-
-/// Writes `members` in order as a deterministic GNU tar (root-owned, 0644, fixed mtime) and
-/// returns the writer. Each reader must yield exactly the size given for it.
-fn write_tar<'r, W: Write>(w: W, members: impl IntoIterator<Item = Member<'r>>) -> io::Result<W> {
-    let mut tar = tar::Builder::new(w);
-    for (name, size, data) in members {
-        let mut header = tar::Header::new_gnu();
-        header.set_path(name)?;
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(size);
-        header.set_mode(0o644);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(MTIME);
-        header.set_cksum();
-        let mut counted = CountingReader { inner: data, n: 0 };
-        tar.append(&header, &mut counted)?;
-        if counted.n != size {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "`{name}` changed size while being archived ({size} → {} bytes)",
-                    counted.n
-                ),
-            ));
-        }
-    }
-    tar.into_inner()
-}
-
-/// Counts the bytes read through it.
-struct CountingReader<R> {
-    inner: R,
-    n: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
-/// A box is an ordinary shareable file (temp files start out 0600).
-fn set_box_permissions(file: &File) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    #[cfg(not(unix))]
-    let _ = file;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::read::GzDecoder;
+    use crate::archive::MTIME;
+    use flate2::read::MultiGzDecoder;
+    use std::fs::File;
     use std::process::Command;
 
     /// A qcow2 made by the real `qemu-img` in `dir`, with the given virtual size.
@@ -342,7 +317,7 @@ mod tests {
     fn read_box(path: &Path, gzip: bool) -> Vec<(String, Vec<u8>, u32, u64, u64)> {
         let file = File::open(path).unwrap();
         let reader: Box<dyn Read> = if gzip {
-            Box::new(GzDecoder::new(file))
+            Box::new(MultiGzDecoder::new(file))
         } else {
             Box::new(file)
         };
@@ -382,7 +357,7 @@ mod tests {
         let img = qcow2(dir.path(), "1500M");
         let out = dir.path().join("test.box");
         let config = Config::default();
-        let info = write_box(&config, &disk(&img, 1500 << 20), &out).unwrap();
+        let info = write_box(&config, &disk(&img, 1500 << 20), "amd64", &out, &mut |_| {}).unwrap();
         assert_eq!(info.virtual_size_gb, 2);
         assert_eq!(info.size, std::fs::metadata(&out).unwrap().len());
 
@@ -419,7 +394,7 @@ mod tests {
         };
         let mut input = disk(&img, 10 << 20);
         input.accelerator_is_kvm = false;
-        write_box(&config, &input, &out).unwrap();
+        write_box(&config, &input, "amd64", &out, &mut |_| {}).unwrap();
         let members = read_box(&out, false);
         assert_eq!(members.len(), 3);
         assert!(String::from_utf8_lossy(&members[1].1).contains("libvirt.driver = \"qemu\""));
@@ -434,8 +409,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = qcow2(dir.path(), "100M");
         let (a, b) = (dir.path().join("a.box"), dir.path().join("b.box"));
-        write_box(&Config::default(), &disk(&img, 100 << 20), &a).unwrap();
-        write_box(&Config::default(), &disk(&img, 100 << 20), &b).unwrap();
+        write_box(
+            &Config::default(),
+            &disk(&img, 100 << 20),
+            "amd64",
+            &a,
+            &mut |_| {},
+        )
+        .unwrap();
+        write_box(
+            &Config::default(),
+            &disk(&img, 100 << 20),
+            "amd64",
+            &b,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     }
 
@@ -447,12 +436,12 @@ mod tests {
         let out = dir.path().join("x.box");
         let mut input = disk(&img, 4096);
         input.format = "raw";
-        let err = write_box(&Config::default(), &input, &out).unwrap_err();
+        let err = write_box(&Config::default(), &input, "amd64", &out, &mut |_| {}).unwrap_err();
         assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err:?}");
         assert!(err.to_string().contains("qcow2"));
         // Declared qcow2 but is not: caught by the signature check.
         input.format = "qcow2";
-        let err = write_box(&Config::default(), &input, &out).unwrap_err();
+        let err = write_box(&Config::default(), &input, "amd64", &out, &mut |_| {}).unwrap_err();
         assert!(matches!(err, Error::NotQcow2 { .. }), "{err:?}");
         assert_eq!(entries(dir.path()), ["disk.raw"]);
     }
@@ -462,22 +451,94 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("absent.qcow2");
         let out = dir.path().join("x.box");
-        let err = write_box(&Config::default(), &disk(&img, 1 << 30), &out).unwrap_err();
+        let err = write_box(
+            &Config::default(),
+            &disk(&img, 1 << 30),
+            "amd64",
+            &out,
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("absent.qcow2"), "{err}");
         assert_eq!(entries(dir.path()), Vec::<String>::new());
     }
 
     #[test]
-    fn short_member_is_an_error() {
-        // A member that yields fewer bytes than its header declares would corrupt the tar.
+    fn include_and_vagrantfile_template() {
         let dir = tempfile::tempdir().unwrap();
-        let tmp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
-        let mut short: &[u8] = b"abc";
-        let res = write_tar(tmp.as_file(), [("x", 10, &mut short as &mut dyn Read)]);
+        let img = qcow2(dir.path(), "10M");
+        let info = dir.path().join("info.json");
+        std::fs::write(&info, "{\"author\":\"kiln\"}").unwrap();
+        let tpl = dir.path().join("Vagrantfile.tpl");
+        std::fs::write(
+            &tpl,
+            "Vagrant.configure(\"2\") do |c|\n  c.vm.hostname = \"k\"\nend",
+        )
+        .unwrap();
+        let out = dir.path().join("x.box");
+        let config = Config {
+            include: vec![info.clone()],
+            vagrantfile_template: Some(tpl),
+            ..Config::default()
+        };
+        let mut last = 0;
+        write_box(&config, &disk(&img, 10 << 20), "arm64", &out, &mut |n| {
+            last = n
+        })
+        .unwrap();
+        let members = read_box(&out, true);
+        let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(
-            res.err().map(|e| e.kind()),
-            Some(io::ErrorKind::UnexpectedEof)
+            names,
+            ["metadata.json", "Vagrantfile", "info.json", "box.img"]
         );
+        assert!(String::from_utf8_lossy(&members[0].1).contains("\"architecture\":\"arm64\""));
+        let vf = String::from_utf8_lossy(&members[1].1);
+        assert!(
+            vf.contains("libvirt.driver") && vf.ends_with("c.vm.hostname = \"k\"\nend\n"),
+            "{vf}"
+        );
+        assert_eq!(members[2].1, b"{\"author\":\"kiln\"}");
+        let total: u64 = members.iter().map(|m| m.1.len() as u64).sum();
+        assert_eq!(last, total, "progress ends at the bytes archived");
+
+        // A second file of the same base name (or one named like kiln's own members) clashes.
+        let other = dir.path().join("sub");
+        std::fs::create_dir(&other).unwrap();
+        let clash = other.join("metadata.json");
+        std::fs::write(&clash, "{}").unwrap();
+        let config = Config {
+            include: vec![clash],
+            ..Config::default()
+        };
+        let out2 = dir.path().join("y.box");
+        let err =
+            write_box(&config, &disk(&img, 10 << 20), "amd64", &out2, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, Error::IncludeClash { .. }), "{err:?}");
+        assert!(!out2.exists());
+        // A missing vagrantfile_template is reported with its path, before anything is written.
+        let config = Config {
+            vagrantfile_template: Some(dir.path().join("absent.tpl")),
+            ..Config::default()
+        };
+        let err =
+            write_box(&config, &disk(&img, 10 << 20), "amd64", &out2, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("absent.tpl"), "{err}");
+        assert!(!out2.exists());
+    }
+
+    #[test]
+    fn architecture_follows_the_qemu_binary() {
+        let table = [
+            ("qemu-system-x86_64", "amd64"),
+            ("/usr/bin/qemu-system-aarch64", "arm64"),
+            ("qemu-system-i386", "i386"),
+            ("qemu-system-riscv64", "riscv64"),
+            ("/opt/qemu/bin/qemu-kvm", "amd64"),
+        ];
+        for (binary, want) in table {
+            assert_eq!(default_architecture(binary), want, "{binary}");
+        }
     }
 
     #[test]
@@ -510,7 +571,7 @@ mod tests {
                 output,
                 ..config.clone()
             };
-            assert_eq!(render_output_name(&c, "debian"), want, "{reason}");
+            assert_eq!(render_output_name(&c, "debian", "amd64"), want, "{reason}");
         }
     }
 }

@@ -1,21 +1,21 @@
-//! `build { ... }` blocks: which sources to build, their `shell` provisioners and `vagrant`
-//! post-processors.
+//! `build { ... }` blocks: which sources to build, their `shell` provisioners and their
+//! post-processors (single blocks and `post-processors` chains).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hcl::edit::Span;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::Block;
 
-use crate::postprocessor::{checksum, manifest, vagrant};
+use crate::postprocessor::{checksum, compress, manifest, shell_local, vagrant};
 use crate::provisioner::shell::{self, ShellSource};
 
 use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
-use super::options::{Options, reject_blocks, unknown};
+use super::options::{Options, list, reject_blocks, unknown};
 use super::qemu_source::resolve;
-use super::{Build, Diagnostic, PostProcessor, Provisioner};
+use super::{Build, Diagnostic, PostProcessor, PostProcessorBlock, Provisioner};
 
 /// Declared sources as `(type, name)`, each with whether kiln supports its type (references to
 /// unsupported ones are not reported again).
@@ -64,19 +64,39 @@ pub(crate) fn build(
     for inner in block.body.blocks() {
         let ident = inner.ident.as_str();
         let at = file.at(inner.ident.span());
-        let kind = match (ident, inner.labels.as_slice()) {
-            ("provisioner" | "post-processor", [label]) => label.as_str(),
-            ("provisioner" | "post-processor", _) => {
-                d.push(Diagnostic::new(
-                    at,
-                    format!("`{ident}` needs one label, its type, as in `{ident} \"TYPE\"`"),
-                ));
-                continue;
+        match (ident, inner.labels.as_slice()) {
+            ("provisioner", [label]) if label.as_str() == "shell" => {
+                let sh = shell(file, scope, inner, template_dir, d);
+                b.provisioners.push(Provisioner::Shell(sh));
             }
+            ("provisioner", [label]) => d.push(Diagnostic::new(
+                at,
+                format!(
+                    "provisioner `{}` is not supported by kiln yet",
+                    label.as_str()
+                ),
+            )),
+            ("post-processor", [_]) => {
+                let pp = post_processor(file, scope, inner, template_dir, &b.sources, d);
+                b.post_processors.extend(pp.map(|pp| vec![pp]));
+            }
+            ("post-processors", []) => {
+                let chain = chain(file, scope, inner, template_dir, &b.sources, d);
+                if !chain.is_empty() {
+                    b.post_processors.push(chain);
+                }
+            }
+            ("provisioner" | "post-processor", _) => d.push(Diagnostic::new(
+                at,
+                format!("`{ident}` needs one label, its type, as in `{ident} \"TYPE\"`"),
+            )),
+            ("post-processors", _) => d.push(Diagnostic::new(
+                at,
+                "`post-processors` takes no label: it holds `post-processor \"TYPE\"` blocks",
+            )),
             _ => {
                 let known = [
                     "source",
-                    "post-processors",
                     "error-cleanup-provisioner",
                     "hcp_packer_registry",
                     "dynamic",
@@ -85,33 +105,10 @@ pub(crate) fn build(
                     at,
                     "block",
                     ident,
-                    &["provisioner", "post-processor"],
+                    &["provisioner", "post-processor", "post-processors"],
                     &known,
                 ));
-                continue;
             }
-        };
-        match (ident, kind) {
-            ("provisioner", "shell") => {
-                let sh = shell(file, scope, inner, template_dir, d);
-                b.provisioners.push(Provisioner::Shell(sh));
-            }
-            ("post-processor", "vagrant") => {
-                let v = vagrant(file, scope, inner, d);
-                b.post_processors.push(PostProcessor::Vagrant(v));
-            }
-            ("post-processor", "checksum") => {
-                let c = checksum_pp(file, scope, inner, d);
-                b.post_processors.push(PostProcessor::Checksum(c));
-            }
-            ("post-processor", "manifest") => {
-                let m = manifest_pp(file, scope, inner, d);
-                b.post_processors.push(PostProcessor::Manifest(m));
-            }
-            _ => d.push(Diagnostic::new(
-                at,
-                format!("{ident} `{kind}` is not supported by kiln yet"),
-            )),
         }
     }
     b
@@ -269,31 +266,182 @@ fn shell(
     c
 }
 
-fn vagrant(
+/// Options every post-processor has.
+const PP_COMMON: [&str; 4] = ["name", "only", "except", "keep_input_artifact"];
+
+/// A `post-processors { post-processor "TYPE" { … } … }` chain.
+fn chain(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
+    template_dir: &Path,
+    sources: &[(String, String)],
     d: &mut Vec<Diagnostic>,
-) -> vagrant::Config {
-    let supported = [
-        "output",
-        "compression_level",
-        "keep_input_artifact",
-        "architecture",
-    ];
-    let known = [
-        "include",
-        "vagrantfile_template",
-        "vagrantfile_template_generated",
-        "provider_override",
-        "override",
-        "name",
-        "only",
-        "except",
-    ];
+) -> Vec<PostProcessorBlock> {
+    for attr in block.body.attributes() {
+        d.push(Diagnostic::new(
+            file.at(attr.key.span()),
+            format!(
+                "`post-processors` holds only `post-processor` blocks, not the option `{}`",
+                attr.key.as_str()
+            ),
+        ));
+    }
+    let mut chain = Vec::new();
+    for inner in block.body.blocks() {
+        let at = file.at(inner.ident.span());
+        match (inner.ident.as_str(), inner.labels.as_slice()) {
+            ("post-processor", [_]) => {
+                chain.extend(post_processor(file, scope, inner, template_dir, sources, d));
+            }
+            ("post-processor", _) => d.push(Diagnostic::new(
+                at,
+                "`post-processor` needs one label, its type, as in `post-processor \"TYPE\"`",
+            )),
+            (other, _) => d.push(unknown(at, "block", other, &["post-processor"], &[])),
+        }
+    }
+    chain
+}
+
+/// One `post-processor "TYPE"` block (its one label was checked by the caller).
+fn post_processor(
+    file: &SourceFile,
+    scope: &Scope,
+    block: &Block,
+    template_dir: &Path,
+    sources: &[(String, String)],
+    d: &mut Vec<Diagnostic>,
+) -> Option<PostProcessorBlock> {
     let at = file.at(block.ident.span());
-    let o = Options::read(file, scope, &block.body, at, &supported, &known, d);
-    reject_blocks(file, &block.body, &known, d);
+    let kind = block.labels.first().map(|l| l.as_str()).unwrap_or_default();
+    let (own, known): (&[&'static str], &[&str]) = match kind {
+        "vagrant" => (
+            &[
+                "output",
+                "compression_level",
+                "architecture",
+                "include",
+                "vagrantfile_template",
+                "vagrantfile_template_generated",
+            ],
+            &["provider_override", "override"],
+        ),
+        "checksum" => (&["checksum_types", "output"], &[]),
+        "manifest" => (&["output", "strip_path", "strip_time", "custom_data"], &[]),
+        "compress" => (&["output", "format", "compression_level"], &[]),
+        "shell-local" => (
+            &[
+                "inline",
+                "command",
+                "script",
+                "scripts",
+                "execute_command",
+                "inline_shebang",
+                "environment_vars",
+                "env",
+                "env_var_format",
+                "only_on",
+                "valid_exit_codes",
+            ],
+            &["tempfile_extension", "use_linux_pathing"],
+        ),
+        _ => {
+            let supported = ["vagrant", "checksum", "manifest", "compress", "shell-local"];
+            let packer = [
+                "artifice",
+                "docker-import",
+                "docker-push",
+                "docker-save",
+                "docker-tag",
+                "vagrant-cloud",
+                "vagrant-registry",
+                "vsphere",
+                "vsphere-template",
+                "amazon-import",
+                "googlecompute-import",
+                "ucloud-import",
+                "digitalocean-import",
+                "exoscale-import",
+                "yandex-export",
+                "yandex-import",
+                "hcp-sbom",
+            ];
+            let mut diag = unknown(at, "post-processor type", kind, &supported, &packer);
+            if diag.hint.is_none() && !packer.contains(&kind) {
+                diag = diag.with_hint(format!("kiln's post-processors are {}", list(&supported)));
+            }
+            d.push(diag);
+            return None;
+        }
+    };
+    let supported: Vec<&'static str> = own.iter().chain(&PP_COMMON).copied().collect();
+    let o = Options::read(file, scope, &block.body, at, &supported, known, d);
+    reject_blocks(file, &block.body, known, d);
+    let only = source_filter(&o, "only", sources, d);
+    let except = source_filter(&o, "except", sources, d);
+    if o.has("only") && o.has("except") {
+        o.error("except", "only one of `only` or `except` may be set", d);
+    }
+    let kind = match kind {
+        "vagrant" => PostProcessor::Vagrant(vagrant(&o, template_dir, d)),
+        "checksum" => PostProcessor::Checksum(checksum_pp(&o, d)),
+        "manifest" => PostProcessor::Manifest(manifest_pp(&o, d)),
+        "compress" => PostProcessor::Compress(compress_pp(&o, d)),
+        _ => PostProcessor::ShellLocal(shell_local_pp(&o, template_dir, d)),
+    };
+    Some(PostProcessorBlock {
+        name: o.string("name", d),
+        only,
+        except,
+        keep_input_artifact: o.bool("keep_input_artifact", d),
+        kind,
+    })
+}
+
+/// `only` / `except`: sources of this build, as `TYPE.NAME`.
+fn source_filter(
+    o: &Options,
+    option: &str,
+    sources: &[(String, String)],
+    d: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    let names: Vec<String> = sources.iter().map(|(t, n)| format!("{t}.{n}")).collect();
+    let given = o.string_list(option, d).unwrap_or_default();
+    for s in &given {
+        if !names.contains(s) {
+            let mut msg = format!("`{option}` names `{s}`, which this build does not build");
+            if let Some(h) = suggest(s, names.iter().map(String::as_str)) {
+                msg.push_str(&format!(" (did you mean `{h}`?)"));
+            } else if !names.is_empty() {
+                msg.push_str(&format!(" (it builds `{}`)", names.join("`, `")));
+            }
+            o.error(option, msg, d);
+        }
+    }
+    given
+}
+
+/// A path option resolved against the template directory, which must name an existing file.
+fn existing_file(
+    o: &Options,
+    option: &str,
+    value: &str,
+    template_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> PathBuf {
+    let path = resolve(template_dir, Path::new(value));
+    if !path.is_file() {
+        o.error(
+            option,
+            format!("`{option}`: file `{}` does not exist", path.display()),
+            d,
+        );
+    }
+    path
+}
+
+fn vagrant(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant::Config {
     let mut c = vagrant::Config::default();
     if let Some(s) = o.string("output", d) {
         c.output = s;
@@ -301,35 +449,24 @@ fn vagrant(
     if let Some(n) = o.uint("compression_level", 0, 9, d) {
         c.compression_level = n as u32;
     }
-    if let Some(b) = o.bool("keep_input_artifact", d) {
-        c.keep_input_artifact = b;
+    c.architecture = o.string("architecture", d);
+    for f in o.string_list("include", d).unwrap_or_default() {
+        c.include
+            .push(existing_file(o, "include", &f, template_dir, d));
     }
-    if let Some(s) = o.string("architecture", d) {
-        c.architecture = s;
-    }
+    // A generated template is written during the build: it need not exist yet.
+    let generated = o.bool("vagrantfile_template_generated", d).unwrap_or(false);
+    c.vagrantfile_template = o.string("vagrantfile_template", d).map(|f| {
+        if generated {
+            resolve(template_dir, Path::new(&f))
+        } else {
+            existing_file(o, "vagrantfile_template", &f, template_dir, d)
+        }
+    });
     c
 }
 
-/// Options every post-processor accepts in Packer that kiln does not act on yet.
-const PP_COMMON_KNOWN: [&str; 4] = ["name", "only", "except", "keep_input_artifact"];
-
-fn checksum_pp(
-    file: &SourceFile,
-    scope: &Scope,
-    block: &Block,
-    d: &mut Vec<Diagnostic>,
-) -> checksum::Config {
-    let at = file.at(block.ident.span());
-    let o = Options::read(
-        file,
-        scope,
-        &block.body,
-        at,
-        &["checksum_types", "output"],
-        &PP_COMMON_KNOWN,
-        d,
-    );
-    reject_blocks(file, &block.body, &PP_COMMON_KNOWN, d);
+fn checksum_pp(o: &Options, d: &mut Vec<Diagnostic>) -> checksum::Config {
     let mut c = checksum::Config::default();
     if let Some(types) = o.string_list("checksum_types", d) {
         let mut parsed = Vec::new();
@@ -357,23 +494,7 @@ fn checksum_pp(
     c
 }
 
-fn manifest_pp(
-    file: &SourceFile,
-    scope: &Scope,
-    block: &Block,
-    d: &mut Vec<Diagnostic>,
-) -> manifest::Config {
-    let at = file.at(block.ident.span());
-    let o = Options::read(
-        file,
-        scope,
-        &block.body,
-        at,
-        &["output", "strip_path", "strip_time", "custom_data"],
-        &PP_COMMON_KNOWN,
-        d,
-    );
-    reject_blocks(file, &block.body, &PP_COMMON_KNOWN, d);
+fn manifest_pp(o: &Options, d: &mut Vec<Diagnostic>) -> manifest::Config {
     let mut c = manifest::Config::default();
     if let Some(s) = o.string("output", d) {
         c.output = s;
@@ -384,33 +505,187 @@ fn manifest_pp(
     if let Some(b) = o.bool("strip_time", d) {
         c.strip_time = b;
     }
-    if let Some(v) = o.value("custom_data", d) {
-        match &v {
-            hcl::Value::Object(map) => {
-                for (k, val) in map {
-                    match to_string(val) {
-                        Some(s) => {
-                            c.custom_data.insert(k.clone(), s);
-                        }
-                        None => o.error(
-                            "custom_data",
-                            format!(
-                                "`custom_data.{k}` expects a string, found {}",
-                                type_name(val)
-                            ),
-                            d,
-                        ),
+    c.custom_data = string_map(o, "custom_data", d);
+    c
+}
+
+/// A map of strings (`custom_data`, `env`), keys sorted.
+fn string_map(o: &Options, option: &str, d: &mut Vec<Diagnostic>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match o.value(option, d) {
+        None => {}
+        Some(hcl::Value::Object(map)) => {
+            for (k, val) in &map {
+                match to_string(val) {
+                    Some(s) => {
+                        out.insert(k.clone(), s);
                     }
+                    None => o.error(
+                        option,
+                        format!("`{option}.{k}` expects a string, found {}", type_name(val)),
+                        d,
+                    ),
                 }
             }
-            other => o.error(
-                "custom_data",
+        }
+        Some(other) => o.error(
+            option,
+            format!(
+                "`{option}` expects a map of strings, found {}",
+                type_name(&other)
+            ),
+            d,
+        ),
+    }
+    out
+}
+
+fn compress_pp(o: &Options, d: &mut Vec<Diagnostic>) -> compress::Config {
+    let mut c = compress::Config::default();
+    if let Some(s) = o.string("output", d) {
+        c.output = s;
+    }
+    if let Some(f) = o.string("format", d) {
+        c.format = compress::Format::parse(f.trim_start_matches('.'));
+        if c.format.is_none() {
+            let names: Vec<&str> = compress::Format::NAMES.iter().map(|(n, _)| *n).collect();
+            o.error(
+                "format",
                 format!(
-                    "`custom_data` expects a map of strings, found {}",
-                    type_name(other)
+                    "kiln cannot write `{f}` archives (expected one of {})",
+                    names.join(", ")
+                ),
+                d,
+            );
+        }
+    } else if let Err(ext) = compress::Format::from_output(&c.output) {
+        o.error(
+            "output",
+            format!("kiln cannot write `.{ext}` archives (it writes .tar.gz, .gz, .tar.zst, .zst, .tar and .zip)"),
+            d,
+        );
+    }
+    if o.has("compression_level") {
+        c.compression_level = o.value("compression_level", d).and_then(|v| match v {
+            hcl::Value::Number(n) => n.as_i64(),
+            _ => None,
+        });
+        if c.compression_level.is_none() {
+            o.error(
+                "compression_level",
+                "`compression_level` expects a whole number",
+                d,
+            );
+        }
+    }
+    c
+}
+
+fn shell_local_pp(
+    o: &Options,
+    template_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> shell_local::Config {
+    let inline = o.string_list("inline", d);
+    let command = o.string("command", d);
+    let mut scripts: Vec<String> = o.string("script", d).into_iter().collect();
+    scripts.extend(o.string_list("scripts", d).unwrap_or_default());
+    let given = [
+        o.has("inline"),
+        o.has("command"),
+        o.has("script"),
+        o.has("scripts"),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        0 => o.missing("inline", " (or `script`, `scripts`, `command`)", d),
+        1 => {}
+        _ => o.error(
+            "inline",
+            "only one of `inline`, `command`, `script` or `scripts` may be set",
+            d,
+        ),
+    }
+    let source = if !scripts.is_empty() {
+        shell_local::Source::Scripts(
+            scripts
+                .iter()
+                .map(|s| {
+                    let key = if o.has("script") { "script" } else { "scripts" };
+                    existing_file(o, key, s, template_dir, d)
+                })
+                .collect(),
+        )
+    } else {
+        shell_local::Source::Inline(inline.or(command.map(|c| vec![c])).unwrap_or_default())
+    };
+    let mut c = shell_local::Config::with_defaults(source);
+    if o.has("execute_command") {
+        // A list is the argv; a single string is run by `/bin/sh -c`, as in Packer.
+        match o.value("execute_command", d) {
+            Some(hcl::Value::String(s)) => {
+                c.execute_command = vec!["/bin/sh".into(), "-c".into(), s];
+            }
+            Some(_) => {
+                if let Some(list) = o.string_list("execute_command", d) {
+                    c.execute_command = list;
+                }
+            }
+            None => {}
+        }
+    }
+    if let Some(s) = o.string("inline_shebang", d) {
+        c.inline_shebang = s;
+    }
+    c.environment_vars = string_map(o, "env", d).into_iter().collect();
+    for (i, kv) in o
+        .string_list("environment_vars", d)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => c.environment_vars.push((k.to_owned(), v.to_owned())),
+            _ => o.error(
+                "environment_vars",
+                format!(
+                    "element {} of `environment_vars` is not in the form `KEY=VALUE`",
+                    i + 1
                 ),
                 d,
             ),
+        }
+    }
+    if let Some(s) = o.string("env_var_format", d) {
+        c.env_var_format = s;
+    }
+    if let Some(list) = o.string_list("only_on", d) {
+        c.only_on = list;
+    }
+    if o.has("valid_exit_codes") {
+        match o.value("valid_exit_codes", d) {
+            Some(hcl::Value::Array(items)) => {
+                let codes: Option<Vec<i64>> = items
+                    .iter()
+                    .map(|v| match v {
+                        hcl::Value::Number(n) => n.as_i64(),
+                        _ => None,
+                    })
+                    .collect();
+                match codes {
+                    Some(codes) => c.valid_exit_codes = codes,
+                    None => o.error(
+                        "valid_exit_codes",
+                        "`valid_exit_codes` expects a list of whole numbers",
+                        d,
+                    ),
+                }
+            }
+            Some(_) => o.error(
+                "valid_exit_codes",
+                "`valid_exit_codes` expects a list of whole numbers",
+                d,
+            ),
+            None => {}
         }
     }
     c

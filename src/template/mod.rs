@@ -5,7 +5,8 @@
 //! options and bad references, each as a [`Diagnostic`] with its `file:line:col`.
 //!
 //! The subset read now: `packer` (ignored), `variable` (string/number/bool), `locals`,
-//! `source "qemu"`, and `build` with `provisioner "shell"` and `post-processor "vagrant"`.
+//! `source "qemu"`, and `build` with `provisioner "shell"`, `post-processor` blocks (vagrant,
+//! checksum, manifest, compress, shell-local) and `post-processors` chains.
 //! Expressions may use `var.*`, `local.*`, `path.root` and `path.cwd`; `{{ .HTTPIP }}`-style
 //! text is left for the build to render.
 
@@ -103,7 +104,32 @@ pub struct Build {
     /// The sources it builds, as `(type, name)`, e.g. `("qemu", "testos")`.
     pub sources: Vec<(String, String)>,
     pub provisioners: Vec<Provisioner>,
-    pub post_processors: Vec<PostProcessor>,
+    /// Post-processor chains, in template order: a `post-processor` block directly in `build`
+    /// is a chain of one; a `post-processors` block is a chain whose post-processors each get
+    /// the previous one's artifact.
+    pub post_processors: Vec<Vec<PostProcessorBlock>>,
+}
+
+/// One `post-processor` block: its type's options and the options every type has.
+#[derive(Debug, Clone)]
+pub struct PostProcessorBlock {
+    /// `name`, shown in messages instead of the type.
+    pub name: Option<String>,
+    /// `only`: the sources (`qemu.NAME`) it runs for; empty = all.
+    pub only: Vec<String>,
+    /// `except`: the sources it skips.
+    pub except: Vec<String>,
+    /// `keep_input_artifact`, when set (each type has its default).
+    pub keep_input_artifact: Option<bool>,
+    pub kind: PostProcessor,
+}
+
+impl PostProcessorBlock {
+    /// Whether it runs for the source `qemu.NAME` (Packer matches `TYPE.NAME` exactly).
+    pub fn runs_for(&self, source: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|s| s == source))
+            && !self.except.iter().any(|s| s == source)
+    }
 }
 
 /// A `provisioner` block inside `build`.
@@ -118,6 +144,21 @@ pub enum PostProcessor {
     Vagrant(vagrant::Config),
     Checksum(crate::postprocessor::checksum::Config),
     Manifest(crate::postprocessor::manifest::Config),
+    Compress(crate::postprocessor::compress::Config),
+    ShellLocal(crate::postprocessor::shell_local::Config),
+}
+
+impl PostProcessor {
+    /// The type's name, as in `post-processor "TYPE"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Vagrant(_) => "vagrant",
+            Self::Checksum(_) => "checksum",
+            Self::Manifest(_) => "manifest",
+            Self::Compress(_) => "compress",
+            Self::ShellLocal(_) => "shell-local",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -141,7 +141,16 @@ fn demo_template_loads() {
         ShellSource::Inline(vec!["echo hello from $(hostname)".into()])
     );
     assert_eq!(p2.environment_vars, [("A".to_owned(), "b".to_owned())]);
-    let [PostProcessor::Vagrant(v)] = b.post_processors.as_slice() else {
+    let [chain] = b.post_processors.as_slice() else {
+        panic!("one post-processor chain expected");
+    };
+    let [
+        PostProcessorBlock {
+            kind: PostProcessor::Vagrant(v),
+            ..
+        },
+    ] = chain.as_slice()
+    else {
         panic!("one vagrant post-processor expected");
     };
     assert_eq!(v.output, "output-testos/testos.box");
@@ -391,7 +400,7 @@ fn all_errors_are_reported_at_once() {
         [
             format!("{p}:4:3: unknown option `memroy`"),
             format!("{p}:5:18: `headless` expects a bool, found list"),
-            format!("{p}:10:3: post-processor `virtualbox` is not supported by kiln yet"),
+            format!("{p}:10:3: unknown post-processor type `virtualbox`"),
         ]
         .iter()
         .map(String::as_str)
@@ -418,4 +427,124 @@ fn one_problem_is_reported_once() {
         "t.pkr.hcl:2:10: variable type `list(string)` is not supported by kiln yet\n 2 |   type = list(string)\n   |          ^\nhint: supported types: `string`, `number`, `bool`",
         "no cascade of undeclared-variable or missing-option reports"
     );
+}
+
+/// `MINIMAL` with `body` inside its build block.
+fn with_build(body: &str) -> String {
+    MINIMAL.replace(
+        "build { sources = [\"source.qemu.m\"] }",
+        &format!("build {{\n  sources = [\"source.qemu.m\"]\n{body}\n}}"),
+    )
+}
+
+#[test]
+fn post_processor_chains_and_common_options() {
+    let text = with_build(
+        r#"
+  post-processor "checksum" {
+    checksum_types = ["sha256"]
+    only           = ["qemu.m"]
+  }
+  post-processors {
+    post-processor "vagrant" {
+      keep_input_artifact = false
+      architecture        = "arm64"
+    }
+    post-processor "compress" {
+      output            = "out/{{.BuildName}}.tar.zst"
+      compression_level = 19
+      name              = "pack"
+    }
+  }
+  post-processor "shell-local" {
+    inline           = ["echo done"]
+    except           = ["qemu.m"]
+    execute_command  = "bash {{.Script}}"
+    valid_exit_codes = [0, 2]
+    env              = { B = "2" }
+    environment_vars = ["A=1"]
+  }
+"#,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let chains = &t.builds[0].post_processors;
+    let shape: Vec<Vec<&str>> = chains
+        .iter()
+        .map(|c| c.iter().map(|pp| pp.kind.type_name()).collect())
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            vec!["checksum"],
+            vec!["vagrant", "compress"],
+            vec!["shell-local"]
+        ]
+    );
+    assert!(chains[0][0].runs_for("qemu.m") && !chains[0][0].runs_for("qemu.y"));
+    assert!(!chains[2][0].runs_for("qemu.m"));
+    assert_eq!(chains[1][0].keep_input_artifact, Some(false));
+    let PostProcessor::Vagrant(v) = &chains[1][0].kind else {
+        panic!("vagrant")
+    };
+    assert_eq!(v.architecture.as_deref(), Some("arm64"));
+    assert_eq!(chains[1][1].name.as_deref(), Some("pack"));
+    let PostProcessor::Compress(c) = &chains[1][1].kind else {
+        panic!("compress")
+    };
+    assert_eq!(c.compression_level, Some(19));
+    let PostProcessor::ShellLocal(s) = &chains[2][0].kind else {
+        panic!("shell-local")
+    };
+    assert_eq!(s.execute_command, ["/bin/sh", "-c", "bash {{.Script}}"]);
+    assert_eq!(s.valid_exit_codes, [0, 2]);
+    assert_eq!(
+        s.environment_vars,
+        [
+            ("B".to_owned(), "2".to_owned()),
+            ("A".to_owned(), "1".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn post_processor_errors_are_all_reported() {
+    let got = errors(&with_build(
+        r#"
+  post-processor "compress" {
+    output = "disk.tar.xz"
+  }
+  post-processor "checksum" {
+    only   = ["qemu.z"]
+    except = ["qemu.m"]
+  }
+  post-processor "vagrant" {
+    include              = ["missing.txt"]
+    vagrantfile_template = "absent.tpl"
+  }
+  post-processor "shell-local" {
+    inline = ["true"]
+    script = "x.sh"
+  }
+  post-processors {
+    name = "chain"
+    post-processor "artifice" {}
+  }
+  post-processor "vagrnat" {}
+"#,
+    ));
+    for want in [
+        "kiln cannot write `.xz` archives",
+        "`only` names `qemu.z`, which this build does not build",
+        "only one of `only` or `except` may be set",
+        "`include`: file",
+        "missing.txt` does not exist",
+        "absent.tpl` does not exist",
+        "only one of `inline`, `command`, `script` or `scripts` may be set",
+        "`post-processors` holds only `post-processor` blocks, not the option `name`",
+        "`artifice` is not supported by kiln yet",
+        "unknown post-processor type `vagrnat`",
+        "did you mean `vagrant`?",
+    ] {
+        assert!(got.contains(want), "missing {want:?} in:\n{got}");
+    }
 }
