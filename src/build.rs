@@ -25,9 +25,10 @@ pub struct Options {
 /// What one build produced.
 #[derive(Debug, Clone)]
 pub struct Output {
-    /// `qemu.NAME`.
+    /// `TYPE.NAME`.
     pub name: String,
-    pub disk: PathBuf,
+    /// The built disk (none for a `null` build).
+    pub disk: Option<PathBuf>,
     /// What the post-processors wrote, each with a short description.
     pub artifacts: Vec<(&'static str, PathBuf)>,
     pub timings: Timings,
@@ -55,6 +56,13 @@ pub enum Error {
         name: String,
         #[source]
         source: step::Error<qemu::Error>,
+    },
+    /// The null builder failed.
+    #[error("Build `{name}` failed")]
+    NullBuild {
+        name: String,
+        #[source]
+        source: step::Error<crate::builder::null::Error>,
     },
     /// The built disk could not be inspected.
     #[error("Could not inspect the built disk")]
@@ -87,18 +95,27 @@ pub async fn run(
     let mut outputs = Vec::new();
     for build in &tpl.builds {
         for (kind, name) in &build.sources {
-            let source = tpl.sources.iter().find(|s| match s {
-                Source::Qemu(c) => kind == "qemu" && &c.name == name,
-            });
-            let Some(Source::Qemu(config)) = source else {
-                return Err(Error::UnknownSource {
-                    kind: kind.clone(),
-                    name: name.clone(),
-                });
-            };
-            let full_name = format!("qemu.{name}");
+            let source = tpl
+                .sources
+                .iter()
+                .find(|s| s.key() == (kind.as_str(), name.as_str()));
+            let full_name = format!("{kind}.{name}");
             let bui = ui.with_prefix(full_name.clone());
-            outputs.push(run_one(&full_name, config.clone(), build, opts, &bui, cancel).await?);
+            let output = match source {
+                Some(Source::Qemu(config)) => {
+                    run_one(&full_name, (**config).clone(), build, opts, &bui, cancel).await?
+                }
+                Some(Source::Null(config)) => {
+                    run_null(&full_name, config.clone(), build, opts, &bui, cancel).await?
+                }
+                None => {
+                    return Err(Error::UnknownSource {
+                        kind: kind.clone(),
+                        name: name.clone(),
+                    });
+                }
+            };
+            outputs.push(output);
         }
     }
     Ok(outputs)
@@ -119,6 +136,7 @@ async fn run_one(
         opts.force,
         opts.cache_dir.clone(),
         build.provisioners.clone(),
+        build.error_cleanup.clone(),
     );
     let mut timings = Timings::default();
     let artifact = qemu::build(&mut ctx, opts.on_error, &mut timings)
@@ -148,13 +166,7 @@ async fn run_one(
         run_uuid: opts.run_uuid.clone(),
         force: opts.force,
     };
-    let outcome =
-        postprocessor::run_chains(&build.post_processors, &builder, &build_info, ui, cancel)
-            .await
-            .map_err(|source| Error::PostProcess {
-                name: full_name.to_owned(),
-                source,
-            })?;
+    let outcome = post_process(full_name, build, &builder, &build_info, ui, cancel).await?;
     timings.0.extend(outcome.timings);
     if outcome.removed_builder_disk {
         ui.say(format!(
@@ -164,10 +176,76 @@ async fn run_one(
     }
     Ok(Output {
         name: full_name.to_owned(),
-        disk: artifact.disk_path,
+        disk: Some(artifact.disk_path),
         artifacts: outcome.written,
         timings,
     })
+}
+
+/// A `null` build: the provisioners against an existing SSH host, then the post-processors on
+/// an artifact without files.
+async fn run_null(
+    full_name: &str,
+    config: crate::builder::null::Config,
+    build: &template::Build,
+    opts: &Options,
+    ui: &Ui,
+    cancel: &CancellationToken,
+) -> Result<Output, Error> {
+    let name = config.name.clone();
+    let mut ctx = crate::builder::null::NullContext {
+        config,
+        ui: ui.clone(),
+        cancel: cancel.clone(),
+        provisioners: build.provisioners.clone(),
+        error_cleanup: build.error_cleanup.clone(),
+        ssh_target: None,
+        comm: None,
+    };
+    let mut timings = Timings::default();
+    crate::builder::null::build(&mut ctx, opts.on_error, &mut timings)
+        .await
+        .map_err(|source| Error::NullBuild {
+            name: full_name.to_owned(),
+            source,
+        })?;
+    let builder = postprocessor::Artifact {
+        files: Vec::new(),
+        id: "Null".into(),
+        disk: None,
+    };
+    let build_info = postprocessor::BuildInfo {
+        build_name: name,
+        builder_type: "null",
+        source: full_name.to_owned(),
+        qemu_binary: String::new(),
+        run_uuid: opts.run_uuid.clone(),
+        force: opts.force,
+    };
+    let outcome = post_process(full_name, build, &builder, &build_info, ui, cancel).await?;
+    timings.0.extend(outcome.timings);
+    Ok(Output {
+        name: full_name.to_owned(),
+        disk: None,
+        artifacts: outcome.written,
+        timings,
+    })
+}
+
+async fn post_process(
+    full_name: &str,
+    build: &template::Build,
+    builder: &postprocessor::Artifact,
+    info: &postprocessor::BuildInfo,
+    ui: &Ui,
+    cancel: &CancellationToken,
+) -> Result<postprocessor::Outcome, Error> {
+    postprocessor::run_chains(&build.post_processors, builder, info, ui, cancel)
+        .await
+        .map_err(|source| Error::PostProcess {
+            name: full_name.to_owned(),
+            source,
+        })
 }
 
 /// Packer's builder type name for this builder, as post-processors report it.

@@ -88,11 +88,8 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                 ),
             );
             for o in outputs {
-                if o.disk.exists() {
-                    ui.raw(
-                        false,
-                        format!("--> {}: disk `{}`", o.name, o.disk.display()),
-                    );
+                if let Some(disk) = o.disk.as_ref().filter(|d| d.exists()) {
+                    ui.raw(false, format!("--> {}: disk `{}`", o.name, disk.display()));
                 }
                 for (kind, path) in &o.artifacts {
                     ui.raw(

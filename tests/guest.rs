@@ -253,6 +253,7 @@ fn read_back(disk: &Path, work: &Path, command: &str) -> String {
             host: "127.0.0.1".into(),
             port,
             username: "root".into(),
+            private_key: None,
             password: Some(kiln::types::Secret::new("kiln")),
         };
         let cancel = tokio_util::sync::CancellationToken::new();

@@ -171,6 +171,7 @@ fn target(port: u16, password: &str) -> SshTarget {
         host: "127.0.0.1".into(),
         port,
         username: USER.into(),
+        private_key: None,
         password: Some(Secret::new(password)),
     }
 }

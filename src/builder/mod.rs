@@ -1,3 +1,5 @@
-//! Builders: what makes a machine and hands back a disk. Only `qemu` for now.
+//! Builders: what makes a machine and hands back its artifact. `qemu` installs from an ISO;
+//! `null` makes nothing and provisions an existing SSH host.
 
+pub mod null;
 pub mod qemu;

@@ -5,12 +5,13 @@
 //! guest's sshd accepts the credentials, and stops early when QEMU dies.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use russh::client::{self, AuthResult, KeyboardInteractiveAuthResponse};
-use russh::keys::PublicKeyOrCertificate;
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect, MethodKind};
 use tokio_util::sync::CancellationToken;
 
@@ -102,6 +103,27 @@ pub enum Error {
     /// connection dropped).
     #[error("SSH connection closed before the command finished")]
     Disconnected,
+    /// A local file or directory of a transfer could not be read or written.
+    #[error("Cannot access local `{}`", path.display())]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The remote side of a download (`cat`, `tar`) failed.
+    #[error("Downloading {path} failed with exit status {status}: {stderr}")]
+    DownloadStatus {
+        path: String,
+        status: u32,
+        stderr: String,
+    },
+    /// The private key file could not be read or decoded.
+    #[error("Cannot load the SSH private key `{}`", path.display())]
+    LoadKey {
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
 }
 
 /// Where and as whom to connect.
@@ -110,8 +132,35 @@ pub struct SshTarget {
     pub host: String,
     pub port: u16,
     pub username: String,
-    /// Tried with `password`, then `keyboard-interactive`. `None` tries the `none` method.
+    /// Tried first, when set (`ssh_private_key_file`, or the build's temporary key pair).
+    pub private_key: Option<Arc<PrivateKey>>,
+    /// Tried with `password`, then `keyboard-interactive`. With neither a key nor a password,
+    /// the `none` method is tried.
     pub password: Option<Secret>,
+}
+
+/// Loads `ssh_private_key_file` (OpenSSH or PEM, unencrypted).
+pub fn load_private_key(path: &Path) -> Result<Arc<PrivateKey>, Error> {
+    russh::keys::load_secret_key(path, None)
+        .map(Arc::new)
+        .map_err(|source| Error::LoadKey {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// A fresh ed25519 key pair for one build (Packer's temporary key pair), and its public key in
+/// `authorized_keys` form (`ssh-ed25519 AAAA… kiln`).
+pub fn temporary_key_pair() -> (Arc<PrivateKey>, String) {
+    let seed: [u8; 32] = rand::random();
+    let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
+    let mut key = PrivateKey::from(pair);
+    key.set_comment("kiln");
+    let public = key
+        .public_key()
+        .to_openssh()
+        .unwrap_or_else(|_| String::from("ssh-ed25519"));
+    (Arc::new(key), public)
 }
 
 impl SshTarget {
@@ -204,6 +253,25 @@ async fn authenticate(
     let refused = || Error::AuthenticationFailed {
         user: user.to_owned(),
     };
+    if let Some(key) = &target.private_key {
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(protocol)?
+            .flatten();
+        let with_alg = PrivateKeyWithHashAlg::new(Arc::clone(key), hash);
+        match handle
+            .authenticate_publickey(user, with_alg)
+            .await
+            .map_err(protocol)?
+        {
+            AuthResult::Success => return Ok(()),
+            AuthResult::Failure { .. } if target.password.is_some() => {
+                tracing::debug!(user, "public key refused; trying the password");
+            }
+            AuthResult::Failure { .. } => return Err(refused()),
+        }
+    }
     let Some(password) = &target.password else {
         return match handle.authenticate_none(user).await.map_err(protocol)? {
             AuthResult::Success => Ok(()),
@@ -381,19 +449,107 @@ impl Communicator for SshCommunicator {
             mode = format!("{mode:o}"),
             "uploading"
         );
+        self.feed(remote_path, &upload_command(remote_path, mode), data)
+            .await
+    }
+
+    async fn upload_file(&self, remote_path: &str, local: &Path, mode: u32) -> Result<(), Error> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|source| Error::Local {
+                path: local.to_owned(),
+                source,
+            })?;
+        tracing::debug!(path = remote_path, local = %local.display(), "uploading file");
+        let reader = tokio::io::BufReader::with_capacity(1 << 20, file);
+        self.feed(remote_path, &upload_command(remote_path, mode), reader)
+            .await
+    }
+
+    async fn upload_dir(&self, remote_dir: &str, local: &Path) -> Result<(), Error> {
+        let local_err = |source| Error::Local {
+            path: local.to_owned(),
+            source,
+        };
+        if !tokio::fs::metadata(local)
+            .await
+            .map_err(local_err)?
+            .is_dir()
+        {
+            return Err(local_err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        // The tar is written by a blocking thread into a pipe the channel reads from.
+        let (reader, writer) = tokio::io::duplex(1 << 20);
+        let dir = local.to_owned();
+        let packer = tokio::task::spawn_blocking(move || {
+            let mut tar = tar::Builder::new(tokio_util::io::SyncIoBridge::new(writer));
+            tar.follow_symlinks(false);
+            tar.append_dir_all(".", &dir)?;
+            tar.into_inner()?.shutdown()
+        });
+        let dir = sh_quote(remote_dir);
+        let command = format!("mkdir -p {dir} && tar -x -f - -C {dir}");
+        let sent = self.feed(remote_dir, &command, reader).await;
+        let packed = packer
+            .await
+            .map_err(|e| local_err(std::io::Error::other(e)))?;
+        sent?;
+        packed.map_err(local_err)
+    }
+
+    async fn download(&self, remote_path: &str, local: &Path) -> Result<(), Error> {
+        let command = format!("cat {}", sh_quote(remote_path));
+        let tmp = self.collect(remote_path, &command, local).await?;
+        tmp.persist(local).map_err(|e| Error::Local {
+            path: local.to_owned(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    async fn download_dir(&self, remote_dir: &str, local: &Path) -> Result<(), Error> {
+        let local_err = |source| Error::Local {
+            path: local.to_owned(),
+            source,
+        };
+        tokio::fs::create_dir_all(local).await.map_err(local_err)?;
+        let command = format!("tar -c -f - -C {} .", sh_quote(remote_dir));
+        let tmp = self
+            .collect(remote_dir, &command, &local.join(".kiln-download.tar"))
+            .await?;
+        let dir = local.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(tmp.path())?;
+            tar::Archive::new(file).unpack(&dir)
+        })
+        .await
+        .map_err(|e| local_err(std::io::Error::other(e)))?
+        .map_err(local_err)
+    }
+}
+
+impl SshCommunicator {
+    /// Runs `command` with `input` as its stdin; an exit status other than 0 is an upload error
+    /// carrying the remote stderr.
+    async fn feed<R: tokio::io::AsyncRead + Unpin + Send>(
+        &self,
+        what: &str,
+        command: &str,
+        input: R,
+    ) -> Result<(), Error> {
         let send_err = |source| Error::Upload {
-            path: remote_path.to_owned(),
+            path: what.to_owned(),
             source,
         };
         let channel = self.handle.channel_open_session().await.map_err(send_err)?;
-        channel
-            .exec(true, upload_command(remote_path, mode))
-            .await
-            .map_err(send_err)?;
+        channel.exec(true, command).await.map_err(send_err)?;
         let (mut read, write) = channel.split();
-        // Send and read at once: if `cat` fails early, its stderr and status still arrive.
+        // Send and read at once: if the command fails early, its stderr and status still arrive.
         let send = async {
-            write.data(data).await?;
+            write.data(input).await?;
             write.eof().await
         };
         let mut stderr = Vec::new();
@@ -406,11 +562,59 @@ impl Communicator for SshCommunicator {
         match outcome.into_status()? {
             0 => sent.map_err(send_err),
             status => Err(Error::UploadStatus {
-                path: remote_path.to_owned(),
+                path: what.to_owned(),
                 status,
                 stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
             }),
         }
+    }
+
+    /// Runs `command` and writes its stdout into a temporary file beside `local`; returns it
+    /// (removed on drop) once the command exited 0.
+    async fn collect(
+        &self,
+        what: &str,
+        command: &str,
+        local: &Path,
+    ) -> Result<tempfile::NamedTempFile, Error> {
+        let local_err = |source| Error::Local {
+            path: local.to_owned(),
+            source,
+        };
+        let dir = match local.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".kiln-download-")
+            .tempfile_in(dir)
+            .map_err(local_err)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let mut write_error = None;
+        let mut stderr = Vec::new();
+        let mut sink = |stream: Stream, chunk: &[u8]| match stream {
+            Stream::Stdout if write_error.is_none() => {
+                if let Err(e) = std::io::Write::write_all(&mut out, chunk) {
+                    write_error = Some(e);
+                }
+            }
+            Stream::Stdout => {}
+            Stream::Stderr => stderr.extend_from_slice(chunk),
+        };
+        let status = self.exec(command, &mut sink).await?;
+        if let Some(e) = write_error {
+            return Err(local_err(e));
+        }
+        std::io::Write::flush(&mut out).map_err(local_err)?;
+        drop(out);
+        if status != 0 {
+            return Err(Error::DownloadStatus {
+                path: what.to_owned(),
+                status,
+                stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+            });
+        }
+        Ok(tmp)
     }
 }
 
@@ -510,6 +714,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             username: "nobody".into(),
+            private_key: None,
             password: None,
         };
         let err = SshCommunicator::connect(&target, Duration::from_secs(5))

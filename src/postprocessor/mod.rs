@@ -10,7 +10,6 @@
 pub mod checksum;
 pub mod compress;
 pub mod manifest;
-pub mod shell_local;
 pub mod vagrant;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::provisioner::shell_local;
 use crate::template::{PostProcessor, PostProcessorBlock};
 use crate::ui::Ui;
 

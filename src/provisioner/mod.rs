@@ -1,4 +1,219 @@
 //! Provisioners: what runs against the machine once the communicator is connected. The layer
-//! is the same for every builder.
+//! is the same for every builder: a builder hands [`run_all`] a [`Session`] (how to reach the
+//! machine, and how to reconnect after it rebooted) and the build's provisioner blocks.
+//!
+//! Each block runs through Packer's wrappers, outermost first: `only`/`except` →
+//! `pause_before` (cancellable) → `max_retries` (retried at once, saying so) → `timeout`. When
+//! one fails, the `error-cleanup-provisioner` runs before the error is returned.
 
+pub mod breakpoint;
+pub mod file;
 pub mod shell;
+pub mod shell_local;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::communicator::ssh::{self, SshCommunicator, SshTarget};
+use crate::template::{Provisioner, ProvisionerBlock};
+use crate::ui::Ui;
+
+/// A future that resolves with a reason when the machine is gone (e.g. "QEMU exited: …").
+pub type AbortFuture<'a> = Pin<Box<dyn Future<Output = String> + Send + 'a>>;
+
+/// How provisioners reach the machine: the current SSH connection, and what it takes to make a
+/// new one after a reboot (`expect_disconnect`) or a dropped connection.
+pub struct Session<'a> {
+    comm: Option<SshCommunicator>,
+    target: SshTarget,
+    /// Makes a future that resolves when reconnecting is pointless (the VM is gone).
+    abort: Box<dyn Fn() -> AbortFuture<'a> + Send + Sync + 'a>,
+    cancel: CancellationToken,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(
+        comm: Option<SshCommunicator>,
+        target: SshTarget,
+        abort: Box<dyn Fn() -> AbortFuture<'a> + Send + Sync + 'a>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            comm,
+            target,
+            abort,
+            cancel,
+        }
+    }
+
+    /// The connection, reconnecting (within `timeout`) when there is none.
+    pub async fn connect(&mut self, timeout: Duration) -> Result<&SshCommunicator, ssh::Error> {
+        if self.comm.is_none() {
+            tracing::info!(addr = %self.target.addr(), "reconnecting SSH");
+            let comm =
+                ssh::wait_for_ssh(&self.target, timeout, (self.abort)(), &self.cancel).await?;
+            self.comm = Some(comm);
+        }
+        self.comm.as_ref().ok_or(ssh::Error::Disconnected)
+    }
+
+    /// Forgets the connection (the machine went away); the next [`connect`](Self::connect)
+    /// makes a new one.
+    pub async fn disconnect(&mut self) {
+        if let Some(comm) = self.comm.take() {
+            comm.close().await;
+        }
+    }
+
+    /// The connection left at the end, for the builder's shutdown.
+    pub fn into_comm(self) -> Option<SshCommunicator> {
+        self.comm
+    }
+}
+
+/// What provisioners learn about the build.
+#[derive(Debug, Clone)]
+pub struct BuildEnv {
+    /// `TYPE.NAME` of the source, which `only` / `except` match.
+    pub source: String,
+    /// `PACKER_BUILD_NAME`, `PACKER_BUILDER_TYPE`, `PACKER_HTTP_*`.
+    pub env: Vec<(String, String)>,
+}
+
+/// Why provisioning failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Shell(#[from] shell::Error),
+    #[error(transparent)]
+    File(#[from] file::Error),
+    #[error(transparent)]
+    ShellLocal(#[from] shell_local::Error),
+    #[error(transparent)]
+    Breakpoint(#[from] breakpoint::Error),
+    /// No SSH connection could be (re)made.
+    #[error("No SSH connection to run it on")]
+    Connect(#[source] ssh::Error),
+    /// The provisioner ran longer than its `timeout`.
+    #[error("Timed out after {0:?}")]
+    Timeout(Duration),
+    /// Ctrl-C or SIGTERM.
+    #[error("Cancelled")]
+    Cancelled,
+}
+
+/// A failed provisioner block: its position (1-based), type and what went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("Provisioner {index} (`{kind}`) failed")]
+pub struct Failed {
+    pub index: usize,
+    pub kind: String,
+    #[source]
+    pub source: Error,
+}
+
+/// Runs `blocks` in order; when one fails, runs `error_cleanup` (if any) and returns the
+/// first failure.
+pub async fn run_all(
+    blocks: &[ProvisionerBlock],
+    error_cleanup: Option<&ProvisionerBlock>,
+    session: &mut Session<'_>,
+    build: &BuildEnv,
+    ui: &Ui,
+) -> Result<(), Failed> {
+    for (i, block) in blocks.iter().enumerate() {
+        if !block.runs_for(&build.source) {
+            continue;
+        }
+        if let Err(source) = run_block(block, session, build, ui).await {
+            let failed = Failed {
+                index: i + 1,
+                kind: block.kind.type_name().to_owned(),
+                source,
+            };
+            if let Some(cleanup) = error_cleanup {
+                ui.say("Provisioning failed: running the error-cleanup-provisioner");
+                if let Err(e) = run_block(cleanup, session, build, ui).await {
+                    ui.error(format!("error-cleanup-provisioner failed: {e}"));
+                }
+            }
+            return Err(failed);
+        }
+    }
+    Ok(())
+}
+
+/// One block with its `pause_before`, `max_retries` and `timeout`.
+async fn run_block(
+    block: &ProvisionerBlock,
+    session: &mut Session<'_>,
+    build: &BuildEnv,
+    ui: &Ui,
+) -> Result<(), Error> {
+    let cancel = session.cancel.clone();
+    if !block.pause_before.is_zero() {
+        ui.say(format!(
+            "Pausing {:?} before the next provisioner...",
+            block.pause_before
+        ));
+        tokio::select! {
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+            () = tokio::time::sleep(block.pause_before) => {}
+        }
+    }
+    let mut tries_left = block.max_retries;
+    loop {
+        let attempt = run_kind(&block.kind, session, build, ui);
+        let result = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(Error::Cancelled),
+            r = with_timeout(block.timeout, attempt) => r,
+        };
+        match result {
+            Err(e) if tries_left > 0 && !matches!(e, Error::Cancelled) => {
+                ui.warn(format!(
+                    "Provisioner failed with \"{e}\", retrying with {tries_left} trie(s) left"
+                ));
+                tries_left -= 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn with_timeout(
+    limit: Option<Duration>,
+    f: impl Future<Output = Result<(), Error>>,
+) -> Result<(), Error> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, f)
+            .await
+            .unwrap_or(Err(Error::Timeout(limit))),
+        None => f.await,
+    }
+}
+
+async fn run_kind(
+    kind: &Provisioner,
+    session: &mut Session<'_>,
+    build: &BuildEnv,
+    ui: &Ui,
+) -> Result<(), Error> {
+    match kind {
+        Provisioner::Shell(cfg) => shell::run_with_session(cfg, session, ui, &build.env).await,
+        Provisioner::File(cfg) => {
+            let comm = session
+                .connect(shell::DEFAULT_START_RETRY)
+                .await
+                .map_err(Error::Connect)?;
+            Ok(file::run(cfg, comm, ui).await?)
+        }
+        Provisioner::ShellLocal(cfg) => {
+            Ok(shell_local::run(cfg, ui, &build.env, &session.cancel).await?)
+        }
+        Provisioner::Breakpoint(cfg) => Ok(breakpoint::run(cfg, ui, &session.cancel).await?),
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::communicator::{Communicator, Stream, ssh};
 use crate::ui::Ui;
@@ -17,6 +18,8 @@ pub enum ShellSource {
     Inline(Vec<String>),
     /// `script`: a local file (resolved against the template directory).
     Script(PathBuf),
+    /// `scripts`: local files, run in order.
+    Scripts(Vec<PathBuf>),
 }
 
 /// A validated `provisioner "shell"` block.
@@ -31,7 +34,26 @@ pub struct Config {
     pub execute_command: String,
     /// `remote_folder` (default `/tmp`).
     pub remote_folder: String,
+    /// `remote_file` (default `script_<random>.sh`).
+    pub remote_file: Option<String>,
+    /// `remote_path`: the whole remote path, overriding the two above.
+    pub remote_path: Option<String>,
+    /// `valid_exit_codes` (default `[0]`).
+    pub valid_exit_codes: Vec<u32>,
+    /// `expect_disconnect`: the connection dropping while a script runs (e.g. it reboots the
+    /// machine) is not an error; the next provisioner reconnects.
+    pub expect_disconnect: bool,
+    /// `skip_clean`: leave the uploaded script in place.
+    pub skip_clean: bool,
+    /// `start_retry_timeout` (default 5m): how long to keep reconnecting when a script cannot
+    /// be started because the connection is gone (e.g. the machine is still rebooting).
+    pub start_retry_timeout: Duration,
+    /// `pause_after`: wait after the scripts ran.
+    pub pause_after: Duration,
 }
+
+/// Packer's default `start_retry_timeout`.
+pub const DEFAULT_START_RETRY: Duration = Duration::from_secs(300);
 
 /// The default `inline_shebang`.
 const DEFAULT_SHEBANG: &str = "/bin/sh -e";
@@ -45,6 +67,13 @@ impl Config {
             environment_vars: Vec::new(),
             execute_command: "chmod +x {{.Path}}; {{.Vars}} {{.Path}}".into(),
             remote_folder: "/tmp".into(),
+            remote_file: None,
+            remote_path: None,
+            valid_exit_codes: vec![0],
+            expect_disconnect: false,
+            skip_clean: false,
+            start_retry_timeout: DEFAULT_START_RETRY,
+            pause_after: Duration::ZERO,
         }
     }
 }
@@ -76,7 +105,7 @@ pub enum Error {
         #[source]
         source: ssh::Error,
     },
-    /// The script ran and exited with a non-zero status.
+    /// The script ran and exited with a status not in `valid_exit_codes`.
     #[error("Script exited with non-zero exit status: {status}")]
     NonZeroExit { status: u32, script: String },
     /// Removing the uploaded script failed.
@@ -88,35 +117,119 @@ pub enum Error {
     },
 }
 
-/// Runs the provisioner: builds or reads the script, uploads it, runs it through
-/// `execute_command` with `env` plus `environment_vars` (the template's values win), shows its
-/// output through `ui`, and removes it. Like Packer, a failing script is left in place.
+/// Runs every script of the provisioner on `comm` (one connection; no reconnecting): builds
+/// or reads each script, uploads it, runs it through `execute_command` with `env` plus
+/// `environment_vars` (the template's values win), shows its output through `ui`, and removes
+/// it unless `skip_clean`. Like Packer, a failing script is left in place.
 pub async fn run(
     config: &Config,
     comm: &dyn Communicator,
     ui: &Ui,
     env: &[(String, String)],
 ) -> Result<(), Error> {
-    let (name, script) = match &config.source {
-        ShellSource::Inline(lines) => (
-            "inline script".to_owned(),
-            inline_script(&config.inline_shebang, lines),
-        ),
-        ShellSource::Script(path) => {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|source| Error::ReadScript {
-                    path: path.clone(),
-                    source,
-                })?;
-            (path.display().to_string(), crlf_to_lf(&bytes))
+    for (name, script) in scripts(config).await? {
+        run_script(config, comm, ui, env, &name, &script).await?;
+    }
+    Ok(())
+}
+
+/// [`run`] through the provisioner layer's session: a script that cannot start because the
+/// connection is gone is retried on a new connection until `start_retry_timeout`; with
+/// `expect_disconnect`, the connection dropping while a script runs ends it successfully.
+pub async fn run_with_session(
+    config: &Config,
+    session: &mut super::Session<'_>,
+    ui: &Ui,
+    env: &[(String, String)],
+) -> Result<(), super::Error> {
+    for (name, script) in scripts(config).await? {
+        let deadline = tokio::time::Instant::now() + config.start_retry_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let comm = session.connect(left).await.map_err(super::Error::Connect)?;
+            match run_script(config, comm, ui, env, &name, &script).await {
+                Ok(()) => break,
+                Err(Error::Upload { source, .. })
+                    if tokio::time::Instant::now() < deadline && is_connection_error(&source) =>
+                {
+                    ui.message(format!(
+                        "Cannot start the script yet ({source}); reconnecting"
+                    ));
+                    session.disconnect().await;
+                }
+                Err(Error::Run { .. } | Error::Remove { .. }) if config.expect_disconnect => {
+                    ui.message("Remote end disconnected, as expected (expect_disconnect)");
+                    session.disconnect().await;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+    }
+    if !config.pause_after.is_zero() {
+        ui.say(format!(
+            "Pausing {:?} after the scripts",
+            config.pause_after
+        ));
+        tokio::time::sleep(config.pause_after).await;
+    }
+    Ok(())
+}
+
+/// Whether an upload failed because the connection (not the remote command) failed.
+fn is_connection_error(e: &ssh::Error) -> bool {
+    matches!(
+        e,
+        ssh::Error::Upload { .. } | ssh::Error::Disconnected | ssh::Error::Exec { .. }
+    )
+}
+
+/// Every script of the provisioner, as (name for messages, bytes to upload).
+async fn scripts(config: &Config) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let paths = match &config.source {
+        ShellSource::Inline(lines) => {
+            return Ok(vec![(
+                "inline script".to_owned(),
+                inline_script(&config.inline_shebang, lines),
+            )]);
+        }
+        ShellSource::Script(path) => std::slice::from_ref(path),
+        ShellSource::Scripts(paths) => paths.as_slice(),
     };
-    let remote = format!(
-        "{}/script_{}.sh",
-        config.remote_folder.trim_end_matches('/'),
-        rand::random_range(0..9999u32)
-    );
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| Error::ReadScript {
+                path: path.clone(),
+                source,
+            })?;
+        out.push((path.display().to_string(), crlf_to_lf(&bytes)));
+    }
+    Ok(out)
+}
+
+/// Where a script goes on the remote side.
+fn remote_path(config: &Config) -> String {
+    if let Some(p) = &config.remote_path {
+        return p.clone();
+    }
+    let file = config
+        .remote_file
+        .clone()
+        .unwrap_or_else(|| format!("script_{}.sh", rand::random_range(0..9999u32)));
+    format!("{}/{file}", config.remote_folder.trim_end_matches('/'))
+}
+
+async fn run_script(
+    config: &Config,
+    comm: &dyn Communicator,
+    ui: &Ui,
+    env: &[(String, String)],
+    name: &str,
+    script: &[u8],
+) -> Result<(), Error> {
+    let remote = remote_path(config);
     let command = render_execute_command(
         &config.execute_command,
         &remote,
@@ -125,7 +238,7 @@ pub async fn run(
 
     ui.say(format!("Provisioning with shell script: {name}"));
     tracing::debug!(script = %name, remote, "uploading shell script");
-    comm.upload(&remote, &script, 0o755)
+    comm.upload(&remote, script, 0o755)
         .await
         .map_err(|source| Error::Upload {
             path: remote.clone(),
@@ -149,16 +262,18 @@ pub async fn run(
         ui.message(line);
     }
     let status = status.map_err(|source| Error::Run {
-        script: name.clone(),
+        script: name.to_owned(),
         source,
     })?;
-    if status != 0 {
+    if !config.valid_exit_codes.contains(&status) {
         return Err(Error::NonZeroExit {
             status,
-            script: name,
+            script: name.to_owned(),
         });
     }
-
+    if config.skip_clean {
+        return Ok(());
+    }
     let remove = comm
         .exec(&format!("rm -f {}", ssh::sh_quote(&remote)), &mut |_, _| {})
         .await;

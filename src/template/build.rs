@@ -8,29 +8,29 @@ use hcl::edit::Span;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::Block;
 
-use crate::postprocessor::{checksum, compress, manifest, shell_local, vagrant};
+use crate::postprocessor::{checksum, compress, manifest, vagrant};
 use crate::provisioner::shell::{self, ShellSource};
+use crate::provisioner::shell_local;
+use crate::provisioner::{breakpoint, file};
 
 use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
 use super::options::{Options, list, reject_blocks, unknown};
-use super::qemu_source::resolve;
-use super::{Build, Diagnostic, PostProcessor, PostProcessorBlock, Provisioner};
+use super::qemu_source::{non_negative, resolve};
+use super::{Build, Diagnostic, PostProcessor, PostProcessorBlock, Provisioner, ProvisionerBlock};
 
 /// Declared sources as `(type, name)`, each with whether kiln supports its type (references to
 /// unsupported ones are not reported again).
 pub(crate) type Declared = BTreeMap<(String, String), bool>;
 
-/// Common provisioner options Packer knows.
-const PROVISIONER_COMMON: &[&str] = &[
+/// Options every provisioner has that kiln reads.
+const PROVISIONER_COMMON: [&str; 6] = [
     "name",
     "pause_before",
     "max_retries",
     "timeout",
     "only",
     "except",
-    "override",
-    "continue_on_error",
 ];
 
 /// Reads one `build` block.
@@ -56,6 +56,7 @@ pub(crate) fn build(
         name: o.string("name", d),
         sources: sources(file, scope, block, declared, d),
         provisioners: Vec::new(),
+        error_cleanup: None,
         post_processors: Vec::new(),
     };
     if b.sources.is_empty() && !block.body.has_attribute("sources") {
@@ -65,17 +66,20 @@ pub(crate) fn build(
         let ident = inner.ident.as_str();
         let at = file.at(inner.ident.span());
         match (ident, inner.labels.as_slice()) {
-            ("provisioner", [label]) if label.as_str() == "shell" => {
-                let sh = shell(file, scope, inner, template_dir, d);
-                b.provisioners.push(Provisioner::Shell(sh));
+            ("provisioner", [_]) => {
+                let p = provisioner(file, scope, inner, template_dir, &b.sources, d);
+                b.provisioners.extend(p);
             }
-            ("provisioner", [label]) => d.push(Diagnostic::new(
-                at,
-                format!(
-                    "provisioner `{}` is not supported by kiln yet",
-                    label.as_str()
-                ),
-            )),
+            ("error-cleanup-provisioner", [_]) => {
+                let p = provisioner(file, scope, inner, template_dir, &b.sources, d);
+                if b.error_cleanup.is_some() {
+                    d.push(Diagnostic::new(
+                        at,
+                        "only one `error-cleanup-provisioner` may be set",
+                    ));
+                }
+                b.error_cleanup = p;
+            }
             ("post-processor", [_]) => {
                 let pp = post_processor(file, scope, inner, template_dir, &b.sources, d);
                 b.post_processors.extend(pp.map(|pp| vec![pp]));
@@ -86,26 +90,28 @@ pub(crate) fn build(
                     b.post_processors.push(chain);
                 }
             }
-            ("provisioner" | "post-processor", _) => d.push(Diagnostic::new(
-                at,
-                format!("`{ident}` needs one label, its type, as in `{ident} \"TYPE\"`"),
-            )),
+            ("provisioner" | "post-processor" | "error-cleanup-provisioner", _) => {
+                d.push(Diagnostic::new(
+                    at,
+                    format!("`{ident}` needs one label, its type, as in `{ident} \"TYPE\"`"),
+                ))
+            }
             ("post-processors", _) => d.push(Diagnostic::new(
                 at,
                 "`post-processors` takes no label: it holds `post-processor \"TYPE\"` blocks",
             )),
             _ => {
-                let known = [
-                    "source",
-                    "error-cleanup-provisioner",
-                    "hcp_packer_registry",
-                    "dynamic",
-                ];
+                let known = ["source", "hcp_packer_registry", "dynamic"];
                 d.push(unknown(
                     at,
                     "block",
                     ident,
-                    &["provisioner", "post-processor", "post-processors"],
+                    &[
+                        "provisioner",
+                        "error-cleanup-provisioner",
+                        "post-processor",
+                        "post-processors",
+                    ],
                     &known,
                 ));
             }
@@ -176,84 +182,220 @@ fn sources(
     out
 }
 
-fn shell(
+/// One `provisioner "TYPE"` (or `error-cleanup-provisioner "TYPE"`) block.
+fn provisioner(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
     template_dir: &Path,
+    sources: &[(String, String)],
     d: &mut Vec<Diagnostic>,
-) -> shell::Config {
-    let supported = [
-        "inline",
-        "script",
-        "environment_vars",
-        "execute_command",
-        "inline_shebang",
-        "remote_folder",
-    ];
-    let known: Vec<&str> = [
-        "scripts",
-        "env",
-        "env_var_format",
-        "use_env_var_file",
-        "remote_file",
-        "remote_path",
-        "valid_exit_codes",
-        "expect_disconnect",
-        "start_retry_timeout",
-        "skip_clean",
-        "pause_after",
-        "binary",
-    ]
-    .into_iter()
-    .chain(PROVISIONER_COMMON.iter().copied())
-    .collect();
+) -> Option<ProvisionerBlock> {
     let at = file.at(block.ident.span());
-    let o = Options::read(file, scope, &block.body, at, &supported, &known, d);
-    reject_blocks(file, &block.body, &known, d);
+    let kind = block.labels.first().map(|l| l.as_str()).unwrap_or_default();
+    let (own, known): (&[&'static str], &[&str]) = match kind {
+        "shell" => (
+            &[
+                "inline",
+                "script",
+                "scripts",
+                "environment_vars",
+                "env",
+                "execute_command",
+                "inline_shebang",
+                "remote_folder",
+                "remote_file",
+                "remote_path",
+                "valid_exit_codes",
+                "expect_disconnect",
+                "skip_clean",
+                "start_retry_timeout",
+                "pause_after",
+            ],
+            &[
+                "env_var_format",
+                "use_env_var_file",
+                "binary",
+                "override",
+                "continue_on_error",
+            ],
+        ),
+        "file" => (
+            &[
+                "source",
+                "sources",
+                "content",
+                "destination",
+                "direction",
+                "generated",
+            ],
+            &["override", "continue_on_error"],
+        ),
+        "shell-local" => (
+            &[
+                "inline",
+                "command",
+                "script",
+                "scripts",
+                "execute_command",
+                "inline_shebang",
+                "environment_vars",
+                "env",
+                "env_var_format",
+                "only_on",
+                "valid_exit_codes",
+            ],
+            &[
+                "tempfile_extension",
+                "use_linux_pathing",
+                "override",
+                "continue_on_error",
+            ],
+        ),
+        "breakpoint" => (&["note", "disable"], &["override", "continue_on_error"]),
+        _ => {
+            let supported = ["shell", "file", "shell-local", "breakpoint"];
+            let packer = [
+                "powershell",
+                "windows-shell",
+                "windows-restart",
+                "sleep",
+                "ansible",
+                "ansible-local",
+                "chef-solo",
+                "puppet-masterless",
+                "salt-masterless",
+                "inspec",
+                "hcp-sbom",
+            ];
+            let mut diag = unknown(at, "provisioner type", kind, &supported, &packer);
+            if diag.hint.is_none() && !packer.contains(&kind) {
+                diag = diag.with_hint(format!("kiln's provisioners are {}", list(&supported)));
+            }
+            d.push(diag);
+            return None;
+        }
+    };
+    let supported: Vec<&'static str> = own.iter().chain(&PROVISIONER_COMMON).copied().collect();
+    let o = Options::read(file, scope, &block.body, at, &supported, known, d);
+    reject_blocks(file, &block.body, known, d);
+    let only = source_filter(&o, "only", sources, d);
+    let except = source_filter(&o, "except", sources, d);
+    if o.has("only") && o.has("except") {
+        o.error("except", "only one of `only` or `except` may be set", d);
+    }
+    let kind = match kind {
+        "shell" => Provisioner::Shell(shell(&o, template_dir, d)),
+        "file" => Provisioner::File(file_provisioner(&o, template_dir, d)),
+        "shell-local" => Provisioner::ShellLocal(shell_local_pp(&o, template_dir, d)),
+        _ => Provisioner::Breakpoint(breakpoint::Config {
+            note: o.string("note", d).unwrap_or_default(),
+            disable: o.bool("disable", d).unwrap_or(false),
+        }),
+    };
+    let _ = o.string("name", d);
+    Some(ProvisionerBlock {
+        only,
+        except,
+        pause_before: non_negative(&o, "pause_before", d).unwrap_or_default(),
+        max_retries: o.uint("max_retries", 0, 1000, d).unwrap_or(0) as u32,
+        timeout: non_negative(&o, "timeout", d).filter(|t| !t.is_zero()),
+        kind,
+    })
+}
 
-    let inline = o.string_list("inline", d);
-    let script = o.string("script", d).map(|s| {
-        let path = resolve(template_dir, Path::new(&s));
+/// `KEY=VALUE` strings of `environment_vars`.
+fn env_pairs(o: &Options, d: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, kv) in o
+        .string_list("environment_vars", d)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => out.push((k.to_owned(), v.to_owned())),
+            _ => o.error(
+                "environment_vars",
+                format!(
+                    "element {} of `environment_vars` is not in the form `KEY=VALUE`",
+                    i + 1
+                ),
+                d,
+            ),
+        }
+    }
+    out
+}
+
+/// A list of whole numbers (`valid_exit_codes`).
+fn int_list(o: &Options, option: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<i64>> {
+    if !o.has(option) {
+        return None;
+    }
+    let bad = || format!("`{option}` expects a list of whole numbers");
+    match o.value(option, d) {
+        Some(hcl::Value::Array(items)) => {
+            let codes: Option<Vec<i64>> = items
+                .iter()
+                .map(|v| match v {
+                    hcl::Value::Number(n) => n.as_i64(),
+                    _ => None,
+                })
+                .collect();
+            if codes.is_none() {
+                o.error(option, bad(), d);
+            }
+            codes
+        }
+        Some(_) => {
+            o.error(option, bad(), d);
+            None
+        }
+        None => None,
+    }
+}
+
+fn shell(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Config {
+    let script_path = |s: &str, key: &str, d: &mut Vec<Diagnostic>| {
+        let path = resolve(template_dir, Path::new(s));
         if !path.is_file() {
             o.error(
-                "script",
+                key,
                 format!("script `{}` does not exist", path.display()),
                 d,
             );
         }
         path
+    };
+    let inline = o.string_list("inline", d);
+    let script = o.string("script", d).map(|s| script_path(&s, "script", d));
+    let scripts = o.string_list("scripts", d).map(|list| {
+        list.iter()
+            .map(|s| script_path(s, "scripts", d))
+            .collect::<Vec<_>>()
     });
-    let source = match (inline, script) {
-        (Some(lines), None) => ShellSource::Inline(lines),
-        (None, Some(path)) => ShellSource::Script(path),
+    let given = [o.has("inline"), o.has("script"), o.has("scripts")];
+    let source = match (inline, script, scripts) {
+        (Some(lines), None, None) => ShellSource::Inline(lines),
+        (None, Some(path), None) => ShellSource::Script(path),
+        (None, None, Some(paths)) => ShellSource::Scripts(paths),
         _ => {
-            match (o.has("inline"), o.has("script")) {
-                (true, true) => o.error("script", "only one of `inline` or `script` may be set", d),
-                (false, false) => o.missing("inline", " (or `script`)", d),
-                _ => {} // the one given had a wrong value, already reported
+            match given.iter().filter(|g| **g).count() {
+                0 => o.missing("inline", " (or `script`, `scripts`)", d),
+                1 => {} // the one given had a wrong value, already reported
+                _ => o.error(
+                    "script",
+                    "only one of `inline`, `script` or `scripts` may be set",
+                    d,
+                ),
             }
             ShellSource::Inline(Vec::new())
         }
     };
     let mut c = shell::Config::with_defaults(source);
-    if let Some(vars) = o.string_list("environment_vars", d) {
-        for (i, kv) in vars.iter().enumerate() {
-            match kv.split_once('=') {
-                Some((k, v)) if !k.is_empty() => {
-                    c.environment_vars.push((k.to_owned(), v.to_owned()))
-                }
-                _ => o.error(
-                    "environment_vars",
-                    format!(
-                        "element {} of `environment_vars` is not in the form `KEY=VALUE`",
-                        i + 1
-                    ),
-                    d,
-                ),
-            }
-        }
-    }
+    c.environment_vars = string_map(o, "env", d).into_iter().collect();
+    c.environment_vars.extend(env_pairs(o, d));
     if let Some(s) = o.string("execute_command", d) {
         c.execute_command = s;
     }
@@ -263,7 +405,85 @@ fn shell(
     if let Some(s) = o.string("remote_folder", d) {
         c.remote_folder = s;
     }
+    c.remote_file = o.string("remote_file", d);
+    c.remote_path = o.string("remote_path", d);
+    if let Some(codes) = int_list(o, "valid_exit_codes", d) {
+        c.valid_exit_codes = codes
+            .into_iter()
+            .filter_map(|n| u32::try_from(n).ok())
+            .collect();
+    }
+    c.expect_disconnect = o.bool("expect_disconnect", d).unwrap_or(false);
+    c.skip_clean = o.bool("skip_clean", d).unwrap_or(false);
+    if let Some(t) = non_negative(o, "start_retry_timeout", d) {
+        c.start_retry_timeout = t;
+    }
+    c.pause_after = non_negative(o, "pause_after", d).unwrap_or_default();
     c
+}
+
+fn file_provisioner(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> file::Config {
+    let direction = match o
+        .one_of("direction", &["upload", "download"], &[], d)
+        .as_deref()
+    {
+        Some("download") => file::Direction::Download,
+        _ => file::Direction::Upload,
+    };
+    let destination = o.string("destination", d).unwrap_or_else(|| {
+        if !o.has("destination") {
+            o.missing("destination", "", d);
+        }
+        String::new()
+    });
+    let generated = o.bool("generated", d).unwrap_or(false);
+    let mut paths: Vec<String> = o.string("source", d).into_iter().collect();
+    paths.extend(o.string_list("sources", d).unwrap_or_default());
+    let content = o.string("content", d);
+    let source = match (content, paths.is_empty()) {
+        (Some(text), true) => file::FileSource::Content(text),
+        (None, false) => file::FileSource::Paths(match direction {
+            // Local paths resolve against the template directory, keeping a trailing `/`.
+            file::Direction::Upload => paths
+                .iter()
+                .map(|p| {
+                    let slash = if p.ends_with('/') { "/" } else { "" };
+                    let path = resolve(template_dir, Path::new(p));
+                    if !generated && !path.exists() {
+                        o.error(
+                            if o.has("source") { "source" } else { "sources" },
+                            format!("`{}` does not exist", path.display()),
+                            d,
+                        );
+                    }
+                    format!(
+                        "{}{slash}",
+                        path.display().to_string().trim_end_matches('/')
+                    )
+                })
+                .collect(),
+            file::Direction::Download => paths,
+        }),
+        (Some(_), false) => {
+            o.error(
+                "content",
+                "only one of `content` or `source`/`sources` may be set",
+                d,
+            );
+            file::FileSource::Paths(paths)
+        }
+        (None, true) => {
+            if !o.has("source") && !o.has("sources") {
+                o.missing("source", " (or `sources`, `content`)", d);
+            }
+            file::FileSource::Paths(Vec::new())
+        }
+    };
+    file::Config {
+        source,
+        destination,
+        direction,
+    }
 }
 
 /// Options every post-processor has.

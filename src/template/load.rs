@@ -217,8 +217,8 @@ fn check(
                         ));
                         continue;
                     }
-                    declared.insert(key, *kind == "qemu");
-                    if *kind == "qemu" {
+                    declared.insert(key, matches!(*kind, "qemu" | "null"));
+                    if matches!(*kind, "qemu" | "null") {
                         qemu_sources.push((file, block, (*name).to_owned()));
                     } else {
                         d.push(
@@ -226,7 +226,9 @@ fn check(
                                 at,
                                 format!("source type `{kind}` is not supported by kiln yet"),
                             )
-                            .with_hint("kiln builds with `source \"qemu\" \"NAME\"`"),
+                            .with_hint(
+                                "kiln builds with `source \"qemu\" \"NAME\"` (or `\"null\"`)",
+                            ),
                         );
                     }
                 }
@@ -361,6 +363,21 @@ fn check(
     };
     for (file, block, name) in qemu_sources {
         let at = file.at(block.ident.span());
+        if block.labels.first().map(|l| l.as_str()) == Some("null") {
+            let o = Options::read(
+                file,
+                &scope,
+                &block.body,
+                at,
+                qemu::NULL_SUPPORTED,
+                qemu::KNOWN,
+                &mut d,
+            );
+            reject_blocks(file, &block.body, &[], &mut d);
+            let config = qemu::null_source(&name, &o, template_dir, &mut d);
+            template.sources.push(Source::Null(config));
+            continue;
+        }
         let o = Options::read(
             file,
             &scope,
@@ -372,7 +389,7 @@ fn check(
         );
         reject_blocks(file, &block.body, qemu::KNOWN, &mut d);
         let config = qemu::source(&name, &o, template_dir, &mut d);
-        template.sources.push(Source::Qemu(config));
+        template.sources.push(Source::Qemu(Box::new(config)));
     }
     for (file, block) in builds {
         template

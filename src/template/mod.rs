@@ -94,7 +94,18 @@ pub struct Template {
 /// A `source` block.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Qemu(qemu::config::Config),
+    Qemu(Box<qemu::config::Config>),
+    Null(crate::builder::null::Config),
+}
+
+impl Source {
+    /// `(type, name)`, as in `source "TYPE" "NAME"`.
+    pub fn key(&self) -> (&'static str, &str) {
+        match self {
+            Self::Qemu(c) => ("qemu", &c.name),
+            Self::Null(c) => ("null", &c.name),
+        }
+    }
 }
 
 /// A `build` block.
@@ -103,7 +114,9 @@ pub struct Build {
     pub name: Option<String>,
     /// The sources it builds, as `(type, name)`, e.g. `("qemu", "testos")`.
     pub sources: Vec<(String, String)>,
-    pub provisioners: Vec<Provisioner>,
+    pub provisioners: Vec<ProvisionerBlock>,
+    /// `error-cleanup-provisioner`: runs when a provisioner failed.
+    pub error_cleanup: Option<ProvisionerBlock>,
     /// Post-processor chains, in template order: a `post-processor` block directly in `build`
     /// is a chain of one; a `post-processors` block is a chain whose post-processors each get
     /// the previous one's artifact.
@@ -132,10 +145,61 @@ impl PostProcessorBlock {
     }
 }
 
-/// A `provisioner` block inside `build`.
+/// A `provisioner` block: its type's options and the options every type has.
+#[derive(Debug, Clone)]
+pub struct ProvisionerBlock {
+    /// `only`: the sources (`TYPE.NAME`) it runs for; empty = all.
+    pub only: Vec<String>,
+    /// `except`: the sources it skips.
+    pub except: Vec<String>,
+    /// `pause_before` (default 0).
+    pub pause_before: std::time::Duration,
+    /// `max_retries` (default 0): further attempts after a failure.
+    pub max_retries: u32,
+    /// `timeout`: the longest one attempt may take.
+    pub timeout: Option<std::time::Duration>,
+    pub kind: Provisioner,
+}
+
+impl ProvisionerBlock {
+    /// A block of `kind` with Packer's defaults for the common options.
+    pub fn new(kind: Provisioner) -> Self {
+        Self {
+            only: Vec::new(),
+            except: Vec::new(),
+            pause_before: std::time::Duration::ZERO,
+            max_retries: 0,
+            timeout: None,
+            kind,
+        }
+    }
+
+    /// Whether it runs for the source `TYPE.NAME`.
+    pub fn runs_for(&self, source: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|s| s == source))
+            && !self.except.iter().any(|s| s == source)
+    }
+}
+
+/// The provisioner types kiln runs.
 #[derive(Debug, Clone)]
 pub enum Provisioner {
     Shell(shell::Config),
+    File(crate::provisioner::file::Config),
+    ShellLocal(crate::provisioner::shell_local::Config),
+    Breakpoint(crate::provisioner::breakpoint::Config),
+}
+
+impl Provisioner {
+    /// The type's name, as in `provisioner "TYPE"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Shell(_) => "shell",
+            Self::File(_) => "file",
+            Self::ShellLocal(_) => "shell-local",
+            Self::Breakpoint(_) => "breakpoint",
+        }
+    }
 }
 
 /// A `post-processor` block inside `build`.
@@ -145,7 +209,7 @@ pub enum PostProcessor {
     Checksum(crate::postprocessor::checksum::Config),
     Manifest(crate::postprocessor::manifest::Config),
     Compress(crate::postprocessor::compress::Config),
-    ShellLocal(crate::postprocessor::shell_local::Config),
+    ShellLocal(crate::provisioner::shell_local::Config),
 }
 
 impl PostProcessor {

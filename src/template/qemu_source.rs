@@ -18,9 +18,38 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
     "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "communicator", "ssh_username",
-    "ssh_password", "ssh_port", "ssh_timeout", "host_port_min", "host_port_max",
-    "shutdown_command", "shutdown_timeout",
+    "ssh_password", "ssh_port", "ssh_timeout", "ssh_private_key_file", "pause_before_connecting",
+    "host_port_min", "host_port_max", "shutdown_command", "shutdown_timeout",
 ];
+
+/// The options of `source "null"` kiln reads.
+#[rustfmt::skip]
+pub(crate) const NULL_SUPPORTED: &[&str] = &[
+    "communicator", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
+    "ssh_private_key_file", "ssh_timeout", "pause_before_connecting",
+];
+
+/// A `source "null"` block: the SSH host the provisioners run against.
+pub(crate) fn null_source(
+    name: &str,
+    o: &Options<'_>,
+    template_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> crate::builder::null::Config {
+    let none = o
+        .one_of("communicator", &["ssh", "none"], &["winrm"], d)
+        .as_deref()
+        == Some("none");
+    let host = o.string("ssh_host", d).unwrap_or_default();
+    if !none && host.is_empty() && !o.has("ssh_host") {
+        o.missing("ssh_host", " (the machine the provisioners run on)", d);
+    }
+    crate::builder::null::Config {
+        name: name.to_owned(),
+        host,
+        ssh: (!none).then(|| ssh(o, template_dir, d)),
+    }
+}
 
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
@@ -35,8 +64,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "cd_files",
     "cd_content", "cd_label", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "display", "use_default_display", "run_once", "ssh_host_port_min", "ssh_host_port_max",
-    "skip_nat_mapping", "pause_before_connecting", "ssh_private_key_file",
-    "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
+    "skip_nat_mapping", "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
     "ssh_handshake_attempts", "ssh_pty", "ssh_keep_alive_interval", "ssh_read_write_timeout",
     "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
     "ssh_clear_authorized_keys", "ssh_disable_agent_forwarding", "ssh_bastion_host",
@@ -191,7 +219,7 @@ pub(crate) fn source(
         };
     }
     if c.communicator == CommunicatorKind::Ssh {
-        c.ssh = Some(ssh(o, d));
+        c.ssh = Some(ssh(o, template_dir, d));
     }
 
     if let Some(s) = o.string("shutdown_command", d).filter(|s| !s.is_empty()) {
@@ -203,7 +231,7 @@ pub(crate) fn source(
     c
 }
 
-fn ssh(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshConfig {
+pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {
     let username = o.string("ssh_username", d).unwrap_or_default();
     if username.is_empty() && !o.has("ssh_username") {
         o.missing(
@@ -218,6 +246,18 @@ fn ssh(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshConfig {
         password: o.string("ssh_password", d).map(Secret::new),
         port: o.uint("ssh_port", 0, PORT_MAX, d).map_or(22, |p| p as u16),
         timeout: non_negative(o, "ssh_timeout", d).unwrap_or(Duration::from_secs(300)),
+        private_key_file: o.string("ssh_private_key_file", d).map(|f| {
+            let path = resolve(template_dir, Path::new(&f));
+            if !path.is_file() {
+                o.error(
+                    "ssh_private_key_file",
+                    format!("`{}` does not exist", path.display()),
+                    d,
+                );
+            }
+            path
+        }),
+        pause_before_connecting: non_negative(o, "pause_before_connecting", d).unwrap_or_default(),
         host_port_min,
         host_port_max,
     }
@@ -258,7 +298,11 @@ fn duration(o: &Options<'_>, name: &str, d: &mut Vec<Diagnostic>) -> Option<GoDu
     parse_duration(&s).map_err(|m| o.error(name, m, d)).ok()
 }
 
-fn non_negative(o: &Options<'_>, name: &str, d: &mut Vec<Diagnostic>) -> Option<Duration> {
+pub(crate) fn non_negative(
+    o: &Options<'_>,
+    name: &str,
+    d: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
     let t = duration(o, name, d)?;
     if t.negative {
         o.error(name, format!("`{name}` must not be negative"), d);

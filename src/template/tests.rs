@@ -58,7 +58,7 @@ fn errors(text: &str) -> String {
 fn qemu_of(t: &Template) -> &crate::builder::qemu::config::Config {
     match t.sources.first() {
         Some(Source::Qemu(c)) => c,
-        None => panic!("no source"),
+        _ => panic!("no qemu source"),
     }
 }
 
@@ -129,7 +129,8 @@ fn demo_template_loads() {
 
     let b = &t.builds[0];
     assert_eq!(b.sources, [("qemu".to_owned(), "testos".to_owned())]);
-    let [Provisioner::Shell(p1), Provisioner::Shell(p2)] = b.provisioners.as_slice() else {
+    let kinds: Vec<&Provisioner> = b.provisioners.iter().map(|p| &p.kind).collect();
+    let [Provisioner::Shell(p1), Provisioner::Shell(p2)] = kinds.as_slice() else {
         panic!("two shell provisioners expected");
     };
     assert_eq!(

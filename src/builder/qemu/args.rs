@@ -152,6 +152,8 @@ mod tests {
             password: None,
             port: 22,
             timeout: std::time::Duration::from_secs(60),
+            private_key_file: None,
+            pause_before_connecting: std::time::Duration::ZERO,
             host_port_min: 2222,
             host_port_max: 4444,
         });

@@ -54,6 +54,11 @@ pub struct SshConfig {
     pub port: u16,
     /// `ssh_timeout` (default 5m).
     pub timeout: Duration,
+    /// `ssh_private_key_file` (resolved against the template directory). Without it and
+    /// without a password, kiln generates a temporary ed25519 key pair for the build.
+    pub private_key_file: Option<PathBuf>,
+    /// `pause_before_connecting` (default 0): wait this long before the first attempt.
+    pub pause_before_connecting: Duration,
     /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
     pub host_port_min: u16,
     pub host_port_max: u16,

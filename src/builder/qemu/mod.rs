@@ -12,14 +12,16 @@ pub mod qmp;
 mod steps;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::communicator::ssh::SshCommunicator;
 use crate::step::{self, OnError, Step, Timings};
-use crate::template::Provisioner;
+use crate::template::ProvisionerBlock;
 use crate::ui::Ui;
 use config::Config;
+use russh::keys::PrivateKey;
 
 /// Everything the steps share. Inputs are set before the run; outputs start empty and are
 /// filled by the step named on each field.
@@ -33,7 +35,9 @@ pub struct BuildContext {
     /// Where downloaded ISOs are cached.
     pub cache_dir: PathBuf,
     /// The build's provisioners, in order.
-    pub provisioners: Vec<Provisioner>,
+    pub provisioners: Vec<ProvisionerBlock>,
+    /// The build's `error-cleanup-provisioner`.
+    pub error_cleanup: Option<ProvisionerBlock>,
 
     // Outputs.
     /// Local path of the verified ISO (`download_iso`).
@@ -52,8 +56,13 @@ pub struct BuildContext {
     pub qmp: Option<qmp::Qmp>,
     /// The guest's serial console log (`run_qemu`).
     pub serial_log: Option<PathBuf>,
-    /// The connected communicator (`wait_ssh`).
+    /// The connected communicator (`wait_ssh`; `provision` may replace it after a reboot).
     pub comm: Option<SshCommunicator>,
+    /// Where and as whom SSH connects (`wait_ssh`), for reconnecting.
+    pub ssh_target: Option<crate::communicator::ssh::SshTarget>,
+    /// The build's temporary SSH key pair and its public key (`ssh-ed25519 …`), made when the
+    /// template gives neither `ssh_password` nor `ssh_private_key_file` (as Packer does).
+    pub ssh_temp_key: Option<(Arc<PrivateKey>, String)>,
 }
 
 impl BuildContext {
@@ -63,15 +72,23 @@ impl BuildContext {
         cancel: CancellationToken,
         force: bool,
         cache_dir: PathBuf,
-        provisioners: Vec<Provisioner>,
+        provisioners: Vec<ProvisionerBlock>,
+        error_cleanup: Option<ProvisionerBlock>,
     ) -> Self {
+        let ssh_temp_key = config
+            .ssh
+            .as_ref()
+            .filter(|s| s.password.is_none() && s.private_key_file.is_none())
+            .map(|_| crate::communicator::ssh::temporary_key_pair());
         Self {
+            ssh_temp_key,
             config,
             ui,
             cancel,
             force,
             cache_dir,
             provisioners,
+            error_cleanup,
             iso_path: None,
             disk_path: None,
             http_port: 0,
@@ -81,6 +98,7 @@ impl BuildContext {
             qmp: None,
             serial_log: None,
             comm: None,
+            ssh_target: None,
         }
     }
 }
@@ -187,13 +205,8 @@ pub enum Error {
     #[error("Could not connect to the guest over SSH")]
     WaitSsh(#[source] crate::communicator::ssh::Error),
     /// A provisioner failed.
-    #[error("Provisioner {index} (`{kind}`) failed")]
-    Provision {
-        index: usize,
-        kind: &'static str,
-        #[source]
-        source: crate::provisioner::shell::Error,
-    },
+    #[error("Provisioning failed")]
+    Provision(#[source] crate::provisioner::Failed),
     /// The guest did not power off in time after `shutdown_command`.
     #[error("Timeout while waiting for the machine to shut down ({}s)", timeout.as_secs())]
     ShutdownTimeout { timeout: std::time::Duration },

@@ -1,15 +1,16 @@
-//! Step: run the build's provisioners, in order, through the communicator.
+//! Step: run the build's provisioners through the provisioner layer every builder shares.
 //!
-//! Uses: `provisioners`, `comm`, `config.name`, `http_port`.
-//! Produces: changes in the guest. Cleanup: none.
+//! Uses: `provisioners`, `error_cleanup`, `comm`, `ssh_target`, `qemu`, `config.name`,
+//! `http_port`. Produces: changes in the guest; `comm` is the connection left at the end (a
+//! provisioner that rebooted the guest leaves a new one). Cleanup: none.
 
 use async_trait::async_trait;
 
 use crate::builder::qemu::steps::boot_command::HTTP_IP;
 use crate::builder::qemu::{BuildContext, Error};
-use crate::provisioner::shell;
+use crate::communicator::ssh;
+use crate::provisioner::{self, BuildEnv, Session};
 use crate::step::Step;
-use crate::template::Provisioner;
 
 pub struct Provision;
 
@@ -23,24 +24,44 @@ impl Step<BuildContext, Error> for Provision {
         if ctx.provisioners.is_empty() {
             return Ok(());
         }
-        let comm = ctx.comm.as_ref().ok_or(Error::Missing {
-            what: "communicator",
-        })?;
-        let env = packer_env(&ctx.config.name, ctx.http_port);
-        for (i, p) in ctx.provisioners.iter().enumerate() {
-            match p {
-                Provisioner::Shell(cfg) => {
-                    shell::run(cfg, comm, &ctx.ui, &env)
-                        .await
-                        .map_err(|source| Error::Provision {
-                            index: i + 1,
-                            kind: "shell",
-                            source,
-                        })?;
-                }
-            }
+        let build = BuildEnv {
+            source: format!("qemu.{}", ctx.config.name),
+            env: packer_env(&ctx.config.name, ctx.http_port),
+        };
+        // Without SSH (`communicator = "none"`), only local provisioners can run; a remote one
+        // fails when it asks for the connection.
+        let target = ctx.ssh_target.clone().unwrap_or(ssh::SshTarget {
+            host: "127.0.0.1".into(),
+            port: 0,
+            username: String::new(),
+            private_key: None,
+            password: None,
+        });
+        let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
+        let mut session = Session::new(
+            ctx.comm.take(),
+            target,
+            Box::new(move || Box::pin(qemu.died())),
+            ctx.cancel.clone(),
+        );
+        let result = provisioner::run_all(
+            &ctx.provisioners,
+            ctx.error_cleanup.as_ref(),
+            &mut session,
+            &build,
+            &ctx.ui,
+        )
+        .await;
+        // A last provisioner that rebooted the guest: reconnect so that the shutdown_command
+        // can run.
+        if result.is_ok() && ctx.ssh_target.is_some() {
+            session
+                .connect(crate::provisioner::shell::DEFAULT_START_RETRY)
+                .await
+                .map_err(Error::WaitSsh)?;
         }
-        Ok(())
+        ctx.comm = session.into_comm();
+        result.map_err(Error::Provision)
     }
 }
 

@@ -1,9 +1,11 @@
 //! Step: wait until the guest accepts SSH logins.
 //!
-//! Uses: `config.ssh`, `ssh_host_port`, `qemu`, `serial_log`.
-//! Produces: `comm`. Cleanup: closes the connection if a later step left it open.
+//! Uses: `config.ssh`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `serial_log`.
+//! Produces: `comm`, `ssh_target`. Cleanup: closes the connection if a later step left it open.
 //! QEMU exiting during the wait fails the step at once; a timeout reports the last lines of
 //! the guest's serial console.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -32,12 +34,28 @@ impl Step<BuildContext, Error> for WaitSsh {
             what: "ssh_host_port",
         })?;
         let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
+        let private_key = match (&ssh_cfg.private_key_file, &ctx.ssh_temp_key) {
+            (Some(path), _) => Some(ssh::load_private_key(path).map_err(Error::WaitSsh)?),
+            (None, Some((key, _))) => Some(Arc::clone(key)),
+            (None, None) => None,
+        };
         let target = SshTarget {
             host: "127.0.0.1".into(),
             port,
             username: ssh_cfg.username.clone(),
+            private_key,
             password: ssh_cfg.password.clone(),
         };
+        if !ssh_cfg.pause_before_connecting.is_zero() {
+            ctx.ui.say(format!(
+                "Pausing {}s before connecting (pause_before_connecting)",
+                ssh_cfg.pause_before_connecting.as_secs()
+            ));
+            tokio::select! {
+                () = ctx.cancel.cancelled() => return Err(Error::WaitSsh(ssh::Error::Cancelled)),
+                () = tokio::time::sleep(ssh_cfg.pause_before_connecting) => {}
+            }
+        }
         ctx.ui.say(format!(
             "Waiting for SSH on 127.0.0.1:{port} (timeout {}s)",
             ssh_cfg.timeout.as_secs()
@@ -46,6 +64,7 @@ impl Step<BuildContext, Error> for WaitSsh {
             Ok(comm) => {
                 ctx.ui.say("Connected to SSH");
                 ctx.comm = Some(comm);
+                ctx.ssh_target = Some(target);
                 Ok(())
             }
             Err(e) => {

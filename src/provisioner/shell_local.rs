@@ -1,6 +1,6 @@
-//! The `shell-local` post-processor: runs commands on the build machine after the build, with
-//! Packer's environment (`PACKER_BUILD_NAME`, `PACKER_BUILDER_TYPE`, the template's variables).
-//! It passes its input artifact through unchanged.
+//! `shell-local`, the provisioner and the post-processor: runs commands on the build machine
+//! with Packer's environment (`PACKER_BUILD_NAME`, `PACKER_BUILDER_TYPE`, the template's
+//! variables). As a post-processor it passes its input artifact through unchanged.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::communicator::ssh::sh_quote;
 use crate::ui::Ui;
 
-/// What a `post-processor "shell-local"` block runs.
+/// What a `shell-local` block runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// `inline` (or the deprecated `command`): lines of a script run by `inline_shebang`.
@@ -22,7 +22,7 @@ pub enum Source {
     Scripts(Vec<PathBuf>),
 }
 
-/// A validated `post-processor "shell-local"` block.
+/// A validated `shell-local` block (provisioner or post-processor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub source: Source,
@@ -175,7 +175,7 @@ fn render_command(template: &[String], vars: &str, script: &str) -> Result<Vec<S
     template
         .iter()
         .map(|arg| {
-            let out = super::render_vars(arg, &[("Vars", vars), ("Script", script)]);
+            let out = crate::postprocessor::render_vars(arg, &[("Vars", vars), ("Script", script)]);
             if out.contains("{{") {
                 return Err(Error::ExecuteCommand {
                     command: template.join(" "),

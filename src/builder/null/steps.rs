@@ -1,0 +1,105 @@
+//! The null builder's two steps.
+//!
+//! `Connect` — uses `config.host`, `config.ssh`; produces `ssh_target`, `comm`; cleanup closes
+//! the connection. `Provision` — uses `provisioners`, `error_cleanup`, `comm`, `ssh_target`;
+//! produces changes on the host; cleanup: none.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Error, NullContext};
+use crate::communicator::ssh::{self, SshTarget};
+use crate::provisioner::{self, BuildEnv, Session};
+use crate::step::{Outcome, Step};
+
+pub struct Connect;
+
+#[async_trait]
+impl Step<NullContext, Error> for Connect {
+    fn name(&self) -> &'static str {
+        "connect"
+    }
+
+    async fn run(&mut self, ctx: &mut NullContext) -> Result<(), Error> {
+        let Some(cfg) = &ctx.config.ssh else {
+            return Ok(());
+        };
+        let private_key = match &cfg.private_key_file {
+            Some(path) => Some(ssh::load_private_key(path).map_err(Error::Connect)?),
+            None => None,
+        };
+        let target = SshTarget {
+            host: ctx.config.host.clone(),
+            port: cfg.port,
+            username: cfg.username.clone(),
+            private_key: private_key.map(|k: Arc<_>| k),
+            password: cfg.password.clone(),
+        };
+        ctx.ui.say(format!(
+            "Waiting for SSH on {} (timeout {}s)",
+            target.addr(),
+            cfg.timeout.as_secs()
+        ));
+        let comm = ssh::wait_for_ssh(
+            &target,
+            cfg.timeout,
+            std::future::pending::<String>(),
+            &ctx.cancel,
+        )
+        .await
+        .map_err(Error::Connect)?;
+        ctx.ui.say("Connected to SSH");
+        ctx.comm = Some(comm);
+        ctx.ssh_target = Some(target);
+        Ok(())
+    }
+
+    async fn cleanup(&mut self, ctx: &mut NullContext, _outcome: Outcome) {
+        if let Some(comm) = ctx.comm.take() {
+            comm.close().await;
+        }
+    }
+}
+
+pub struct Provision;
+
+#[async_trait]
+impl Step<NullContext, Error> for Provision {
+    fn name(&self) -> &'static str {
+        "provision"
+    }
+
+    async fn run(&mut self, ctx: &mut NullContext) -> Result<(), Error> {
+        let build = BuildEnv {
+            source: format!("null.{}", ctx.config.name),
+            env: vec![
+                ("PACKER_BUILD_NAME".to_owned(), ctx.config.name.clone()),
+                ("PACKER_BUILDER_TYPE".to_owned(), "null".to_owned()),
+            ],
+        };
+        let target = ctx.ssh_target.clone().unwrap_or(SshTarget {
+            host: ctx.config.host.clone(),
+            port: 0,
+            username: String::new(),
+            private_key: None,
+            password: None,
+        });
+        let mut session = Session::new(
+            ctx.comm.take(),
+            target,
+            Box::new(|| Box::pin(std::future::pending::<String>())),
+            ctx.cancel.clone(),
+        );
+        let result = provisioner::run_all(
+            &ctx.provisioners,
+            ctx.error_cleanup.as_ref(),
+            &mut session,
+            &build,
+            &ctx.ui,
+        )
+        .await;
+        ctx.comm = session.into_comm();
+        result.map_err(Error::Provision)
+    }
+}
