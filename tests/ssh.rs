@@ -6,8 +6,8 @@
 //! Password authentication needs an account with a known password, so the tests create the
 //! local user `kilntest` (once, with `useradd`) and set its password (`chpasswd`). That needs
 //! root; the tests fail loudly otherwise, as they do when sshd (Debian package
-//! `openssh-server`) is missing. Public-key setup was not used: the communicator under test
-//! only speaks password authentication so far.
+//! `openssh-server`) is missing. Key logins use an `AuthorizedKeysFile` in the test's own
+//! temp dir.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use kiln::communicator::ssh::{self, SshCommunicator, SshTarget, wait_for_ssh};
 use kiln::communicator::{Communicator, Stream};
 use kiln::provisioner::shell::{self, Config, ShellSource};
+use kiln::provisioner::{self, BuildEnv, Session};
+use kiln::template::{Provisioner, ProvisionerBlock};
 use kiln::types::Secret;
 use kiln::ui::Ui;
 use kiln::wait::{Attempt, until_ok};
@@ -531,5 +533,353 @@ async fn shell_script_file_with_crlf_runs() {
             "    from file".to_owned(),
         ]
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- issue 6: keys, transfers, the provisioner layer and the null builder ----
+
+/// Runs `command` as the test user's session, returning (status, stdout).
+async fn sh(comm: &dyn Communicator, command: &str) -> (u32, String) {
+    let (status, out, _) = exec(comm, command).await;
+    (status, out)
+}
+
+/// A temporary key pair authorizes a key-only login (issue 6).
+#[tokio::test]
+async fn temporary_key_pair_logs_in_without_a_password() {
+    let keys = tempfile::tempdir().unwrap();
+    let authorized = keys.path().join("authorized_keys");
+    let (key, public) = ssh::temporary_key_pair();
+    assert!(public.starts_with("ssh-ed25519 "), "{public}");
+    std::fs::write(&authorized, format!("{public}\n")).unwrap();
+    let sshd = Sshd::start_on(
+        free_port(),
+        &format!(
+            "AuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no",
+            authorized.display()
+        ),
+    )
+    .await;
+    let mut target = sshd.target("not-the-password");
+    target.password = None;
+    target.private_key = Some(key);
+    let comm = match SshCommunicator::connect(&target, Duration::from_secs(10)).await {
+        Ok(c) => c,
+        Err(e) => panic!("key login: {e:?}\n{}", sshd.log()),
+    };
+    assert_eq!(sh(&comm, "id -un").await, (0, format!("{USER}\n")));
+    // Another key is refused.
+    let (other, _) = ssh::temporary_key_pair();
+    target.private_key = Some(other);
+    let err = SshCommunicator::connect(&target, Duration::from_secs(10))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, ssh::Error::AuthenticationFailed { .. }),
+        "{err:?}"
+    );
+}
+
+/// A 256 MiB file streams up intact: the remote sha256 matches the local one (issue 6).
+#[tokio::test]
+async fn upload_file_of_256_mib_is_verified_by_checksum() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = local_dir.path().join("big.bin");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
+        let mut block = vec![0u8; 1 << 20];
+        for i in 0..256u32 {
+            for (j, b) in block.iter_mut().enumerate() {
+                *b = (i as usize * 31 + j * 7) as u8;
+            }
+            f.write_all(&block).unwrap();
+        }
+    }
+    let want: String = Sha256::digest(std::fs::read(&local).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = scratch_dir();
+    let remote = dir.join("big.bin");
+    comm.upload_file(remote.to_str().unwrap(), &local, 0o600)
+        .await
+        .expect("upload");
+    let (status, out) = sh(&comm, &format!("sha256sum {}", remote.display())).await;
+    assert_eq!(status, 0);
+    assert_eq!(out.split_whitespace().next(), Some(want.as_str()));
+    assert_eq!(std::fs::metadata(&remote).unwrap().len(), 256 << 20);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Directories go up and come back with their tree, and single files come back (issue 6).
+#[tokio::test]
+async fn directory_upload_and_download_round_trip() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    let local = tempfile::tempdir().unwrap();
+    let tree = local.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+    std::fs::write(tree.join("a.txt"), "alpha\n").unwrap();
+    std::fs::write(tree.join("sub/deeper/b.txt"), "beta\n").unwrap();
+    let dir = scratch_dir();
+    let remote = dir.join("up");
+    comm.upload_dir(remote.to_str().unwrap(), &tree)
+        .await
+        .expect("upload_dir");
+    assert_eq!(
+        std::fs::read_to_string(remote.join("sub/deeper/b.txt")).unwrap(),
+        "beta\n"
+    );
+
+    let back = local.path().join("back");
+    comm.download_dir(remote.to_str().unwrap(), &back)
+        .await
+        .expect("download_dir");
+    assert_eq!(
+        std::fs::read_to_string(back.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(back.join("sub/deeper/b.txt")).unwrap(),
+        "beta\n"
+    );
+
+    let one = local.path().join("one.txt");
+    comm.download(remote.join("a.txt").to_str().unwrap(), &one)
+        .await
+        .expect("download");
+    assert_eq!(std::fs::read_to_string(&one).unwrap(), "alpha\n");
+    let err = comm
+        .download(
+            dir.join("absent").to_str().unwrap(),
+            &local.path().join("x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ssh::Error::DownloadStatus { .. }), "{err:?}");
+    assert!(!local.path().join("x").exists(), "no partial download left");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The session the provisioner layer runs on, for `sshd`.
+fn session(sshd: &Sshd) -> Session<'static> {
+    Session::new(
+        None,
+        sshd.target(PASSWORD),
+        Box::new(|| Box::pin(std::future::pending::<String>())),
+        CancellationToken::new(),
+    )
+}
+
+fn block(kind: Provisioner) -> ProvisionerBlock {
+    ProvisionerBlock::new(kind)
+}
+
+fn build_env() -> BuildEnv {
+    BuildEnv {
+        source: "null.local".into(),
+        env: vec![("PACKER_BUILD_NAME".into(), "local".into())],
+    }
+}
+
+/// A script that drops its own SSH connection (as a reboot does) ends successfully with
+/// `expect_disconnect`, and the next provisioner runs on a new connection; without it, the
+/// drop is an error (issue 6).
+#[tokio::test]
+async fn expect_disconnect_then_reconnect() {
+    let sshd = Sshd::start().await;
+    let dir = scratch_dir();
+    // Kill the sshd session process that runs this script (its grandparent).
+    let drop_connection = "gp=$(cut -d' ' -f4 /proc/$PPID/stat); kill -9 \"$gp\"; sleep 5";
+    let mut first = config(inline(&[drop_connection]), &dir);
+    first.expect_disconnect = true;
+    let marker = dir.join("after");
+    let second = config(
+        inline(&[&format!("echo reconnected > {}", marker.display())]),
+        &dir,
+    );
+    let blocks = [
+        block(Provisioner::Shell(first.clone())),
+        block(Provisioner::Shell(second)),
+    ];
+    let (ui, lines) = Ui::memory();
+    let mut s = session(&sshd);
+    provisioner::run_all(&blocks, None, &mut s, &build_env(), &ui)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{:?}", lines.lock().unwrap()));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "reconnected\n");
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("disconnected, as expected"))
+    );
+
+    first.expect_disconnect = false;
+    let err = provisioner::run_all(
+        &[block(Provisioner::Shell(first))],
+        None,
+        &mut s,
+        &build_env(),
+        &ui,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("Provisioner 1 (`shell`) failed"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `max_retries` retries a failing provisioner, `timeout` bounds one attempt, and the
+/// error-cleanup-provisioner runs when provisioning fails (issue 6).
+#[tokio::test]
+async fn retries_timeout_and_error_cleanup() {
+    let sshd = Sshd::start().await;
+    let dir = scratch_dir();
+    let counter = dir.join("count");
+    // Fails on the first two runs, succeeds on the third.
+    let flaky = format!(
+        "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; [ $n -ge 3 ]",
+        c = counter.display()
+    );
+    let mut retried = block(Provisioner::Shell(config(inline(&[&flaky]), &dir)));
+    retried.max_retries = 2;
+    let (ui, lines) = Ui::memory();
+    let mut s = session(&sshd);
+    provisioner::run_all(&[retried], None, &mut s, &build_env(), &ui)
+        .await
+        .expect("third try succeeds");
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "3\n");
+    assert_eq!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("retrying with"))
+            .count(),
+        2
+    );
+
+    let mut slow = block(Provisioner::Shell(config(inline(&["sleep 30"]), &dir)));
+    slow.timeout = Some(Duration::from_secs(1));
+    let cleaned = dir.join("cleaned");
+    let cleanup = block(Provisioner::Shell(config(
+        inline(&[&format!("touch {}", cleaned.display())]),
+        &dir,
+    )));
+    let t0 = Instant::now();
+    let err = provisioner::run_all(&[slow], Some(&cleanup), &mut s, &build_env(), &ui)
+        .await
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "the timeout stopped it"
+    );
+    assert!(
+        matches!(err.source, provisioner::Error::Timeout(_)),
+        "{err:?}"
+    );
+    assert!(cleaned.exists(), "error-cleanup-provisioner ran");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `kiln build` of a `null` source runs a whole provisioner list against an SSH host — shell,
+/// file up and down, shell-local, a disabled breakpoint — then a post-processor (issue 6).
+#[tokio::test]
+async fn null_builder_runs_the_provisioner_list() {
+    let sshd = Sshd::start().await;
+    let dir = scratch_dir();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("payload.txt"), "from the template dir\n").unwrap();
+    let template = work.path().join("null.pkr.hcl");
+    std::fs::write(
+        &template,
+        format!(
+            r#"
+variable "port" {{
+  type = number
+}}
+source "null" "local" {{
+  ssh_host     = "127.0.0.1"
+  ssh_port     = var.port
+  ssh_username = "{USER}"
+  ssh_password = "{PASSWORD}"
+  ssh_timeout  = "20s"
+}}
+build {{
+  sources = ["source.null.local"]
+  provisioner "shell" {{
+    inline = ["echo \"hello from $PACKER_BUILDER_TYPE.$PACKER_BUILD_NAME\" > {d}/hello"]
+  }}
+  provisioner "file" {{
+    source      = "payload.txt"
+    destination = "{d}/"
+  }}
+  provisioner "file" {{
+    direction   = "download"
+    source      = "{d}/hello"
+    destination = "{w}/downloaded/"
+  }}
+  provisioner "shell-local" {{
+    inline = ["cp {w}/downloaded/hello {w}/local-copy"]
+  }}
+  provisioner "breakpoint" {{
+    disable = true
+  }}
+  provisioner "shell" {{
+    except = ["null.local"]
+    inline = ["touch {d}/never"]
+  }}
+  post-processor "manifest" {{
+    output = "{w}/manifest.json"
+  }}
+}}
+"#,
+            d = dir.display(),
+            w = work.path().display(),
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("build")
+        .arg(format!("-var=port={}", sshd.port))
+        .arg(&template)
+        .current_dir(work.path())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}\n{}\nsshd:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log()
+    );
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hello")).unwrap(),
+        "hello from null.local\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("payload.txt")).unwrap(),
+        "from the template dir\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("local-copy")).unwrap(),
+        "hello from null.local\n",
+        "{text}"
+    );
+    assert!(!dir.join("never").exists(), "`except` skipped it");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["builds"][0]["builder_type"], "null");
+    assert_eq!(manifest["builds"][0]["artifact_id"], "Null");
     std::fs::remove_dir_all(&dir).unwrap();
 }
