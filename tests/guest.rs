@@ -168,7 +168,9 @@ fn vagrant_box_add(box_path: &Path, work: &Path) {
 
 /// A `shutdown_command` that leaves the guest running makes kiln press the ACPI power button
 /// (QMP `system_powerdown`) after `shutdown_timeout`; the guest powers off and the build
-/// succeeds (issue 7's shutdown escalation).
+/// succeeds (issue 7's shutdown escalation). Before that, a provisioner reboots the guest in
+/// the middle of provisioning (`expect_disconnect`) and the next one runs after the reboot on
+/// a new connection (issue 6).
 #[test]
 fn shutdown_escalates_to_acpi_power_button() {
     require_qemu();
@@ -198,6 +200,21 @@ fn shutdown_escalates_to_acpi_power_button() {
         "no ACPI escalation\n{}",
         describe(&out)
     );
+    assert!(
+        all.contains("disconnected, as expected"),
+        "the reboot did not drop the connection\n{}",
+        describe(&out)
+    );
+    let after = all
+        .lines()
+        .find(|l| l.contains("before-reboot then after-reboot, up "))
+        .unwrap_or_else(|| panic!("no output after the reboot\n{}", describe(&out)));
+    let uptime: u64 = after
+        .rsplit("up ")
+        .next()
+        .and_then(|s| s.trim_end_matches('s').parse().ok())
+        .unwrap_or_else(|| panic!("uptime in {after:?}"));
+    assert!(uptime < 120, "the guest did reboot: {after}");
     assert!(
         !all.contains("killing QEMU"),
         "QEMU was killed, not powered off\n{}",
@@ -367,6 +384,15 @@ fn ssh_timeout_fails_and_leaves_nothing_running() {
     assert!(
         stderr.contains("Timed out"),
         "error should say it timed out\n{}",
+        describe(&out)
+    );
+    // The screen as SSH gave up, kept outside the removed output dir (issue 6).
+    let png = work.path().join("kiln-nossh-ssh-timeout.png");
+    let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG file");
+    assert!(
+        stderr.contains("kiln-nossh-ssh-timeout.png"),
+        "{}",
         describe(&out)
     );
     assert_nothing_left(work.path(), &marker, "the build failed");

@@ -3,7 +3,8 @@
 //! Uses: `config.ssh`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `serial_log`.
 //! Produces: `comm`, `ssh_target`. Cleanup: closes the connection if a later step left it open.
 //! QEMU exiting during the wait fails the step at once; a timeout reports the last lines of
-//! the guest's serial console.
+//! the guest's serial console and saves a screenshot (`kiln-NAME-ssh-timeout.png` in the
+//! working directory).
 
 use std::sync::Arc;
 
@@ -80,6 +81,21 @@ impl Step<BuildContext, Error> for WaitSsh {
                         }
                     }
                 }
+                if !matches!(e, ssh::Error::Cancelled | ssh::Error::Aborted { .. }) {
+                    let png = std::path::PathBuf::from(format!(
+                        "kiln-{}-ssh-timeout.png",
+                        ctx.config.name
+                    ));
+                    if let Some(qmp) = &ctx.qmp {
+                        match screendump(qmp, &png).await {
+                            Ok(path) => ctx.ui.error(format!(
+                                "The guest's screen when SSH gave up: {}",
+                                path.display()
+                            )),
+                            Err(why) => tracing::debug!(%why, "no screenshot"),
+                        }
+                    }
+                }
                 Err(Error::WaitSsh(e))
             }
         }
@@ -90,6 +106,20 @@ impl Step<BuildContext, Error> for WaitSsh {
             comm.close().await;
         }
     }
+}
+
+/// Saves the guest's screen as a PNG at `path` (QMP `screendump`, QEMU ≥ 7.1); returns its
+/// absolute path. The file lives outside the output directory, which a failed build removes.
+async fn screendump(
+    qmp: &crate::builder::qemu::qmp::Qmp,
+    path: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let abs = std::path::absolute(path).map_err(|e| e.to_string())?;
+    let args = serde_json::json!({"filename": abs.to_string_lossy(), "format": "png"});
+    qmp.execute("screendump", Some(args))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(abs)
 }
 
 /// The last `n` lines of the serial log (empty if unreadable), stripped of carriage returns.
