@@ -20,6 +20,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "communicator", "ssh_username",
     "ssh_password", "ssh_port", "ssh_timeout", "ssh_private_key_file", "pause_before_connecting",
     "host_port_min", "host_port_max", "shutdown_command", "shutdown_timeout",
+    "ssh_clear_authorized_keys",
 ];
 
 /// The options of `source "null"` kiln reads.
@@ -67,7 +68,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "skip_nat_mapping", "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
     "ssh_handshake_attempts", "ssh_pty", "ssh_keep_alive_interval", "ssh_read_write_timeout",
     "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
-    "ssh_clear_authorized_keys", "ssh_disable_agent_forwarding", "ssh_bastion_host",
+    "ssh_disable_agent_forwarding", "ssh_bastion_host",
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
     "ssh_bastion_private_key_file", "ssh_bastion_certificate_file", "ssh_bastion_agent_auth",
     "ssh_bastion_interactive", "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username",
@@ -258,6 +259,7 @@ pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>)
             path
         }),
         pause_before_connecting: non_negative(o, "pause_before_connecting", d).unwrap_or_default(),
+        clear_authorized_keys: o.bool("ssh_clear_authorized_keys", d).unwrap_or(false),
         host_port_min,
         host_port_max,
     }

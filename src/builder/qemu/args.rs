@@ -154,6 +154,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(60),
             private_key_file: None,
             pause_before_connecting: std::time::Duration::ZERO,
+            clear_authorized_keys: false,
             host_port_min: 2222,
             host_port_max: 4444,
         });

@@ -59,6 +59,8 @@ pub struct SshConfig {
     pub private_key_file: Option<PathBuf>,
     /// `pause_before_connecting` (default 0): wait this long before the first attempt.
     pub pause_before_connecting: Duration,
+    /// `ssh_clear_authorized_keys`: remove the temporary key from the guest before shutdown.
+    pub clear_authorized_keys: bool,
     /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
     pub host_port_min: u16,
     pub host_port_max: u16,

@@ -1,6 +1,7 @@
 //! Step: shut the guest down, escalating until QEMU has exited.
 //!
-//! Uses: `config.shutdown_command`, `config.shutdown_timeout`, `comm`, `qmp`, `qemu`.
+//! Uses: `config.shutdown_command`, `config.shutdown_timeout`, `config.ssh`, `ssh_temp_key`,
+//! `comm`, `qmp`, `qemu`.
 //! Produces: a stopped QEMU. Cleanup: none (run_qemu's kills QEMU if it still runs).
 //!
 //! The ladder, each rung logged:
@@ -25,6 +26,15 @@ const ACPI_WAIT: Duration = Duration::from_secs(60);
 
 pub struct Shutdown;
 
+/// Deletes the line holding `public_key`'s key material from `~/.ssh/authorized_keys`.
+fn clear_key_command(public_key: &str) -> String {
+    // The base64 body identifies the key; it holds no `|`, the sed address delimiter.
+    let body = public_key.split_whitespace().nth(1).unwrap_or(public_key);
+    format!(
+        "sed -i.kiln-bak '\\|{body}|d' ~/.ssh/authorized_keys && rm -f ~/.ssh/authorized_keys.kiln-bak"
+    )
+}
+
 #[async_trait]
 impl Step<BuildContext, Error> for Shutdown {
     fn name(&self) -> &'static str {
@@ -35,6 +45,24 @@ impl Step<BuildContext, Error> for Shutdown {
         let timeout = ctx.config.shutdown_timeout;
         let qemu = ctx.qemu.as_mut().ok_or(Error::Missing { what: "qemu" })?;
         let comm = ctx.comm.take();
+        // `ssh_clear_authorized_keys`: remove the build's temporary key from the guest.
+        if let (Some(comm), Some((_, public)), Some(ssh)) =
+            (&comm, &ctx.ssh_temp_key, &ctx.config.ssh)
+            && ssh.clear_authorized_keys
+        {
+            let command = clear_key_command(public);
+            match comm.exec(&command, &mut |_, _| {}).await {
+                Ok(0) => ctx
+                    .ui
+                    .say("Removed the temporary SSH key from authorized_keys"),
+                Ok(status) => ctx.ui.warn(format!(
+                    "Removing the temporary SSH key exited with status {status}"
+                )),
+                Err(e) => ctx
+                    .ui
+                    .warn(format!("Removing the temporary SSH key failed: {e}")),
+            }
+        }
         // Whether the first rung was one the template asked for (so missing it is an error).
         let asked = match (&ctx.config.communicator, &ctx.config.shutdown_command, comm) {
             (CommunicatorKind::None, _, _) => {
@@ -111,5 +139,18 @@ impl Step<BuildContext, Error> for Shutdown {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_key_command_deletes_the_key_line() {
+        assert_eq!(
+            clear_key_command("ssh-ed25519 AAAAC3Nz+ab/c= kiln"),
+            "sed -i.kiln-bak '\\|AAAAC3Nz+ab/c=|d' ~/.ssh/authorized_keys && rm -f ~/.ssh/authorized_keys.kiln-bak"
+        );
     }
 }
