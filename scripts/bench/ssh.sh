@@ -30,6 +30,7 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 StrictModes no
 UsePAM no
+Subsystem sftp internal-sftp
 CONF
 
 # 1. Upload.

@@ -19,8 +19,20 @@ use super::{Communicator, Stream};
 use crate::types::Secret;
 use crate::wait::{self, Attempt};
 
-/// How often [`wait_for_ssh`] starts a new attempt.
-const ATTEMPT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often [`wait_for_ssh`] starts a new attempt. An attempt on a port nobody listens on
+/// costs a refused TCP connect, so polling often is cheap and gets the first command running
+/// within a fraction of a second of sshd starting (Packer waits up to 5 s).
+const ATTEMPT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Ciphers in order of preference: AES-GCM first, as it runs on the CPU's AES instructions
+/// (and measured faster than ChaCha20 for uploads), then russh's defaults.
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_GCM,
+    russh::cipher::AES_128_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_128_CTR,
+];
 
 /// How long one attempt of [`wait_for_ssh`] may take. Longer than the interval: a guest under
 /// TCG emulation can need several seconds for the key exchange.
@@ -215,6 +227,10 @@ impl SshCommunicator {
         let _ = tcp.set_nodelay(true);
         let config = Arc::new(client::Config {
             keepalive_interval: Some(Duration::from_secs(5)),
+            preferred: russh::Preferred {
+                cipher: std::borrow::Cow::Borrowed(CIPHERS),
+                ..Default::default()
+            },
             ..Default::default()
         });
         let mut handle = client::connect_stream(config, tcp, Client)
