@@ -272,6 +272,7 @@ fn read_back(disk: &Path, work: &Path, command: &str) -> String {
             username: "root".into(),
             private_key: None,
             password: Some(kiln::types::Secret::new("kiln")),
+            pty: false,
         };
         let cancel = tokio_util::sync::CancellationToken::new();
         let comm = match ssh::wait_for_ssh(&target, Duration::from_secs(300), qemu.died(), &cancel)

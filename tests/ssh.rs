@@ -175,6 +175,7 @@ fn target(port: u16, password: &str) -> SshTarget {
         username: USER.into(),
         private_key: None,
         password: Some(Secret::new(password)),
+        pty: false,
     }
 }
 
@@ -882,4 +883,20 @@ build {{
     assert_eq!(manifest["builds"][0]["builder_type"], "null");
     assert_eq!(manifest["builds"][0]["artifact_id"], "Null");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ssh_pty` runs commands on a pseudo-terminal; without it they have none (issue 6).
+#[tokio::test]
+async fn ssh_pty_gives_commands_a_terminal() {
+    let sshd = Sshd::start().await;
+    let comm = sshd.connect().await;
+    assert_eq!(sh(&comm, "tty >/dev/null").await.0, 1, "no terminal by default");
+    let mut target = sshd.target(PASSWORD);
+    target.pty = true;
+    let comm = SshCommunicator::connect(&target, Duration::from_secs(10))
+        .await
+        .expect("connect");
+    let (status, out) = sh(&comm, "tty").await;
+    assert_eq!(status, 0, "{out}");
+    assert!(out.starts_with("/dev/pts/"), "{out}");
 }

@@ -149,6 +149,9 @@ pub struct SshTarget {
     /// Tried with `password`, then `keyboard-interactive`. With neither a key nor a password,
     /// the `none` method is tried.
     pub password: Option<Secret>,
+    /// `ssh_pty`: run commands on a pseudo-terminal (some `sudo` setups require one); stdout
+    /// and stderr then arrive merged.
+    pub pty: bool,
 }
 
 /// Loads `ssh_private_key_file` (OpenSSH or PEM, unencrypted).
@@ -202,6 +205,7 @@ impl client::Handler for Client {
 /// An authenticated SSH connection.
 pub struct SshCommunicator {
     handle: client::Handle<Client>,
+    pty: bool,
 }
 
 impl SshCommunicator {
@@ -241,7 +245,10 @@ impl SshCommunicator {
             })?;
         authenticate(&mut handle, target).await?;
         tracing::debug!(addr, user = %target.username, "SSH connected");
-        Ok(SshCommunicator { handle })
+        Ok(SshCommunicator {
+            handle,
+            pty: target.pty,
+        })
     }
 
     /// Says goodbye to the server and closes the connection.
@@ -448,6 +455,12 @@ impl Communicator for SshCommunicator {
             .channel_open_session()
             .await
             .map_err(|source| Error::Exec { source })?;
+        if self.pty {
+            channel
+                .request_pty(false, "vt100", 80, 40, 0, 0, &[])
+                .await
+                .map_err(|source| Error::Exec { source })?;
+        }
         channel
             .exec(true, command)
             .await
@@ -732,6 +745,7 @@ mod tests {
             username: "nobody".into(),
             private_key: None,
             password: None,
+            pty: false,
         };
         let err = SshCommunicator::connect(&target, Duration::from_secs(5))
             .await

@@ -20,14 +20,14 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "communicator", "ssh_username",
     "ssh_password", "ssh_port", "ssh_timeout", "ssh_private_key_file", "pause_before_connecting",
     "host_port_min", "host_port_max", "shutdown_command", "shutdown_timeout",
-    "ssh_clear_authorized_keys",
+    "ssh_clear_authorized_keys", "ssh_pty",
 ];
 
 /// The options of `source "null"` kiln reads.
 #[rustfmt::skip]
 pub(crate) const NULL_SUPPORTED: &[&str] = &[
     "communicator", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
-    "ssh_private_key_file", "ssh_timeout", "pause_before_connecting",
+    "ssh_private_key_file", "ssh_timeout", "pause_before_connecting", "ssh_pty",
 ];
 
 /// A `source "null"` block: the SSH host the provisioners run against.
@@ -66,7 +66,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "cd_content", "cd_label", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "display", "use_default_display", "run_once", "ssh_host_port_min", "ssh_host_port_max",
     "skip_nat_mapping", "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
-    "ssh_handshake_attempts", "ssh_pty", "ssh_keep_alive_interval", "ssh_read_write_timeout",
+    "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_read_write_timeout",
     "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
@@ -260,6 +260,7 @@ pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>)
         }),
         pause_before_connecting: non_negative(o, "pause_before_connecting", d).unwrap_or_default(),
         clear_authorized_keys: o.bool("ssh_clear_authorized_keys", d).unwrap_or(false),
+        pty: o.bool("ssh_pty", d).unwrap_or(false),
         host_port_min,
         host_port_max,
     }

@@ -35,6 +35,7 @@ impl Step<NullContext, Error> for Connect {
             username: cfg.username.clone(),
             private_key: private_key.map(|k: Arc<_>| k),
             password: cfg.password.clone(),
+            pty: cfg.pty,
         };
         ctx.ui.say(format!(
             "Waiting for SSH on {} (timeout {}s)",
@@ -84,6 +85,7 @@ impl Step<NullContext, Error> for Provision {
             username: String::new(),
             private_key: None,
             password: None,
+            pty: false,
         });
         let mut session = Session::new(
             ctx.comm.take(),

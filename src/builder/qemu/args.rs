@@ -155,6 +155,7 @@ mod tests {
             private_key_file: None,
             pause_before_connecting: std::time::Duration::ZERO,
             clear_authorized_keys: false,
+            pty: false,
             host_port_min: 2222,
             host_port_max: 4444,
         });

@@ -61,6 +61,8 @@ pub struct SshConfig {
     pub pause_before_connecting: Duration,
     /// `ssh_clear_authorized_keys`: remove the temporary key from the guest before shutdown.
     pub clear_authorized_keys: bool,
+    /// `ssh_pty`: run commands on a pseudo-terminal.
+    pub pty: bool,
     /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
     pub host_port_min: u16,
     pub host_port_max: u16,

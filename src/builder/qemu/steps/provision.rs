@@ -36,6 +36,7 @@ impl Step<BuildContext, Error> for Provision {
             username: String::new(),
             private_key: None,
             password: None,
+            pty: false,
         });
         let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
         let mut session = Session::new(

@@ -46,6 +46,7 @@ impl Step<BuildContext, Error> for WaitSsh {
             username: ssh_cfg.username.clone(),
             private_key,
             password: ssh_cfg.password.clone(),
+            pty: ssh_cfg.pty,
         };
         if !ssh_cfg.pause_before_connecting.is_zero() {
             ctx.ui.say(format!(
