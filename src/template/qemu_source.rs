@@ -13,7 +13,8 @@ use super::options::Options;
 /// The options kiln reads from a qemu source.
 #[rustfmt::skip]
 pub(crate) const SUPPORTED: &[&str] = &[
-    "iso_url", "iso_checksum", "output_directory", "vm_name", "disk_size", "format",
+    "iso_url", "iso_urls", "iso_checksum", "iso_target_path", "iso_target_extension",
+    "iso_skip_cache", "output_directory", "vm_name", "disk_size", "format",
     "disk_interface", "disk_cache", "disk_discard", "skip_compaction", "disk_compression",
     "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
     "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
@@ -25,7 +26,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
-    "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_content",
+    "http_content",
     "http_bind_address", "http_interface", "http_network_protocol", "boot_steps",
     "boot_key_interval", "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
     "vnc_password", "qmp_enable", "qmp_socket_path", "cpu_model", "sockets", "cores", "threads",
@@ -59,23 +60,45 @@ pub(crate) fn source(
     template_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> Config {
-    let iso_url = match o.string("iso_url", d) {
-        Some(url) => iso_url(&url, template_dir).unwrap_or_else(|m| {
-            o.error("iso_url", m, d);
-            url
-        }),
-        None => {
-            if !o.has("iso_url") {
-                o.missing("iso_url", "", d);
+    let mut urls = Vec::new();
+    let reported = d.len();
+    let one = o.string("iso_url", d);
+    let many = o.string_list("iso_urls", d);
+    for (option, list) in [("iso_url", one.map(|u| vec![u])), ("iso_urls", many)] {
+        for url in list.unwrap_or_default() {
+            match iso_url(&url, template_dir) {
+                Ok(u) => urls.push(u),
+                Err(m) => o.error(option, m, d),
             }
-            String::new()
         }
-    };
+    }
+    if o.has("iso_url") && o.has("iso_urls") {
+        o.error(
+            "iso_urls",
+            "only one of `iso_url` or `iso_urls` must be specified",
+            d,
+        );
+    } else if !o.has("iso_url") && !o.has("iso_urls") {
+        o.missing("iso_url", " (or `iso_urls`)", d);
+    } else if urls.is_empty() && d.len() == reported {
+        o.error("iso_urls", "`iso_urls` is empty", d);
+    }
     let iso_checksum = match o.string("iso_checksum", d) {
-        Some(s) => parse_checksum(&s).unwrap_or_else(|m| {
-            o.error("iso_checksum", m, d);
-            Checksum::None
-        }),
+        Some(s) => match parse_checksum(&s) {
+            // A checksum file given as a path is found beside the template, like `iso_url`.
+            Ok(Checksum::File { url }) => match iso_url(&url, template_dir) {
+                Ok(url) => Checksum::File { url },
+                Err(m) => {
+                    o.error("iso_checksum", m, d);
+                    Checksum::None
+                }
+            },
+            Ok(sum) => sum,
+            Err(m) => {
+                o.error("iso_checksum", m, d);
+                Checksum::None
+            }
+        },
         None => {
             if !o.has("iso_checksum") && !o.was_suggested("iso_checksum") {
                 d.push(
@@ -86,7 +109,31 @@ pub(crate) fn source(
             Checksum::None
         }
     };
-    let mut c = Config::with_defaults(name, template_dir.to_owned(), iso_url, iso_checksum);
+    let first = urls.first().cloned().unwrap_or_default();
+    let mut c = Config::with_defaults(name, template_dir.to_owned(), first, iso_checksum);
+    c.iso_urls = urls;
+    if let Some(s) = o.string("iso_target_path", d).filter(|s| !s.is_empty()) {
+        c.iso_target_path = Some(resolve(template_dir, Path::new(&s)));
+    }
+    if let Some(s) = o.string("iso_target_extension", d) {
+        let ext = s.trim_start_matches('.').to_ascii_lowercase();
+        if ext.is_empty() || ext.contains('/') {
+            o.error(
+                "iso_target_extension",
+                format!("`{s}` is not a file extension"),
+                d,
+            );
+        } else {
+            c.iso_target_extension = ext;
+        }
+    }
+    if let Some(b) = o.bool("iso_skip_cache", d) {
+        c.iso_skip_cache = b;
+        if b {
+            // As Packer: QEMU reads the URL itself, so nothing can be verified.
+            c.iso_checksum = Checksum::None;
+        }
+    }
 
     if let Some(s) = o.string("output_directory", d) {
         c.output_directory = PathBuf::from(s);

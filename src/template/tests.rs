@@ -98,9 +98,10 @@ fn demo_template_loads() {
     let c = qemu_of(&t);
     assert_eq!(c.name, "testos");
     assert_eq!(
-        c.iso_url,
-        root.join("target/test-iso/kiln-testos.iso")
-            .to_string_lossy()
+        c.iso_urls,
+        [root
+            .join("target/test-iso/kiln-testos.iso")
+            .to_string_lossy()]
     );
     assert_eq!(c.iso_checksum, Checksum::None);
     assert_eq!(c.output_directory, PathBuf::from("output-testos"));
@@ -285,7 +286,7 @@ fn sensitive_values_never_shown() {
     );
     let e = errors(&text);
     assert!(
-        e.contains("t.pkr.hcl:9:18: unknown checksum `<sensitive>`"),
+        e.contains("t.pkr.hcl:9:18: unknown type for checksum `<sensitive>`"),
         "{e}"
     );
     let e = match load_text(&text, &[("pw", "s3cret-value")]) {

@@ -67,10 +67,18 @@ pub struct Config {
     /// Directory of the template file; relative paths were resolved against it.
     pub template_dir: PathBuf,
 
-    /// `iso_url`: a path (resolved) or an `http(s)://` / `file://` URL.
-    pub iso_url: String,
-    /// `iso_checksum`.
+    /// `iso_url` or `iso_urls`, tried in order: paths (resolved) or `http(s)://` / `file://`
+    /// URLs.
+    pub iso_urls: Vec<String>,
+    /// `iso_checksum`; a `file:` path is resolved against the template directory.
     pub iso_checksum: Checksum,
+    /// `iso_target_path`: where the download is kept instead of the cache. A path without an
+    /// extension is a directory (the file is named by digest inside it).
+    pub iso_target_path: Option<PathBuf>,
+    /// `iso_target_extension` (default `iso`, lower-cased).
+    pub iso_target_extension: String,
+    /// `iso_skip_cache`: no download; QEMU reads the first URL that serves byte ranges.
+    pub iso_skip_cache: bool,
 
     /// `output_directory` (default `output-NAME`), resolved against the working directory as
     /// Packer does.
@@ -146,8 +154,11 @@ impl Config {
         Self {
             name: name.to_owned(),
             template_dir,
-            iso_url,
+            iso_urls: vec![iso_url],
             iso_checksum,
+            iso_target_path: None,
+            iso_target_extension: "iso".into(),
+            iso_skip_cache: false,
             output_directory: PathBuf::from(format!("output-{name}")),
             vm_name: format!("packer-{name}"),
             disk_size: 40960 << 20,
