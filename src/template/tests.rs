@@ -420,3 +420,76 @@ fn one_problem_is_reported_once() {
         "no cascade of undeclared-variable or missing-option reports"
     );
 }
+
+/// The input options of issue 4: `iso_urls` in order, `file:` checksums beside the template,
+/// target path and extension, `iso_skip_cache` forcing `none`.
+#[test]
+fn input_options() {
+    let text = r#"
+source "qemu" "m" {
+  iso_urls             = ["isos/a.iso", "https://example.org/a.iso"]
+  iso_checksum         = "file:isos/SHA256SUMS"
+  iso_target_path      = "downloads"
+  iso_target_extension = ".QCOW2"
+  ssh_username         = "root"
+}
+build { sources = ["source.qemu.m"] }
+"#;
+    let dir = dir_with(&[("t.pkr.hcl", text)]);
+    let t = load(&dir.path().join("t.pkr.hcl"), &[]).expect("loads");
+    let root = std::path::absolute(dir.path()).expect("absolute");
+    let c = qemu_of(&t);
+    assert_eq!(
+        c.iso_urls,
+        [
+            root.join("isos/a.iso").to_string_lossy().into_owned(),
+            "https://example.org/a.iso".to_owned()
+        ]
+    );
+    assert_eq!(
+        c.iso_checksum,
+        Checksum::File {
+            url: root.join("isos/SHA256SUMS").to_string_lossy().into_owned()
+        }
+    );
+    assert_eq!(c.iso_target_path, Some(root.join("downloads")));
+    assert_eq!(c.iso_target_extension, "qcow2");
+
+    let t = load_text(
+        &MINIMAL.replace(
+            "iso_checksum = \"none\"",
+            &format!(
+                "iso_checksum = \"sha256:{}\"\n  iso_skip_cache = true",
+                "a".repeat(64)
+            ),
+        ),
+        &[],
+    )
+    .expect("loads");
+    assert!(qemu_of(&t).iso_skip_cache);
+    assert_eq!(qemu_of(&t).iso_checksum, Checksum::None, "as Packer");
+}
+
+#[test]
+fn iso_url_and_iso_urls_are_exclusive() {
+    let both = MINIMAL.replace(
+        "iso_checksum",
+        "iso_urls = [\"https://example.org/b.iso\"]\n  iso_checksum",
+    );
+    let e = errors(&both);
+    assert!(
+        e.contains("t.pkr.hcl:4:14: only one of `iso_url` or `iso_urls` must be specified"),
+        "{e}"
+    );
+    let neither = MINIMAL.replace("iso_url      = \"https://example.org/a.iso\"", "");
+    let e = errors(&neither);
+    assert!(
+        e.contains("missing required option `iso_url` (or `iso_urls`)"),
+        "{e}"
+    );
+    let empty = MINIMAL.replace(
+        "iso_url      = \"https://example.org/a.iso\"",
+        "iso_urls = []",
+    );
+    assert!(errors(&empty).contains("`iso_urls` is empty"));
+}
