@@ -16,6 +16,7 @@
 pub mod bootcmd;
 pub mod build;
 pub mod builder;
+pub mod cd;
 pub mod cli;
 pub mod communicator;
 pub mod download;

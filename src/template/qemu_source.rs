@@ -16,6 +16,8 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "iso_url", "iso_urls", "iso_checksum", "iso_target_path", "iso_target_extension",
     "iso_skip_cache", "output_directory", "vm_name", "disk_size", "format",
     "disk_interface", "disk_cache", "disk_discard", "skip_compaction", "disk_compression",
+    "disk_image", "use_backing_file", "skip_resize_disk", "disk_additional_size", "cd_files",
+    "cd_content", "cd_label",
     "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
     "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "communicator", "ssh_username",
@@ -31,10 +33,8 @@ pub(crate) const KNOWN: &[&str] = &[
     "boot_key_interval", "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
     "vnc_password", "qmp_enable", "qmp_socket_path", "cpu_model", "sockets", "cores", "threads",
     "vga", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
-    "disk_detect_zeroes", "disk_image", "use_backing_file", "skip_resize_disk",
-    "disk_additional_size", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
-    "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "cd_files",
-    "cd_content", "cd_label", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
+    "disk_detect_zeroes", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
+    "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "display", "use_default_display", "run_once", "ssh_host_port_min", "ssh_host_port_max",
     "skip_nat_mapping", "pause_before_connecting", "ssh_private_key_file",
     "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
@@ -179,6 +179,8 @@ pub(crate) fn source(
         c.skip_compaction = true;
         c.disk_compression = false;
     }
+    disk_image(o, &mut c, d);
+    cd(o, template_dir, &mut c, d);
 
     if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
         c.http_directory = Some(resolve(template_dir, Path::new(&s)));
@@ -248,6 +250,82 @@ pub(crate) fn source(
         c.shutdown_timeout = t;
     }
     c
+}
+
+/// `disk_image`, `use_backing_file`, `skip_resize_disk`, `disk_additional_size`.
+fn disk_image(o: &Options<'_>, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    if let Some(b) = o.bool("disk_image", d) {
+        c.disk_image = b;
+    }
+    if let Some(b) = o.bool("use_backing_file", d) {
+        c.use_backing_file = b;
+    }
+    if let Some(b) = o.bool("skip_resize_disk", d) {
+        c.skip_resize_disk = b;
+    }
+    if c.use_backing_file {
+        if !c.disk_image || c.format != DiskFormat::Qcow2 {
+            o.error(
+                "use_backing_file",
+                "`use_backing_file` can only be used with `disk_image = true` and `format = \"qcow2\"`",
+                d,
+            );
+        }
+        // As Packer: compaction would copy the backing image into the disk.
+        c.skip_compaction = true;
+    }
+    if c.skip_resize_disk && !c.disk_image {
+        o.error(
+            "skip_resize_disk",
+            "`skip_resize_disk` can only be used when `disk_image` is true",
+            d,
+        );
+    }
+    if let Some(sizes) = o.string_list("disk_additional_size", d) {
+        for s in sizes {
+            match parse_disk_size(&s) {
+                Ok(bytes) => c.disk_additional_size.push(bytes),
+                Err(m) => o.error("disk_additional_size", m, d),
+            }
+        }
+    }
+}
+
+/// `cd_files`, `cd_content`, `cd_label`.
+fn cd(o: &Options<'_>, template_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    if let Some(files) = o.string_list("cd_files", d) {
+        for f in files {
+            if f.contains(['*', '?', '[']) {
+                o.error(
+                    "cd_files",
+                    format!("glob patterns in `cd_files` (`{f}`) are not supported by kiln yet"),
+                    d,
+                );
+                continue;
+            }
+            c.cd_files.push(resolve(template_dir, Path::new(&f)));
+        }
+    }
+    if let Some(map) = o.string_map("cd_content", d) {
+        for (path, content) in map {
+            if path.is_empty()
+                || Path::new(&path)
+                    .components()
+                    .any(|p| !matches!(p, Component::Normal(_)))
+            {
+                o.error(
+                    "cd_content",
+                    format!("`{path}` must be a relative path inside the CD (no `..`)"),
+                    d,
+                );
+                continue;
+            }
+            c.cd_content.insert(path, content);
+        }
+    }
+    if let Some(label) = o.string("cd_label", d) {
+        c.cd_label = label;
+    }
 }
 
 fn ssh(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshConfig {

@@ -493,3 +493,48 @@ fn iso_url_and_iso_urls_are_exclusive() {
     );
     assert!(errors(&empty).contains("`iso_urls` is empty"));
 }
+
+/// `disk_image` and friends, the seed CD options, and their cross-field rules (as Packer's).
+#[test]
+fn disk_image_and_cd_options() {
+    let text = MINIMAL.replace(
+        "iso_checksum = \"none\"",
+        r##"iso_checksum = "none"
+  disk_image = true
+  use_backing_file = true
+  skip_resize_disk = true
+  disk_additional_size = ["1G", "512"]
+  cd_files = ["seed/extra.txt"]
+  cd_content = { "meta-data" = "instance-id: x", "user-data" = "#cloud-config" }
+  cd_label = "cidata""##,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let c = qemu_of(&t);
+    assert!(c.disk_image && c.use_backing_file && c.skip_resize_disk);
+    assert!(c.skip_compaction, "a backing file forces skip_compaction");
+    assert_eq!(c.disk_additional_size, [1 << 30, 512 << 20]);
+    assert!(
+        c.cd_files[0].ends_with("seed/extra.txt"),
+        "{:?}",
+        c.cd_files
+    );
+    assert_eq!(c.cd_content["meta-data"], "instance-id: x");
+    assert_eq!(c.cd_label, "cidata");
+
+    let e = errors(&MINIMAL.replace(
+        "iso_checksum = \"none\"",
+        "iso_checksum = \"none\"\n  use_backing_file = true\n  skip_resize_disk = true\n  cd_content = { \"../x\" = \"y\" }",
+    ));
+    assert!(
+        e.contains("`use_backing_file` can only be used with `disk_image = true`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`skip_resize_disk` can only be used when `disk_image` is true"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`../x` must be a relative path inside the CD"),
+        "{e}"
+    );
+}

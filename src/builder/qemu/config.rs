@@ -3,6 +3,7 @@
 //! Built from the template by `template` (which reports unknown options and type errors with
 //! their file:line); everything here is already validated, with Packer's defaults filled in.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -99,6 +100,23 @@ pub struct Config {
     pub skip_compaction: bool,
     /// `disk_compression` (default false).
     pub disk_compression: bool,
+    /// `disk_image`: the fetched file is a bootable disk image (qcow2, raw, …) that becomes
+    /// the build disk, rather than an installer ISO.
+    pub disk_image: bool,
+    /// `use_backing_file`: with `disk_image`, the build disk is a qcow2 overlay over the cached
+    /// image instead of a copy (forces `skip_compaction`).
+    pub use_backing_file: bool,
+    /// `skip_resize_disk`: with `disk_image`, keep the image's size instead of `disk_size`.
+    pub skip_resize_disk: bool,
+    /// `disk_additional_size`: sizes in bytes of extra blank disks `<vm_name>-1`, `-2`, …
+    pub disk_additional_size: Vec<u64>,
+
+    /// `cd_files`: files and directories (resolved) copied to the root of a second CD.
+    pub cd_files: Vec<PathBuf>,
+    /// `cd_content`: path on the CD → file content.
+    pub cd_content: BTreeMap<String, String>,
+    /// `cd_label` (default `packer`): the CD's volume ID, e.g. `cidata` for cloud-init.
+    pub cd_label: String,
 
     /// `http_directory`, resolved; `None` means no HTTP server.
     pub http_directory: Option<PathBuf>,
@@ -168,6 +186,13 @@ impl Config {
             disk_discard: "ignore".into(),
             skip_compaction: false,
             disk_compression: false,
+            disk_image: false,
+            use_backing_file: false,
+            skip_resize_disk: false,
+            disk_additional_size: Vec::new(),
+            cd_files: Vec::new(),
+            cd_content: BTreeMap::new(),
+            cd_label: "packer".into(),
             http_directory: None,
             http_port_min: 8000,
             http_port_max: 9000,
