@@ -340,6 +340,7 @@ pub async fn fetch(req: &Request<'_>) -> Result<Fetched, Error> {
     };
     let mut last = None;
     for url in req.urls {
+        req.ui.message(format!("Trying {url}"));
         let attempt = async {
             let source = parse_source(url)?;
             let expected = match &sums {

@@ -45,9 +45,6 @@ impl Step<BuildContext, Error> for DownloadIso {
             cfg.iso_target_path.as_ref(),
             &cfg.iso_target_extension,
         );
-        for url in &cfg.iso_urls {
-            ctx.ui.message(format!("Trying {url}"));
-        }
         let fetched = download::fetch(&download::Request {
             urls: &cfg.iso_urls,
             checksum: &cfg.iso_checksum,
