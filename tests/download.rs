@@ -386,3 +386,50 @@ fn two_kilns_share_one_cache() {
     assert!(clean.status.success(), "{}", describe(&clean));
     assert_eq!(files(&cache), Vec::<String>::new());
 }
+
+/// `kiln cache verify` hashes every entry again: a corrupted one fails the command and is
+/// removed, a good one passes; a partial download is listed as such.
+#[tokio::test]
+async fn cache_verify_finds_and_removes_a_corrupt_entry() {
+    let good = content(100_000);
+    let bad = content(90_000);
+    let server = FaultyServer::start(vec![
+        ("/good.iso", Route::file(&good, true)),
+        ("/bad.iso", Route::file(&bad, true)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    for (path, body) in [("/good.iso", &good), ("/bad.iso", &bad)] {
+        fetch_into(&cache, &[server.url(path)], &sum(body))
+            .await
+            .result
+            .unwrap();
+    }
+    std::fs::write(cache_file(&cache, &bad), b"bit rot").unwrap();
+    std::fs::write(cache.join("sha256-x.iso.part"), b"half").unwrap();
+
+    let list = kiln()
+        .env("KILN_CACHE_DIR", &cache)
+        .args(["cache", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("partial"),
+        "{}",
+        describe(&list)
+    );
+    let out = kiln()
+        .env("KILN_CACHE_DIR", &cache)
+        .args(["cache", "verify"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("ok  {}", cache_file(&cache, &good).display())),
+        "{text}"
+    );
+    assert!(text.contains("MISMATCH, removed"), "{text}");
+    assert!(!cache_file(&cache, &bad).exists());
+    assert!(cache_file(&cache, &good).exists());
+}
