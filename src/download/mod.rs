@@ -39,6 +39,8 @@ const MAX_REDIRECTS: usize = 10;
 const MAX_SUMS_BYTES: usize = 16 << 20;
 /// Network chunks are gathered into writes of this size for the writer thread.
 const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes written between two background flushes of a download to disk.
+const FLUSH_EVERY: usize = 64 << 20;
 /// Writes in flight between the network task and the writer thread.
 const WRITE_QUEUE: usize = 8;
 
@@ -662,6 +664,38 @@ impl Sink {
     }
 }
 
+/// Starts flushing the `.part` file to disk on a helper thread every [`FLUSH_EVERY`] bytes,
+/// while writing goes on: the disk works during the transfer, so the `fsync` before the
+/// verified file is renamed into place has little left to do.
+#[derive(Default)]
+struct Flusher {
+    since: usize,
+    running: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Flusher {
+    fn wrote(&mut self, file: &std::fs::File, n: usize) -> io::Result<()> {
+        self.since += n;
+        if self.since < FLUSH_EVERY || self.running.as_ref().is_some_and(|t| !t.is_finished()) {
+            return Ok(());
+        }
+        self.finish()?;
+        self.since = 0;
+        let file = file.try_clone()?;
+        self.running = Some(std::thread::spawn(move || file.sync_data()));
+        Ok(())
+    }
+
+    /// Waits for the flush in progress.
+    fn finish(&mut self) -> io::Result<()> {
+        match self.running.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the flushing thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How one HTTP try ended.
 enum Outcome {
     /// The whole body is in the sink.
@@ -924,14 +958,19 @@ async fn try_once(
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     let writer = tokio::task::spawn_blocking(move || {
+        let mut flusher = Flusher::default();
         while let Some(chunk) = rx.blocking_recv() {
             if let Err(e) = sink.file.write_all(&chunk) {
                 return (sink, Err(e));
             }
             sink.hasher.update(&chunk);
             sink.offset += chunk.len() as u64;
+            if let Err(e) = flusher.wrote(&sink.file, chunk.len()) {
+                return (sink, Err(e));
+            }
         }
-        (sink, Ok(()))
+        let done = flusher.finish();
+        (sink, done)
     });
     let mut received = 0u64;
     let mut body_err = None;
