@@ -80,12 +80,50 @@ pub fn hash_reader(reader: &mut impl Read, hasher: &mut Hasher) -> io::Result<u6
     }
 }
 
-/// The hex digest of the file at `path` (blocking).
+/// Buffers in flight between the reading and the hashing thread of [`hash_file`].
+const READ_AHEAD: usize = 4;
+
+/// The hex digest of the file at `path` (blocking). A helper thread reads ahead while this one
+/// hashes, so the hash runs at the hasher's speed rather than hasher plus reads.
 pub fn hash_file(path: &Path, algo: HashAlgo) -> io::Result<String> {
     let mut file = std::fs::File::open(path)?;
+    let (full_tx, full_rx) =
+        std::sync::mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(READ_AHEAD);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..READ_AHEAD {
+        let _ = empty_tx.send(vec![0u8; READ_BUF]);
+    }
+    let reader = std::thread::spawn(move || {
+        while let Ok(mut buf) = empty_rx.recv() {
+            let n = loop {
+                match file.read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            let done = !matches!(n, Ok(n) if n > 0);
+            if full_tx.send(n.map(|n| (buf, n))).is_err() || done {
+                return;
+            }
+        }
+    });
     let mut hasher = Hasher::new(algo);
-    hash_reader(&mut file, &mut hasher)?;
-    Ok(hasher.finalize_hex())
+    let result = loop {
+        match full_rx.recv() {
+            Ok(Ok((buf, n))) if n > 0 => {
+                hasher.update(&buf[..n]);
+                // The reader may have stopped already; then the buffer is simply dropped.
+                let _ = empty_tx.send(buf);
+            }
+            Ok(Ok(_)) => break Ok(()),
+            Ok(Err(e)) => break Err(e),
+            Err(_) => break Err(io::Error::other("the reading thread stopped")),
+        }
+    };
+    drop(empty_tx);
+    drop(full_rx);
+    let _ = reader.join();
+    result.map(|()| hasher.finalize_hex())
 }
 
 #[cfg(test)]
@@ -111,5 +149,23 @@ mod tests {
         let mut h = Hasher::new(HashAlgo::Sha512);
         h.update(b"abc");
         assert!(h.finalize_hex().starts_with("ddaf35a193617aba"), "sha512");
+    }
+
+    #[test]
+    fn hash_file_matches_hashing_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, READ_BUF, 3 * READ_BUF + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, &data).unwrap();
+            let mut h = Hasher::new(HashAlgo::Sha256);
+            h.update(&data);
+            assert_eq!(
+                hash_file(&path, HashAlgo::Sha256).unwrap(),
+                h.finalize_hex(),
+                "{len} bytes"
+            );
+        }
+        assert!(hash_file(&dir.path().join("missing"), HashAlgo::Md5).is_err());
     }
 }

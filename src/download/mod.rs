@@ -18,7 +18,7 @@ use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE, RANGE};
 use reqwest::{StatusCode, Url};
 use tokio_util::sync::CancellationToken;
@@ -37,11 +37,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_REDIRECTS: usize = 10;
 /// Largest checksum file kiln reads.
 const MAX_SUMS_BYTES: usize = 16 << 20;
-/// Network chunks are gathered into writes of this size for the writer thread.
+/// Network chunks are passed to the writer thread in batches of about this many bytes.
 const WRITE_CHUNK: usize = 1 << 20;
 /// Bytes written between two background flushes of a download to disk.
 const FLUSH_EVERY: usize = 64 << 20;
-/// Writes in flight between the network task and the writer thread.
+/// Most network chunks in one batch (well under the kernel's `writev` limit of 1024).
+const BATCH_PIECES: usize = 256;
+/// Batches in flight between the network task and the writer thread.
 const WRITE_QUEUE: usize = 8;
 
 /// Why an input could not be fetched.
@@ -696,6 +698,21 @@ impl Flusher {
     }
 }
 
+/// Writes every chunk of `batch`, in order, with as few `writev` calls as the kernel allows.
+fn write_batch(file: &mut std::fs::File, batch: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// How one HTTP try ended.
 enum Outcome {
     /// The whole body is in the sink.
@@ -956,16 +973,22 @@ async fn try_once(
     p.set_position(sink.offset);
     let base = sink.offset;
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+    // Network chunks are passed on in batches (without copying) and written with one
+    // `writev` per batch.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
     let writer = tokio::task::spawn_blocking(move || {
         let mut flusher = Flusher::default();
-        while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = sink.file.write_all(&chunk) {
+        while let Some(batch) = rx.blocking_recv() {
+            if let Err(e) = write_batch(&mut sink.file, &batch) {
                 return (sink, Err(e));
             }
-            sink.hasher.update(&chunk);
-            sink.offset += chunk.len() as u64;
-            if let Err(e) = flusher.wrote(&sink.file, chunk.len()) {
+            let mut n = 0;
+            for chunk in &batch {
+                sink.hasher.update(chunk);
+                n += chunk.len();
+            }
+            sink.offset += n as u64;
+            if let Err(e) = flusher.wrote(&sink.file, n) {
                 return (sink, Err(e));
             }
         }
@@ -975,24 +998,22 @@ async fn try_once(
     let mut received = 0u64;
     let mut body_err = None;
     let mut stream = resp;
-    let mut pending = BytesMut::new();
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
     loop {
         match stream.chunk().await {
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
                 p.set_position(base + received);
-                // Small network reads are gathered so the writer makes few large writes.
-                if pending.is_empty() && chunk.len() >= WRITE_CHUNK {
-                    if tx.send(chunk).await.is_err() {
-                        break;
-                    }
-                } else {
-                    pending.extend_from_slice(&chunk);
-                    if pending.len() >= WRITE_CHUNK
-                        && tx.send(pending.split().freeze()).await.is_err()
-                    {
-                        break;
-                    }
+                batch_bytes += chunk.len();
+                batch.push(chunk);
+                if (batch_bytes >= WRITE_CHUNK || batch.len() >= BATCH_PIECES)
+                    && tx.send(std::mem::take(&mut batch)).await.is_err()
+                {
+                    break;
+                }
+                if batch.is_empty() {
+                    batch_bytes = 0;
                 }
             }
             Ok(None) => break,
@@ -1005,8 +1026,8 @@ async fn try_once(
             }
         }
     }
-    if !pending.is_empty() {
-        let _ = tx.send(pending.freeze()).await;
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
     }
     drop(tx);
     let (sink, written) = writer.await.map_err(|source| Error::WriteTask {
