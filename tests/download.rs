@@ -433,3 +433,33 @@ async fn cache_verify_finds_and_removes_a_corrupt_entry() {
     assert!(!cache_file(&cache, &bad).exists());
     assert!(cache_file(&cache, &good).exists());
 }
+
+/// `iso_skip_cache`: the first URL whose server answers `HEAD` with `Accept-Ranges: bytes` is
+/// handed to QEMU; without one, the error says why.
+#[tokio::test]
+async fn skip_cache_picks_a_url_with_byte_ranges() {
+    let body = content(1000);
+    let server = FaultyServer::start(vec![
+        ("/plain.iso", Route::file(&body, false)),
+        ("/ranged.iso", Route::file(&body, true)),
+    ]);
+    let (ui, lines) = Ui::memory();
+    let urls = [
+        server.url("/missing.iso"),
+        server.url("/plain.iso"),
+        server.url("/ranged.iso"),
+    ];
+    let got = download::probe_byte_serving(&urls, &ui).await.unwrap();
+    assert_eq!(got, urls[2]);
+    assert_eq!(
+        lines.lock().unwrap().len(),
+        2,
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert!(server.requests().iter().all(|r| r.method == "HEAD"));
+    let err = download::probe_byte_serving(&urls[..2], &ui)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoByteServing), "{err:?}");
+}
