@@ -126,6 +126,7 @@ async fn run_cache(
                     cache::EntryKind::Verified { algo, .. } => format!("verified {algo}"),
                     cache::EntryKind::Unverified => "no checksum".to_owned(),
                     cache::EntryKind::Partial => "partial".to_owned(),
+                    cache::EntryKind::ChecksumFile => "checksum file".to_owned(),
                 };
                 ui.raw(
                     false,

@@ -463,3 +463,38 @@ async fn skip_cache_picks_a_url_with_byte_ranges() {
         .unwrap_err();
     assert!(matches!(err, Error::NoByteServing), "{err:?}");
 }
+
+/// Offline rebuilds: with `iso_checksum = "file:URL"` and the ISO cached, a checksum file that
+/// cannot be fetched any more falls back to the copy kept in the cache (with a warning).
+#[tokio::test]
+async fn offline_rebuild_uses_the_cached_checksum_file() {
+    let body = content(60_000);
+    let sums = format!("{}  d.iso\n", sha256(&body));
+    let server = FaultyServer::start(vec![
+        ("/d.iso", Route::file(&body, true)),
+        ("/SHA256SUMS", Route::file(sums.as_bytes(), false)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let checksum = parse_checksum(&format!("file:{}", server.url("/SHA256SUMS"))).unwrap();
+    let urls = [server.url("/d.iso")];
+    let first = fetch_into(dir.path(), &urls, &checksum)
+        .await
+        .result
+        .unwrap();
+    assert_eq!(first.origin, Origin::Downloaded);
+    drop(server); // offline from here on
+
+    let run = fetch_into(dir.path(), &urls, &checksum).await;
+    let again = run.result.unwrap();
+    assert_eq!(
+        (again.path, again.origin),
+        (first.path, Origin::Cached { rehashed: false })
+    );
+    assert!(
+        run.lines
+            .iter()
+            .any(|l| l.contains("warning") && l.contains("copy kept in the cache")),
+        "{:?}",
+        run.lines
+    );
+}

@@ -10,7 +10,8 @@
 //! - `<name>.verified`: the size and modification time the file had when it was last hashed.
 //!   While they still match, a cache hit is used without hashing the whole ISO again.
 //!
-//! Downloads without a checksum are stored as `url-<sha256 of the URL>.<ext>`.
+//! Downloads without a checksum are stored as `url-<sha256 of the URL>.<ext>`, and the last
+//! copy of each remote `file:` checksum file as `sums-<sha256 of its URL>.txt`.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -142,6 +143,8 @@ pub enum EntryKind {
     Unverified,
     /// An interrupted download (`.part`), resumed by the next fetch.
     Partial,
+    /// The last copy of a remote checksum file (`sums-…`), used when it cannot be fetched.
+    ChecksumFile,
 }
 
 /// One file of the cache, as `kiln cache list` shows it.
@@ -163,6 +166,9 @@ fn classify(name: &str) -> Option<EntryKind> {
     let stem = name.split('.').next()?;
     if stem.starts_with("url-") {
         return Some(EntryKind::Unverified);
+    }
+    if stem.starts_with("sums-") {
+        return Some(EntryKind::ChecksumFile);
     }
     let (algo, hex) = stem.split_once('-')?;
     let algo = HashAlgo::from_name(algo)?;
@@ -310,6 +316,7 @@ mod tests {
             (format!("sha256-{hex}.iso.lock"), None),
             (format!("sha256-{hex}.iso.verified"), None),
             (format!("url-{hex}.qcow2"), Some(EntryKind::Unverified)),
+            (format!("sums-{hex}.txt"), Some(EntryKind::ChecksumFile)),
             ("md5-abc.iso".to_owned(), None),
             ("notes.txt".to_owned(), None),
         ];

@@ -339,7 +339,7 @@ fn client() -> Result<reqwest::Client, Error> {
 /// returns the verified file.
 pub async fn fetch(req: &Request<'_>) -> Result<Fetched, Error> {
     let sums = match req.checksum {
-        Checksum::File { url } => Some((url.as_str(), fetch_text(url, req.cancel).await?)),
+        Checksum::File { url } => Some((url.as_str(), checksum_file(req, url).await?)),
         _ => None,
     };
     let mut last = None;
@@ -576,6 +576,47 @@ pub async fn verify_cache(dir: &Path) -> Result<Vec<(cache::Entry, bool)>, Error
         out.push((entry, good));
     }
     Ok(out)
+}
+
+/// The text of the checksum file at `url`. A remote one is kept in the cache directory
+/// (`sums-<sha256 of the URL>.txt`); when it cannot be fetched (say, offline), that copy is
+/// used, with a warning, so a cached ISO still builds without network.
+async fn checksum_file(req: &Request<'_>, url: &str) -> Result<String, Error> {
+    let remote = matches!(parse_source(url)?, Source::Remote(_));
+    let copy = match (&req.target, remote) {
+        (Target::Cache { dir, .. }, true) => Some(dir.join(sums_copy_name(url))),
+        _ => None,
+    };
+    match fetch_text(url, req.cancel).await {
+        Ok(text) => {
+            if let Some(copy) = &copy {
+                let saved = std::fs::create_dir_all(copy.parent().unwrap_or(Path::new(".")))
+                    .and_then(|()| std::fs::write(copy, &text));
+                if let Err(e) = saved {
+                    tracing::warn!(path = %copy.display(), error = %e, "cannot keep a copy of the checksum file");
+                }
+            }
+            Ok(text)
+        }
+        Err(e) if e.is_transient() => match copy.as_ref().map(std::fs::read_to_string) {
+            Some(Ok(text)) => {
+                req.ui.warn(format!(
+                    "Could not fetch checksum file `{url}` ({}); using the copy kept in the cache",
+                    chain(&e)
+                ));
+                Ok(text)
+            }
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// File name of the cached copy of the checksum file at `url`.
+fn sums_copy_name(url: &str) -> String {
+    let mut h = Hasher::new(HashAlgo::Sha256);
+    h.update(url.as_bytes());
+    format!("sums-{}.txt", h.finalize_hex())
 }
 
 /// Reads a checksum file from a URL or a path.
