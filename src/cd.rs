@@ -21,9 +21,16 @@ pub enum Error {
         "Cannot find `xorriso`, `genisoimage` or `mkisofs` to build the CD (hint: apt-get install -y xorriso)"
     )]
     NoTool,
-    /// A `cd_files` entry does not exist.
+    /// A `cd_files` entry does not exist (or a pattern matches nothing).
     #[error("`cd_files` entry `{}` does not exist", path.display())]
     MissingFile { path: PathBuf },
+    /// A `cd_files` glob pattern is malformed.
+    #[error("`cd_files` pattern `{pattern}` is invalid")]
+    Pattern {
+        pattern: String,
+        #[source]
+        source: glob::PatternError,
+    },
     /// Copying or writing into the staging directory failed.
     #[error("Cannot stage `{}` for the CD", path.display())]
     Stage {

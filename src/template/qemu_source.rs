@@ -294,17 +294,12 @@ fn disk_image(o: &Options<'_>, c: &mut Config, d: &mut Vec<Diagnostic>) {
 /// `cd_files`, `cd_content`, `cd_label`.
 fn cd(o: &Options<'_>, template_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
     if let Some(files) = o.string_list("cd_files", d) {
-        for f in files {
-            if f.contains(['*', '?', '[']) {
-                o.error(
-                    "cd_files",
-                    format!("glob patterns in `cd_files` (`{f}`) are not supported by kiln yet"),
-                    d,
-                );
-                continue;
-            }
-            c.cd_files.push(resolve(template_dir, Path::new(&f)));
-        }
+        // Paths and glob patterns alike are relative to the template; patterns are expanded
+        // when the CD is made.
+        c.cd_files = files
+            .iter()
+            .map(|f| resolve(template_dir, Path::new(f)))
+            .collect();
     }
     if let Some(map) = o.string_map("cd_content", d) {
         for (path, content) in map {

@@ -111,7 +111,8 @@ pub struct Config {
     /// `disk_additional_size`: sizes in bytes of extra blank disks `<vm_name>-1`, `-2`, …
     pub disk_additional_size: Vec<u64>,
 
-    /// `cd_files`: files and directories (resolved) copied to the root of a second CD.
+    /// `cd_files`: files, directories and glob patterns (resolved) copied to the root of a
+    /// second CD.
     pub cd_files: Vec<PathBuf>,
     /// `cd_content`: path on the CD → file content.
     pub cd_content: BTreeMap<String, String>,
