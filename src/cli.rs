@@ -24,8 +24,35 @@ pub enum Command {
     Build(BuildArgs),
     /// Check a template and report every problem in it.
     Validate(ValidateArgs),
+    /// Inspect, check or clear the ISO cache (`KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Print kiln's version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List the cached files: verified downloads (by digest), unverified ones, partial ones.
+    List,
+    /// Remove every cached file that no running build is using.
+    Clean,
+    /// Hash every verified file again; remove those that no longer match.
+    Verify,
+    /// Download a file into the cache, as a build would (e.g. before going offline).
+    Fetch {
+        /// The checksum, in any `iso_checksum` form (`sha256:HEX`, `file:URL`, `none`, …).
+        #[arg(long)]
+        checksum: String,
+        /// Extension of the cached file (`iso_target_extension`).
+        #[arg(long, default_value = "iso")]
+        extension: String,
+        /// URLs or paths, tried in order.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,6 +173,24 @@ mod tests {
                 "kiln", "build", "--var", "-x=1", "-v", "--force", "--", "-force"
             ]
         );
+    }
+
+    #[test]
+    fn cache_fetch_takes_urls_in_order() {
+        let cli = parse(&["kiln", "cache", "fetch", "--checksum", "none", "a", "b"]);
+        let Command::Cache {
+            action:
+                CacheAction::Fetch {
+                    checksum,
+                    extension,
+                    urls,
+                },
+        } = cli.command
+        else {
+            panic!("not cache fetch")
+        };
+        assert_eq!((checksum.as_str(), extension.as_str()), ("none", "iso"));
+        assert_eq!(urls, ["a", "b"]);
     }
 
     #[test]

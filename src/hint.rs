@@ -21,12 +21,18 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
             _ => None,
         };
     }
-    if let Some(crate::download::Error::ChecksumMismatch { .. }) =
-        err.downcast_ref::<crate::download::Error>()
-    {
-        return Some(
-            "the file changed or `iso_checksum` is wrong; check the checksum published next to the ISO".into(),
-        );
+    match err.downcast_ref::<crate::download::Error>() {
+        Some(crate::download::Error::ChecksumMismatch { .. }) => {
+            return Some(
+                "the file changed or `iso_checksum` is wrong; check the checksum published next to the ISO".into(),
+            );
+        }
+        Some(crate::download::Error::NoChecksumFor { .. }) => {
+            return Some(
+                "a checksum file lists files by name: check that the name at the end of `iso_url` appears in it".into(),
+            );
+        }
+        _ => {}
     }
     None
 }

@@ -5,7 +5,8 @@
 //!
 //! 1. [`template`] loads `*.pkr.hcl` files into typed configurations (all errors at once).
 //! 2. [`builder::qemu`] runs the build as a literal list of steps ([`step`] is the runner):
-//!    download the ISO ([`download`]), create the disk ([`qemu_img`]), serve `http_directory`
+//!    fetch and verify the ISO or disk image into a content-addressed cache ([`download`]),
+//!    build the `cd_files` CD ([`cd`]), create the disks ([`qemu_img`]), serve `http_directory`
 //!    ([`http_server`]), start QEMU with a QMP socket ([`builder::qemu::qmp`]), type the
 //!    `boot_command` ([`bootcmd`]), wait for SSH ([`communicator`]), run the provisioners
 //!    ([`provisioner`]), shut down, compact the disk.
@@ -18,6 +19,7 @@ pub mod archive;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;
+pub mod cd;
 pub mod cli;
 pub mod communicator;
 pub mod download;

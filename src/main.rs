@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use kiln::cli::{Cli, Command};
+use kiln::cli::{CacheAction, Cli, Command};
 use kiln::ui::Ui;
 
 fn main() -> ExitCode {
@@ -63,6 +63,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             ui.raw(false, format!("kiln {}", env!("CARGO_PKG_VERSION")));
             Ok(())
         }
+        Command::Cache { action } => run_cache(action, ui).await,
         Command::Validate(args) => {
             kiln::template::load(&args.template, &args.vars)?;
             ui.raw(false, "The configuration is valid.");
@@ -102,6 +103,87 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             Ok(())
         }
     }
+}
+
+/// `kiln cache list|clean|verify|fetch`.
+async fn run_cache(
+    action: CacheAction,
+    ui: &Ui,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use kiln::download::{self, cache};
+    let dir = download::default_cache_dir();
+    match action {
+        CacheAction::List => {
+            let entries = cache::list(&dir)?;
+            if entries.is_empty() {
+                ui.raw(false, format!("The cache `{}` is empty.", dir.display()));
+            }
+            for e in entries {
+                let kind = match &e.kind {
+                    cache::EntryKind::Verified { algo, .. } => format!("verified {algo}"),
+                    cache::EntryKind::Unverified => "no checksum".to_owned(),
+                    cache::EntryKind::Partial => "partial".to_owned(),
+                    cache::EntryKind::ChecksumFile => "checksum file".to_owned(),
+                };
+                ui.raw(
+                    false,
+                    format!("{:>14}  {kind:<15}  {}", e.size, e.path.display()),
+                );
+            }
+        }
+        CacheAction::Clean => {
+            let done = cache::clean(&dir)?;
+            for p in &done.busy {
+                ui.raw(
+                    true,
+                    format!("skipped `{}`: in use by a build", p.display()),
+                );
+            }
+            ui.raw(
+                false,
+                format!(
+                    "Removed {} files ({} bytes) from `{}`.",
+                    done.removed.len(),
+                    done.bytes,
+                    dir.display()
+                ),
+            );
+        }
+        CacheAction::Verify => {
+            let results = download::verify_cache(&dir).await?;
+            let bad = results.iter().filter(|(_, good)| !good).count();
+            for (e, good) in &results {
+                let state = if *good { "ok" } else { "MISMATCH, removed" };
+                ui.raw(false, format!("{state}  {}", e.path.display()));
+            }
+            if bad > 0 {
+                return Err(format!("{bad} cached files did not match their checksum").into());
+            }
+        }
+        CacheAction::Fetch {
+            checksum,
+            extension,
+            urls,
+        } => {
+            let checksum = kiln::types::parse_checksum(&checksum)?;
+            let cancel = CancellationToken::new();
+            spawn_signal_handler(cancel.clone(), ui.clone());
+            let fetched = download::fetch(&download::Request {
+                urls: &urls,
+                checksum: &checksum,
+                target: download::Target::Cache {
+                    dir,
+                    ext: extension.to_ascii_lowercase(),
+                },
+                retry: download::Retry::default(),
+                ui,
+                cancel: &cancel,
+            })
+            .await?;
+            ui.raw(false, fetched.path.display().to_string());
+        }
+    }
+    Ok(())
 }
 
 /// First SIGINT/SIGTERM cancels the build (its cleanups still run); a second one is left to

@@ -1,4 +1,5 @@
-//! `qemu-img`: creating the build disk, compacting it at the end, and reading its size.
+//! `qemu-img`: creating the build disk (blank, or over a `disk_image` as backing file),
+//! copying and resizing a `disk_image`, compacting at the end, and reading sizes.
 //!
 //! The argv builders are pure and table-tested; the runners add deadlines, turn a missing
 //! `qemu-img` into an install hint and put qemu-img's own stderr into the error.
@@ -41,6 +42,9 @@ pub enum Error {
     /// `qemu-img create` failed.
     #[error("Cannot create disk image {}: {stderr}", path.display())]
     Create { path: PathBuf, stderr: String },
+    /// `qemu-img resize` failed.
+    #[error("Cannot resize disk image {}: {stderr}", path.display())]
+    Resize { path: PathBuf, stderr: String },
     /// `qemu-img convert` failed.
     #[error("Cannot convert disk image {} to {}: {stderr}", src.display(), dst.display())]
     Convert {
@@ -96,6 +100,40 @@ pub fn create_args(format: DiskFormat, path: &Path, size_bytes: u64) -> Vec<Stri
     ]
 }
 
+/// `create -f qcow2 -b BACKING -F BACKING_FMT PATH [SIZE]`: a qcow2 overlay whose unwritten
+/// blocks read from `backing` (`use_backing_file`). Without a size it inherits the backing
+/// image's.
+pub fn create_backed_args(
+    path: &Path,
+    backing: &Path,
+    backing_format: &str,
+    size_bytes: Option<u64>,
+) -> Vec<String> {
+    let mut a = vec![
+        "create".into(),
+        "-f".into(),
+        "qcow2".into(),
+        "-b".into(),
+        os(backing),
+        "-F".into(),
+        backing_format.into(),
+        os(path),
+    ];
+    a.extend(size_bytes.map(|s| s.to_string()));
+    a
+}
+
+/// `resize -f FMT PATH SIZE` (size in bytes).
+pub fn resize_args(format: DiskFormat, path: &Path, size_bytes: u64) -> Vec<String> {
+    vec![
+        "resize".into(),
+        "-f".into(),
+        format.as_str().into(),
+        os(path),
+        size_bytes.to_string(),
+    ]
+}
+
 /// `convert [-c] -O FMT SRC DST` (`-c`: qcow2 internal compression).
 pub fn convert_args(format: DiskFormat, compress: bool, src: &Path, dst: &Path) -> Vec<String> {
     let mut a = vec!["convert".to_owned()];
@@ -128,6 +166,37 @@ pub async fn create(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<
     .await?;
     if !out.status.success() {
         return Err(Error::Create {
+            path: path.to_owned(),
+            stderr: stderr_of(&out),
+        });
+    }
+    Ok(())
+}
+
+/// Creates a qcow2 overlay at `path` over `backing` (whose format is `backing_format`).
+pub async fn create_backed(
+    path: &Path,
+    backing: &Path,
+    backing_format: &str,
+    size_bytes: Option<u64>,
+) -> Result<(), Error> {
+    let args = create_backed_args(path, backing, backing_format, size_bytes);
+    let out = run(QEMU_IMG, "create", &args, path, QUICK_TIMEOUT).await?;
+    if !out.status.success() {
+        return Err(Error::Create {
+            path: path.to_owned(),
+            stderr: stderr_of(&out),
+        });
+    }
+    Ok(())
+}
+
+/// Grows (or, if qemu-img agrees, sets) the virtual size of the image at `path`.
+pub async fn resize(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<(), Error> {
+    let args = resize_args(format, path, size_bytes);
+    let out = run(QEMU_IMG, "resize", &args, path, QUICK_TIMEOUT).await?;
+    if !out.status.success() {
+        return Err(Error::Resize {
             path: path.to_owned(),
             stderr: stderr_of(&out),
         });
@@ -238,6 +307,12 @@ mod tests {
                 &["convert", "-O", "qcow2", "/o/disk", "/o/disk.convert"]),
             ("convert with compression: -c before -O", convert_args(DiskFormat::Qcow2, true, a, b),
                 &["convert", "-c", "-O", "qcow2", "/o/disk", "/o/disk.convert"]),
+            ("overlay over a disk image, with a size", create_backed_args(a, Path::new("/c/img"), "raw", Some(1 << 30)),
+                &["create", "-f", "qcow2", "-b", "/c/img", "-F", "raw", "/o/disk", "1073741824"]),
+            ("overlay without a size inherits the backing size", create_backed_args(a, Path::new("/c/img"), "qcow2", None),
+                &["create", "-f", "qcow2", "-b", "/c/img", "-F", "qcow2", "/o/disk"]),
+            ("resize to bytes", resize_args(DiskFormat::Qcow2, a, 2 << 30),
+                &["resize", "-f", "qcow2", "/o/disk", "2147483648"]),
             ("info as JSON", info_args(a),
                 &["info", "--output=json", "/o/disk"]),
         ];
@@ -297,6 +372,28 @@ mod tests {
             .await
             .expect("convert to raw");
         assert_eq!(super::info(&raw).await.expect("info").format, "raw");
+    }
+
+    #[tokio::test]
+    async fn overlay_and_resize_with_real_qemu_img() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("base.raw");
+        create(DiskFormat::Raw, &base, 16 << 20)
+            .await
+            .expect("base");
+        let top = dir.path().join("top");
+        create_backed(&top, &base, "raw", None)
+            .await
+            .expect("overlay");
+        assert_eq!(info(&top).await.expect("info").virtual_size, 16 << 20);
+        resize(DiskFormat::Qcow2, &top, 32 << 20)
+            .await
+            .expect("resize");
+        assert_eq!(info(&top).await.expect("info").virtual_size, 32 << 20);
+        let err = resize(DiskFormat::Qcow2, &top, 1 << 20)
+            .await
+            .expect_err("shrinking needs --shrink");
+        assert!(matches!(err, Error::Resize { .. }), "{err}");
     }
 
     #[tokio::test]

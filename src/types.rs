@@ -92,16 +92,59 @@ pub fn parse_disk_size(s: &str) -> Result<u64, String> {
 }
 
 /// A hash algorithm named by an `iso_checksum`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HashAlgo {
+    Md5,
+    Sha1,
     Sha256,
+    Sha512,
+}
+
+impl HashAlgo {
+    /// Every algorithm, by its name in templates and checksum files.
+    pub const ALL: [HashAlgo; 4] = [
+        HashAlgo::Md5,
+        HashAlgo::Sha1,
+        HashAlgo::Sha256,
+        HashAlgo::Sha512,
+    ];
+
+    /// The lowercase name (`sha256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgo::Md5 => "md5",
+            HashAlgo::Sha1 => "sha1",
+            HashAlgo::Sha256 => "sha256",
+            HashAlgo::Sha512 => "sha512",
+        }
+    }
+
+    /// The algorithm called `name` (any case, as in `SHA256 (f) = …`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Length of a digest in hex digits.
+    pub fn hex_len(self) -> usize {
+        match self {
+            HashAlgo::Md5 => 32,
+            HashAlgo::Sha1 => 40,
+            HashAlgo::Sha256 => 64,
+            HashAlgo::Sha512 => 128,
+        }
+    }
+
+    /// The algorithm whose digests have `len` hex digits (Packer infers bare hex this way).
+    pub fn from_hex_len(len: usize) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.hex_len() == len)
+    }
 }
 
 impl fmt::Display for HashAlgo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HashAlgo::Sha256 => f.write_str("sha256"),
-        }
+        f.write_str(self.name())
     }
 }
 
@@ -112,6 +155,9 @@ pub enum Checksum {
     None,
     /// An algorithm and its lowercase hex digest.
     Digest { algo: HashAlgo, hex: String },
+    /// `file:URL-or-path`: a checksum file (GNU or BSD lines, maybe clearsigned) that lists the
+    /// ISO by file name; fetched and read when the build starts.
+    File { url: String },
 }
 
 impl fmt::Display for Checksum {
@@ -119,42 +165,69 @@ impl fmt::Display for Checksum {
         match self {
             Checksum::None => f.write_str("none"),
             Checksum::Digest { algo, hex } => write!(f, "{algo}:{hex}"),
+            Checksum::File { url } => write!(f, "file:{url}"),
         }
     }
 }
 
-/// Parses an `iso_checksum`: `sha256:HEX`, bare 64-digit hex, or `none`.
-pub fn parse_checksum(s: &str) -> Result<Checksum, String> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(Checksum::None);
-    }
-    if s.is_empty() {
-        return Err("a checksum must be specified (`sha256:HEX` or `none`)".into());
-    }
+/// Parses a digest with an optional `algo:` prefix (`sha256:HEX`, `md5:HEX`, bare hex whose
+/// length names the algorithm).
+pub fn parse_digest(s: &str) -> Result<Checksum, String> {
     let (algo, hex) = match s.split_once(':') {
-        Some((a, h)) if a.eq_ignore_ascii_case("sha256") => (HashAlgo::Sha256, h),
-        Some((a, _)) => {
-            return Err(format!(
-                "unsupported checksum type `{a}` (supported here: `sha256`, `none`)"
-            ));
-        }
-        None if s.len() == 64 => (HashAlgo::Sha256, s),
-        None => {
-            return Err(format!(
-                "unknown checksum `{s}` (expected `sha256:` followed by 64 hex digits)"
-            ));
-        }
+        Some((a, h)) => match HashAlgo::from_name(a) {
+            Some(algo) => (algo, h),
+            None => {
+                return Err(format!(
+                    "unsupported checksum type `{a}` (supported: `md5`, `sha1`, `sha256`, \
+                     `sha512`, `file:`, `none`)"
+                ));
+            }
+        },
+        None => match HashAlgo::from_hex_len(s.len()) {
+            Some(algo) if s.chars().all(|c| c.is_ascii_hexdigit()) => (algo, s),
+            _ => {
+                return Err(format!(
+                    "unknown type for checksum `{s}` (expected `TYPE:HEX`, hex of 32, 40, 64 \
+                     or 128 digits, `file:URL` or `none`)"
+                ));
+            }
+        },
     };
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if hex.len() != algo.hex_len() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!(
-            "`{hex}` is not a sha256 digest (expected 64 hex digits)"
+            "`{hex}` is not a {algo} digest (expected {} hex digits)",
+            algo.hex_len()
         ));
     }
     Ok(Checksum::Digest {
         algo,
         hex: hex.to_ascii_lowercase(),
     })
+}
+
+/// Parses an `iso_checksum`: `none`, `file:URL-or-path`, `TYPE:HEX` (md5, sha1, sha256,
+/// sha512; any case) or bare hex.
+pub fn parse_checksum(s: &str) -> Result<Checksum, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Checksum::None);
+    }
+    if s.is_empty() {
+        return Err("a checksum must be specified (`sha256:HEX`, `file:URL` or `none`)".into());
+    }
+    if s.to_ascii_lowercase().ends_with(".iso") {
+        return Err(format!(
+            "`{s}` looks like an ISO, not a checksum (did you mean `file:` followed by a \
+             checksum file?)"
+        ));
+    }
+    if let Some(url) = s.strip_prefix("file:") {
+        if url.is_empty() {
+            return Err("`file:` must be followed by the URL or path of a checksum file".into());
+        }
+        return Ok(Checksum::File { url: url.into() });
+    }
+    parse_digest(s)
 }
 
 #[cfg(test)]
@@ -197,21 +270,89 @@ mod tests {
 
     #[test]
     fn checksums() {
-        let hex = "a".repeat(64);
-        let want = Checksum::Digest {
-            algo: HashAlgo::Sha256,
-            hex: hex.clone(),
+        let d = |algo, c: char, n| {
+            Ok(Checksum::Digest {
+                algo,
+                hex: c.to_string().repeat(n),
+            })
         };
-        assert_eq!(parse_checksum(&format!("sha256:{hex}")), Ok(want.clone()));
-        assert_eq!(
-            parse_checksum(&format!("SHA256:{}", hex.to_uppercase())),
-            Ok(want.clone())
-        );
-        assert_eq!(parse_checksum(&hex), Ok(want));
-        assert_eq!(parse_checksum("none"), Ok(Checksum::None));
-        assert!(parse_checksum("sha256:abc").is_err());
-        assert!(parse_checksum("").is_err());
-        assert!(parse_checksum("md4:00").is_err());
+        let table: &[(String, Result<Checksum, String>, &str)] = &[
+            (
+                format!("sha256:{}", "a".repeat(64)),
+                d(HashAlgo::Sha256, 'a', 64),
+                "sha256 prefix",
+            ),
+            (
+                format!("SHA256:{}", "A".repeat(64)),
+                d(HashAlgo::Sha256, 'a', 64),
+                "any case, lowercased",
+            ),
+            (
+                format!("md5:{}", "b".repeat(32)),
+                d(HashAlgo::Md5, 'b', 32),
+                "md5 prefix",
+            ),
+            (
+                format!("sha1:{}", "c".repeat(40)),
+                d(HashAlgo::Sha1, 'c', 40),
+                "sha1 prefix",
+            ),
+            (
+                format!("sha512:{}", "d".repeat(128)),
+                d(HashAlgo::Sha512, 'd', 128),
+                "sha512 prefix",
+            ),
+            (
+                "e".repeat(32),
+                d(HashAlgo::Md5, 'e', 32),
+                "bare hex, 32 digits is md5",
+            ),
+            (
+                "e".repeat(40),
+                d(HashAlgo::Sha1, 'e', 40),
+                "bare hex, 40 digits is sha1",
+            ),
+            (
+                "e".repeat(64),
+                d(HashAlgo::Sha256, 'e', 64),
+                "bare hex, 64 digits is sha256",
+            ),
+            (
+                "e".repeat(128),
+                d(HashAlgo::Sha512, 'e', 128),
+                "bare hex, 128 digits is sha512",
+            ),
+            ("none".into(), Ok(Checksum::None), "none"),
+            (
+                "file:https://h/SHA256SUMS".into(),
+                Ok(Checksum::File {
+                    url: "https://h/SHA256SUMS".into(),
+                }),
+                "file: with a URL",
+            ),
+            (
+                "file:./sums.txt".into(),
+                Ok(Checksum::File {
+                    url: "./sums.txt".into(),
+                }),
+                "file: with a path",
+            ),
+        ];
+        for (input, want, reason) in table {
+            assert_eq!(&parse_checksum(input), want, "{reason}");
+        }
+        for bad in [
+            "sha256:abc".to_owned(),
+            String::new(),
+            "md4:00".into(),
+            format!("md5:{}", "a".repeat(64)),
+            "g".repeat(64),
+            "a".repeat(63),
+            "file:".into(),
+            "debian.iso".into(),
+        ] {
+            assert!(parse_checksum(&bad).is_err(), "{bad:?} should fail");
+        }
     }
 }
 

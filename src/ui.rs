@@ -5,8 +5,12 @@
 //! Packer's: `==> qemu.NAME: Creating disk` for a step, `    qemu.NAME: ...` for detail and
 //! provisioner output. A [`Ui`] can record into memory instead, for tests.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a plain (non-terminal) progress report prints a line.
+const PROGRESS_LINE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where a [`Ui`] writes.
 #[derive(Clone)]
@@ -85,6 +89,41 @@ impl Ui {
         );
     }
 
+    /// Starts a progress report for a transfer of `total` bytes (when known), labelled `label`:
+    /// a bar with rate and ETA on a terminal, a plain line every few seconds otherwise.
+    pub fn progress(&self, label: impl Into<String>, total: Option<u64>) -> Progress {
+        let label = label.into();
+        let display = match &self.sink {
+            Sink::Terminal if std::io::stderr().is_terminal() => {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    total,
+                    indicatif::ProgressDrawTarget::stderr(),
+                );
+                let template = if total.is_some() {
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}, ETA {eta}"
+                } else {
+                    "{msg} {bytes} {binary_bytes_per_sec}"
+                };
+                if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                bar.set_message(self.line("    ", &label));
+                Display::Bar(bar)
+            }
+            _ => Display::Lines {
+                last: Instant::now(),
+            },
+        };
+        Progress {
+            ui: self.clone(),
+            label,
+            total,
+            position: 0,
+            started: Instant::now(),
+            display,
+        }
+    }
+
     /// Plain text with no prefix (e.g. `kiln version`, an error chain printed by `main`).
     pub fn raw(&self, to_stderr: bool, text: impl AsRef<str>) {
         self.write(to_stderr, text.as_ref());
@@ -118,6 +157,87 @@ impl Ui {
     }
 }
 
+/// How a [`Progress`] shows itself.
+enum Display {
+    Bar(indicatif::ProgressBar),
+    /// Periodic detail lines; `last` is when the previous one was printed.
+    Lines {
+        last: Instant,
+    },
+}
+
+/// A running progress report, made by [`Ui::progress`]; [`Progress::finish`] ends it.
+pub struct Progress {
+    ui: Ui,
+    label: String,
+    total: Option<u64>,
+    position: u64,
+    started: Instant,
+    display: Display,
+}
+
+impl Progress {
+    /// Moves the report to `position` bytes done.
+    pub fn set_position(&mut self, position: u64) {
+        self.position = position;
+        match &mut self.display {
+            Display::Bar(bar) => bar.set_position(position),
+            Display::Lines { last } => {
+                if last.elapsed() >= PROGRESS_LINE_INTERVAL {
+                    *last = Instant::now();
+                    let line =
+                        progress_line(&self.label, position, self.total, self.started.elapsed());
+                    self.ui.message(line);
+                }
+            }
+        }
+    }
+
+    /// Ends the report: the bar is cleared, and one closing line says what was done.
+    pub fn finish(self) {
+        if let Display::Bar(bar) = &self.display {
+            bar.finish_and_clear();
+        }
+        let line = progress_line(&self.label, self.position, None, self.started.elapsed());
+        self.ui.message(line);
+    }
+}
+
+/// `label: 512.0 MiB of 2.0 GiB (25%), 150.0 MiB/s, about 10s left`.
+pub fn progress_line(label: &str, done: u64, total: Option<u64>, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let mut line = format!("{label}: {}", bytes(done as f64));
+    if let Some(total) = total.filter(|t| *t > 0) {
+        let pct = (done as f64 * 100.0 / total as f64).min(100.0);
+        line.push_str(&format!(" of {} ({pct:.0}%)", bytes(total as f64)));
+        line.push_str(&format!(", {}/s", bytes(rate)));
+        if rate > 0.0 && done < total {
+            let left = ((total - done) as f64 / rate).ceil();
+            line.push_str(&format!(", about {left:.0}s left"));
+        }
+    } else {
+        line.push_str(&format!(" in {secs:.1}s, {}/s", bytes(rate)));
+    }
+    line
+}
+
+/// `1.5 GiB`, with binary units.
+fn bytes(n: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +256,49 @@ mod tests {
                 "    qemu.testos: detail",
                 "==> qemu.testos: warning: falling back",
             ]
+        );
+    }
+
+    #[test]
+    fn progress_lines() {
+        let s = Duration::from_secs;
+        let table = [
+            (
+                (512 << 20, Some(2 << 30), s(4)),
+                "Downloading: 512.0 MiB of 2.0 GiB (25%), 128.0 MiB/s, about 12s left",
+                "known total",
+            ),
+            (
+                (2 << 30, Some(2 << 30), s(8)),
+                "Downloading: 2.0 GiB of 2.0 GiB (100%), 256.0 MiB/s",
+                "done: no time left shown",
+            ),
+            (
+                (1536, None, s(2)),
+                "Downloading: 1.5 KiB in 2.0s, 768 B/s",
+                "unknown total",
+            ),
+        ];
+        for ((done, total, elapsed), want, reason) in table {
+            assert_eq!(
+                progress_line("Downloading", done, total, elapsed),
+                want,
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn progress_in_memory_ends_with_one_line() {
+        let (ui, lines) = Ui::memory();
+        let mut p = ui.progress("Downloading x", Some(10));
+        p.set_position(10);
+        p.finish();
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("    Downloading x: 10 B in "),
+            "{lines:?}"
         );
     }
 }

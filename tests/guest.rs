@@ -532,3 +532,100 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
+
+/// Issue 4 in a guest: a build from the ISO with a `cd_content` seed CD (label `cidata`) that
+/// the provisioner reads from inside the guest; then a `disk_image` build over that build's
+/// disk (`use_backing_file`, grown to `disk_size`, verified through a `file:` checksum file)
+/// that boots it and finds the first build's mark.
+#[test]
+fn seed_cd_then_disk_image_build() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = repo_root().join("tests/fixtures/e2e");
+    let out1 = work.path().join("output-seed");
+    let out = kiln()
+        .current_dir(work.path())
+        .env("KILN_CACHE_DIR", work.path().join("cache"))
+        .args(["build", "-var"])
+        .arg(format!("iso_path={}", iso.display()))
+        .arg(format!("-var=output_directory={}", out1.display()))
+        .arg(fixtures.join("seed.pkr.hcl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "seed build failed\n{}",
+        describe(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("kiln-seed-content instance-id: kiln-seed"),
+        "the guest did not read the seed CD\n{stdout}"
+    );
+    assert!(stdout.contains("Creating CD disk"), "{stdout}");
+
+    // The base image, listed in a BSD-style checksum file beside it.
+    let base = out1.join("seed.qcow2");
+    let hash = std::process::Command::new("sha256sum")
+        .arg(&base)
+        .output()
+        .unwrap();
+    let hex = String::from_utf8_lossy(&hash.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let sums = work.path().join("CHECKSUM");
+    std::fs::write(&sums, format!("SHA256 (seed.qcow2) = {hex}\n")).unwrap();
+
+    let out2 = work.path().join("output-image");
+    let out = kiln()
+        .current_dir(work.path())
+        .env("KILN_CACHE_DIR", work.path().join("cache"))
+        .args(["build", "-var"])
+        .arg(format!("image={}", base.display()))
+        .arg(format!("-var=checksum_file={}", sums.display()))
+        .arg(format!("-var=output_directory={}", out2.display()))
+        .arg(fixtures.join("disk-image.pkr.hcl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "disk_image build failed\n{}",
+        describe(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("from the base image: kiln-seed-content"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("disk sectors: {}", (2u64 << 30) / 512)),
+        "the disk was not grown to disk_size\n{stdout}"
+    );
+    assert!(stdout.contains("local file, verified in place"), "{stdout}");
+    let info = kiln::qemu_img::parse_info(&String::from_utf8_lossy(
+        &std::process::Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(out2.join("image.qcow2"))
+            .output()
+            .unwrap()
+            .stdout,
+    ))
+    .unwrap();
+    assert_eq!(info.virtual_size, 2 << 30);
+    let raw_info = String::from_utf8_lossy(
+        &std::process::Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(out2.join("image.qcow2"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        raw_info.contains("seed.qcow2"),
+        "the overlay names its backing file\n{raw_info}"
+    );
+}

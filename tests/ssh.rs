@@ -890,7 +890,11 @@ build {{
 async fn ssh_pty_gives_commands_a_terminal() {
     let sshd = Sshd::start().await;
     let comm = sshd.connect().await;
-    assert_eq!(sh(&comm, "tty >/dev/null").await.0, 1, "no terminal by default");
+    assert_eq!(
+        sh(&comm, "tty >/dev/null").await.0,
+        1,
+        "no terminal by default"
+    );
     let mut target = sshd.target(PASSWORD);
     target.pty = true;
     let comm = SshCommunicator::connect(&target, Duration::from_secs(10))

@@ -187,6 +187,43 @@ impl<'a> Options<'a> {
         Some(out)
     }
 
+    /// A map-of-strings option (`{ "a" = "x" }`), in key order.
+    pub fn string_map(
+        &self,
+        name: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<BTreeMap<String, String>> {
+        let v = self.value(name, diags)?;
+        let Value::Object(items) = &v else {
+            self.error(
+                name,
+                format!("`{name}` expects a map of strings, found {}", type_name(&v)),
+                diags,
+            );
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for (k, item) in items {
+            match to_string(item) {
+                Some(s) => {
+                    out.insert(k.clone(), s);
+                }
+                None => {
+                    self.error(
+                        name,
+                        format!(
+                            "`{name}` expects a map of strings, but `{k}` is a {}",
+                            type_name(item)
+                        ),
+                        diags,
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// A string option that must be one of `allowed`; `unsupported` are values Packer accepts
     /// that kiln does not yet.
     pub fn one_of(

@@ -13,8 +13,11 @@ use super::options::Options;
 /// The options kiln reads from a qemu source.
 #[rustfmt::skip]
 pub(crate) const SUPPORTED: &[&str] = &[
-    "iso_url", "iso_checksum", "output_directory", "vm_name", "disk_size", "format",
+    "iso_url", "iso_urls", "iso_checksum", "iso_target_path", "iso_target_extension",
+    "iso_skip_cache", "output_directory", "vm_name", "disk_size", "format",
     "disk_interface", "disk_cache", "disk_discard", "skip_compaction", "disk_compression",
+    "disk_image", "use_backing_file", "skip_resize_disk", "disk_additional_size", "cd_files",
+    "cd_content", "cd_label",
     "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
     "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "communicator", "ssh_username",
@@ -55,15 +58,14 @@ pub(crate) fn null_source(
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
-    "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_content",
+    "http_content",
     "http_bind_address", "http_interface", "http_network_protocol", "boot_steps",
     "boot_key_interval", "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
     "vnc_password", "qmp_enable", "qmp_socket_path", "cpu_model", "sockets", "cores", "threads",
     "vga", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
-    "disk_detect_zeroes", "disk_image", "use_backing_file", "skip_resize_disk",
-    "disk_additional_size", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
-    "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "cd_files",
-    "cd_content", "cd_label", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
+    "disk_detect_zeroes", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
+    "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface",
+    "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "display", "use_default_display", "run_once", "ssh_host_port_min", "ssh_host_port_max",
     "skip_nat_mapping", "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
     "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_read_write_timeout",
@@ -88,23 +90,45 @@ pub(crate) fn source(
     template_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> Config {
-    let iso_url = match o.string("iso_url", d) {
-        Some(url) => iso_url(&url, template_dir).unwrap_or_else(|m| {
-            o.error("iso_url", m, d);
-            url
-        }),
-        None => {
-            if !o.has("iso_url") {
-                o.missing("iso_url", "", d);
+    let mut urls = Vec::new();
+    let reported = d.len();
+    let one = o.string("iso_url", d);
+    let many = o.string_list("iso_urls", d);
+    for (option, list) in [("iso_url", one.map(|u| vec![u])), ("iso_urls", many)] {
+        for url in list.unwrap_or_default() {
+            match iso_url(&url, template_dir) {
+                Ok(u) => urls.push(u),
+                Err(m) => o.error(option, m, d),
             }
-            String::new()
         }
-    };
+    }
+    if o.has("iso_url") && o.has("iso_urls") {
+        o.error(
+            "iso_urls",
+            "only one of `iso_url` or `iso_urls` must be specified",
+            d,
+        );
+    } else if !o.has("iso_url") && !o.has("iso_urls") {
+        o.missing("iso_url", " (or `iso_urls`)", d);
+    } else if urls.is_empty() && d.len() == reported {
+        o.error("iso_urls", "`iso_urls` is empty", d);
+    }
     let iso_checksum = match o.string("iso_checksum", d) {
-        Some(s) => parse_checksum(&s).unwrap_or_else(|m| {
-            o.error("iso_checksum", m, d);
-            Checksum::None
-        }),
+        Some(s) => match parse_checksum(&s) {
+            // A checksum file given as a path is found beside the template, like `iso_url`.
+            Ok(Checksum::File { url }) => match iso_url(&url, template_dir) {
+                Ok(url) => Checksum::File { url },
+                Err(m) => {
+                    o.error("iso_checksum", m, d);
+                    Checksum::None
+                }
+            },
+            Ok(sum) => sum,
+            Err(m) => {
+                o.error("iso_checksum", m, d);
+                Checksum::None
+            }
+        },
         None => {
             if !o.has("iso_checksum") && !o.was_suggested("iso_checksum") {
                 d.push(
@@ -115,7 +139,31 @@ pub(crate) fn source(
             Checksum::None
         }
     };
-    let mut c = Config::with_defaults(name, template_dir.to_owned(), iso_url, iso_checksum);
+    let first = urls.first().cloned().unwrap_or_default();
+    let mut c = Config::with_defaults(name, template_dir.to_owned(), first, iso_checksum);
+    c.iso_urls = urls;
+    if let Some(s) = o.string("iso_target_path", d).filter(|s| !s.is_empty()) {
+        c.iso_target_path = Some(resolve(template_dir, Path::new(&s)));
+    }
+    if let Some(s) = o.string("iso_target_extension", d) {
+        let ext = s.trim_start_matches('.').to_ascii_lowercase();
+        if ext.is_empty() || ext.contains('/') {
+            o.error(
+                "iso_target_extension",
+                format!("`{s}` is not a file extension"),
+                d,
+            );
+        } else {
+            c.iso_target_extension = ext;
+        }
+    }
+    if let Some(b) = o.bool("iso_skip_cache", d) {
+        c.iso_skip_cache = b;
+        if b {
+            // As Packer: QEMU reads the URL itself, so nothing can be verified.
+            c.iso_checksum = Checksum::None;
+        }
+    }
 
     if let Some(s) = o.string("output_directory", d) {
         c.output_directory = PathBuf::from(s);
@@ -161,6 +209,8 @@ pub(crate) fn source(
         c.skip_compaction = true;
         c.disk_compression = false;
     }
+    disk_image(o, &mut c, d);
+    cd(o, template_dir, &mut c, d);
 
     if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
         c.http_directory = Some(resolve(template_dir, Path::new(&s)));
@@ -230,6 +280,77 @@ pub(crate) fn source(
         c.shutdown_timeout = t;
     }
     c
+}
+
+/// `disk_image`, `use_backing_file`, `skip_resize_disk`, `disk_additional_size`.
+fn disk_image(o: &Options<'_>, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    if let Some(b) = o.bool("disk_image", d) {
+        c.disk_image = b;
+    }
+    if let Some(b) = o.bool("use_backing_file", d) {
+        c.use_backing_file = b;
+    }
+    if let Some(b) = o.bool("skip_resize_disk", d) {
+        c.skip_resize_disk = b;
+    }
+    if c.use_backing_file {
+        if !c.disk_image || c.format != DiskFormat::Qcow2 {
+            o.error(
+                "use_backing_file",
+                "`use_backing_file` can only be used with `disk_image = true` and `format = \"qcow2\"`",
+                d,
+            );
+        }
+        // As Packer: compaction would copy the backing image into the disk.
+        c.skip_compaction = true;
+    }
+    if c.skip_resize_disk && !c.disk_image {
+        o.error(
+            "skip_resize_disk",
+            "`skip_resize_disk` can only be used when `disk_image` is true",
+            d,
+        );
+    }
+    if let Some(sizes) = o.string_list("disk_additional_size", d) {
+        for s in sizes {
+            match parse_disk_size(&s) {
+                Ok(bytes) => c.disk_additional_size.push(bytes),
+                Err(m) => o.error("disk_additional_size", m, d),
+            }
+        }
+    }
+}
+
+/// `cd_files`, `cd_content`, `cd_label`.
+fn cd(o: &Options<'_>, template_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    if let Some(files) = o.string_list("cd_files", d) {
+        // Paths and glob patterns alike are relative to the template; patterns are expanded
+        // when the CD is made.
+        c.cd_files = files
+            .iter()
+            .map(|f| resolve(template_dir, Path::new(f)))
+            .collect();
+    }
+    if let Some(map) = o.string_map("cd_content", d) {
+        for (path, content) in map {
+            if path.is_empty()
+                || Path::new(&path)
+                    .components()
+                    .any(|p| !matches!(p, Component::Normal(_)))
+            {
+                o.error(
+                    "cd_content",
+                    format!("`{path}` must be a relative path inside the CD (no `..`)"),
+                    d,
+                );
+                continue;
+            }
+            c.cd_content.insert(path, content);
+        }
+    }
+    if let Some(label) = o.string("cd_label", d) {
+        c.cd_label = label;
+    }
 }
 
 pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {

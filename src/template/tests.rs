@@ -98,9 +98,10 @@ fn demo_template_loads() {
     let c = qemu_of(&t);
     assert_eq!(c.name, "testos");
     assert_eq!(
-        c.iso_url,
-        root.join("target/test-iso/kiln-testos.iso")
-            .to_string_lossy()
+        c.iso_urls,
+        [root
+            .join("target/test-iso/kiln-testos.iso")
+            .to_string_lossy()]
     );
     assert_eq!(c.iso_checksum, Checksum::None);
     assert_eq!(c.output_directory, PathBuf::from("output-testos"));
@@ -295,7 +296,7 @@ fn sensitive_values_never_shown() {
     );
     let e = errors(&text);
     assert!(
-        e.contains("t.pkr.hcl:9:18: unknown checksum `<sensitive>`"),
+        e.contains("t.pkr.hcl:9:18: unknown type for checksum `<sensitive>`"),
         "{e}"
     );
     let e = match load_text(&text, &[("pw", "s3cret-value")]) {
@@ -548,4 +549,122 @@ fn post_processor_errors_are_all_reported() {
     ] {
         assert!(got.contains(want), "missing {want:?} in:\n{got}");
     }
+}
+
+/// The input options of issue 4: `iso_urls` in order, `file:` checksums beside the template,
+/// target path and extension, `iso_skip_cache` forcing `none`.
+#[test]
+fn input_options() {
+    let text = r#"
+source "qemu" "m" {
+  iso_urls             = ["isos/a.iso", "https://example.org/a.iso"]
+  iso_checksum         = "file:isos/SHA256SUMS"
+  iso_target_path      = "downloads"
+  iso_target_extension = ".QCOW2"
+  ssh_username         = "root"
+}
+build { sources = ["source.qemu.m"] }
+"#;
+    let dir = dir_with(&[("t.pkr.hcl", text)]);
+    let t = load(&dir.path().join("t.pkr.hcl"), &[]).expect("loads");
+    let root = std::path::absolute(dir.path()).expect("absolute");
+    let c = qemu_of(&t);
+    assert_eq!(
+        c.iso_urls,
+        [
+            root.join("isos/a.iso").to_string_lossy().into_owned(),
+            "https://example.org/a.iso".to_owned()
+        ]
+    );
+    assert_eq!(
+        c.iso_checksum,
+        Checksum::File {
+            url: root.join("isos/SHA256SUMS").to_string_lossy().into_owned()
+        }
+    );
+    assert_eq!(c.iso_target_path, Some(root.join("downloads")));
+    assert_eq!(c.iso_target_extension, "qcow2");
+
+    let t = load_text(
+        &MINIMAL.replace(
+            "iso_checksum = \"none\"",
+            &format!(
+                "iso_checksum = \"sha256:{}\"\n  iso_skip_cache = true",
+                "a".repeat(64)
+            ),
+        ),
+        &[],
+    )
+    .expect("loads");
+    assert!(qemu_of(&t).iso_skip_cache);
+    assert_eq!(qemu_of(&t).iso_checksum, Checksum::None, "as Packer");
+}
+
+#[test]
+fn iso_url_and_iso_urls_are_exclusive() {
+    let both = MINIMAL.replace(
+        "iso_checksum",
+        "iso_urls = [\"https://example.org/b.iso\"]\n  iso_checksum",
+    );
+    let e = errors(&both);
+    assert!(
+        e.contains("t.pkr.hcl:4:14: only one of `iso_url` or `iso_urls` must be specified"),
+        "{e}"
+    );
+    let neither = MINIMAL.replace("iso_url      = \"https://example.org/a.iso\"", "");
+    let e = errors(&neither);
+    assert!(
+        e.contains("missing required option `iso_url` (or `iso_urls`)"),
+        "{e}"
+    );
+    let empty = MINIMAL.replace(
+        "iso_url      = \"https://example.org/a.iso\"",
+        "iso_urls = []",
+    );
+    assert!(errors(&empty).contains("`iso_urls` is empty"));
+}
+
+/// `disk_image` and friends, the seed CD options, and their cross-field rules (as Packer's).
+#[test]
+fn disk_image_and_cd_options() {
+    let text = MINIMAL.replace(
+        "iso_checksum = \"none\"",
+        r##"iso_checksum = "none"
+  disk_image = true
+  use_backing_file = true
+  skip_resize_disk = true
+  disk_additional_size = ["1G", "512"]
+  cd_files = ["seed/extra.txt"]
+  cd_content = { "meta-data" = "instance-id: x", "user-data" = "#cloud-config" }
+  cd_label = "cidata""##,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let c = qemu_of(&t);
+    assert!(c.disk_image && c.use_backing_file && c.skip_resize_disk);
+    assert!(c.skip_compaction, "a backing file forces skip_compaction");
+    assert_eq!(c.disk_additional_size, [1 << 30, 512 << 20]);
+    assert!(
+        c.cd_files[0].ends_with("seed/extra.txt"),
+        "{:?}",
+        c.cd_files
+    );
+    assert_eq!(c.cd_content["meta-data"], "instance-id: x");
+    assert_eq!(c.cd_label, "cidata");
+
+    let e = errors(&MINIMAL.replace(
+        "iso_checksum = \"none\"",
+        "iso_checksum = \"none\"\n  use_backing_file = true\n  skip_resize_disk = true\n  cd_content = { \"../x\" = \"y\" }",
+    ));
+    assert!(
+        e.contains("`use_backing_file` can only be used with `disk_image = true`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`skip_resize_disk` can only be used when `disk_image` is true"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`../x` must be a relative path inside the CD"),
+        "{e}"
+    );
 }

@@ -27,8 +27,12 @@ pub enum Error {
 pub struct RunParams {
     /// The main disk (`<output_directory>/<vm_name>`).
     pub disk_path: PathBuf,
-    /// The installer ISO; `None` boots the disk.
+    /// The `disk_additional_size` disks, attached after the main disk like it.
+    pub additional_disks: Vec<PathBuf>,
+    /// The installer ISO; `None` boots the disk (`disk_image`).
     pub iso_path: Option<PathBuf>,
+    /// The `cd_files` / `cd_content` CD, attached as a further CD-ROM.
+    pub cd_path: Option<PathBuf>,
     pub accel: ResolvedAccel,
     /// The VNC TCP port (5900 and up); QEMU is given the display number `port - 5900`.
     pub vnc_port: u16,
@@ -61,31 +65,38 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     push("-m", format!("{}M", config.memory));
     push("-smp", config.cpus.max(1).to_string());
 
-    let disk = opt(&p.disk_path);
     let disk_opts = format!(
         "cache={},discard={},format={}",
         config.disk_cache,
         config.disk_discard,
         config.format.as_str()
     );
+    let disks = std::iter::once(&p.disk_path).chain(&p.additional_disks);
     if config.disk_interface == "virtio-scsi" {
         push("-device", "virtio-scsi-pci,id=scsi0".into());
-        push("-device", "scsi-hd,bus=scsi0.0,drive=drive0".into());
-        push(
-            "-drive",
-            format!("if=none,file={disk},id=drive0,{disk_opts}"),
-        );
+        for (i, d) in disks.enumerate() {
+            push("-device", format!("scsi-hd,bus=scsi0.0,drive=drive{i}"));
+            push(
+                "-drive",
+                format!("if=none,file={},id=drive{i},{disk_opts}", opt(d)),
+            );
+        }
     } else {
         let interface = &config.disk_interface;
-        push("-drive", format!("file={disk},if={interface},{disk_opts}"));
-    }
-    match &p.iso_path {
-        Some(iso) => {
-            push("-drive", format!("file={},media=cdrom", opt(iso)));
-            push("-boot", "once=d".into());
+        for d in disks {
+            push(
+                "-drive",
+                format!("file={},if={interface},{disk_opts}", opt(d)),
+            );
         }
-        None => push("-boot", "c".into()),
     }
+    for cd in [&p.iso_path, &p.cd_path].into_iter().flatten() {
+        push("-drive", format!("file={},media=cdrom", opt(cd)));
+    }
+    push(
+        "-boot",
+        if p.iso_path.is_some() { "once=d" } else { "c" }.into(),
+    );
 
     let netdev = match (&config.communicator, p.ssh_host_port) {
         (CommunicatorKind::Ssh, Some(host_port)) => {
@@ -165,7 +176,9 @@ mod tests {
     fn params() -> RunParams {
         RunParams {
             disk_path: "/out/packer-t".into(),
+            additional_disks: Vec::new(),
             iso_path: Some("/iso/in.iso".into()),
+            cd_path: None,
             accel: ResolvedAccel::Tcg,
             vnc_port: 5901,
             qmp_socket: "/out/packer-t.monitor".into(),
@@ -243,6 +256,17 @@ mod tests {
                 "-vnc", &["0.0.0.0:99"]),
             ("net_device", |c, _| c.net_device = "e1000".into(),
                 "-device", &["e1000,netdev=user.0"]),
+            ("additional disks follow the main one with its options", |_, p| p.additional_disks = vec!["/out/packer-t-1".into()],
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/out/packer-t-1,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom"]),
+            ("virtio-scsi: one controller, a device and drive id per disk", |c, p| { c.disk_interface = "virtio-scsi".into(); p.additional_disks = vec!["/out/packer-t-1".into()] },
+                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,drive=drive0", "scsi-hd,bus=scsi0.0,drive=drive1", "virtio-net,netdev=user.0"]),
+            ("cd_files CD after the ISO; still boots the ISO", |_, p| p.cd_path = Some("/tmp/cd.iso".into()),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom", "file=/tmp/cd.iso,media=cdrom"]),
+            ("disk_image with a seed CD: boots the disk", |_, p| { p.iso_path = None; p.cd_path = Some("/tmp/cd.iso".into()) },
+                "-boot", &["c"]),
         ];
         for (reason, edit, switch, expected) in rows {
             let (mut c, mut p) = (config(), params());

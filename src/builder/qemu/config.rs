@@ -3,6 +3,7 @@
 //! Built from the template by `template` (which reports unknown options and type errors with
 //! their file:line); everything here is already validated, with Packer's defaults filled in.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -76,10 +77,18 @@ pub struct Config {
     /// Directory of the template file; relative paths were resolved against it.
     pub template_dir: PathBuf,
 
-    /// `iso_url`: a path (resolved) or an `http(s)://` / `file://` URL.
-    pub iso_url: String,
-    /// `iso_checksum`.
+    /// `iso_url` or `iso_urls`, tried in order: paths (resolved) or `http(s)://` / `file://`
+    /// URLs.
+    pub iso_urls: Vec<String>,
+    /// `iso_checksum`; a `file:` path is resolved against the template directory.
     pub iso_checksum: Checksum,
+    /// `iso_target_path`: where the download is kept instead of the cache. A path without an
+    /// extension is a directory (the file is named by digest inside it).
+    pub iso_target_path: Option<PathBuf>,
+    /// `iso_target_extension` (default `iso`, lower-cased).
+    pub iso_target_extension: String,
+    /// `iso_skip_cache`: no download; QEMU reads the first URL that serves byte ranges.
+    pub iso_skip_cache: bool,
 
     /// `output_directory` (default `output-NAME`), resolved against the working directory as
     /// Packer does.
@@ -100,6 +109,24 @@ pub struct Config {
     pub skip_compaction: bool,
     /// `disk_compression` (default false).
     pub disk_compression: bool,
+    /// `disk_image`: the fetched file is a bootable disk image (qcow2, raw, …) that becomes
+    /// the build disk, rather than an installer ISO.
+    pub disk_image: bool,
+    /// `use_backing_file`: with `disk_image`, the build disk is a qcow2 overlay over the cached
+    /// image instead of a copy (forces `skip_compaction`).
+    pub use_backing_file: bool,
+    /// `skip_resize_disk`: with `disk_image`, keep the image's size instead of `disk_size`.
+    pub skip_resize_disk: bool,
+    /// `disk_additional_size`: sizes in bytes of extra blank disks `<vm_name>-1`, `-2`, …
+    pub disk_additional_size: Vec<u64>,
+
+    /// `cd_files`: files, directories and glob patterns (resolved) copied to the root of a
+    /// second CD.
+    pub cd_files: Vec<PathBuf>,
+    /// `cd_content`: path on the CD → file content.
+    pub cd_content: BTreeMap<String, String>,
+    /// `cd_label` (default `packer`): the CD's volume ID, e.g. `cidata` for cloud-init.
+    pub cd_label: String,
 
     /// `http_directory`, resolved; `None` means no HTTP server.
     pub http_directory: Option<PathBuf>,
@@ -155,8 +182,11 @@ impl Config {
         Self {
             name: name.to_owned(),
             template_dir,
-            iso_url,
+            iso_urls: vec![iso_url],
             iso_checksum,
+            iso_target_path: None,
+            iso_target_extension: "iso".into(),
+            iso_skip_cache: false,
             output_directory: PathBuf::from(format!("output-{name}")),
             vm_name: format!("packer-{name}"),
             disk_size: 40960 << 20,
@@ -166,6 +196,13 @@ impl Config {
             disk_discard: "ignore".into(),
             skip_compaction: false,
             disk_compression: false,
+            disk_image: false,
+            use_backing_file: false,
+            skip_resize_disk: false,
+            disk_additional_size: Vec::new(),
+            cd_files: Vec::new(),
+            cd_content: BTreeMap::new(),
+            cd_label: "packer".into(),
             http_directory: None,
             http_port_min: 8000,
             http_port_max: 9000,

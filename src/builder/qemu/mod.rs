@@ -42,8 +42,12 @@ pub struct BuildContext {
     // Outputs.
     /// Local path of the verified ISO (`download_iso`).
     pub iso_path: Option<PathBuf>,
+    /// The extra CD of `cd_files` / `cd_content` (`create_cd`).
+    pub cd_path: Option<PathBuf>,
     /// The main disk in the output directory (`create_disk`).
     pub disk_path: Option<PathBuf>,
+    /// The `disk_additional_size` disks, in order (`create_disk`).
+    pub additional_disk_paths: Vec<PathBuf>,
     /// Port of the HTTP server, 0 when none runs (`http_server`).
     pub http_port: u16,
     /// The accelerator QEMU runs with (`run_qemu`).
@@ -90,7 +94,9 @@ impl BuildContext {
             provisioners,
             error_cleanup,
             iso_path: None,
+            cd_path: None,
             disk_path: None,
+            additional_disk_paths: Vec::new(),
             http_port: 0,
             accel: None,
             ssh_host_port: None,
@@ -108,7 +114,10 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
     vec![
         Box::new(steps::download_iso::DownloadIso),
         Box::new(steps::output_dir::PrepareOutputDir::default()),
+        Box::new(steps::create_cd::CreateCd::default()),
         Box::new(steps::create_disk::CreateDisk),
+        Box::new(steps::copy_disk::CopyDisk),
+        Box::new(steps::resize_disk::ResizeDisk),
         Box::new(steps::http_server::StartHttpServer::default()),
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::boot_command::TypeBootCommand),
@@ -170,7 +179,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// `qemu-img create` failed.
+    /// The `cd_files` / `cd_content` CD could not be made.
+    #[error("Could not create the CD")]
+    CreateCd(#[source] crate::cd::Error),
+    /// `qemu-img create`, `convert` or `resize` failed on a build disk.
     #[error("Could not create the disk")]
     CreateDisk(#[source] crate::qemu_img::Error),
     /// The HTTP server for `http_directory` could not start.

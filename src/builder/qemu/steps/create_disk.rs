@@ -1,7 +1,14 @@
-//! Step: create the main disk with `qemu-img create`.
+//! Step: create the build disks with `qemu-img create`.
 //!
-//! Uses: `config.output_directory`, `config.vm_name`, `config.format`, `config.disk_size`.
-//! Produces: `disk_path`. Cleanup: none (it lives in the output directory, whose step removes it).
+//! The main disk is blank (`disk_size`), or with `use_backing_file` a qcow2 overlay over the
+//! fetched `disk_image`; with `disk_image` alone it is made by `copy_disk` instead. Each
+//! `disk_additional_size` adds a blank disk `<vm_name>-N`.
+//!
+//! Uses: `config.output_directory`, `config.vm_name`, `config.format`, `config.disk_size`,
+//! `config.disk_image`, `config.use_backing_file`, `config.skip_resize_disk`,
+//! `config.disk_additional_size`, `iso_path`.
+//! Produces: `disk_path`, `additional_disk_paths`. Cleanup: none (they live in the output
+//! directory, whose step removes it).
 
 use async_trait::async_trait;
 
@@ -19,11 +26,44 @@ impl Step<BuildContext, Error> for CreateDisk {
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
         let path = cfg.output_directory.join(&cfg.vm_name);
-        ctx.ui.say("Creating hard drive");
-        crate::qemu_img::create(cfg.format, &path, cfg.disk_size)
-            .await
-            .map_err(Error::CreateDisk)?;
+        if cfg.disk_image && cfg.use_backing_file {
+            let image = ctx
+                .iso_path
+                .as_ref()
+                .ok_or(Error::Missing { what: "iso_path" })?;
+            // The overlay names its backing file; an absolute path keeps it valid wherever
+            // the disk is opened from.
+            let image = std::path::absolute(image).unwrap_or_else(|_| image.clone());
+            let info = crate::qemu_img::info(&image)
+                .await
+                .map_err(Error::CreateDisk)?;
+            ctx.ui.say(format!(
+                "Creating hard drive over `{}` ({}) as backing file",
+                image.display(),
+                info.format
+            ));
+            let size = (!cfg.skip_resize_disk).then_some(cfg.disk_size);
+            crate::qemu_img::create_backed(&path, &image, &info.format, size)
+                .await
+                .map_err(Error::CreateDisk)?;
+        } else if !cfg.disk_image {
+            ctx.ui.say("Creating hard drive");
+            crate::qemu_img::create(cfg.format, &path, cfg.disk_size)
+                .await
+                .map_err(Error::CreateDisk)?;
+        }
         ctx.disk_path = Some(path);
+        for (i, size) in cfg.disk_additional_size.iter().enumerate() {
+            let extra = cfg
+                .output_directory
+                .join(format!("{}-{}", cfg.vm_name, i + 1));
+            ctx.ui
+                .message(format!("Creating additional disk `{}`", extra.display()));
+            crate::qemu_img::create(cfg.format, &extra, *size)
+                .await
+                .map_err(Error::CreateDisk)?;
+            ctx.additional_disk_paths.push(extra);
+        }
         Ok(())
     }
 }

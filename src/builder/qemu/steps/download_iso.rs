@@ -1,11 +1,16 @@
-//! Step: fetch and verify the ISO.
+//! Step: fetch and verify the ISO (or, with `disk_image`, the disk image).
 //!
-//! Uses: `config.iso_url`, `config.iso_checksum`, `cache_dir`, `cancel`.
-//! Produces: `iso_path`. Cleanup: none (the cache keeps the ISO; local files are used in place).
+//! Uses: `config.iso_urls`, `config.iso_checksum`, `config.iso_target_path`,
+//! `config.iso_target_extension`, `config.iso_skip_cache`, `cache_dir`, `ui`, `cancel`.
+//! Produces: `iso_path` (a local file, or with `iso_skip_cache` the URL QEMU reads).
+//! Cleanup: none (the cache keeps the file; local files are used in place).
+
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 
 use crate::builder::qemu::{BuildContext, Error};
+use crate::download::{self, Origin, Retry, Target};
 use crate::step::Step;
 use crate::types::Checksum;
 
@@ -20,22 +25,97 @@ impl Step<BuildContext, Error> for DownloadIso {
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
         ctx.ui.say("Retrieving ISO");
+        if cfg.iso_skip_cache {
+            let url = download::probe_byte_serving(&cfg.iso_urls, &ctx.ui)
+                .await
+                .map_err(Error::DownloadIso)?;
+            ctx.ui
+                .message(format!("QEMU will read `{url}` directly (iso_skip_cache)"));
+            ctx.iso_path = Some(PathBuf::from(url));
+            return Ok(());
+        }
         if cfg.iso_checksum == Checksum::None {
             ctx.ui.warn(
                 "A checksum of `none` was specified: the ISO is not verified. \
                  Since ISO files are so big, a checksum is highly recommended",
             );
         }
-        ctx.ui.message(format!("Using {}", cfg.iso_url));
-        let path = crate::download::fetch_iso(
-            &cfg.iso_url,
-            &cfg.iso_checksum,
+        let target = target(
             &ctx.cache_dir,
-            &ctx.cancel,
-        )
+            cfg.iso_target_path.as_ref(),
+            &cfg.iso_target_extension,
+        );
+        let fetched = download::fetch(&download::Request {
+            urls: &cfg.iso_urls,
+            checksum: &cfg.iso_checksum,
+            target,
+            retry: Retry::default(),
+            ui: &ctx.ui,
+            cancel: &ctx.cancel,
+        })
         .await
         .map_err(Error::DownloadIso)?;
-        ctx.iso_path = Some(path);
+        let how = match fetched.origin {
+            Origin::Local => "local file, verified in place",
+            Origin::Cached { rehashed: false } => "cached, unchanged since verified",
+            Origin::Cached { rehashed: true } => "cached, verified again",
+            Origin::Downloaded => "downloaded and verified",
+        };
+        ctx.ui
+            .message(format!("Using `{}` ({how})", fetched.path.display()));
+        ctx.iso_path = Some(fetched.path);
         Ok(())
+    }
+}
+
+/// Where the download is kept: `iso_target_path` when set (a path without an extension is a
+/// directory), else the cache.
+fn target(cache_dir: &std::path::Path, target_path: Option<&PathBuf>, ext: &str) -> Target {
+    match target_path {
+        Some(p) if p.extension().is_some() => Target::File(p.clone()),
+        Some(dir) => Target::Cache {
+            dir: dir.clone(),
+            ext: ext.to_owned(),
+        },
+        None => Target::Cache {
+            dir: cache_dir.to_path_buf(),
+            ext: ext.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let cache = std::path::Path::new("/c");
+        let table = [
+            (
+                None,
+                Target::Cache {
+                    dir: "/c".into(),
+                    ext: "iso".into(),
+                },
+                "default: the cache",
+            ),
+            (
+                Some(PathBuf::from("/isos")),
+                Target::Cache {
+                    dir: "/isos".into(),
+                    ext: "iso".into(),
+                },
+                "no extension: a directory",
+            ),
+            (
+                Some(PathBuf::from("/isos/debian.iso")),
+                Target::File("/isos/debian.iso".into()),
+                "with an extension: the file",
+            ),
+        ];
+        for (path, want, reason) in table {
+            assert_eq!(target(cache, path.as_ref(), "iso"), want, "{reason}");
+        }
     }
 }

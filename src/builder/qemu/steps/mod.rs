@@ -2,11 +2,14 @@
 
 pub mod boot_command;
 pub mod compact_disk;
+pub mod copy_disk;
+pub mod create_cd;
 pub mod create_disk;
 pub mod download_iso;
 pub mod http_server;
 pub mod output_dir;
 pub mod provision;
+pub mod resize_disk;
 pub mod run_qemu;
 pub mod shutdown;
 pub mod wait_ssh;

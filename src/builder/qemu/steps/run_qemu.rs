@@ -1,6 +1,7 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
-//! Uses: `config` (machine options), `disk_path`, `iso_path`.
+//! Uses: `config` (machine options), `disk_path`, `additional_disk_paths`, `iso_path` (not
+//! attached with `disk_image`: it is the disk), `cd_path`.
 //! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`.
 //! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
 //! QEMU also dies with kiln (parent-death signal) and when its guard drops.
@@ -79,7 +80,9 @@ impl Step<BuildContext, Error> for RunQemu {
         let serial_log = cfg.output_directory.join("serial.log");
         let params = RunParams {
             disk_path,
-            iso_path: ctx.iso_path.clone(),
+            additional_disks: ctx.additional_disk_paths.clone(),
+            iso_path: ctx.iso_path.clone().filter(|_| !cfg.disk_image),
+            cd_path: ctx.cd_path.clone(),
             accel: resolution.accel,
             vnc_port,
             qmp_socket: qmp_socket.clone(),
@@ -89,7 +92,12 @@ impl Step<BuildContext, Error> for RunQemu {
         let argv = args::qemu_args(cfg, &params);
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
         ctx.ui.say(format!(
-            "Starting VM, booting from CD-ROM ({} acceleration)",
+            "Starting VM, booting {} ({} acceleration)",
+            if cfg.disk_image {
+                "disk image"
+            } else {
+                "from CD-ROM"
+            },
             resolution.accel.as_machine_accel().unwrap_or("default")
         ));
         let stderr_log = cfg.output_directory.join("qemu-stderr.log");
