@@ -218,8 +218,12 @@ async fn run_one(
                     format: &disk.format,
                     accelerator_is_kvm: disk.accelerator_is_kvm,
                 };
-                let mut progress = Progress::new(&ui2, "Packing the box", total);
-                vagrant::write_box(&cfg, &input, &arch, &out2, &mut |n| progress.update(n))
+                let mut progress = ui2.progress("Packing the box", Some(total));
+                let res = vagrant::write_box(&cfg, &input, &arch, &out2, &mut |n| {
+                    progress.set_position(n)
+                });
+                progress.finish();
+                res
             })
             .await??;
             ui.message(format!(
@@ -287,8 +291,10 @@ async fn run_one(
                 .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
                 .sum();
             let size = blocking(move || {
-                let mut progress = Progress::new(&ui2, "Compressing", total);
-                compress::write(&cfg, &files, &out2, &mut |n| progress.update(n))
+                let mut progress = ui2.progress("Compressing", Some(total));
+                let res = compress::write(&cfg, &files, &out2, &mut |n| progress.set_position(n));
+                progress.finish();
+                res
             })
             .await??;
             ui.message(format!("Archive `{}`: {size} bytes", out.display()));
@@ -317,61 +323,6 @@ async fn run_one(
 /// Runs blocking work (hashing, compressing) off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
     tokio::task::spawn_blocking(f).await.map_err(Error::Join)
-}
-
-/// Progress of a long archive write: a line every [`Progress::EVERY`], with rate and ETA.
-struct Progress<'u> {
-    ui: &'u Ui,
-    what: &'static str,
-    total: u64,
-    start: Instant,
-    last: Instant,
-}
-
-impl<'u> Progress<'u> {
-    const EVERY: Duration = Duration::from_secs(5);
-
-    fn new(ui: &'u Ui, what: &'static str, total: u64) -> Self {
-        let now = Instant::now();
-        Self {
-            ui,
-            what,
-            total,
-            start: now,
-            last: now,
-        }
-    }
-
-    fn update(&mut self, done: u64) {
-        if self.last.elapsed() < Self::EVERY {
-            return;
-        }
-        self.last = Instant::now();
-        self.ui.message(progress_line(
-            self.what,
-            done,
-            self.total,
-            self.start.elapsed(),
-        ));
-    }
-}
-
-/// `Packing the box: 512 MiB of 1024 MiB (50%), 200 MiB/s, about 3s left`.
-fn progress_line(what: &str, done: u64, total: u64, elapsed: Duration) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let rate = done as f64 / elapsed.as_secs_f64().max(0.001);
-    let pct = (done * 100).checked_div(total).unwrap_or(100);
-    let left = if rate > 0.0 {
-        (total.saturating_sub(done) as f64 / rate).ceil() as u64
-    } else {
-        0
-    };
-    format!(
-        "{what}: {:.0} MiB of {:.0} MiB ({pct}%), {:.0} MiB/s, about {left}s left",
-        done as f64 / MIB,
-        total as f64 / MIB,
-        rate / MIB
-    )
 }
 
 /// Renders Packer's `{{ .Name }}` placeholders in an output name (spaces inside the braces
@@ -537,23 +488,6 @@ mod tests {
         let err = run(&chains, &art).await.unwrap_err();
         assert_eq!(err.name, "vagrant");
         assert!(matches!(err.source, Error::NotADisk { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn progress_lines() {
-        assert_eq!(
-            progress_line(
-                "Packing the box",
-                512 << 20,
-                1024 << 20,
-                Duration::from_secs(2)
-            ),
-            "Packing the box: 512 MiB of 1024 MiB (50%), 256 MiB/s, about 2s left"
-        );
-        assert_eq!(
-            progress_line("x", 0, 0, Duration::ZERO),
-            "x: 0 MiB of 0 MiB (100%), 0 MiB/s, about 0s left"
-        );
     }
 
     #[test]
