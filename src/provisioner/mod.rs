@@ -166,7 +166,7 @@ async fn run_block(
     }
     let mut tries_left = block.max_retries;
     loop {
-        let attempt = run_kind(&block.kind, session, build, ui);
+        let attempt = run_kind(block.kind_for(&build.source), session, build, ui);
         let result = tokio::select! {
             biased;
             () = cancel.cancelled() => Err(Error::Cancelled),

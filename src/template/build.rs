@@ -24,13 +24,14 @@ use super::{Build, Diagnostic, PostProcessor, PostProcessorBlock, Provisioner, P
 pub(crate) type Declared = BTreeMap<(String, String), bool>;
 
 /// Options every provisioner has that kiln reads.
-const PROVISIONER_COMMON: [&str; 6] = [
+const PROVISIONER_COMMON: [&str; 7] = [
     "name",
     "pause_before",
     "max_retries",
     "timeout",
     "only",
     "except",
+    "override",
 ];
 
 /// Reads one `build` block.
@@ -229,7 +230,7 @@ fn provisioner(
                 "direction",
                 "generated",
             ],
-            &["override", "continue_on_error"],
+            &["continue_on_error"],
         ),
         "shell-local" => (
             &[
@@ -252,7 +253,7 @@ fn provisioner(
                 "continue_on_error",
             ],
         ),
-        "breakpoint" => (&["note", "disable"], &["override", "continue_on_error"]),
+        "breakpoint" => (&["note", "disable"], &["continue_on_error"]),
         _ => {
             let supported = ["shell", "file", "shell-local", "breakpoint"];
             let packer = [
@@ -284,15 +285,64 @@ fn provisioner(
     if o.has("only") && o.has("except") {
         o.error("except", "only one of `only` or `except` may be set", d);
     }
-    let kind = match kind {
-        "shell" => Provisioner::Shell(shell(&o, template_dir, d)),
-        "file" => Provisioner::File(file_provisioner(&o, template_dir, d)),
-        "shell-local" => Provisioner::ShellLocal(shell_local_pp(&o, template_dir, d)),
+    let parse = |o: &Options, d: &mut Vec<Diagnostic>| match kind {
+        "shell" => Provisioner::Shell(shell(o, template_dir, d)),
+        "file" => Provisioner::File(file_provisioner(o, template_dir, d)),
+        "shell-local" => Provisioner::ShellLocal(shell_local_pp(o, template_dir, d)),
         _ => Provisioner::Breakpoint(breakpoint::Config {
             note: o.string("note", d).unwrap_or_default(),
             disable: o.bool("disable", d).unwrap_or(false),
         }),
     };
+    let kind_name = kind;
+    let kind = parse(&o, d);
+    // `override = { NAME = { option = value } }`: the block re-read for the source NAME.
+    let mut overrides = BTreeMap::new();
+    if let Some(value) = o.value("override", d) {
+        let at = o.at("override");
+        let hcl::Value::Object(map) = value else {
+            o.error(
+                "override",
+                "`override` expects a map of source names to options",
+                d,
+            );
+            return None;
+        };
+        for (source, values) in map {
+            if !sources.iter().any(|(_, n)| *n == source) {
+                o.error(
+                    "override",
+                    format!("`override` names `{source}`, which this build does not build"),
+                    d,
+                );
+                continue;
+            }
+            let hcl::Value::Object(values) = values else {
+                o.error(
+                    "override",
+                    format!("`override.{source}` expects a map of options"),
+                    d,
+                );
+                continue;
+            };
+            for key in values.keys() {
+                if !own.contains(&key.as_str()) {
+                    o.error(
+                        "override",
+                        format!("`override.{source}.{key}` is not an option of provisioner `{kind_name}`"),
+                        d,
+                    );
+                }
+            }
+            let values: BTreeMap<String, hcl::Value> = values.into_iter().collect();
+            let variant = o.with_overrides(values, at.clone());
+            // Only problems of the overriding values are new; the others were reported above.
+            let mut scratch = Vec::new();
+            let kind = parse(&variant, &mut scratch);
+            d.extend(scratch.into_iter().filter(|x| x.location == at));
+            overrides.insert(source, kind);
+        }
+    }
     let _ = o.string("name", d);
     Some(ProvisionerBlock {
         only,
@@ -301,6 +351,7 @@ fn provisioner(
         max_retries: o.uint("max_retries", 0, 1000, d).unwrap_or(0) as u32,
         timeout: non_negative(&o, "timeout", d).filter(|t| !t.is_zero()),
         kind,
+        overrides,
     })
 }
 

@@ -159,6 +159,9 @@ pub struct ProvisionerBlock {
     /// `timeout`: the longest one attempt may take.
     pub timeout: Option<std::time::Duration>,
     pub kind: Provisioner,
+    /// `override`: the block as configured for a source, by the source's name (not
+    /// `TYPE.NAME`, as in Packer).
+    pub overrides: std::collections::BTreeMap<String, Provisioner>,
 }
 
 impl ProvisionerBlock {
@@ -171,7 +174,14 @@ impl ProvisionerBlock {
             max_retries: 0,
             timeout: None,
             kind,
+            overrides: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// What it runs for the source `TYPE.NAME`: its `override` for NAME, if any.
+    pub fn kind_for(&self, source: &str) -> &Provisioner {
+        let name = source.split_once('.').map_or(source, |(_, n)| n);
+        self.overrides.get(name).unwrap_or(&self.kind)
     }
 
     /// Whether it runs for the source `TYPE.NAME`.

@@ -17,6 +17,7 @@ use super::eval::{Scope, to_bool, to_number, to_string, type_name};
 use super::{Diagnostic, Location};
 
 /// The options of one block, ready to be read by name.
+#[derive(Clone)]
 pub(crate) struct Options<'a> {
     file: &'a SourceFile,
     scope: &'a Scope,
@@ -25,6 +26,10 @@ pub(crate) struct Options<'a> {
     suggested: BTreeSet<&'static str>,
     /// Where the block starts, for "missing option" diagnostics.
     pub block_at: Location,
+    /// Values that replace the block's own (a provisioner's `override` for one source), and
+    /// where they were written.
+    overrides: BTreeMap<String, Value>,
+    overrides_at: Option<Location>,
 }
 
 impl<'a> Options<'a> {
@@ -65,16 +70,31 @@ impl<'a> Options<'a> {
             attrs,
             suggested,
             block_at,
+            overrides: BTreeMap::new(),
+            overrides_at: None,
+        }
+    }
+
+    /// The same options with `values` replacing (or adding to) the block's own, all reported
+    /// at `at`.
+    pub fn with_overrides(&self, values: BTreeMap<String, Value>, at: Location) -> Self {
+        Self {
+            overrides: values,
+            overrides_at: Some(at),
+            ..self.clone()
         }
     }
 
     /// Whether the option is written in the block (even if its value is wrong).
     pub fn has(&self, name: &str) -> bool {
-        self.attrs.contains_key(name)
+        self.attrs.contains_key(name) || self.overrides.contains_key(name)
     }
 
     /// Where the option's value starts (the block, when the option is absent).
     pub fn at(&self, name: &str) -> Location {
+        if let (true, Some(at)) = (self.overrides.contains_key(name), &self.overrides_at) {
+            return at.clone();
+        }
         self.attrs
             .get(name)
             .map_or_else(|| self.block_at.clone(), |a| self.file.at(a.value.span()))
@@ -103,6 +123,9 @@ impl<'a> Options<'a> {
 
     /// The evaluated value; `None` when absent, null, or not evaluable (reported).
     pub fn value(&self, name: &str, diags: &mut Vec<Diagnostic>) -> Option<Value> {
+        if let Some(v) = self.overrides.get(name) {
+            return Some(v.clone()).filter(|v| !v.is_null());
+        }
         let attr = self.attrs.get(name)?;
         self.scope
             .eval(self.file, &attr.value, diags)

@@ -668,3 +668,53 @@ fn disk_image_and_cd_options() {
         "{e}"
     );
 }
+
+/// `override` re-reads a provisioner for one source, by its name (issue 6).
+#[test]
+fn provisioner_override_per_source() {
+    let text = with_build(
+        r#"
+  provisioner "shell" {
+    inline = ["echo default"]
+    override = {
+      m = {
+        inline           = ["echo for m"]
+        environment_vars = ["X=1"]
+      }
+    }
+  }
+"#,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let p = &t.builds[0].provisioners[0];
+    let Provisioner::Shell(default) = p.kind_for("qemu.other") else {
+        panic!("shell")
+    };
+    assert_eq!(
+        default.source,
+        ShellSource::Inline(vec!["echo default".into()])
+    );
+    let Provisioner::Shell(m) = p.kind_for("qemu.m") else {
+        panic!("shell")
+    };
+    assert_eq!(m.source, ShellSource::Inline(vec!["echo for m".into()]));
+    assert_eq!(m.environment_vars, [("X".to_owned(), "1".to_owned())]);
+
+    let got = errors(&with_build(
+        r#"
+  provisioner "shell" {
+    inline   = ["true"]
+    override = {
+      nope = { inline = ["x"] }
+      m    = { inlin = ["x"], remote_folder = 3 }
+    }
+  }
+"#,
+    ));
+    for want in [
+        "`override` names `nope`, which this build does not build",
+        "`override.m.inlin` is not an option of provisioner `shell`",
+    ] {
+        assert!(got.contains(want), "missing {want:?} in:\n{got}");
+    }
+}
