@@ -115,6 +115,44 @@ pub struct Failed {
     pub source: Error,
 }
 
+/// What a builder's provision step does: runs `blocks` (and `error_cleanup`) over a session
+/// that starts from `comm` and reconnects to `target` when needed (a placeholder target that
+/// cannot connect when the build has no SSH: only local provisioners can run then). Returns the
+/// outcome and the connection left at the end (re-made if the last provisioner dropped it).
+#[allow(clippy::too_many_arguments)]
+pub async fn provision<'a>(
+    blocks: &[ProvisionerBlock],
+    error_cleanup: Option<&ProvisionerBlock>,
+    comm: Option<SshCommunicator>,
+    target: Option<SshTarget>,
+    abort: Box<dyn Fn() -> AbortFuture<'a> + Send + Sync + 'a>,
+    build: &BuildEnv,
+    ui: &Ui,
+    cancel: CancellationToken,
+) -> (Result<(), Failed>, Option<SshCommunicator>) {
+    let has_ssh = target.is_some();
+    let target = target.unwrap_or(SshTarget {
+        host: "127.0.0.1".into(),
+        port: 0,
+        username: String::new(),
+        private_key: None,
+        password: None,
+        pty: false,
+    });
+    let mut session = Session::new(comm, target, abort, cancel);
+    let result = run_all(blocks, error_cleanup, &mut session, build, ui).await;
+    // The last provisioner rebooted the machine (`expect_disconnect`): reconnect, so that the
+    // builder's shutdown_command can run. Without a connection the builder falls back to its
+    // other ways of stopping the machine.
+    if result.is_ok()
+        && has_ssh
+        && let Err(e) = session.connect(shell::DEFAULT_START_RETRY).await
+    {
+        ui.warn(format!("Could not reconnect after the provisioners: {e}"));
+    }
+    (result, session.into_comm())
+}
+
 /// Runs `blocks` in order; when one fails, runs `error_cleanup` (if any) and returns the
 /// first failure.
 pub async fn run_all(

@@ -269,22 +269,20 @@ fn provisioner(
                 "inspec",
                 "hcp-sbom",
             ];
-            let mut diag = unknown(at, "provisioner type", kind, &supported, &packer);
-            if diag.hint.is_none() && !packer.contains(&kind) {
-                diag = diag.with_hint(format!("kiln's provisioners are {}", list(&supported)));
-            }
-            d.push(diag);
+            d.push(unknown_type(at, "provisioner", kind, &supported, &packer));
             return None;
         }
     };
-    let supported: Vec<&'static str> = own.iter().chain(&PROVISIONER_COMMON).copied().collect();
-    let o = Options::read(file, scope, &block.body, at, &supported, known, d);
-    reject_blocks(file, &block.body, known, d);
-    let only = source_filter(&o, "only", sources, d);
-    let except = source_filter(&o, "except", sources, d);
-    if o.has("only") && o.has("except") {
-        o.error("except", "only one of `only` or `except` may be set", d);
-    }
+    let (o, only, except) = read_with_filters(
+        file,
+        scope,
+        block,
+        own,
+        &PROVISIONER_COMMON,
+        known,
+        sources,
+        d,
+    );
     let parse = |o: &Options, d: &mut Vec<Diagnostic>| match kind {
         "shell" => Provisioner::Shell(shell(o, template_dir, d)),
         "file" => Provisioner::File(file_provisioner(o, template_dir, d)),
@@ -638,22 +636,18 @@ fn post_processor(
                 "yandex-import",
                 "hcp-sbom",
             ];
-            let mut diag = unknown(at, "post-processor type", kind, &supported, &packer);
-            if diag.hint.is_none() && !packer.contains(&kind) {
-                diag = diag.with_hint(format!("kiln's post-processors are {}", list(&supported)));
-            }
-            d.push(diag);
+            d.push(unknown_type(
+                at,
+                "post-processor",
+                kind,
+                &supported,
+                &packer,
+            ));
             return None;
         }
     };
-    let supported: Vec<&'static str> = own.iter().chain(&PP_COMMON).copied().collect();
-    let o = Options::read(file, scope, &block.body, at, &supported, known, d);
-    reject_blocks(file, &block.body, known, d);
-    let only = source_filter(&o, "only", sources, d);
-    let except = source_filter(&o, "except", sources, d);
-    if o.has("only") && o.has("except") {
-        o.error("except", "only one of `only` or `except` may be set", d);
-    }
+    let (o, only, except) =
+        read_with_filters(file, scope, block, own, &PP_COMMON, known, sources, d);
     let kind = match kind {
         "vagrant" => PostProcessor::Vagrant(vagrant(&o, template_dir, d)),
         "checksum" => PostProcessor::Checksum(checksum_pp(&o, d)),
@@ -668,6 +662,47 @@ fn post_processor(
         keep_input_artifact: o.bool("keep_input_artifact", d),
         kind,
     })
+}
+
+/// A diagnostic for a provisioner or post-processor type kiln does not run: "not supported
+/// yet" for Packer's own (`packer`), else "unknown" with a suggestion or kiln's list.
+fn unknown_type(
+    at: super::Location,
+    what: &str,
+    kind: &str,
+    supported: &[&str],
+    packer: &[&str],
+) -> Diagnostic {
+    let diag = unknown(at, &format!("{what} type"), kind, supported, packer);
+    if diag.hint.is_none() && !packer.contains(&kind) {
+        return diag.with_hint(format!("kiln's {what}s are {}", list(supported)));
+    }
+    diag
+}
+
+/// Reads a provisioner's or post-processor's options (`own` plus the `common` ones every type
+/// has), and its `only` / `except`, which may not both be set.
+#[allow(clippy::too_many_arguments)]
+fn read_with_filters<'a>(
+    file: &'a SourceFile,
+    scope: &'a Scope,
+    block: &'a Block,
+    own: &[&'static str],
+    common: &[&'static str],
+    known: &[&str],
+    sources: &[(String, String)],
+    d: &mut Vec<Diagnostic>,
+) -> (Options<'a>, Vec<String>, Vec<String>) {
+    let at = file.at(block.ident.span());
+    let supported: Vec<&'static str> = own.iter().chain(common).copied().collect();
+    let o = Options::read(file, scope, &block.body, at, &supported, known, d);
+    reject_blocks(file, &block.body, known, d);
+    let only = source_filter(&o, "only", sources, d);
+    let except = source_filter(&o, "except", sources, d);
+    if o.has("only") && o.has("except") {
+        o.error("except", "only one of `only` or `except` may be set", d);
+    }
+    (o, only, except)
 }
 
 /// `only` / `except`: sources of this build, as `TYPE.NAME`.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{Error, NullContext};
 use crate::communicator::ssh::{self, SshTarget};
-use crate::provisioner::{self, BuildEnv, Session};
+use crate::provisioner::{self, BuildEnv};
 use crate::step::{Outcome, Step};
 
 pub struct Connect;
@@ -79,29 +79,18 @@ impl Step<NullContext, Error> for Provision {
                 ("PACKER_BUILDER_TYPE".to_owned(), "null".to_owned()),
             ],
         };
-        let target = ctx.ssh_target.clone().unwrap_or(SshTarget {
-            host: ctx.config.host.clone(),
-            port: 0,
-            username: String::new(),
-            private_key: None,
-            password: None,
-            pty: false,
-        });
-        let mut session = Session::new(
-            ctx.comm.take(),
-            target,
-            Box::new(|| Box::pin(std::future::pending::<String>())),
-            ctx.cancel.clone(),
-        );
-        let result = provisioner::run_all(
+        let (result, comm) = provisioner::provision(
             &ctx.provisioners,
             ctx.error_cleanup.as_ref(),
-            &mut session,
+            ctx.comm.take(),
+            ctx.ssh_target.clone(),
+            Box::new(|| Box::pin(std::future::pending::<String>())),
             &build,
             &ctx.ui,
+            ctx.cancel.clone(),
         )
         .await;
-        ctx.comm = session.into_comm();
+        ctx.comm = comm;
         result.map_err(Error::Provision)
     }
 }

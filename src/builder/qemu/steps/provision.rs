@@ -8,8 +8,7 @@ use async_trait::async_trait;
 
 use crate::builder::qemu::steps::boot_command::HTTP_IP;
 use crate::builder::qemu::{BuildContext, Error};
-use crate::communicator::ssh;
-use crate::provisioner::{self, BuildEnv, Session};
+use crate::provisioner::{self, BuildEnv};
 use crate::step::Step;
 
 pub struct Provision;
@@ -28,40 +27,19 @@ impl Step<BuildContext, Error> for Provision {
             source: format!("qemu.{}", ctx.config.name),
             env: packer_env(&ctx.config.name, ctx.http_port),
         };
-        // Without SSH (`communicator = "none"`), only local provisioners can run; a remote one
-        // fails when it asks for the connection.
-        let target = ctx.ssh_target.clone().unwrap_or(ssh::SshTarget {
-            host: "127.0.0.1".into(),
-            port: 0,
-            username: String::new(),
-            private_key: None,
-            password: None,
-            pty: false,
-        });
         let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
-        let mut session = Session::new(
-            ctx.comm.take(),
-            target,
-            Box::new(move || Box::pin(qemu.died())),
-            ctx.cancel.clone(),
-        );
-        let result = provisioner::run_all(
+        let (result, comm) = provisioner::provision(
             &ctx.provisioners,
             ctx.error_cleanup.as_ref(),
-            &mut session,
+            ctx.comm.take(),
+            ctx.ssh_target.clone(),
+            Box::new(move || Box::pin(qemu.died())),
             &build,
             &ctx.ui,
+            ctx.cancel.clone(),
         )
         .await;
-        // A last provisioner that rebooted the guest: reconnect so that the shutdown_command
-        // can run.
-        if result.is_ok() && ctx.ssh_target.is_some() {
-            session
-                .connect(crate::provisioner::shell::DEFAULT_START_RETRY)
-                .await
-                .map_err(Error::WaitSsh)?;
-        }
-        ctx.comm = session.into_comm();
+        ctx.comm = comm;
         result.map_err(Error::Provision)
     }
 }
