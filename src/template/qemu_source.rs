@@ -4,7 +4,10 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::builder::qemu::config::{Accelerator, CommunicatorKind, Config, DiskFormat, SshConfig};
+use crate::bootcmd::{self, BootVars};
+use crate::builder::qemu::config::{
+    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, SshConfig,
+};
 use crate::types::{Checksum, GoDuration, Secret, parse_checksum, parse_disk_size, parse_duration};
 
 use super::Diagnostic;
@@ -17,7 +20,8 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "disk_interface", "disk_cache", "disk_discard", "skip_compaction", "disk_compression",
     "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
     "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
-    "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "communicator", "ssh_username",
+    "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "boot_steps",
+    "boot_key_interval", "boot_key_driver", "communicator", "ssh_username",
     "ssh_password", "ssh_port", "ssh_timeout", "host_port_min", "host_port_max",
     "shutdown_command", "shutdown_timeout",
 ];
@@ -26,8 +30,8 @@ pub(crate) const SUPPORTED: &[&str] = &[
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
     "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_content",
-    "http_bind_address", "http_interface", "http_network_protocol", "boot_steps",
-    "boot_key_interval", "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
+    "http_bind_address", "http_interface", "http_network_protocol",
+    "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
     "vnc_password", "qmp_enable", "qmp_socket_path", "cpu_model", "sockets", "cores", "threads",
     "vga", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
     "disk_detect_zeroes", "disk_image", "use_backing_file", "skip_resize_disk",
@@ -180,7 +184,27 @@ pub(crate) fn source(
         }
     }
     if let Some(cmd) = o.string_list("boot_command", d) {
+        check_boot_command(o, "boot_command", &cmd, &c.vm_name, d);
         c.boot_command = cmd;
+    }
+    if let Some(steps) = boot_steps(o, &c.vm_name, d) {
+        if !c.boot_command.is_empty() && !steps.is_empty() {
+            o.error(
+                "boot_steps",
+                "`boot_command` and `boot_steps` cannot be used together",
+                d,
+            );
+        }
+        c.boot_steps = steps;
+    }
+    if let Some(t) = duration(o, "boot_key_interval", d) {
+        // As Packer: zero (or negative) means the default, which for kiln is guest pacing.
+        if !t.negative && !t.abs.is_zero() {
+            c.boot_key_interval = Some(t.abs);
+        }
+    }
+    if o.one_of("boot_key_driver", &["qmp"], &["vnc"], d).is_some() {
+        c.boot_key_driver = KeyDriverKind::Qmp;
     }
 
     if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["winrm", "docker"], d) {
@@ -201,6 +225,80 @@ pub(crate) fn source(
         c.shutdown_timeout = t;
     }
     c
+}
+
+/// Renders and parses a boot command at validate time with stand-in values for the variables,
+/// so a malformed `<wait…>`, an unknown `{{ … }}` or an untypable character is reported before
+/// any VM starts, with the entry and byte it is at.
+fn check_boot_command(
+    o: &Options<'_>,
+    name: &str,
+    entries: &[String],
+    vm_name: &str,
+    d: &mut Vec<Diagnostic>,
+) {
+    let vars = BootVars {
+        http_ip: "10.0.2.2".to_owned(),
+        http_port: 8000,
+        name: vm_name.to_owned(),
+    };
+    let joined = entries.concat();
+    if let Err(e) = bootcmd::compile(&joined, &vars) {
+        let mut message = e.to_string();
+        if let Some(offset) = e.offset() {
+            let mut start = 0;
+            for (i, entry) in entries.iter().enumerate() {
+                if offset < start + entry.len() || i + 1 == entries.len() {
+                    message = format!(
+                        "{message} (`{name}` element {}, byte {})",
+                        i + 1,
+                        offset - start
+                    );
+                    break;
+                }
+                start += entry.len();
+            }
+        }
+        o.error(name, message, d);
+    }
+}
+
+/// `boot_steps = [["command", "description"], ...]`; the description is optional.
+fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<BootStep>> {
+    let v = o.value("boot_steps", d)?;
+    let bad = |d: &mut Vec<Diagnostic>| {
+        o.error(
+            "boot_steps",
+            "`boot_steps` expects a list of [command, description] lists of strings",
+            d,
+        );
+        None
+    };
+    let hcl::Value::Array(rows) = v else {
+        return bad(d);
+    };
+    let mut steps = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let hcl::Value::Array(parts) = row else {
+            return bad(d);
+        };
+        let strings: Option<Vec<String>> = parts
+            .iter()
+            .map(|p| match p {
+                hcl::Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let Some(strings) = strings.filter(|s| (1..=2).contains(&s.len())) else {
+            return bad(d);
+        };
+        check_boot_command(o, "boot_steps", &strings[..1], vm_name, d);
+        steps.push(BootStep {
+            command: strings[0].clone(),
+            description: strings.get(1).cloned().unwrap_or_default(),
+        });
+    }
+    Some(steps)
 }
 
 fn ssh(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshConfig {

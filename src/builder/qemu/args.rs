@@ -37,6 +37,8 @@ pub struct RunParams {
     pub ssh_host_port: Option<u16>,
     /// Where the guest's serial console is written.
     pub serial_log: PathBuf,
+    /// Where QEMU traces the guest's keyboard reads (guest-paced typing); `None`: no trace.
+    pub key_trace: Option<PathBuf>,
 }
 
 /// Escapes a value inside a QEMU `key=value,...` option: a comma is written as `,,`.
@@ -114,6 +116,9 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
         "-display",
         if config.headless { "none" } else { "gtk" }.into(),
     );
+    if let Some(trace) = &p.key_trace {
+        a.extend(crate::bootcmd::feedback::qemu_trace_args(trace));
+    }
     a
 }
 
@@ -167,6 +172,7 @@ mod tests {
             qmp_socket: "/out/packer-t.monitor".into(),
             ssh_host_port: Some(3333),
             serial_log: "/out/serial.log".into(),
+            key_trace: None,
         }
     }
 

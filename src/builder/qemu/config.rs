@@ -35,6 +35,22 @@ impl DiskFormat {
     }
 }
 
+/// How the boot command reaches the guest's keyboard (`boot_key_driver`, a kiln option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDriverKind {
+    /// QMP `input-send-event` (the default), paced by the guest's reads.
+    Qmp,
+    /// RFB key events over QEMU's VNC server, as Packer types.
+    Vnc,
+}
+
+/// One `boot_steps` entry: what to type and what to print while typing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootStep {
+    pub command: String,
+    pub description: String,
+}
+
 /// How kiln talks to the guest once it is up (`communicator`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommunicatorKind {
@@ -122,6 +138,13 @@ pub struct Config {
     pub boot_wait: GoDuration,
     /// `boot_command`, joined as Packer does (no separator) when typed.
     pub boot_command: Vec<String>,
+    /// `boot_steps` (exclusive with `boot_command`), typed one after the other.
+    pub boot_steps: Vec<BootStep>,
+    /// `boot_key_interval`: a fixed pause after every key event. `None` (the default) types as
+    /// fast as the guest reads the keys (see `bootcmd::Pacing`).
+    pub boot_key_interval: Option<Duration>,
+    /// `boot_key_driver` (default `qmp`).
+    pub boot_key_driver: KeyDriverKind,
 
     /// `communicator` (default ssh).
     pub communicator: CommunicatorKind,
@@ -175,6 +198,9 @@ impl Config {
                 abs: Duration::from_secs(10),
             },
             boot_command: Vec::new(),
+            boot_steps: Vec::new(),
+            boot_key_interval: None,
+            boot_key_driver: KeyDriverKind::Qmp,
             communicator: CommunicatorKind::Ssh,
             ssh: None,
             shutdown_command: None,

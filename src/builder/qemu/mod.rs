@@ -52,6 +52,8 @@ pub struct BuildContext {
     pub qmp: Option<qmp::Qmp>,
     /// The guest's serial console log (`run_qemu`).
     pub serial_log: Option<PathBuf>,
+    /// QEMU's trace of the guest's keyboard reads, for guest-paced typing (`run_qemu`).
+    pub key_trace: Option<PathBuf>,
     /// The connected communicator (`wait_ssh`).
     pub comm: Option<SshCommunicator>,
 }
@@ -80,6 +82,7 @@ impl BuildContext {
             qemu: None,
             qmp: None,
             serial_log: None,
+            key_trace: None,
             comm: None,
         }
     }

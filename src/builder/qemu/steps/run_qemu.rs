@@ -1,7 +1,7 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
 //! Uses: `config` (machine options), `disk_path`, `iso_path`.
-//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`.
+//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`.
 //! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
 //! QEMU also dies with kiln (parent-death signal) and when its guard drops.
 
@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::bootcmd::feedback;
 use crate::builder::qemu::accel;
 use crate::builder::qemu::args::{self, RunParams};
-use crate::builder::qemu::config::CommunicatorKind;
+use crate::builder::qemu::config::{CommunicatorKind, KeyDriverKind};
 use crate::builder::qemu::process::QemuProcess;
 use crate::builder::qemu::qmp::Qmp;
 use crate::builder::qemu::{BuildContext, Error};
@@ -74,8 +75,18 @@ impl Step<BuildContext, Error> for RunQemu {
             .tempdir()
             .map_err(Error::TempDir)?;
         let qmp_socket = socket_dir.path().join("qmp.sock");
+        let socket_dir_path = socket_dir.path().to_owned();
         self.socket_dir = Some(socket_dir);
 
+        // Guest-paced typing follows the guest's keyboard reads through a QEMU trace file.
+        let types_paced = cfg.boot_key_interval.is_none()
+            && cfg.boot_key_driver == KeyDriverKind::Qmp
+            && (cfg.boot_command.iter().any(|c| !c.is_empty()) || !cfg.boot_steps.is_empty());
+        let key_trace = if types_paced && feedback::qemu_can_trace_reads(&cfg.qemu_binary).await {
+            Some(socket_dir_path.join("keyboard-reads.trace"))
+        } else {
+            None
+        };
         let serial_log = cfg.output_directory.join("serial.log");
         let params = RunParams {
             disk_path,
@@ -85,6 +96,7 @@ impl Step<BuildContext, Error> for RunQemu {
             qmp_socket: qmp_socket.clone(),
             ssh_host_port,
             serial_log: serial_log.clone(),
+            key_trace: key_trace.clone(),
         };
         let argv = args::qemu_args(cfg, &params);
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
@@ -101,6 +113,7 @@ impl Step<BuildContext, Error> for RunQemu {
             serial_log.display()
         ));
         ctx.serial_log = Some(serial_log);
+        ctx.key_trace = key_trace;
         ctx.ssh_host_port = ssh_host_port;
         let qemu = ctx.qemu.insert(qemu);
 
@@ -114,6 +127,7 @@ impl Step<BuildContext, Error> for RunQemu {
 
     async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
         ctx.qmp = None;
+        ctx.key_trace = None;
         if let Some(mut qemu) = ctx.qemu.take() {
             if qemu.exited().is_none() {
                 ctx.ui.say("Stopping QEMU");
