@@ -139,3 +139,41 @@ fn unknown_checksum_type_is_reported() {
     assert!(stderr.contains("pp.pkr.hcl:9:"), "no location\n{stderr}");
     assert!(stderr.contains("unknown checksum type `crc32`"), "{stderr}");
 }
+
+/// Issue 5: a malformed boot command fails `kiln validate` with the entry and byte it is at,
+/// before any VM starts; so do `boot_steps` next to `boot_command`.
+#[test]
+fn validate_reports_boot_command_errors_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("boot.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        r#"source "qemu" "x" {
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+  boot_command = ["install<enter>", "x<wait1m-30s>"]
+  boot_steps   = [["a{{ .Nmae }}", "typo"]]
+}
+build {
+  sources = ["source.qemu.x"]
+}
+"#,
+    )
+    .unwrap();
+    let out = kiln().arg("validate").arg(&tpl).output().unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Invalid wait `1m-30s`") && stderr.contains("element 2, byte 1"),
+        "no wait position in\n{stderr}"
+    );
+    assert!(
+        stderr.contains("{{ .Nmae }}") && stderr.contains("element 1, byte 1"),
+        "no variable position in\n{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot be used together"),
+        "no conflict in\n{stderr}"
+    );
+}

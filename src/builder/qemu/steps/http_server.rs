@@ -27,11 +27,12 @@ impl Step<BuildContext, Error> for StartHttpServer {
         let Some(dir) = ctx.config.http_directory.clone() else {
             return Ok(());
         };
-        let server = HttpServer::start(
+        let server = HttpServer::start_logged(
             &dir,
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             ctx.config.http_port_min,
             ctx.config.http_port_max,
+            Some(ctx.ui.clone()),
         )
         .await
         .map_err(Error::StartHttpServer)?;
