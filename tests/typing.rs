@@ -4,7 +4,8 @@
 //! The payload (`tests/fixtures/e2e/typing-payload.txt`) holds every printable ASCII character,
 //! both cases, the shifted symbols, backslashes, both quotes, backticks, `<`/`>` literals and
 //! `<…>` forms the grammar must type literally, and a `<bs>` correction. isolinux interprets
-//! only its line-editing keys, so the command line is exactly what arrived.
+//! only its line-editing keys, so the command line is exactly what arrived. Both key drivers
+//! (QMP and VNC) are checked.
 
 mod common;
 
@@ -33,7 +34,16 @@ fn reported_cmdline(serial: &str) -> Option<String> {
 }
 
 #[test]
-fn boot_command_reaches_the_kernel_exactly() {
+fn boot_command_reaches_the_kernel_exactly_over_qmp() {
+    type_and_compare("qmp");
+}
+
+#[test]
+fn boot_command_reaches_the_kernel_exactly_over_vnc() {
+    type_and_compare("vnc");
+}
+
+fn type_and_compare(driver: &str) {
     require_qemu();
     let iso = test_iso();
     let payload = fixture("typing-payload.txt");
@@ -55,6 +65,7 @@ fn boot_command_reaches_the_kernel_exactly() {
         .arg(format!("-var=iso_path={}", iso.display()))
         .arg(format!("-var=output_directory={}", outdir.display()))
         .arg(format!("-var=payload={payload}"))
+        .arg(format!("-var=boot_key_driver={driver}"))
         .arg(repo_root().join("tests/fixtures/e2e/typing.pkr.hcl"))
         .output()
         .unwrap();
@@ -64,6 +75,11 @@ fn boot_command_reaches_the_kernel_exactly() {
         describe(&out)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("over {}", driver.to_uppercase())),
+        "driver {driver} not used\n{}",
+        describe(&out)
+    );
     assert!(
         stdout.contains("paced by the guest's reads"),
         "guest pacing was not used\n{}",

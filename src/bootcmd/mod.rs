@@ -9,6 +9,7 @@ mod driver;
 pub mod feedback;
 mod grammar;
 pub mod keys;
+pub mod vnc;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub use driver::QmpKeyDriver;
 pub use feedback::{Backlog, GuestReads, QemuKeyboard};
 pub use grammar::parse;
 pub use keys::Key;
+pub use vnc::VncKeyDriver;
 
 /// Why a boot command could not be rendered, parsed or typed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub enum Error {
     /// The driver could not deliver key events to the VM.
     #[error("Could not send key events to the VM")]
     SendKeys(#[source] crate::builder::qemu::qmp::Error),
+    /// The VNC driver could not deliver key events.
+    #[error("Could not send key events over VNC")]
+    Vnc(#[source] vnc::VncError),
     /// The guest's keyboard reads could not be observed.
     #[error("Could not follow the guest's keyboard reads")]
     Feedback(#[source] feedback::Error),

@@ -203,8 +203,12 @@ pub(crate) fn source(
             c.boot_key_interval = Some(t.abs);
         }
     }
-    if o.one_of("boot_key_driver", &["qmp"], &["vnc"], d).is_some() {
-        c.boot_key_driver = KeyDriverKind::Qmp;
+    if let Some(s) = o.one_of("boot_key_driver", &["qmp", "vnc"], &[], d) {
+        c.boot_key_driver = if s == "vnc" {
+            KeyDriverKind::Vnc
+        } else {
+            KeyDriverKind::Qmp
+        };
     }
 
     if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["winrm", "docker"], d) {

@@ -9,7 +9,7 @@ use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use super::accel::ResolvedAccel;
-use super::config::{CommunicatorKind, Config};
+use super::config::{CommunicatorKind, Config, KeyDriverKind};
 
 /// Why a free port could not be found.
 #[derive(Debug, thiserror::Error)]
@@ -100,9 +100,16 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     push("-device", format!("{},netdev=user.0", config.net_device));
 
     let display_number = p.vnc_port.saturating_sub(5900);
+    // QEMU delays each VNC key event by key-delay-ms (10 ms by default) in its own queue; when
+    // kiln types over VNC paced by the guest's reads (a key trace), that delay only slows it.
+    let key_delay = if config.boot_key_driver == KeyDriverKind::Vnc && p.key_trace.is_some() {
+        ",key-delay-ms=0"
+    } else {
+        ""
+    };
     push(
         "-vnc",
-        format!("{}:{display_number}", config.vnc_bind_address),
+        format!("{}:{display_number}{key_delay}", config.vnc_bind_address),
     );
     push(
         "-qmp",
@@ -245,6 +252,12 @@ mod tests {
                 "-vnc", &["0.0.0.0:99"]),
             ("net_device", |c, _| c.net_device = "e1000".into(),
                 "-device", &["e1000,netdev=user.0"]),
+            ("guest-paced VNC typing: no QEMU key delay", |c, p| { c.boot_key_driver = KeyDriverKind::Vnc; p.key_trace = Some("/k/trace".into()) },
+                "-vnc", &["127.0.0.1:1,key-delay-ms=0"]),
+            ("VNC typing at a fixed interval keeps QEMU's delay", |c, _| c.boot_key_driver = KeyDriverKind::Vnc,
+                "-vnc", &["127.0.0.1:1"]),
+            ("guest-paced typing traces keyboard reads", |_, p| p.key_trace = Some("/k/trace".into()),
+                "-trace", &["enable=ps2_read_data,file=/k/trace"]),
         ];
         for (reason, edit, switch, expected) in rows {
             let (mut c, mut p) = (config(), params());

@@ -54,6 +54,8 @@ pub struct BuildContext {
     pub serial_log: Option<PathBuf>,
     /// QEMU's trace of the guest's keyboard reads, for guest-paced typing (`run_qemu`).
     pub key_trace: Option<PathBuf>,
+    /// The address of QEMU's VNC server (`run_qemu`).
+    pub vnc_addr: Option<std::net::SocketAddr>,
     /// The connected communicator (`wait_ssh`).
     pub comm: Option<SshCommunicator>,
 }
@@ -83,6 +85,7 @@ impl BuildContext {
             qmp: None,
             serial_log: None,
             key_trace: None,
+            vnc_addr: None,
             comm: None,
         }
     }

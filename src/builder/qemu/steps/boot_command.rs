@@ -1,14 +1,16 @@
 //! Step: wait `boot_wait`, then type `boot_command` (or each of `boot_steps`) into the guest.
 //!
 //! Uses: `config.boot_wait`, `config.boot_command`, `config.boot_steps`,
-//! `config.boot_key_interval`, `config.vm_name`, `http_port`, `qmp`, `qemu`, `key_trace`.
+//! `config.boot_key_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `qmp`,
+//! `qemu`, `key_trace`, `vnc_addr`.
 //! Produces: nothing. Cleanup: none.
 //! Every command is rendered and parsed before the wait, so a bad one fails at once. Without
 //! `boot_key_interval`, keys go as fast as the guest reads them (see `bootcmd::Pacing`).
 
 use async_trait::async_trait;
 
-use crate::bootcmd::{self, BootVars, Pacing, QemuKeyboard, QmpKeyDriver, Typed};
+use crate::bootcmd::{self, BootVars, Pacing, QemuKeyboard, QmpKeyDriver, Typed, VncKeyDriver};
+use crate::builder::qemu::config::KeyDriverKind;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::step::Step;
 
@@ -67,8 +69,24 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             ),
             (None, None) => (Pacing::default(), None),
         };
-        ctx.ui.say("Typing the boot command over QMP");
-        let mut driver = QmpKeyDriver::new(qmp);
+        let mut qmp_driver;
+        let mut vnc_driver;
+        let driver: &mut dyn bootcmd::KeyDriver = match cfg.boot_key_driver {
+            KeyDriverKind::Qmp => {
+                ctx.ui.say("Typing the boot command over QMP");
+                qmp_driver = QmpKeyDriver::new(qmp);
+                &mut qmp_driver
+            }
+            KeyDriverKind::Vnc => {
+                let addr = ctx.vnc_addr.ok_or(Error::Missing { what: "vnc_addr" })?;
+                ctx.ui
+                    .say(format!("Typing the boot command over VNC ({addr})"));
+                vnc_driver = VncKeyDriver::connect(addr)
+                    .await
+                    .map_err(|e| Error::BootCommand(bootcmd::Error::Vnc(e)))?;
+                &mut vnc_driver
+            }
+        };
         let mut total = Typed::default();
         let mut packer = std::time::Duration::ZERO;
         for (actions, description) in &compiled {
@@ -77,7 +95,7 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             }
             let reads = reads.as_mut().map(|r| r as &mut dyn bootcmd::GuestReads);
             let typed = tokio::select! {
-                r = bootcmd::type_actions(actions, &mut driver, reads, &ctx.cancel, pacing) => r.map_err(Error::BootCommand)?,
+                r = bootcmd::type_actions(actions, driver, reads, &ctx.cancel, pacing) => r.map_err(Error::BootCommand)?,
                 reason = qemu.died() => return Err(Error::QemuExited { during: "boot command typing", reason }),
             };
             total.events += typed.events;

@@ -1,7 +1,7 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
 //! Uses: `config` (machine options), `disk_path`, `iso_path`.
-//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`.
+//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`.
 //! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
 //! QEMU also dies with kiln (parent-death signal) and when its guard drops.
 
@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use crate::bootcmd::feedback;
 use crate::builder::qemu::accel;
 use crate::builder::qemu::args::{self, RunParams};
-use crate::builder::qemu::config::{CommunicatorKind, KeyDriverKind};
+use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::process::QemuProcess;
 use crate::builder::qemu::qmp::Qmp;
 use crate::builder::qemu::{BuildContext, Error};
@@ -80,7 +80,6 @@ impl Step<BuildContext, Error> for RunQemu {
 
         // Guest-paced typing follows the guest's keyboard reads through a QEMU trace file.
         let types_paced = cfg.boot_key_interval.is_none()
-            && cfg.boot_key_driver == KeyDriverKind::Qmp
             && (cfg.boot_command.iter().any(|c| !c.is_empty()) || !cfg.boot_steps.is_empty());
         let key_trace = if types_paced && feedback::qemu_can_trace_reads(&cfg.qemu_binary).await {
             Some(socket_dir_path.join("keyboard-reads.trace"))
@@ -114,6 +113,7 @@ impl Step<BuildContext, Error> for RunQemu {
         ));
         ctx.serial_log = Some(serial_log);
         ctx.key_trace = key_trace;
+        ctx.vnc_addr = Some(std::net::SocketAddr::new(vnc_ip, vnc_port));
         ctx.ssh_host_port = ssh_host_port;
         let qemu = ctx.qemu.insert(qemu);
 
@@ -128,6 +128,7 @@ impl Step<BuildContext, Error> for RunQemu {
     async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
         ctx.qmp = None;
         ctx.key_trace = None;
+        ctx.vnc_addr = None;
         if let Some(mut qemu) = ctx.qemu.take() {
             if qemu.exited().is_none() {
                 ctx.ui.say("Stopping QEMU");
