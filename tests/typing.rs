@@ -7,6 +7,8 @@
 //! only its line-editing keys, so the command line is exactly what arrived. Both key drivers
 //! (QMP and VNC) are checked.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -4,7 +4,7 @@
 # prompt under TCG, N times. Prints kiln's typing time per driver, Packer's time for the same
 # key events at its fixed 100 ms per event, the ratio, and how many runs reached the kernel
 # exactly. Run through scripts/bench.sh, or alone from the repo root (KILN=path/to/kiln).
-# KILN_BENCH_RUNS sets N (default 20).
+# KILN_BENCH_RUNS sets N (default 20), KILN_BENCH_DRIVERS the drivers (default "qmp vnc").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/lib/deps.sh
@@ -13,6 +13,7 @@ ensure_commands qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils bc:bc
 
 kiln=${KILN:-target/release/kiln}
 runs=${KILN_BENCH_RUNS:-20}
+read -r -a drivers <<<"${KILN_BENCH_DRIVERS:-qmp vnc}"
 iso=$(scripts/make-test-iso.sh)
 fixtures=tests/fixtures/e2e
 payload=$(cat "$fixtures/typing-payload.txt")
@@ -23,12 +24,12 @@ trap 'rm -rf "$work"' EXIT
 # hex_decode HEX: the bytes HEX spells, on stdout.
 hex_decode() { printf '%b' "$(printf '%s' "$1" | sed 's/../\\x&/g')"; }
 
-# run_once: one build; prints "SECONDS EVENTS exact|wrong".
+# run_once DRIVER: one build; prints "SECONDS EVENTS exact|wrong".
 run_once() {
     local out=$work/out log=$work/log line hex cmdline typed verdict=wrong
     rm -rf "$out"
     if ! "$kiln" build -var "iso_path=$iso" -var "output_directory=$out" \
-        -var "payload=$payload" "$fixtures/typing.pkr.hcl" >"$log" 2>&1; then
+        -var "payload=$payload" -var "boot_key_driver=$1" "$fixtures/typing.pkr.hcl" >"$log" 2>&1; then
         echo "kiln build failed:" >&2
         tail -n 20 "$log" >&2
         echo "0 0 wrong"
@@ -45,23 +46,26 @@ run_once() {
     echo "${secs%s} $events $verdict"
 }
 
-echo "typing bench: $runs runs, payload ${#payload} characters, $(nproc) cores" >&2
-exact=0 times=()
-for i in $(seq 1 "$runs"); do
-    read -r secs events verdict < <(run_once)
-    echo "  run $i: ${secs}s, $events events, $verdict (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-    [ "$verdict" = exact ] && exact=$((exact + 1))
-    times+=("$secs")
+echo "typing bench: $runs runs per driver, payload ${#payload} characters, $(nproc) cores" >&2
+results=()
+for driver in "${drivers[@]}"; do
+    exact=0 times=()
+    for i in $(seq 1 "$runs"); do
+        read -r secs events verdict < <(run_once "$driver")
+        echo "  $driver run $i: ${secs}s, $events events, $verdict (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+        [ "$verdict" = exact ] && exact=$((exact + 1))
+        times+=("$secs")
+    done
+    sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+    median=$(printf '%s\n' "$sorted" | sed -n "$(((runs + 1) / 2))p")
+    slowest=$(printf '%s\n' "$sorted" | tail -n 1)
+    packer=$(echo "scale=1; $events / 10" | bc -l)
+    results+=("$(printf 'kiln (%s): median %ss, slowest %ss; Packer %ss -> %sx (median), %sx (slowest); exact %s/%s' \
+        "$driver" "$median" "$slowest" "$packer" \
+        "$(echo "scale=1; $packer / $median" | bc -l)" "$(echo "scale=1; $packer / $slowest" | bc -l)" \
+        "$exact" "$runs")")
 done
-sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-median=$(printf '%s\n' "$sorted" | sed -n "$(((runs + 1) / 2))p")
-slowest=$(printf '%s\n' "$sorted" | tail -n 1)
-packer=$(echo "scale=1; $events / 10" | bc -l)
 
-echo "payload:          ${#payload} characters typed as $events key events"
-echo "kiln (qmp):       median ${median}s, slowest ${slowest}s (guest-paced)"
-echo "kiln (vnc):       not implemented"
-echo "packer (vnc):     ${packer}s ($events events x 100 ms)"
-echo "speed-up:         $(echo "scale=1; $packer / $median" | bc -l)x median, $(echo "scale=1; $packer / $slowest" | bc -l)x slowest"
-echo "exact:            $exact/$runs"
-echo "load:             $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+echo "payload: ${#payload} characters typed as $events key events; Packer: $events x 100 ms"
+printf '%s\n' "${results[@]}"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
