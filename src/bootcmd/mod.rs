@@ -673,6 +673,82 @@ mod tests {
         assert!(sim.0.lock().unwrap().lost > 0);
     }
 
+    /// A guest whose interrupt handler empties the PS/2 queue at once but whose boot loader
+    /// takes keys from the BIOS buffer only every 5 ms (like isolinux redrawing its line).
+    #[derive(Default)]
+    struct SlowLoader {
+        start: Option<tokio::time::Instant>,
+        sent_keys: u64,
+        bytes: u64,
+        max_bios: u64,
+    }
+
+    impl SlowLoader {
+        fn taken(&mut self) -> u64 {
+            let start = *self.start.get_or_insert_with(tokio::time::Instant::now);
+            (start.elapsed().as_millis() / 5) as u64
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KeyDriver for SlowLoader {
+        async fn send(&mut self, events: &[KeyEvent]) -> Result<(), Error> {
+            for e in events {
+                self.bytes += u64::from(keys::scancode_len(e.qcode));
+                if e.down && e.qcode != keys::SHIFT {
+                    self.sent_keys += 1;
+                }
+            }
+            let waiting = self.sent_keys.saturating_sub(self.taken());
+            self.max_bios = self.max_bios.max(waiting);
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl GuestReads for SlowLoader {
+        async fn backlog(&mut self) -> Result<Backlog, feedback::Error> {
+            let waiting = self.sent_keys.saturating_sub(self.taken());
+            Ok(Backlog {
+                reads: self.bytes,
+                bios_keys: u32::try_from(waiting).unwrap(),
+            })
+        }
+    }
+
+    /// Issue 5: keys read from the PS/2 queue but not yet taken from the BIOS buffer hold the
+    /// typing back, so the 15-key buffer never overflows.
+    #[tokio::test(start_paused = true)]
+    async fn bios_buffer_backlog_holds_typing_back() {
+        let shared = std::sync::Arc::new(tokio::sync::Mutex::new(SlowLoader::default()));
+        struct Both(std::sync::Arc<tokio::sync::Mutex<SlowLoader>>);
+        #[async_trait::async_trait]
+        impl KeyDriver for Both {
+            async fn send(&mut self, events: &[KeyEvent]) -> Result<(), Error> {
+                self.0.lock().await.send(events).await
+            }
+        }
+        #[async_trait::async_trait]
+        impl GuestReads for Both {
+            async fn backlog(&mut self) -> Result<Backlog, feedback::Error> {
+                self.0.lock().await.backlog().await
+            }
+        }
+        let (mut driver, mut reads) = (Both(shared.clone()), Both(shared.clone()));
+        let typed = type_actions(
+            &long_text(),
+            &mut driver,
+            Some(&mut reads),
+            &CancellationToken::new(),
+            Pacing::guest_paced(),
+        )
+        .await
+        .unwrap();
+        let max = shared.lock().await.max_bios;
+        assert!(max <= u64::from(BIOS_WINDOW), "BIOS buffer held {max} keys");
+        assert!(!typed.fell_back);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn no_reads_ever_falls_back_to_the_interval() {
         let sim = SimGuest::default();
