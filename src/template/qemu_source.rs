@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::bootcmd::{self, BootVars};
 use crate::builder::qemu::config::{
-    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, SshConfig,
+    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, SshConfig, smp_cpus,
 };
 use crate::types::{Checksum, GoDuration, Secret, parse_checksum, parse_disk_size, parse_duration};
 
@@ -21,7 +21,9 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
     "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "boot_steps",
-    "boot_key_interval", "boot_key_driver", "communicator", "ssh_username",
+    "boot_key_interval", "boot_key_driver", "communicator", "ssh_username", "cpu_model",
+    "sockets", "cores", "threads", "vga", "display", "use_default_display",
+    "disk_detect_zeroes",
     "ssh_password", "ssh_port", "ssh_timeout", "host_port_min", "host_port_max",
     "shutdown_command", "shutdown_timeout",
 ];
@@ -32,13 +34,12 @@ pub(crate) const KNOWN: &[&str] = &[
     "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_content",
     "http_bind_address", "http_interface", "http_network_protocol",
     "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
-    "vnc_password", "qmp_enable", "qmp_socket_path", "cpu_model", "sockets", "cores", "threads",
-    "vga", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
-    "disk_detect_zeroes", "disk_image", "use_backing_file", "skip_resize_disk",
+    "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
+    "disk_image", "use_backing_file", "skip_resize_disk",
     "disk_additional_size", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
     "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "cd_files",
     "cd_content", "cd_label", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
-    "display", "use_default_display", "run_once", "ssh_host_port_min", "ssh_host_port_max",
+    "run_once", "ssh_host_port_min", "ssh_host_port_max",
     "skip_nat_mapping", "pause_before_connecting", "ssh_private_key_file",
     "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
     "ssh_handshake_attempts", "ssh_pty", "ssh_keep_alive_interval", "ssh_read_write_timeout",
@@ -162,8 +163,22 @@ pub(crate) fn source(
         // As Packer: values below 10 MiB mean the default.
         c.memory = if n < 10 { 512 } else { n as u32 };
     }
-    if let Some(n) = o.uint("cpus", 0, u64::from(u32::MAX), d) {
-        c.cpus = n.max(1) as u32;
+    let count = |name: &str, d: &mut Vec<Diagnostic>| {
+        o.uint(name, 0, u64::from(u32::MAX), d)
+            .map_or(0, |n| n as u32)
+    };
+    c.sockets = count("sockets", d);
+    c.cores = count("cores", d);
+    c.threads = count("threads", d);
+    c.cpus = smp_cpus(count("cpus", d), c.sockets, c.cores, c.threads);
+    c.cpu_model = o.string("cpu_model", d).filter(|s| !s.is_empty());
+    c.vga = o.string("vga", d).filter(|s| !s.is_empty());
+    c.display = o.string("display", d);
+    if let Some(b) = o.bool("use_default_display", d) {
+        c.use_default_display = b;
+    }
+    if let Some(s) = o.one_of("disk_detect_zeroes", &["unmap", "on", "off"], &[], d) {
+        c.disk_detect_zeroes = s;
     }
     if let Some(s) = o.string("net_device", d) {
         c.net_device = s;

@@ -61,15 +61,31 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     };
     push("-machine", machine);
     push("-m", format!("{}M", config.memory));
-    push("-smp", config.cpus.max(1).to_string());
+    let mut smp = config.cpus.max(1).to_string();
+    for (name, n) in [
+        ("sockets", config.sockets),
+        ("cores", config.cores),
+        ("threads", config.threads),
+    ] {
+        if n != 0 {
+            smp.push_str(&format!(",{name}={n}"));
+        }
+    }
+    push("-smp", smp);
+    if let Some(model) = &config.cpu_model {
+        push("-cpu", model.clone());
+    }
 
     let disk = opt(&p.disk_path);
-    let disk_opts = format!(
+    let mut disk_opts = format!(
         "cache={},discard={},format={}",
         config.disk_cache,
         config.disk_discard,
         config.format.as_str()
     );
+    if config.disk_detect_zeroes != "off" {
+        disk_opts.push_str(&format!(",detect-zeroes={}", config.disk_detect_zeroes));
+    }
     if config.disk_interface == "virtio-scsi" {
         push("-device", "virtio-scsi-pci,id=scsi0".into());
         push("-device", "scsi-hd,bus=scsi0.0,drive=drive0".into());
@@ -119,10 +135,20 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
         "-serial",
         format!("file:{}", p.serial_log.to_string_lossy()),
     );
-    push(
-        "-display",
-        if config.headless { "none" } else { "gtk" }.into(),
-    );
+    if let Some(vga) = &config.vga {
+        push("-vga", vga.clone());
+    }
+    // As Packer: headless means no window; otherwise `display` ("" and "none" mean gtk), or
+    // no -display at all with use_default_display.
+    let display = match (config.headless, config.use_default_display, &config.display) {
+        (true, _, _) => Some("none".to_owned()),
+        (false, true, _) => None,
+        (false, false, Some(d)) if !d.is_empty() && d != "none" => Some(d.clone()),
+        (false, false, _) => Some("gtk".to_owned()),
+    };
+    if let Some(display) = display {
+        push("-display", display);
+    }
     if let Some(trace) = &p.key_trace {
         a.extend(crate::bootcmd::feedback::qemu_trace_args(trace));
     }
@@ -252,6 +278,21 @@ mod tests {
                 "-vnc", &["0.0.0.0:99"]),
             ("net_device", |c, _| c.net_device = "e1000".into(),
                 "-device", &["e1000,netdev=user.0"]),
+            ("topology follows Packer's SMP rule", |c, _| { c.cpus = 4; c.sockets = 1; c.cores = 2; c.threads = 2 },
+                "-smp", &["4,sockets=1,cores=2,threads=2"]),
+            ("cpu_model", |c, _| c.cpu_model = Some("qemu64".into()),
+                "-cpu", &["qemu64"]),
+            ("vga", |c, _| c.vga = Some("std".into()),
+                "-vga", &["std"]),
+            ("display when not headless", |c, _| { c.headless = false; c.display = Some("sdl".into()) },
+                "-display", &["sdl"]),
+            ("display none still means gtk when not headless", |c, _| { c.headless = false; c.display = Some("none".into()) },
+                "-display", &["gtk"]),
+            ("use_default_display: no -display", |c, _| { c.headless = false; c.use_default_display = true },
+                "-display", &[]),
+            ("disk_detect_zeroes", |c, _| c.disk_detect_zeroes = "unmap".into(),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2,detect-zeroes=unmap",
+                            "file=/iso/in.iso,media=cdrom"]),
             ("guest-paced VNC typing: no QEMU key delay", |c, p| { c.boot_key_driver = KeyDriverKind::Vnc; p.key_trace = Some("/k/trace".into()) },
                 "-vnc", &["127.0.0.1:1,key-delay-ms=0"]),
             ("VNC typing at a fixed interval keeps QEMU's delay", |c, _| c.boot_key_driver = KeyDriverKind::Vnc,

@@ -126,6 +126,21 @@ pub struct Config {
     pub cpus: u32,
     /// `net_device` (default `virtio-net`).
     pub net_device: String,
+    /// `cpu_model`: `-cpu` when set.
+    pub cpu_model: Option<String>,
+    /// `sockets` / `cores` / `threads` (0: not given); `cpus` already follows Packer's rule
+    /// (see [`smp_cpus`]).
+    pub sockets: u32,
+    pub cores: u32,
+    pub threads: u32,
+    /// `vga`: `-vga` when set.
+    pub vga: Option<String>,
+    /// `display`: the `-display` value when not headless (`""`/`"none"` mean `gtk`, as Packer).
+    pub display: Option<String>,
+    /// `use_default_display`: no `-display` at all when not headless.
+    pub use_default_display: bool,
+    /// `disk_detect_zeroes` (default `off`, which is not passed to QEMU).
+    pub disk_detect_zeroes: String,
     /// `headless` (default false: a GUI window is asked for, as in Packer).
     pub headless: bool,
     /// `vnc_bind_address` (default 127.0.0.1).
@@ -189,6 +204,14 @@ impl Config {
             memory: 512,
             cpus: 1,
             net_device: "virtio-net".into(),
+            cpu_model: None,
+            sockets: 0,
+            cores: 0,
+            threads: 0,
+            vga: None,
+            display: None,
+            use_default_display: false,
+            disk_detect_zeroes: "off".into(),
             headless: false,
             vnc_bind_address: "127.0.0.1".into(),
             vnc_port_min: 5900,
@@ -205,6 +228,47 @@ impl Config {
             ssh: None,
             shutdown_command: None,
             shutdown_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Packer's `-smp` CPU count: the product of the non-zero `sockets`, `cores` and `threads` is
+/// the maximum; `cpus` 0 means that maximum, a larger `cpus` is cut to it, and with nothing
+/// given it is 1.
+pub fn smp_cpus(cpus: u32, sockets: u32, cores: u32, threads: u32) -> u32 {
+    let given: Vec<u32> = [sockets, cores, threads]
+        .into_iter()
+        .filter(|&n| n != 0)
+        .collect();
+    let max = if given.is_empty() {
+        0
+    } else {
+        given.iter().fold(1u32, |a, &n| a.saturating_mul(n))
+    };
+    match (cpus, max) {
+        (0, 0) => 1,
+        (0, m) => m,
+        (c, m) if m != 0 && c > m => m,
+        (c, _) => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smp_rule_table() {
+        let rows = [
+            ((0, 0, 0, 0), 1, "nothing given: one CPU"),
+            ((4, 0, 0, 0), 4, "cpus alone"),
+            ((0, 2, 2, 0), 4, "cpus from the topology"),
+            ((8, 1, 2, 2), 4, "cpus cut to the topology"),
+            ((2, 1, 2, 2), 2, "fewer cpus than the topology"),
+            ((0, 0, 0, 2), 2, "threads alone"),
+        ];
+        for ((cpus, s, c, t), want, why) in rows {
+            assert_eq!(smp_cpus(cpus, s, c, t), want, "{why}");
         }
     }
 }
