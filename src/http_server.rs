@@ -5,6 +5,7 @@
 //! request is logged (method, path, status, bytes) because "the installer never asked for the
 //! preseed" is the first thing to check when an unattended install stalls.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -94,12 +95,6 @@ impl HttpServer {
                 path: dir.to_path_buf(),
             });
         }
-        let listener = bind_in_range(bind, port_min, port_max).await?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: SocketAddr::new(bind, port_min),
-            source,
-        })?;
-
         let root = tokio::fs::canonicalize(dir)
             .await
             .map_err(|source| Error::ReadDirectory {
@@ -118,6 +113,58 @@ impl HttpServer {
                 let ui = ui.clone();
                 move |req: Request, next: Next| access_log(Arc::clone(&log), ui.clone(), req, next)
             }));
+        let server = Self::serve(app, log, bind, port_min, port_max).await?;
+        tracing::info!(dir = %dir.display(), port = server.port, "HTTP server started");
+        Ok(server)
+    }
+
+    /// Serves `content` (`http_content`: URL path → body) on `bind` in the port range, with an
+    /// access-log line per request on `ui`. Paths are matched after removing `.` and `..`
+    /// segments and repeated slashes, as Packer's `path.Clean`; a miss is a 404 that suggests
+    /// the nearest path.
+    pub async fn start_content(
+        content: BTreeMap<String, String>,
+        bind: IpAddr,
+        port_min: u16,
+        port_max: u16,
+        ui: Option<Ui>,
+    ) -> Result<HttpServer, Error> {
+        let content: BTreeMap<String, String> = content
+            .into_iter()
+            .map(|(k, v)| (clean_path(&k), v))
+            .collect();
+        let content = Arc::new(content);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new()
+            .fallback({
+                let content = Arc::clone(&content);
+                move |req: Request| serve_content(Arc::clone(&content), req)
+            })
+            .layer(middleware::from_fn({
+                let log = Arc::clone(&log);
+                move |req: Request, next: Next| access_log(Arc::clone(&log), ui.clone(), req, next)
+            }));
+        let server = Self::serve(app, log, bind, port_min, port_max).await?;
+        tracing::info!(
+            paths = content.len(),
+            port = server.port,
+            "HTTP server started"
+        );
+        Ok(server)
+    }
+
+    async fn serve(
+        app: Router,
+        log: Arc<Mutex<Vec<String>>>,
+        bind: IpAddr,
+        port_min: u16,
+        port_max: u16,
+    ) -> Result<HttpServer, Error> {
+        let listener = bind_in_range(bind, port_min, port_max).await?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: SocketAddr::new(bind, port_min),
+            source,
+        })?;
         let token = CancellationToken::new();
         let serve = axum::serve(
             listener,
@@ -125,7 +172,6 @@ impl HttpServer {
         )
         .with_graceful_shutdown(token.clone().cancelled_owned());
         let task = tokio::spawn(serve.into_future());
-        tracing::info!(dir = %dir.display(), %addr, "HTTP server started");
         Ok(HttpServer {
             port: addr.port(),
             log,
@@ -208,6 +254,55 @@ async fn inside_root(root: Arc<PathBuf>, req: Request, next: Next) -> Response {
         return response;
     }
     next.run(req).await
+}
+
+/// A URL path with `.`/`..` segments resolved and slashes collapsed, always starting with `/`.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The `http_content` handler: GET and HEAD of a known path, else 404 (405 for other methods).
+async fn serve_content(content: Arc<BTreeMap<String, String>>, req: Request) -> Response {
+    use axum::http::{Method, StatusCode};
+    let text = |status, body: String| {
+        let mut r = Response::new(axum::body::Body::from(body));
+        *r.status_mut() = status;
+        r
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405 Method Not Allowed\n".into(),
+        );
+    }
+    let path = clean_path(&percent_decode(req.uri().path()).unwrap_or_default());
+    match content.get(&path) {
+        Some(body) => {
+            let mut r = text(StatusCode::OK, body.clone());
+            r.headers_mut()
+                .insert(CONTENT_LENGTH, axum::http::HeaderValue::from(body.len()));
+            if req.method() == Method::HEAD {
+                *r.body_mut() = axum::body::Body::empty();
+            }
+            r
+        }
+        None => {
+            let hint = crate::template::closest(&path, content.keys().map(String::as_str))
+                .map(|near| format!(" Did you mean \"{near}\"?"))
+                .unwrap_or_default();
+            text(StatusCode::NOT_FOUND, format!("{path} not found.{hint}\n"))
+        }
+    }
 }
 
 /// `%XX`-decodes a URL path; `None` when the result is not UTF-8 or a `%` is malformed.
@@ -401,6 +496,57 @@ mod tests {
             lines[1].contains("HTTP GET /testos.cfg 200 8 bytes"),
             "{lines:?}"
         );
+    }
+
+    /// Issue 5: `http_content` serves each path's text with its length (HEAD too), cleans
+    /// paths like Packer, and suggests the nearest path on a miss.
+    #[tokio::test]
+    async fn serves_http_content() {
+        let content = BTreeMap::from([
+            ("/preseed.cfg".to_owned(), "d-i foo\n".to_owned()),
+            ("ks/anaconda.ks".to_owned(), "text\n".to_owned()),
+        ]);
+        let (ui, lines) = Ui::memory();
+        let server = HttpServer::start_content(content, LOCALHOST, 0, 0, Some(ui))
+            .await
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", server.port());
+        let resp = reqwest::get(format!("{base}/preseed.cfg")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()[CONTENT_LENGTH], "8");
+        assert_eq!(resp.text().await.unwrap(), "d-i foo\n");
+        let resp = raw_get(server.port(), "/x/../ks//anaconda.ks").await;
+        assert!(
+            resp.starts_with("HTTP/1.1 200") && resp.ends_with("text\n"),
+            "{resp}"
+        );
+        let head = reqwest::Client::new()
+            .head(format!("{base}/preseed.cfg"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.headers()[CONTENT_LENGTH], "8");
+        assert_eq!(head.bytes().await.unwrap().len(), 0);
+        let miss = reqwest::get(format!("{base}/preseed.cgf")).await.unwrap();
+        assert_eq!(miss.status(), 404);
+        let body = miss.text().await.unwrap();
+        assert!(body.contains("Did you mean \"/preseed.cfg\""), "{body}");
+        server.shutdown().await;
+        assert_eq!(lines.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn clean_path_table() {
+        for (input, want) in [
+            ("/a/b", "/a/b"),
+            ("a/b", "/a/b"),
+            ("/a/./b//c", "/a/b/c"),
+            ("/../../a", "/a"),
+            ("/a/b/..", "/a"),
+            ("", "/"),
+        ] {
+            assert_eq!(clean_path(input), want, "{input}");
+        }
     }
 
     #[tokio::test]

@@ -177,3 +177,34 @@ build {
         "no conflict in\n{stderr}"
     );
 }
+
+/// Issue 5: `http_content` is a map of strings and excludes `http_directory`;
+/// `http_bind_address` must be an IP address.
+#[test]
+fn validate_checks_http_content_and_bind_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, extra: &str| {
+        let tpl = dir.path().join(name);
+        std::fs::write(
+            &tpl,
+            format!(
+                "source \"qemu\" \"x\" {{\n  iso_url = \"a.iso\"\n  iso_checksum = \"none\"\n  ssh_username = \"root\"\n{extra}}}\nbuild {{\n  sources = [\"source.qemu.x\"]\n}}\n"
+            ),
+        )
+        .unwrap();
+        kiln().arg("validate").arg(&tpl).output().unwrap()
+    };
+    let ok = write(
+        "ok.pkr.hcl",
+        "  http_content = { \"/preseed.cfg\" = \"d-i x\" }\n  http_bind_address = \"127.0.0.1\"\n",
+    );
+    assert!(ok.status.success(), "{}", describe(&ok));
+    let bad = write(
+        "bad.pkr.hcl",
+        "  http_directory = \".\"\n  http_content = { \"/a\" = \"b\" }\n  http_bind_address = \"localhost:80\"\n",
+    );
+    assert!(!bad.status.success(), "{}", describe(&bad));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("cannot be used together"), "{stderr}");
+    assert!(stderr.contains("must be an IP address"), "{stderr}");
+}

@@ -18,7 +18,8 @@ use super::options::Options;
 pub(crate) const SUPPORTED: &[&str] = &[
     "iso_url", "iso_checksum", "output_directory", "vm_name", "disk_size", "format",
     "disk_interface", "disk_cache", "disk_discard", "skip_compaction", "disk_compression",
-    "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
+    "http_directory", "http_content", "http_bind_address", "http_port_min", "http_port_max",
+    "qemu_binary", "accelerator",
     "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "boot_steps",
     "boot_key_interval", "boot_key_driver", "communicator", "ssh_username", "cpu_model",
@@ -31,8 +32,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
-    "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_content",
-    "http_bind_address", "http_interface", "http_network_protocol",
+    "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_interface", "http_network_protocol",
     "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
     "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
     "disk_image", "use_backing_file", "skip_resize_disk",
@@ -140,6 +140,46 @@ pub(crate) fn source(
 
     if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
         c.http_directory = Some(resolve(template_dir, Path::new(&s)));
+    }
+    if let Some(v) = o.value("http_content", d) {
+        match v {
+            hcl::Value::Object(map) => {
+                for (path, body) in map {
+                    match body {
+                        hcl::Value::String(body) => {
+                            c.http_content.insert(path, body);
+                        }
+                        _ => o.error(
+                            "http_content",
+                            format!("`http_content` values must be strings (`{path}` is not)"),
+                            d,
+                        ),
+                    }
+                }
+            }
+            _ => o.error(
+                "http_content",
+                "`http_content` expects a map of URL path to content",
+                d,
+            ),
+        }
+        if c.http_directory.is_some() && !c.http_content.is_empty() {
+            o.error(
+                "http_content",
+                "`http_directory` and `http_content` cannot be used together",
+                d,
+            );
+        }
+    }
+    if let Some(s) = o.string("http_bind_address", d) {
+        match s.parse() {
+            Ok(ip) => c.http_bind_address = ip,
+            Err(_) => o.error(
+                "http_bind_address",
+                format!("`http_bind_address` must be an IP address, got `{s}`"),
+                d,
+            ),
+        }
     }
     (c.http_port_min, c.http_port_max) =
         port_range(o, "http_port", 0, (c.http_port_min, c.http_port_max), d);

@@ -108,8 +108,14 @@ pub struct Config {
     /// `disk_compression` (default false).
     pub disk_compression: bool,
 
-    /// `http_directory`, resolved; `None` means no HTTP server.
+    /// `http_directory`, resolved; `None` (and no `http_content`) means no HTTP server.
     pub http_directory: Option<PathBuf>,
+    /// `http_content`: URL path → body, served instead of a directory (exclusive with
+    /// `http_directory`).
+    pub http_content: std::collections::BTreeMap<String, String>,
+    /// `http_bind_address` (kiln's default 127.0.0.1; Packer's is 0.0.0.0). The guest reaches
+    /// the server as 10.0.2.2 either way.
+    pub http_bind_address: std::net::IpAddr,
     /// `http_port_min` / `http_port_max` (default 8000 / 9000).
     pub http_port_min: u16,
     pub http_port_max: u16,
@@ -196,6 +202,8 @@ impl Config {
             skip_compaction: false,
             disk_compression: false,
             http_directory: None,
+            http_content: std::collections::BTreeMap::new(),
+            http_bind_address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             http_port_min: 8000,
             http_port_max: 9000,
             qemu_binary: "qemu-system-x86_64".into(),
