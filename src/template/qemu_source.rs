@@ -24,7 +24,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "boot_steps",
     "boot_key_interval", "boot_key_driver", "communicator", "ssh_username", "cpu_model",
     "sockets", "cores", "threads", "vga", "display", "use_default_display",
-    "disk_detect_zeroes",
+    "disk_detect_zeroes", "firmware", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
     "ssh_password", "ssh_port", "ssh_timeout", "host_port_min", "host_port_max",
     "shutdown_command", "shutdown_timeout",
 ];
@@ -34,10 +34,9 @@ pub(crate) const SUPPORTED: &[&str] = &[
 pub(crate) const KNOWN: &[&str] = &[
     "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_interface", "http_network_protocol",
     "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
-    "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
+    "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge", "qemuargs", "qemu_img_args", "use_pflash",
     "disk_image", "use_backing_file", "skip_resize_disk",
-    "disk_additional_size", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
-    "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "cd_files",
+    "disk_additional_size", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "cd_files",
     "cd_content", "cd_label", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "run_once", "ssh_host_port_min", "ssh_host_port_max",
     "skip_nat_mapping", "pause_before_connecting", "ssh_private_key_file",
@@ -220,6 +219,18 @@ pub(crate) fn source(
     if let Some(s) = o.one_of("disk_detect_zeroes", &["unmap", "on", "off"], &[], d) {
         c.disk_detect_zeroes = s;
     }
+    let path = |name: &str, d: &mut Vec<Diagnostic>| {
+        o.string(name, d)
+            .filter(|s| !s.is_empty())
+            .map(|s| resolve(template_dir, Path::new(&s)))
+    };
+    c.firmware = path("firmware", d);
+    c.efi_firmware_code = path("efi_firmware_code", d);
+    c.efi_firmware_vars = path("efi_firmware_vars", d);
+    // As Packer: giving either firmware path turns efi_boot on.
+    c.efi_boot = o.bool("efi_boot", d).unwrap_or(false)
+        || c.efi_firmware_code.is_some()
+        || c.efi_firmware_vars.is_some();
     if let Some(s) = o.string("net_device", d) {
         c.net_device = s;
     }

@@ -39,6 +39,8 @@ pub struct RunParams {
     pub serial_log: PathBuf,
     /// Where QEMU traces the guest's keyboard reads (guest-paced typing); `None`: no trace.
     pub key_trace: Option<PathBuf>,
+    /// With `efi_boot`: the OVMF code image and the build's own copy of the variable store.
+    pub efi: Option<(PathBuf, PathBuf)>,
 }
 
 /// Escapes a value inside a QEMU `key=value,...` option: a comma is written as `,,`.
@@ -97,12 +99,26 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
         let interface = &config.disk_interface;
         push("-drive", format!("file={disk},if={interface},{disk_opts}"));
     }
-    match &p.iso_path {
-        Some(iso) => {
-            push("-drive", format!("file={},media=cdrom", opt(iso)));
-            push("-boot", "once=d".into());
+    if let Some(iso) = &p.iso_path {
+        push("-drive", format!("file={},media=cdrom", opt(iso)));
+    }
+    match &p.efi {
+        // As Packer: UEFI boots by its own boot order, so no -boot.
+        Some((code, vars)) => {
+            push(
+                "-drive",
+                format!("file={},if=pflash,unit=0,format=raw,readonly=on", opt(code)),
+            );
+            push(
+                "-drive",
+                format!("file={},if=pflash,unit=1,format=raw", opt(vars)),
+            );
         }
+        None if p.iso_path.is_some() => push("-boot", "once=d".into()),
         None => push("-boot", "c".into()),
+    }
+    if let Some(bios) = &config.firmware {
+        push("-bios", bios.to_string_lossy().into_owned());
     }
 
     let netdev = match (&config.communicator, p.ssh_host_port) {
@@ -206,6 +222,7 @@ mod tests {
             ssh_host_port: Some(3333),
             serial_log: "/out/serial.log".into(),
             key_trace: None,
+            efi: None,
         }
     }
 
@@ -293,6 +310,15 @@ mod tests {
             ("disk_detect_zeroes", |c, _| c.disk_detect_zeroes = "unmap".into(),
                 "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2,detect-zeroes=unmap",
                             "file=/iso/in.iso,media=cdrom"]),
+            ("efi: pflash code read-only, vars copy writable, after the CD", |_, p| p.efi = Some(("/fw/code.fd".into(), "/out/efivars.fd".into())),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom",
+                            "file=/fw/code.fd,if=pflash,unit=0,format=raw,readonly=on",
+                            "file=/out/efivars.fd,if=pflash,unit=1,format=raw"]),
+            ("efi: no -boot", |_, p| p.efi = Some(("/fw/code.fd".into(), "/out/efivars.fd".into())),
+                "-boot", &[]),
+            ("firmware is -bios", |c, _| c.firmware = Some("/fw/bios.bin".into()),
+                "-bios", &["/fw/bios.bin"]),
             ("guest-paced VNC typing: no QEMU key delay", |c, p| { c.boot_key_driver = KeyDriverKind::Vnc; p.key_trace = Some("/k/trace".into()) },
                 "-vnc", &["127.0.0.1:1,key-delay-ms=0"]),
             ("VNC typing at a fixed interval keeps QEMU's delay", |c, _| c.boot_key_driver = KeyDriverKind::Vnc,

@@ -145,6 +145,14 @@ pub struct Config {
     pub display: Option<String>,
     /// `use_default_display`: no `-display` at all when not headless.
     pub use_default_display: bool,
+    /// `firmware`: `-bios` when set.
+    pub firmware: Option<PathBuf>,
+    /// `efi_boot` (true also when either firmware path is set): boot OVMF from pflash.
+    pub efi_boot: bool,
+    /// `efi_firmware_code` / `efi_firmware_vars`; unset halves are found among the usual OVMF
+    /// paths (see `firmware::resolve`).
+    pub efi_firmware_code: Option<PathBuf>,
+    pub efi_firmware_vars: Option<PathBuf>,
     /// `disk_detect_zeroes` (default `off`, which is not passed to QEMU).
     pub disk_detect_zeroes: String,
     /// `headless` (default false: a GUI window is asked for, as in Packer).
@@ -220,6 +228,10 @@ impl Config {
             display: None,
             use_default_display: false,
             disk_detect_zeroes: "off".into(),
+            firmware: None,
+            efi_boot: false,
+            efi_firmware_code: None,
+            efi_firmware_vars: None,
             headless: false,
             vnc_bind_address: "127.0.0.1".into(),
             vnc_port_min: 5900,

@@ -7,6 +7,7 @@
 pub mod accel;
 pub mod args;
 pub mod config;
+pub mod firmware;
 pub mod process;
 pub mod qmp;
 mod steps;
@@ -174,6 +175,9 @@ pub enum Error {
     /// A temporary directory for the QMP socket could not be made.
     #[error("Could not create a temporary directory")]
     TempDir(#[source] std::io::Error),
+    /// The UEFI firmware for `efi_boot` could not be found or prepared.
+    #[error("Could not prepare the UEFI firmware")]
+    Firmware(#[source] firmware::Error),
     /// QEMU could not be started.
     #[error("Could not start QEMU")]
     StartQemu(#[source] process::Error),

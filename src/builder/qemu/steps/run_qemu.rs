@@ -1,6 +1,7 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
-//! Uses: `config` (machine options), `disk_path`, `iso_path`.
+//! Uses: `config` (machine options), `disk_path`, `iso_path`. With `efi_boot` it copies the
+//! OVMF variable store to `<output_directory>/efivars.fd` (removed with the output directory).
 //! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`.
 //! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
 //! QEMU also dies with kiln (parent-death signal) and when its guard drops.
@@ -11,12 +12,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::bootcmd::feedback;
-use crate::builder::qemu::accel;
 use crate::builder::qemu::args::{self, RunParams};
 use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::process::QemuProcess;
 use crate::builder::qemu::qmp::Qmp;
 use crate::builder::qemu::{BuildContext, Error};
+use crate::builder::qemu::{accel, firmware};
 use crate::step::{Outcome, Step};
 
 /// How long QEMU gets to open its QMP socket.
@@ -86,6 +87,24 @@ impl Step<BuildContext, Error> for RunQemu {
         } else {
             None
         };
+        let efi = if cfg.efi_boot {
+            let (code, vars) = firmware::resolve(
+                cfg.efi_firmware_code.as_deref(),
+                cfg.efi_firmware_vars.as_deref(),
+                std::path::Path::exists,
+            )
+            .map_err(Error::Firmware)?;
+            let copy = cfg.output_directory.join("efivars.fd");
+            firmware::copy_vars(&vars, &copy).map_err(Error::Firmware)?;
+            ctx.ui.message(format!(
+                "UEFI firmware `{}`, variables copied from `{}`",
+                code.display(),
+                vars.display()
+            ));
+            Some((code, copy))
+        } else {
+            None
+        };
         let serial_log = cfg.output_directory.join("serial.log");
         let params = RunParams {
             disk_path,
@@ -96,6 +115,7 @@ impl Step<BuildContext, Error> for RunQemu {
             ssh_host_port,
             serial_log: serial_log.clone(),
             key_trace: key_trace.clone(),
+            efi,
         };
         let argv = args::qemu_args(cfg, &params);
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
