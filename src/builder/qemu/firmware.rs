@@ -101,13 +101,14 @@ mod tests {
         let fedora = |f: &Path| f.starts_with("/usr/share/edk2/ovmf");
         let none = |_: &Path| false;
         let code_only = |f: &Path| f == Path::new("/usr/share/OVMF/OVMF_CODE.fd");
-        let rows: [(
-            &str,
+        type Row<'a> = (
+            &'a str,
             Option<PathBuf>,
             Option<PathBuf>,
-            &dyn Fn(&Path) -> bool,
-            Option<(&str, &str)>,
-        ); 5] = [
+            &'a dyn Fn(&Path) -> bool,
+            Option<(&'a str, &'a str)>,
+        );
+        let rows: [Row; 5] = [
             (
                 "4M pair (no OVMF_CODE.fd)",
                 None,
