@@ -5,7 +5,9 @@
 //! both cases, the shifted symbols, backslashes, both quotes, backticks, `<`/`>` literals and
 //! `<…>` forms the grammar must type literally, and a `<bs>` correction. isolinux interprets
 //! only its line-editing keys, so the command line is exactly what arrived. Both key drivers
-//! (QMP and VNC) are checked.
+//! (QMP and VNC) are checked. Limits measured at this prompt: a 1003-character command line
+//! arrives exactly, a 2003-character one does not boot (see `scripts/testos/README.md`); the
+//! payload stays at 11 words because Linux hands unknown words to init (at most 32).
 
 #![allow(clippy::unwrap_used)]
 
