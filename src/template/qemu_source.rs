@@ -24,7 +24,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "boot_steps",
     "boot_key_interval", "boot_key_driver", "communicator", "ssh_username", "cpu_model",
     "sockets", "cores", "threads", "vga", "display", "use_default_display",
-    "disk_detect_zeroes", "firmware", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
+    "disk_detect_zeroes", "qemuargs", "firmware", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
     "ssh_password", "ssh_port", "ssh_timeout", "host_port_min", "host_port_max",
     "shutdown_command", "shutdown_timeout",
 ];
@@ -34,7 +34,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
 pub(crate) const KNOWN: &[&str] = &[
     "iso_urls", "iso_target_path", "iso_target_extension", "iso_skip_cache", "http_interface", "http_network_protocol",
     "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
-    "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge", "qemuargs", "qemu_img_args", "use_pflash",
+    "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge", "qemu_img_args", "use_pflash",
     "disk_image", "use_backing_file", "skip_resize_disk",
     "disk_additional_size", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface", "cd_files",
     "cd_content", "cd_label", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
@@ -218,6 +218,45 @@ pub(crate) fn source(
     }
     if let Some(s) = o.one_of("disk_detect_zeroes", &["unmap", "on", "off"], &[], d) {
         c.disk_detect_zeroes = s;
+    }
+    if let Some(v) = o.value("qemuargs", d) {
+        let rows: Option<Vec<Vec<String>>> = match &v {
+            hcl::Value::Array(rows) => rows
+                .iter()
+                .map(|row| match row {
+                    hcl::Value::Array(parts) if !parts.is_empty() => parts
+                        .iter()
+                        .map(|p| match p {
+                            hcl::Value::String(s) => Some(s.clone()),
+                            hcl::Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
+        match rows {
+            Some(rows) => {
+                let vars = BootVars {
+                    http_ip: "10.0.2.2".to_owned(),
+                    http_port: 8000,
+                    name: c.vm_name.clone(),
+                };
+                for part in rows.iter().flatten() {
+                    if let Err(e) = bootcmd::render(part, &vars) {
+                        o.error("qemuargs", format!("{e} (in `{part}`)"), d);
+                    }
+                }
+                c.qemuargs = rows;
+            }
+            None => o.error(
+                "qemuargs",
+                "`qemuargs` expects a list of non-empty lists of strings, e.g. [[\"-m\", \"2G\"]]",
+                d,
+            ),
+        }
     }
     let path = |name: &str, d: &mut Vec<Diagnostic>| {
         o.string(name, d)

@@ -168,7 +168,68 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     if let Some(trace) = &p.key_trace {
         a.extend(crate::bootcmd::feedback::qemu_trace_args(trace));
     }
-    a
+    merge_qemuargs(a, &config.qemuargs, &config.net_device)
+}
+
+/// Applies `qemuargs` with Packer's rules, in a fixed order: a switch the user gives replaces
+/// every default value of that switch, in place of the switch's first default; switches kiln
+/// does not emit follow at the end in the user's order. A row is `[switch, parts…]` (parts
+/// joined with no separator; none gives a bare switch). As Packer, when the user's `-device`s
+/// do not mention `net_device`, the default network device is kept (core#6804).
+pub fn merge_qemuargs(
+    defaults: Vec<String>,
+    rows: &[Vec<String>],
+    net_device: &str,
+) -> Vec<String> {
+    if rows.is_empty() {
+        return defaults;
+    }
+    let user: Vec<(&str, Option<String>)> = rows
+        .iter()
+        .filter_map(|row| {
+            let (switch, parts) = row.split_first()?;
+            Some((switch.as_str(), (!parts.is_empty()).then(|| parts.concat())))
+        })
+        .collect();
+    let given = |switch: &str| user.iter().any(|(s, _)| *s == switch);
+    let keep_net = given("-device")
+        && !user
+            .iter()
+            .any(|(s, v)| *s == "-device" && v.as_deref().is_some_and(|v| v.contains(net_device)));
+    let mut out = Vec::with_capacity(defaults.len());
+    let mut placed: Vec<&str> = Vec::new();
+    for pair in defaults.chunks(2) {
+        let [switch, value] = pair else {
+            out.extend_from_slice(pair);
+            continue;
+        };
+        if !given(switch) {
+            out.extend_from_slice(pair);
+            continue;
+        }
+        if keep_net && switch == "-device" && value.starts_with(&format!("{net_device},netdev=")) {
+            out.extend_from_slice(pair);
+        }
+        if placed.contains(&switch.as_str()) {
+            continue;
+        }
+        placed.push(
+            user.iter()
+                .find(|(s, _)| s == switch)
+                .map_or("", |(s, _)| *s),
+        );
+        for (s, v) in user.iter().filter(|(s, _)| s == switch) {
+            out.push((*s).to_owned());
+            out.extend(v.clone());
+        }
+    }
+    for (s, v) in &user {
+        if !placed.contains(s) && !defaults.chunks(2).any(|p| p[0] == *s) {
+            out.push((*s).to_owned());
+            out.extend(v.clone());
+        }
+    }
+    out
 }
 
 /// A free TCP port on `bind` in `min..=max`, probed by binding it; the search starts at a random
@@ -232,6 +293,55 @@ mod tests {
             .filter(|pair| pair[0] == switch)
             .map(|pair| pair[1].as_str())
             .collect()
+    }
+
+    #[test]
+    fn qemuargs_merge_table() {
+        let row = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let defaults = row(&[
+            "-name",
+            "n",
+            "-m",
+            "512M",
+            "-drive",
+            "disk",
+            "-drive",
+            "cd",
+            "-device",
+            "virtio-net,netdev=user.0",
+            "-display",
+            "none",
+        ]);
+        #[rustfmt::skip]
+        let cases: &[(&str, Vec<Vec<String>>, &[&str])] = &[
+            ("no rows: defaults", vec![], &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                "-device", "virtio-net,netdev=user.0", "-display", "none"]),
+            ("a switch replaces all its defaults, in place", vec![row(&["-drive", "file=", "x.img"])],
+                &["-name", "n", "-m", "512M", "-drive", "file=x.img",
+                  "-device", "virtio-net,netdev=user.0", "-display", "none"]),
+            ("new switches go last in user order; bare switch", vec![row(&["-no-reboot"]), row(&["-rtc", "base=utc"])],
+                &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                  "-device", "virtio-net,netdev=user.0", "-display", "none", "-no-reboot", "-rtc", "base=utc"]),
+            ("user -device without the NIC keeps the NIC", vec![row(&["-device", "virtio-rng-pci"])],
+                &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                  "-device", "virtio-net,netdev=user.0", "-device", "virtio-rng-pci", "-display", "none"]),
+            ("user -device naming the NIC replaces it", vec![row(&["-device", "virtio-net,netdev=user.0,mac=52:54:00:00:00:01"])],
+                &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                  "-device", "virtio-net,netdev=user.0,mac=52:54:00:00:00:01", "-display", "none"]),
+            ("memory override, two values of one switch", vec![row(&["-m", "2G"]), row(&["-drive", "a"]), row(&["-drive", "b"])],
+                &["-name", "n", "-m", "2G", "-drive", "a", "-drive", "b",
+                  "-device", "virtio-net,netdev=user.0", "-display", "none"]),
+        ];
+        for (why, rows, want) in cases {
+            let got = merge_qemuargs(defaults.clone(), rows, "virtio-net");
+            assert_eq!(got, *want, "{why}");
+            // Deterministic: the same input gives the same argv.
+            assert_eq!(
+                got,
+                merge_qemuargs(defaults.clone(), rows, "virtio-net"),
+                "{why}"
+            );
+        }
     }
 
     #[test]

@@ -153,6 +153,9 @@ pub struct Config {
     /// paths (see `firmware::resolve`).
     pub efi_firmware_code: Option<PathBuf>,
     pub efi_firmware_vars: Option<PathBuf>,
+    /// `qemuargs`: rows of `[switch, parts…]` merged into the argv (see `args::merge_qemuargs`),
+    /// with `{{ .HTTPIP }}`, `{{ .HTTPPort }}` and `{{ .Name }}` rendered.
+    pub qemuargs: Vec<Vec<String>>,
     /// `disk_detect_zeroes` (default `off`, which is not passed to QEMU).
     pub disk_detect_zeroes: String,
     /// `headless` (default false: a GUI window is asked for, as in Packer).
@@ -228,6 +231,7 @@ impl Config {
             display: None,
             use_default_display: false,
             disk_detect_zeroes: "off".into(),
+            qemuargs: Vec::new(),
             firmware: None,
             efi_boot: false,
             efi_firmware_code: None,

@@ -178,6 +178,9 @@ pub enum Error {
     /// The UEFI firmware for `efi_boot` could not be found or prepared.
     #[error("Could not prepare the UEFI firmware")]
     Firmware(#[source] firmware::Error),
+    /// A `qemuargs` value could not be rendered.
+    #[error("Could not render `qemuargs`")]
+    QemuArgs(#[source] crate::bootcmd::Error),
     /// QEMU could not be started.
     #[error("Could not start QEMU")]
     StartQemu(#[source] process::Error),

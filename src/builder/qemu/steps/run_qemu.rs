@@ -117,7 +117,17 @@ impl Step<BuildContext, Error> for RunQemu {
             key_trace: key_trace.clone(),
             efi,
         };
-        let argv = args::qemu_args(cfg, &params);
+        // qemuargs may name the HTTP server and the VM: render them before merging.
+        let vars = crate::bootcmd::BootVars {
+            http_ip: super::boot_command::HTTP_IP.to_owned(),
+            http_port: ctx.http_port,
+            name: cfg.vm_name.clone(),
+        };
+        let mut rendered = cfg.clone();
+        for part in rendered.qemuargs.iter_mut().flatten() {
+            *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
+        }
+        let argv = args::qemu_args(&rendered, &params);
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
         ctx.ui.say(format!(
             "Starting VM, booting from CD-ROM ({} acceleration)",
