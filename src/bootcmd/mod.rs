@@ -307,7 +307,7 @@ pub async fn type_actions(
                     GuestWait::Stalled { any_read, reads } if any_read || seen_read => {
                         seen_read = true;
                         tracing::debug!("guest read no key for {stall:?}; sending anyway");
-                        sent = reads - base;
+                        sent = reads.saturating_sub(base);
                     }
                     GuestWait::Stalled { .. } => {
                         tracing::warn!(
