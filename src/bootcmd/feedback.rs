@@ -4,9 +4,10 @@
 //! fit; the guest empties it one byte per read of the i8042 data port. A fixed delay per key
 //! cannot be exact: when the host is busy the guest's vCPU thread is not scheduled for tens of
 //! milliseconds, the queue fills and keys vanish. Measured on this project's machine (2 cores,
-//! load 3–8, QEMU 7.2 under TCG, isolinux `boot:` prompt, 1424 key events): one event per QMP
-//! command with no delay was exact in 4 of 10 runs, 1 ms per event in 8 of 10, with runs of
-//! 5–20 characters lost at once, i.e. stalls of 20–60 ms.
+//! load 3–8, QEMU 7.2 under TCG, isolinux `boot:` prompt, 1424 key events, no `<bs>`): one
+//! event per QMP command with no delay was exact in 4 of 10 runs, 1 ms per event in 8 of 10,
+//! 2 ms in 10 of 10, 3 ms in 8 of 10 — losses come in runs of 1–20 characters whenever the
+//! vCPU thread is descheduled (stalls of 20–60 ms), so no fixed delay is safe, only slower.
 //!
 //! So kiln watches the guest read: QEMU is started with its `ps2_read_data` trace event
 //! written to a file ([`qemu_trace_args`]), one line per byte the guest reads, and the typing
