@@ -102,6 +102,10 @@ pub struct QemuKeyboard<'a> {
     qmp: &'a Qmp,
     /// Whether the BIOS data area holds the standard buffer; `None` until first looked at.
     bios: Option<bool>,
+    /// The last BIOS buffer reading: PS/2 reads at the time, and keys waiting.
+    last_bios: (u64, u32),
+    /// Below this many keys an upper bound is good enough (see [`GuestReads::backlog`]).
+    bios_exact_from: u32,
 }
 
 /// The BIOS data area words: buffer head and tail (`0x41a`), buffer start and end (`0x480`).
@@ -109,11 +113,15 @@ const BDA_HEAD: u32 = 0x41a;
 const BDA_START: u32 = 0x480;
 
 impl<'a> QemuKeyboard<'a> {
-    pub fn new(trace: PathBuf, qmp: &'a Qmp) -> Self {
+    /// Follows `trace` and, over `qmp`, the BIOS buffer; the BIOS buffer is read exactly only
+    /// when it might hold `bios_exact_from` keys or more.
+    pub fn new(trace: PathBuf, qmp: &'a Qmp, bios_exact_from: u32) -> Self {
         QemuKeyboard {
             trace: TraceFileReads::new(trace),
             qmp,
             bios: None,
+            last_bios: (0, 0),
+            bios_exact_from,
         }
     }
 
@@ -148,13 +156,29 @@ impl GuestReads for QemuKeyboard<'_> {
             tracing::debug!(standard, "BIOS keyboard buffer");
             self.bios = Some(standard);
         }
+        if self.bios != Some(true) {
+            return Ok(Backlog {
+                reads,
+                bios_keys: 0,
+            });
+        }
+        // Only the keyboard interrupt adds to the BIOS buffer, at most one key per byte it
+        // reads, so the last reading plus the bytes read since is an upper bound. While that
+        // bound is small it is used as is, which saves a QMP round trip on most keys.
+        let (read_then, keys_then) = self.last_bios;
+        let bound = u64::from(keys_then) + reads.saturating_sub(read_then);
+        if bound < u64::from(self.bios_exact_from) {
+            return Ok(Backlog {
+                reads,
+                bios_keys: bound as u32,
+            });
+        }
         let mut bios_keys = 0;
-        if self.bios == Some(true)
-            && let Some((head, tail)) = self.words(BDA_HEAD).await?
-        {
+        if let Some((head, tail)) = self.words(BDA_HEAD).await? {
             // Two bytes per key in a 32-byte ring.
             bios_keys = u32::from(tail.wrapping_sub(head) % 32 / 2);
         }
+        self.last_bios = (reads, bios_keys);
         Ok(Backlog { reads, bios_keys })
     }
 }

@@ -65,7 +65,7 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             (Some(interval), _) => (Pacing::Interval(interval), None),
             (None, Some(trace)) => (
                 Pacing::guest_paced(),
-                Some(QemuKeyboard::new(trace.clone(), qmp)),
+                Some(QemuKeyboard::new(trace.clone(), qmp, bootcmd::BIOS_WINDOW)),
             ),
             (None, None) => (Pacing::default(), None),
         };
