@@ -399,6 +399,12 @@ printf 'root:x:0:\n' >"$N/etc/group"
 install_modules "$N"
 cp -a "$R" "$N/payload/rootfs"
 
+# --- the typing-check initrd (isolinux label "typing") ------------------------------------
+T=$WORK/typing
+mkdir -p "$T"/{dev,proc}
+install_busybox "$T"
+install_file "$TESTOS_DIR/typing/init" "$T/init"
+
 # --- the ISO ------------------------------------------------------------------------------------------
 log "writing the ISO"
 S=$WORK/iso
@@ -409,6 +415,8 @@ install_tree "$TESTOS_DIR/isolinux" "$S/isolinux"
 install -m 0644 "$U/boot/vmlinuz-$KVER" "$S/isolinux/vmlinuz"
 make_cpio_gz "$N" "$S/isolinux/initrd.gz"
 chmod 0644 "$S/isolinux/initrd.gz"
+make_cpio_gz "$T" "$S/isolinux/typing.gz"
+chmod 0644 "$S/isolinux/typing.gz"
 find "$S" -exec touch -h -d "@$EPOCH" {} +
 
 TMP_ISO=$OUT.tmp.$$

@@ -5,6 +5,7 @@
 //! request is logged (method, path, status, bytes) because "the installer never asked for the
 //! preseed" is the first thing to check when an unattended install stalls.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower_http::services::ServeDir;
+
+use crate::ui::Ui;
 
 /// How long [`HttpServer::shutdown`] waits for open requests before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -69,6 +72,18 @@ impl HttpServer {
         port_min: u16,
         port_max: u16,
     ) -> Result<HttpServer, Error> {
+        Self::start_logged(dir, bind, port_min, port_max, None).await
+    }
+
+    /// [`start`](Self::start), also writing one access-log line per request to `ui`:
+    /// `HTTP GET /preseed.cfg 200 1234 bytes from 127.0.0.1:41234`.
+    pub async fn start_logged(
+        dir: &Path,
+        bind: IpAddr,
+        port_min: u16,
+        port_max: u16,
+        ui: Option<Ui>,
+    ) -> Result<HttpServer, Error> {
         let meta = tokio::fs::metadata(dir)
             .await
             .map_err(|source| Error::ReadDirectory {
@@ -80,24 +95,83 @@ impl HttpServer {
                 path: dir.to_path_buf(),
             });
         }
+        let root = tokio::fs::canonicalize(dir)
+            .await
+            .map_err(|source| Error::ReadDirectory {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new()
+            .fallback_service(ServeDir::new(&root))
+            .layer(middleware::from_fn({
+                let root = Arc::new(root.clone());
+                move |req: Request, next: Next| inside_root(Arc::clone(&root), req, next)
+            }))
+            .layer(middleware::from_fn({
+                let log = Arc::clone(&log);
+                let ui = ui.clone();
+                move |req: Request, next: Next| access_log(Arc::clone(&log), ui.clone(), req, next)
+            }));
+        let server = Self::serve(app, log, bind, port_min, port_max).await?;
+        tracing::info!(dir = %dir.display(), port = server.port, "HTTP server started");
+        Ok(server)
+    }
+
+    /// Serves `content` (`http_content`: URL path → body) on `bind` in the port range, with an
+    /// access-log line per request on `ui`. Paths are matched after removing `.` and `..`
+    /// segments and repeated slashes, as Packer's `path.Clean`; a miss is a 404 that suggests
+    /// the nearest path.
+    pub async fn start_content(
+        content: BTreeMap<String, String>,
+        bind: IpAddr,
+        port_min: u16,
+        port_max: u16,
+        ui: Option<Ui>,
+    ) -> Result<HttpServer, Error> {
+        let content: BTreeMap<String, String> = content
+            .into_iter()
+            .map(|(k, v)| (clean_path(&k), v))
+            .collect();
+        let content = Arc::new(content);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new()
+            .fallback({
+                let content = Arc::clone(&content);
+                move |req: Request| serve_content(Arc::clone(&content), req)
+            })
+            .layer(middleware::from_fn({
+                let log = Arc::clone(&log);
+                move |req: Request, next: Next| access_log(Arc::clone(&log), ui.clone(), req, next)
+            }));
+        let server = Self::serve(app, log, bind, port_min, port_max).await?;
+        tracing::info!(
+            paths = content.len(),
+            port = server.port,
+            "HTTP server started"
+        );
+        Ok(server)
+    }
+
+    async fn serve(
+        app: Router,
+        log: Arc<Mutex<Vec<String>>>,
+        bind: IpAddr,
+        port_min: u16,
+        port_max: u16,
+    ) -> Result<HttpServer, Error> {
         let listener = bind_in_range(bind, port_min, port_max).await?;
         let addr = listener.local_addr().map_err(|source| Error::Bind {
             addr: SocketAddr::new(bind, port_min),
             source,
         })?;
-
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new()
-            .fallback_service(ServeDir::new(dir))
-            .layer(middleware::from_fn({
-                let log = Arc::clone(&log);
-                move |req: Request, next: Next| access_log(Arc::clone(&log), req, next)
-            }));
         let token = CancellationToken::new();
-        let serve =
-            axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.clone().cancelled_owned());
         let task = tokio::spawn(serve.into_future());
-        tracing::info!(dir = %dir.display(), %addr, "HTTP server started");
         Ok(HttpServer {
             port: addr.port(),
             log,
@@ -157,10 +231,111 @@ async fn bind_in_range(bind: IpAddr, min: u16, max: u16) -> Result<TcpListener, 
     Err(Error::NoFreePort { bind, min, max })
 }
 
+/// Middleware: answers 404 when the request's path resolves (through symlinks) outside
+/// `root`. `..` segments, also percent-encoded, are refused outright (ServeDir refuses them too).
+async fn inside_root(root: Arc<PathBuf>, req: Request, next: Next) -> Response {
+    let decoded = percent_decode(req.uri().path());
+    let mut path = PathBuf::from(root.as_path());
+    let mut escapes = decoded.is_none();
+    for segment in decoded.as_deref().unwrap_or("").split(['/', '\\']) {
+        match segment {
+            "" | "." => {}
+            ".." => escapes = true,
+            s => path.push(s),
+        }
+    }
+    if !escapes && let Ok(real) = tokio::fs::canonicalize(&path).await {
+        escapes = !real.starts_with(root.as_path());
+    }
+    if escapes {
+        tracing::debug!(uri = %req.uri(), "refusing a path outside the HTTP directory");
+        let mut response = Response::new(axum::body::Body::from("404 Not Found\n"));
+        *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+        return response;
+    }
+    next.run(req).await
+}
+
+/// A URL path with `.`/`..` segments resolved and slashes collapsed, always starting with `/`.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The `http_content` handler: GET and HEAD of a known path, else 404 (405 for other methods).
+async fn serve_content(content: Arc<BTreeMap<String, String>>, req: Request) -> Response {
+    use axum::http::{Method, StatusCode};
+    let text = |status, body: String| {
+        let mut r = Response::new(axum::body::Body::from(body));
+        *r.status_mut() = status;
+        r
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405 Method Not Allowed\n".into(),
+        );
+    }
+    let path = clean_path(&percent_decode(req.uri().path()).unwrap_or_default());
+    match content.get(&path) {
+        Some(body) => {
+            let mut r = text(StatusCode::OK, body.clone());
+            r.headers_mut()
+                .insert(CONTENT_LENGTH, axum::http::HeaderValue::from(body.len()));
+            if req.method() == Method::HEAD {
+                *r.body_mut() = axum::body::Body::empty();
+            }
+            r
+        }
+        None => {
+            let hint = crate::template::closest(&path, content.keys().map(String::as_str))
+                .map(|near| format!(" Did you mean \"{near}\"?"))
+                .unwrap_or_default();
+            text(StatusCode::NOT_FOUND, format!("{path} not found.{hint}\n"))
+        }
+    }
+}
+
+/// `%XX`-decodes a URL path; `None` when the result is not UTF-8 or a `%` is malformed.
+fn percent_decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Middleware: one log line (and one stored entry) per request.
-async fn access_log(log: Arc<Mutex<Vec<String>>>, req: Request, next: Next) -> Response {
+async fn access_log(
+    log: Arc<Mutex<Vec<String>>>,
+    ui: Option<Ui>,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let bytes = response
@@ -169,6 +344,10 @@ async fn access_log(log: Arc<Mutex<Vec<String>>>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     tracing::info!(target: "kiln::http", "{method} {path} {status} {bytes}");
+    if let Some(ui) = &ui {
+        let from = peer.map(|p| format!(" from {p}")).unwrap_or_default();
+        ui.message(format!("HTTP {method} {path} {status} {bytes} bytes{from}"));
+    }
     lock(&log).push(format!("{method} {path} {status}"));
     response
 }
@@ -261,6 +440,113 @@ mod tests {
             assert!(!resp.contains("do not serve"), "{target}: {resp}");
         }
         server.shutdown().await;
+    }
+
+    /// Issue 5: a symlink inside the directory never serves a file outside it.
+    #[tokio::test]
+    async fn refuses_symlinks_that_leave_the_directory() {
+        let root = fixture();
+        let http = root.path().join("http");
+        std::os::unix::fs::symlink(root.path().join("secret.txt"), http.join("leak.txt")).unwrap();
+        std::os::unix::fs::symlink(root.path(), http.join("up")).unwrap();
+        std::os::unix::fs::symlink(http.join("testos.cfg"), http.join("alias.cfg")).unwrap();
+        let server = HttpServer::start(&http, LOCALHOST, 0, 0).await.unwrap();
+        for target in [
+            "/leak.txt",
+            "/up/secret.txt",
+            "/up%2fsecret.txt",
+            "/%6c%65ak.txt",
+        ] {
+            let resp = raw_get(server.port(), target).await;
+            assert!(resp.starts_with("HTTP/1.1 404"), "{target}: {resp}");
+            assert!(!resp.contains("do not serve"), "{target}: {resp}");
+        }
+        let inside = raw_get(server.port(), "/alias.cfg").await;
+        assert!(
+            inside.starts_with("HTTP/1.1 200"),
+            "a link inside is fine: {inside}"
+        );
+        server.shutdown().await;
+    }
+
+    /// Issue 5: HEAD answers the file's Content-Length without a body; each request is one
+    /// access-log line on the UI.
+    #[tokio::test]
+    async fn head_has_length_and_requests_reach_the_ui() {
+        let root = fixture();
+        let (ui, lines) = Ui::memory();
+        let server = HttpServer::start_logged(&root.path().join("http"), LOCALHOST, 0, 0, Some(ui))
+            .await
+            .unwrap();
+        let url = format!("http://127.0.0.1:{}/testos.cfg", server.port());
+        let resp = reqwest::Client::new().head(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()[CONTENT_LENGTH], "8");
+        assert_eq!(resp.bytes().await.unwrap().len(), 0);
+        let resp = reqwest::get(&url).await.unwrap();
+        assert_eq!(resp.headers()[CONTENT_LENGTH], "8");
+        server.shutdown().await;
+        let lines = lines.lock().unwrap().clone();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("HTTP HEAD /testos.cfg 200 8 bytes from 127.0.0.1:"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].contains("HTTP GET /testos.cfg 200 8 bytes"),
+            "{lines:?}"
+        );
+    }
+
+    /// Issue 5: `http_content` serves each path's text with its length (HEAD too), cleans
+    /// paths like Packer, and suggests the nearest path on a miss.
+    #[tokio::test]
+    async fn serves_http_content() {
+        let content = BTreeMap::from([
+            ("/preseed.cfg".to_owned(), "d-i foo\n".to_owned()),
+            ("ks/anaconda.ks".to_owned(), "text\n".to_owned()),
+        ]);
+        let (ui, lines) = Ui::memory();
+        let server = HttpServer::start_content(content, LOCALHOST, 0, 0, Some(ui))
+            .await
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", server.port());
+        let resp = reqwest::get(format!("{base}/preseed.cfg")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()[CONTENT_LENGTH], "8");
+        assert_eq!(resp.text().await.unwrap(), "d-i foo\n");
+        let resp = raw_get(server.port(), "/x/../ks//anaconda.ks").await;
+        assert!(
+            resp.starts_with("HTTP/1.1 200") && resp.ends_with("text\n"),
+            "{resp}"
+        );
+        let head = reqwest::Client::new()
+            .head(format!("{base}/preseed.cfg"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.headers()[CONTENT_LENGTH], "8");
+        assert_eq!(head.bytes().await.unwrap().len(), 0);
+        let miss = reqwest::get(format!("{base}/preseed.cgf")).await.unwrap();
+        assert_eq!(miss.status(), 404);
+        let body = miss.text().await.unwrap();
+        assert!(body.contains("Did you mean \"/preseed.cfg\""), "{body}");
+        server.shutdown().await;
+        assert_eq!(lines.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn clean_path_table() {
+        for (input, want) in [
+            ("/a/b", "/a/b"),
+            ("a/b", "/a/b"),
+            ("/a/./b//c", "/a/b/c"),
+            ("/../../a", "/a"),
+            ("/a/b/..", "/a"),
+            ("", "/"),
+        ] {
+            assert_eq!(clean_path(input), want, "{input}");
+        }
     }
 
     #[tokio::test]

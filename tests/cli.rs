@@ -139,3 +139,72 @@ fn unknown_checksum_type_is_reported() {
     assert!(stderr.contains("pp.pkr.hcl:9:"), "no location\n{stderr}");
     assert!(stderr.contains("unknown checksum type `crc32`"), "{stderr}");
 }
+
+/// Issue 5: a malformed boot command fails `kiln validate` with the entry and byte it is at,
+/// before any VM starts; so do `boot_steps` next to `boot_command`.
+#[test]
+fn validate_reports_boot_command_errors_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("boot.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        r#"source "qemu" "x" {
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+  boot_command = ["install<enter>", "x<wait1m-30s>"]
+  boot_steps   = [["a{{ .Nmae }}", "typo"]]
+}
+build {
+  sources = ["source.qemu.x"]
+}
+"#,
+    )
+    .unwrap();
+    let out = kiln().arg("validate").arg(&tpl).output().unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Invalid wait `1m-30s`") && stderr.contains("element 2, byte 1"),
+        "no wait position in\n{stderr}"
+    );
+    assert!(
+        stderr.contains("{{ .Nmae }}") && stderr.contains("element 1, byte 1"),
+        "no variable position in\n{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot be used together"),
+        "no conflict in\n{stderr}"
+    );
+}
+
+/// Issue 5: `http_content` is a map of strings and excludes `http_directory`;
+/// `http_bind_address` must be an IP address.
+#[test]
+fn validate_checks_http_content_and_bind_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, extra: &str| {
+        let tpl = dir.path().join(name);
+        std::fs::write(
+            &tpl,
+            format!(
+                "source \"qemu\" \"x\" {{\n  iso_url = \"a.iso\"\n  iso_checksum = \"none\"\n  ssh_username = \"root\"\n{extra}}}\nbuild {{\n  sources = [\"source.qemu.x\"]\n}}\n"
+            ),
+        )
+        .unwrap();
+        kiln().arg("validate").arg(&tpl).output().unwrap()
+    };
+    let ok = write(
+        "ok.pkr.hcl",
+        "  http_content = { \"/preseed.cfg\" = \"d-i x\" }\n  http_bind_address = \"127.0.0.1\"\n",
+    );
+    assert!(ok.status.success(), "{}", describe(&ok));
+    let bad = write(
+        "bad.pkr.hcl",
+        "  http_directory = \".\"\n  http_content = { \"/a\" = \"b\" }\n  http_bind_address = \"localhost:80\"\n",
+    );
+    assert!(!bad.status.success(), "{}", describe(&bad));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("cannot be used together"), "{stderr}");
+    assert!(stderr.contains("must be an IP address"), "{stderr}");
+}

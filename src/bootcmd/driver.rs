@@ -98,6 +98,7 @@ mod tests {
         type_actions(
             &actions,
             &mut driver,
+            None,
             &CancellationToken::new(),
             Pacing::default(),
         )

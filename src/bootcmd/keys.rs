@@ -127,6 +127,20 @@ pub const NAMED: &[(&str, &str)] = &[
     ("menu", "menu"),
 ];
 
+/// How many bytes a press or a release of `qcode` puts into the guest's PS/2 keyboard queue
+/// (scancode set 1, which the i8042 hands to the guest): two for the `0xE0`-prefixed keys
+/// (right-hand modifiers, the navigation block, the Windows and menu keys), one otherwise.
+/// The guest-paced typing counts these against the bytes the guest has read.
+pub fn scancode_len(qcode: &str) -> u32 {
+    match qcode {
+        "ctrl_r" | "alt_r" | "meta_l" | "meta_r" | "menu" | "insert" | "delete" | "home"
+        | "end" | "pgup" | "pgdn" | "up" | "down" | "left" | "right" | "kp_divide" | "kp_enter" => {
+            2
+        }
+        _ => 1,
+    }
+}
+
 /// The qcode of the Shift key used for shifted characters.
 pub const SHIFT: &str = "shift";
 
@@ -203,6 +217,21 @@ mod tests {
         for (input, want, why) in cases {
             let got = named_prefix(input).map(|(n, k)| (n, k.qcode));
             assert_eq!(got, want, "{why}");
+        }
+    }
+
+    #[test]
+    fn extended_keys_take_two_bytes() {
+        let cases = [
+            ("a", 1, "letter"),
+            ("shift", 1, "left shift"),
+            ("ctrl_r", 2, "right ctrl is E0-prefixed"),
+            ("up", 2, "arrow"),
+            ("delete", 2, "navigation block"),
+            ("ret", 1, "main enter"),
+        ];
+        for (qcode, len, why) in cases {
+            assert_eq!(scancode_len(qcode), len, "{why}");
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod build;
 mod diag;
+pub(crate) use diag::suggest as closest;
 mod eval;
 mod load;
 mod options;

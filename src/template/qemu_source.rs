@@ -4,7 +4,10 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::builder::qemu::config::{Accelerator, CommunicatorKind, Config, DiskFormat, SshConfig};
+use crate::bootcmd::{self, BootVars};
+use crate::builder::qemu::config::{
+    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, SshConfig, smp_cpus,
+};
 use crate::types::{Checksum, GoDuration, Secret, parse_checksum, parse_disk_size, parse_duration};
 
 use super::Diagnostic;
@@ -17,13 +20,15 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "iso_skip_cache", "output_directory", "vm_name", "disk_size", "format",
     "disk_interface", "disk_cache", "disk_discard", "skip_compaction", "disk_compression",
     "disk_image", "use_backing_file", "skip_resize_disk", "disk_additional_size", "cd_files",
-    "cd_content", "cd_label",
-    "http_directory", "http_port_min", "http_port_max", "qemu_binary", "accelerator",
-    "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
+    "cd_content", "cd_label", "http_directory", "http_port_min", "http_port_max", "qemu_binary",
+    "accelerator", "machine_type", "memory", "cpus", "net_device", "headless", "vnc_bind_address",
     "vnc_port_min", "vnc_port_max", "boot_wait", "boot_command", "communicator", "ssh_username",
     "ssh_password", "ssh_port", "ssh_timeout", "ssh_private_key_file", "pause_before_connecting",
     "host_port_min", "host_port_max", "shutdown_command", "shutdown_timeout",
-    "ssh_clear_authorized_keys", "ssh_pty",
+    "ssh_clear_authorized_keys", "ssh_pty", "http_content", "http_bind_address", "boot_steps",
+    "boot_key_interval", "boot_key_driver", "cpu_model", "sockets", "cores", "threads", "vga",
+    "display", "use_default_display", "disk_detect_zeroes", "qemuargs", "firmware", "efi_boot",
+    "efi_firmware_code", "efi_firmware_vars",
 ];
 
 /// The options of `source "null"` kiln reads.
@@ -58,16 +63,12 @@ pub(crate) fn null_source(
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
-    "http_content",
-    "http_bind_address", "http_interface", "http_network_protocol", "boot_steps",
-    "boot_key_interval", "boot_keygroup_interval", "disable_vnc", "vnc_use_password",
-    "vnc_password", "qmp_enable", "qmp_socket_path", "cpu_model", "sockets", "cores", "threads",
-    "vga", "net_bridge", "qemuargs", "qemu_img_args", "firmware", "use_pflash",
-    "disk_detect_zeroes", "efi_boot", "efi_firmware_code", "efi_firmware_vars",
-    "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type", "cdrom_interface",
-    "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
-    "display", "use_default_display", "run_once", "ssh_host_port_min", "ssh_host_port_max",
-    "skip_nat_mapping", "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
+    "http_interface", "http_network_protocol", "boot_keygroup_interval", "disable_vnc",
+    "vnc_use_password", "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge",
+    "qemu_img_args", "use_pflash", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type",
+    "cdrom_interface", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
+    "run_once", "ssh_host_port_min", "ssh_host_port_max", "skip_nat_mapping",
+    "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
     "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_read_write_timeout",
     "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
@@ -215,6 +216,46 @@ pub(crate) fn source(
     if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
         c.http_directory = Some(resolve(template_dir, Path::new(&s)));
     }
+    if let Some(v) = o.value("http_content", d) {
+        match v {
+            hcl::Value::Object(map) => {
+                for (path, body) in map {
+                    match body {
+                        hcl::Value::String(body) => {
+                            c.http_content.insert(path, body);
+                        }
+                        _ => o.error(
+                            "http_content",
+                            format!("`http_content` values must be strings (`{path}` is not)"),
+                            d,
+                        ),
+                    }
+                }
+            }
+            _ => o.error(
+                "http_content",
+                "`http_content` expects a map of URL path to content",
+                d,
+            ),
+        }
+        if c.http_directory.is_some() && !c.http_content.is_empty() {
+            o.error(
+                "http_content",
+                "`http_directory` and `http_content` cannot be used together",
+                d,
+            );
+        }
+    }
+    if let Some(s) = o.string("http_bind_address", d) {
+        match s.parse() {
+            Ok(ip) => c.http_bind_address = ip,
+            Err(_) => o.error(
+                "http_bind_address",
+                format!("`http_bind_address` must be an IP address, got `{s}`"),
+                d,
+            ),
+        }
+    }
     (c.http_port_min, c.http_port_max) =
         port_range(o, "http_port", 0, (c.http_port_min, c.http_port_max), d);
 
@@ -237,9 +278,74 @@ pub(crate) fn source(
         // As Packer: values below 10 MiB mean the default.
         c.memory = if n < 10 { 512 } else { n as u32 };
     }
-    if let Some(n) = o.uint("cpus", 0, u64::from(u32::MAX), d) {
-        c.cpus = n.max(1) as u32;
+    let count = |name: &str, d: &mut Vec<Diagnostic>| {
+        o.uint(name, 0, u64::from(u32::MAX), d)
+            .map_or(0, |n| n as u32)
+    };
+    c.sockets = count("sockets", d);
+    c.cores = count("cores", d);
+    c.threads = count("threads", d);
+    c.cpus = smp_cpus(count("cpus", d), c.sockets, c.cores, c.threads);
+    c.cpu_model = o.string("cpu_model", d).filter(|s| !s.is_empty());
+    c.vga = o.string("vga", d).filter(|s| !s.is_empty());
+    c.display = o.string("display", d);
+    if let Some(b) = o.bool("use_default_display", d) {
+        c.use_default_display = b;
     }
+    if let Some(s) = o.one_of("disk_detect_zeroes", &["unmap", "on", "off"], &[], d) {
+        c.disk_detect_zeroes = s;
+    }
+    if let Some(v) = o.value("qemuargs", d) {
+        let rows: Option<Vec<Vec<String>>> = match &v {
+            hcl::Value::Array(rows) => rows
+                .iter()
+                .map(|row| match row {
+                    hcl::Value::Array(parts) if !parts.is_empty() => parts
+                        .iter()
+                        .map(|p| match p {
+                            hcl::Value::String(s) => Some(s.clone()),
+                            hcl::Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
+        match rows {
+            Some(rows) => {
+                let vars = BootVars {
+                    http_ip: "10.0.2.2".to_owned(),
+                    http_port: 8000,
+                    name: c.vm_name.clone(),
+                };
+                for part in rows.iter().flatten() {
+                    if let Err(e) = bootcmd::render(part, &vars) {
+                        o.error("qemuargs", format!("{e} (in `{part}`)"), d);
+                    }
+                }
+                c.qemuargs = rows;
+            }
+            None => o.error(
+                "qemuargs",
+                "`qemuargs` expects a list of non-empty lists of strings, e.g. [[\"-m\", \"2G\"]]",
+                d,
+            ),
+        }
+    }
+    let path = |name: &str, d: &mut Vec<Diagnostic>| {
+        o.string(name, d)
+            .filter(|s| !s.is_empty())
+            .map(|s| resolve(template_dir, Path::new(&s)))
+    };
+    c.firmware = path("firmware", d);
+    c.efi_firmware_code = path("efi_firmware_code", d);
+    c.efi_firmware_vars = path("efi_firmware_vars", d);
+    // As Packer: giving either firmware path turns efi_boot on.
+    c.efi_boot = o.bool("efi_boot", d).unwrap_or(false)
+        || c.efi_firmware_code.is_some()
+        || c.efi_firmware_vars.is_some();
     if let Some(s) = o.string("net_device", d) {
         c.net_device = s;
     }
@@ -259,7 +365,31 @@ pub(crate) fn source(
         }
     }
     if let Some(cmd) = o.string_list("boot_command", d) {
+        check_boot_command(o, "boot_command", &cmd, &c.vm_name, d);
         c.boot_command = cmd;
+    }
+    if let Some(steps) = boot_steps(o, &c.vm_name, d) {
+        if !c.boot_command.is_empty() && !steps.is_empty() {
+            o.error(
+                "boot_steps",
+                "`boot_command` and `boot_steps` cannot be used together",
+                d,
+            );
+        }
+        c.boot_steps = steps;
+    }
+    if let Some(t) = duration(o, "boot_key_interval", d) {
+        // As Packer: zero (or negative) means the default, which for kiln is guest pacing.
+        if !t.negative && !t.abs.is_zero() {
+            c.boot_key_interval = Some(t.abs);
+        }
+    }
+    if let Some(s) = o.one_of("boot_key_driver", &["qmp", "vnc"], &[], d) {
+        c.boot_key_driver = if s == "vnc" {
+            KeyDriverKind::Vnc
+        } else {
+            KeyDriverKind::Qmp
+        };
     }
 
     if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["winrm", "docker"], d) {
@@ -351,6 +481,80 @@ fn cd(o: &Options<'_>, template_dir: &Path, c: &mut Config, d: &mut Vec<Diagnost
     if let Some(label) = o.string("cd_label", d) {
         c.cd_label = label;
     }
+}
+
+/// Renders and parses a boot command at validate time with stand-in values for the variables,
+/// so a malformed `<wait…>`, an unknown `{{ … }}` or an untypable character is reported before
+/// any VM starts, with the entry and byte it is at.
+fn check_boot_command(
+    o: &Options<'_>,
+    name: &str,
+    entries: &[String],
+    vm_name: &str,
+    d: &mut Vec<Diagnostic>,
+) {
+    let vars = BootVars {
+        http_ip: "10.0.2.2".to_owned(),
+        http_port: 8000,
+        name: vm_name.to_owned(),
+    };
+    let joined = entries.concat();
+    if let Err(e) = bootcmd::compile(&joined, &vars) {
+        let mut message = e.to_string();
+        if let Some(offset) = e.offset() {
+            let mut start = 0;
+            for (i, entry) in entries.iter().enumerate() {
+                if offset < start + entry.len() || i + 1 == entries.len() {
+                    message = format!(
+                        "{message} (`{name}` element {}, byte {})",
+                        i + 1,
+                        offset - start
+                    );
+                    break;
+                }
+                start += entry.len();
+            }
+        }
+        o.error(name, message, d);
+    }
+}
+
+/// `boot_steps = [["command", "description"], ...]`; the description is optional.
+fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<BootStep>> {
+    let v = o.value("boot_steps", d)?;
+    let bad = |d: &mut Vec<Diagnostic>| {
+        o.error(
+            "boot_steps",
+            "`boot_steps` expects a list of [command, description] lists of strings",
+            d,
+        );
+        None
+    };
+    let hcl::Value::Array(rows) = v else {
+        return bad(d);
+    };
+    let mut steps = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let hcl::Value::Array(parts) = row else {
+            return bad(d);
+        };
+        let strings: Option<Vec<String>> = parts
+            .iter()
+            .map(|p| match p {
+                hcl::Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let Some(strings) = strings.filter(|s| (1..=2).contains(&s.len())) else {
+            return bad(d);
+        };
+        check_boot_command(o, "boot_steps", &strings[..1], vm_name, d);
+        steps.push(BootStep {
+            command: strings[0].clone(),
+            description: strings.get(1).cloned().unwrap_or_default(),
+        });
+    }
+    Some(steps)
 }
 
 pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {

@@ -9,7 +9,7 @@ use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use super::accel::ResolvedAccel;
-use super::config::{CommunicatorKind, Config};
+use super::config::{CommunicatorKind, Config, KeyDriverKind};
 
 /// Why a free port could not be found.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,10 @@ pub struct RunParams {
     pub ssh_host_port: Option<u16>,
     /// Where the guest's serial console is written.
     pub serial_log: PathBuf,
+    /// Where QEMU traces the guest's keyboard reads (guest-paced typing); `None`: no trace.
+    pub key_trace: Option<PathBuf>,
+    /// With `efi_boot`: the OVMF code image and the build's own copy of the variable store.
+    pub efi: Option<(PathBuf, PathBuf)>,
 }
 
 /// Escapes a value inside a QEMU `key=value,...` option: a comma is written as `,,`.
@@ -63,14 +67,30 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     };
     push("-machine", machine);
     push("-m", format!("{}M", config.memory));
-    push("-smp", config.cpus.max(1).to_string());
+    let mut smp = config.cpus.max(1).to_string();
+    for (name, n) in [
+        ("sockets", config.sockets),
+        ("cores", config.cores),
+        ("threads", config.threads),
+    ] {
+        if n != 0 {
+            smp.push_str(&format!(",{name}={n}"));
+        }
+    }
+    push("-smp", smp);
+    if let Some(model) = &config.cpu_model {
+        push("-cpu", model.clone());
+    }
 
-    let disk_opts = format!(
+    let mut disk_opts = format!(
         "cache={},discard={},format={}",
         config.disk_cache,
         config.disk_discard,
         config.format.as_str()
     );
+    if config.disk_detect_zeroes != "off" {
+        disk_opts.push_str(&format!(",detect-zeroes={}", config.disk_detect_zeroes));
+    }
     let disks = std::iter::once(&p.disk_path).chain(&p.additional_disks);
     if config.disk_interface == "virtio-scsi" {
         push("-device", "virtio-scsi-pci,id=scsi0".into());
@@ -93,10 +113,24 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     for cd in [&p.iso_path, &p.cd_path].into_iter().flatten() {
         push("-drive", format!("file={},media=cdrom", opt(cd)));
     }
-    push(
-        "-boot",
-        if p.iso_path.is_some() { "once=d" } else { "c" }.into(),
-    );
+    match &p.efi {
+        // As Packer: UEFI boots by its own boot order, so no -boot.
+        Some((code, vars)) => {
+            push(
+                "-drive",
+                format!("file={},if=pflash,unit=0,format=raw,readonly=on", opt(code)),
+            );
+            push(
+                "-drive",
+                format!("file={},if=pflash,unit=1,format=raw", opt(vars)),
+            );
+        }
+        None if p.iso_path.is_some() => push("-boot", "once=d".into()),
+        None => push("-boot", "c".into()),
+    }
+    if let Some(bios) = &config.firmware {
+        push("-bios", bios.to_string_lossy().into_owned());
+    }
 
     let netdev = match (&config.communicator, p.ssh_host_port) {
         (CommunicatorKind::Ssh, Some(host_port)) => {
@@ -109,9 +143,16 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     push("-device", format!("{},netdev=user.0", config.net_device));
 
     let display_number = p.vnc_port.saturating_sub(5900);
+    // QEMU delays each VNC key event by key-delay-ms (10 ms by default) in its own queue; when
+    // kiln types over VNC paced by the guest's reads (a key trace), that delay only slows it.
+    let key_delay = if config.boot_key_driver == KeyDriverKind::Vnc && p.key_trace.is_some() {
+        ",key-delay-ms=0"
+    } else {
+        ""
+    };
     push(
         "-vnc",
-        format!("{}:{display_number}", config.vnc_bind_address),
+        format!("{}:{display_number}{key_delay}", config.vnc_bind_address),
     );
     push(
         "-qmp",
@@ -121,11 +162,85 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
         "-serial",
         format!("file:{}", p.serial_log.to_string_lossy()),
     );
-    push(
-        "-display",
-        if config.headless { "none" } else { "gtk" }.into(),
-    );
-    a
+    if let Some(vga) = &config.vga {
+        push("-vga", vga.clone());
+    }
+    // As Packer: headless means no window; otherwise `display` ("" and "none" mean gtk), or
+    // no -display at all with use_default_display.
+    let display = match (config.headless, config.use_default_display, &config.display) {
+        (true, _, _) => Some("none".to_owned()),
+        (false, true, _) => None,
+        (false, false, Some(d)) if !d.is_empty() && d != "none" => Some(d.clone()),
+        (false, false, _) => Some("gtk".to_owned()),
+    };
+    if let Some(display) = display {
+        push("-display", display);
+    }
+    if let Some(trace) = &p.key_trace {
+        a.extend(crate::bootcmd::feedback::qemu_trace_args(trace));
+    }
+    merge_qemuargs(a, &config.qemuargs, &config.net_device)
+}
+
+/// Applies `qemuargs` with Packer's rules, in a fixed order: a switch the user gives replaces
+/// every default value of that switch, in place of the switch's first default; switches kiln
+/// does not emit follow at the end in the user's order. A row is `[switch, parts…]` (parts
+/// joined with no separator; none gives a bare switch). As Packer, when the user's `-device`s
+/// do not mention `net_device`, the default network device is kept (core#6804).
+pub fn merge_qemuargs(
+    defaults: Vec<String>,
+    rows: &[Vec<String>],
+    net_device: &str,
+) -> Vec<String> {
+    if rows.is_empty() {
+        return defaults;
+    }
+    let user: Vec<(&str, Option<String>)> = rows
+        .iter()
+        .filter_map(|row| {
+            let (switch, parts) = row.split_first()?;
+            Some((switch.as_str(), (!parts.is_empty()).then(|| parts.concat())))
+        })
+        .collect();
+    let given = |switch: &str| user.iter().any(|(s, _)| *s == switch);
+    let keep_net = given("-device")
+        && !user
+            .iter()
+            .any(|(s, v)| *s == "-device" && v.as_deref().is_some_and(|v| v.contains(net_device)));
+    let mut out = Vec::with_capacity(defaults.len());
+    let mut placed: Vec<&str> = Vec::new();
+    for pair in defaults.chunks(2) {
+        let [switch, value] = pair else {
+            out.extend_from_slice(pair);
+            continue;
+        };
+        if !given(switch) {
+            out.extend_from_slice(pair);
+            continue;
+        }
+        if keep_net && switch == "-device" && value.starts_with(&format!("{net_device},netdev=")) {
+            out.extend_from_slice(pair);
+        }
+        if placed.contains(&switch.as_str()) {
+            continue;
+        }
+        placed.push(
+            user.iter()
+                .find(|(s, _)| s == switch)
+                .map_or("", |(s, _)| *s),
+        );
+        for (s, v) in user.iter().filter(|(s, _)| s == switch) {
+            out.push((*s).to_owned());
+            out.extend(v.clone());
+        }
+    }
+    for (s, v) in &user {
+        if !placed.contains(s) && !defaults.chunks(2).any(|p| p[0] == *s) {
+            out.push((*s).to_owned());
+            out.extend(v.clone());
+        }
+    }
+    out
 }
 
 /// A free TCP port on `bind` in `min..=max`, probed by binding it; the search starts at a random
@@ -184,6 +299,8 @@ mod tests {
             qmp_socket: "/out/packer-t.monitor".into(),
             ssh_host_port: Some(3333),
             serial_log: "/out/serial.log".into(),
+            key_trace: None,
+            efi: None,
         }
     }
 
@@ -193,6 +310,55 @@ mod tests {
             .filter(|pair| pair[0] == switch)
             .map(|pair| pair[1].as_str())
             .collect()
+    }
+
+    #[test]
+    fn qemuargs_merge_table() {
+        let row = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let defaults = row(&[
+            "-name",
+            "n",
+            "-m",
+            "512M",
+            "-drive",
+            "disk",
+            "-drive",
+            "cd",
+            "-device",
+            "virtio-net,netdev=user.0",
+            "-display",
+            "none",
+        ]);
+        #[rustfmt::skip]
+        let cases: &[(&str, Vec<Vec<String>>, &[&str])] = &[
+            ("no rows: defaults", vec![], &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                "-device", "virtio-net,netdev=user.0", "-display", "none"]),
+            ("a switch replaces all its defaults, in place", vec![row(&["-drive", "file=", "x.img"])],
+                &["-name", "n", "-m", "512M", "-drive", "file=x.img",
+                  "-device", "virtio-net,netdev=user.0", "-display", "none"]),
+            ("new switches go last in user order; bare switch", vec![row(&["-no-reboot"]), row(&["-rtc", "base=utc"])],
+                &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                  "-device", "virtio-net,netdev=user.0", "-display", "none", "-no-reboot", "-rtc", "base=utc"]),
+            ("user -device without the NIC keeps the NIC", vec![row(&["-device", "virtio-rng-pci"])],
+                &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                  "-device", "virtio-net,netdev=user.0", "-device", "virtio-rng-pci", "-display", "none"]),
+            ("user -device naming the NIC replaces it", vec![row(&["-device", "virtio-net,netdev=user.0,mac=52:54:00:00:00:01"])],
+                &["-name", "n", "-m", "512M", "-drive", "disk", "-drive", "cd",
+                  "-device", "virtio-net,netdev=user.0,mac=52:54:00:00:00:01", "-display", "none"]),
+            ("memory override, two values of one switch", vec![row(&["-m", "2G"]), row(&["-drive", "a"]), row(&["-drive", "b"])],
+                &["-name", "n", "-m", "2G", "-drive", "a", "-drive", "b",
+                  "-device", "virtio-net,netdev=user.0", "-display", "none"]),
+        ];
+        for (why, rows, want) in cases {
+            let got = merge_qemuargs(defaults.clone(), rows, "virtio-net");
+            assert_eq!(got, *want, "{why}");
+            // Deterministic: the same input gives the same argv.
+            assert_eq!(
+                got,
+                merge_qemuargs(defaults.clone(), rows, "virtio-net"),
+                "{why}"
+            );
+        }
     }
 
     #[test]
@@ -267,6 +433,36 @@ mod tests {
                             "file=/iso/in.iso,media=cdrom", "file=/tmp/cd.iso,media=cdrom"]),
             ("disk_image with a seed CD: boots the disk", |_, p| { p.iso_path = None; p.cd_path = Some("/tmp/cd.iso".into()) },
                 "-boot", &["c"]),
+            ("topology follows Packer's SMP rule", |c, _| { c.cpus = 4; c.sockets = 1; c.cores = 2; c.threads = 2 },
+                "-smp", &["4,sockets=1,cores=2,threads=2"]),
+            ("cpu_model", |c, _| c.cpu_model = Some("qemu64".into()),
+                "-cpu", &["qemu64"]),
+            ("vga", |c, _| c.vga = Some("std".into()),
+                "-vga", &["std"]),
+            ("display when not headless", |c, _| { c.headless = false; c.display = Some("sdl".into()) },
+                "-display", &["sdl"]),
+            ("display none still means gtk when not headless", |c, _| { c.headless = false; c.display = Some("none".into()) },
+                "-display", &["gtk"]),
+            ("use_default_display: no -display", |c, _| { c.headless = false; c.use_default_display = true },
+                "-display", &[]),
+            ("disk_detect_zeroes", |c, _| c.disk_detect_zeroes = "unmap".into(),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2,detect-zeroes=unmap",
+                            "file=/iso/in.iso,media=cdrom"]),
+            ("efi: pflash code read-only, vars copy writable, after the CD", |_, p| p.efi = Some(("/fw/code.fd".into(), "/out/efivars.fd".into())),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom",
+                            "file=/fw/code.fd,if=pflash,unit=0,format=raw,readonly=on",
+                            "file=/out/efivars.fd,if=pflash,unit=1,format=raw"]),
+            ("efi: no -boot", |_, p| p.efi = Some(("/fw/code.fd".into(), "/out/efivars.fd".into())),
+                "-boot", &[]),
+            ("firmware is -bios", |c, _| c.firmware = Some("/fw/bios.bin".into()),
+                "-bios", &["/fw/bios.bin"]),
+            ("guest-paced VNC typing: no QEMU key delay", |c, p| { c.boot_key_driver = KeyDriverKind::Vnc; p.key_trace = Some("/k/trace".into()) },
+                "-vnc", &["127.0.0.1:1,key-delay-ms=0"]),
+            ("VNC typing at a fixed interval keeps QEMU's delay", |c, _| c.boot_key_driver = KeyDriverKind::Vnc,
+                "-vnc", &["127.0.0.1:1"]),
+            ("guest-paced typing traces keyboard reads", |_, p| p.key_trace = Some("/k/trace".into()),
+                "-trace", &["enable=ps2_read_data,file=/k/trace"]),
         ];
         for (reason, edit, switch, expected) in rows {
             let (mut c, mut p) = (config(), params());

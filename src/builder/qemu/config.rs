@@ -36,6 +36,22 @@ impl DiskFormat {
     }
 }
 
+/// How the boot command reaches the guest's keyboard (`boot_key_driver`, a kiln option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDriverKind {
+    /// QMP `input-send-event` (the default), paced by the guest's reads.
+    Qmp,
+    /// RFB key events over QEMU's VNC server, as Packer types.
+    Vnc,
+}
+
+/// One `boot_steps` entry: what to type and what to print while typing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootStep {
+    pub command: String,
+    pub description: String,
+}
+
 /// How kiln talks to the guest once it is up (`communicator`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommunicatorKind {
@@ -128,8 +144,14 @@ pub struct Config {
     /// `cd_label` (default `packer`): the CD's volume ID, e.g. `cidata` for cloud-init.
     pub cd_label: String,
 
-    /// `http_directory`, resolved; `None` means no HTTP server.
+    /// `http_directory`, resolved; `None` (and no `http_content`) means no HTTP server.
     pub http_directory: Option<PathBuf>,
+    /// `http_content`: URL path → body, served instead of a directory (exclusive with
+    /// `http_directory`).
+    pub http_content: std::collections::BTreeMap<String, String>,
+    /// `http_bind_address` (kiln's default 127.0.0.1; Packer's is 0.0.0.0). The guest reaches
+    /// the server as 10.0.2.2 either way.
+    pub http_bind_address: std::net::IpAddr,
     /// `http_port_min` / `http_port_max` (default 8000 / 9000).
     pub http_port_min: u16,
     pub http_port_max: u16,
@@ -146,6 +168,32 @@ pub struct Config {
     pub cpus: u32,
     /// `net_device` (default `virtio-net`).
     pub net_device: String,
+    /// `cpu_model`: `-cpu` when set.
+    pub cpu_model: Option<String>,
+    /// `sockets` / `cores` / `threads` (0: not given); `cpus` already follows Packer's rule
+    /// (see [`smp_cpus`]).
+    pub sockets: u32,
+    pub cores: u32,
+    pub threads: u32,
+    /// `vga`: `-vga` when set.
+    pub vga: Option<String>,
+    /// `display`: the `-display` value when not headless (`""`/`"none"` mean `gtk`, as Packer).
+    pub display: Option<String>,
+    /// `use_default_display`: no `-display` at all when not headless.
+    pub use_default_display: bool,
+    /// `firmware`: `-bios` when set.
+    pub firmware: Option<PathBuf>,
+    /// `efi_boot` (true also when either firmware path is set): boot OVMF from pflash.
+    pub efi_boot: bool,
+    /// `efi_firmware_code` / `efi_firmware_vars`; unset halves are found among the usual OVMF
+    /// paths (see `firmware::resolve`).
+    pub efi_firmware_code: Option<PathBuf>,
+    pub efi_firmware_vars: Option<PathBuf>,
+    /// `qemuargs`: rows of `[switch, parts…]` merged into the argv (see `args::merge_qemuargs`),
+    /// with `{{ .HTTPIP }}`, `{{ .HTTPPort }}` and `{{ .Name }}` rendered.
+    pub qemuargs: Vec<Vec<String>>,
+    /// `disk_detect_zeroes` (default `off`, which is not passed to QEMU).
+    pub disk_detect_zeroes: String,
     /// `headless` (default false: a GUI window is asked for, as in Packer).
     pub headless: bool,
     /// `vnc_bind_address` (default 127.0.0.1).
@@ -158,6 +206,13 @@ pub struct Config {
     pub boot_wait: GoDuration,
     /// `boot_command`, joined as Packer does (no separator) when typed.
     pub boot_command: Vec<String>,
+    /// `boot_steps` (exclusive with `boot_command`), typed one after the other.
+    pub boot_steps: Vec<BootStep>,
+    /// `boot_key_interval`: a fixed pause after every key event. `None` (the default) types as
+    /// fast as the guest reads the keys (see `bootcmd::Pacing`).
+    pub boot_key_interval: Option<Duration>,
+    /// `boot_key_driver` (default `qmp`).
+    pub boot_key_driver: KeyDriverKind,
 
     /// `communicator` (default ssh).
     pub communicator: CommunicatorKind,
@@ -204,6 +259,8 @@ impl Config {
             cd_content: BTreeMap::new(),
             cd_label: "packer".into(),
             http_directory: None,
+            http_content: std::collections::BTreeMap::new(),
+            http_bind_address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             http_port_min: 8000,
             http_port_max: 9000,
             qemu_binary: "qemu-system-x86_64".into(),
@@ -212,6 +269,19 @@ impl Config {
             memory: 512,
             cpus: 1,
             net_device: "virtio-net".into(),
+            cpu_model: None,
+            sockets: 0,
+            cores: 0,
+            threads: 0,
+            vga: None,
+            display: None,
+            use_default_display: false,
+            disk_detect_zeroes: "off".into(),
+            qemuargs: Vec::new(),
+            firmware: None,
+            efi_boot: false,
+            efi_firmware_code: None,
+            efi_firmware_vars: None,
             headless: false,
             vnc_bind_address: "127.0.0.1".into(),
             vnc_port_min: 5900,
@@ -221,10 +291,54 @@ impl Config {
                 abs: Duration::from_secs(10),
             },
             boot_command: Vec::new(),
+            boot_steps: Vec::new(),
+            boot_key_interval: None,
+            boot_key_driver: KeyDriverKind::Qmp,
             communicator: CommunicatorKind::Ssh,
             ssh: None,
             shutdown_command: None,
             shutdown_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Packer's `-smp` CPU count: the product of the non-zero `sockets`, `cores` and `threads` is
+/// the maximum; `cpus` 0 means that maximum, a larger `cpus` is cut to it, and with nothing
+/// given it is 1.
+pub fn smp_cpus(cpus: u32, sockets: u32, cores: u32, threads: u32) -> u32 {
+    let given: Vec<u32> = [sockets, cores, threads]
+        .into_iter()
+        .filter(|&n| n != 0)
+        .collect();
+    let max = if given.is_empty() {
+        0
+    } else {
+        given.iter().fold(1u32, |a, &n| a.saturating_mul(n))
+    };
+    match (cpus, max) {
+        (0, 0) => 1,
+        (0, m) => m,
+        (c, m) if m != 0 && c > m => m,
+        (c, _) => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smp_rule_table() {
+        let rows = [
+            ((0, 0, 0, 0), 1, "nothing given: one CPU"),
+            ((4, 0, 0, 0), 4, "cpus alone"),
+            ((0, 2, 2, 0), 4, "cpus from the topology"),
+            ((8, 1, 2, 2), 4, "cpus cut to the topology"),
+            ((2, 1, 2, 2), 2, "fewer cpus than the topology"),
+            ((0, 0, 0, 2), 2, "threads alone"),
+        ];
+        for ((cpus, s, c, t), want, why) in rows {
+            assert_eq!(smp_cpus(cpus, s, c, t), want, "{why}");
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod accel;
 pub mod args;
 pub mod config;
+pub mod firmware;
 pub mod process;
 pub mod qmp;
 mod steps;
@@ -60,6 +61,10 @@ pub struct BuildContext {
     pub qmp: Option<qmp::Qmp>,
     /// The guest's serial console log (`run_qemu`).
     pub serial_log: Option<PathBuf>,
+    /// QEMU's trace of the guest's keyboard reads, for guest-paced typing (`run_qemu`).
+    pub key_trace: Option<PathBuf>,
+    /// The address of QEMU's VNC server (`run_qemu`).
+    pub vnc_addr: Option<std::net::SocketAddr>,
     /// The connected communicator (`wait_ssh`; `provision` may replace it after a reboot).
     pub comm: Option<SshCommunicator>,
     /// Where and as whom SSH connects (`wait_ssh`), for reconnecting.
@@ -103,6 +108,8 @@ impl BuildContext {
             qemu: None,
             qmp: None,
             serial_log: None,
+            key_trace: None,
+            vnc_addr: None,
             comm: None,
             ssh_target: None,
         }
@@ -198,6 +205,12 @@ pub enum Error {
     /// A temporary directory for the QMP socket could not be made.
     #[error("Could not create a temporary directory")]
     TempDir(#[source] std::io::Error),
+    /// The UEFI firmware for `efi_boot` could not be found or prepared.
+    #[error("Could not prepare the UEFI firmware")]
+    Firmware(#[source] firmware::Error),
+    /// A `qemuargs` value could not be rendered.
+    #[error("Could not render `qemuargs`")]
+    QemuArgs(#[source] crate::bootcmd::Error),
     /// QEMU could not be started.
     #[error("Could not start QEMU")]
     StartQemu(#[source] process::Error),

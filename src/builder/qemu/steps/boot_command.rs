@@ -1,12 +1,16 @@
-//! Step: wait `boot_wait`, then type `boot_command` into the guest through QMP.
+//! Step: wait `boot_wait`, then type `boot_command` (or each of `boot_steps`) into the guest.
 //!
-//! Uses: `config.boot_wait`, `config.boot_command`, `config.vm_name`, `http_port`, `qmp`, `qemu`.
+//! Uses: `config.boot_wait`, `config.boot_command`, `config.boot_steps`,
+//! `config.boot_key_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `qmp`,
+//! `qemu`, `key_trace`, `vnc_addr`.
 //! Produces: nothing. Cleanup: none.
-//! The boot command is rendered and parsed before the wait, so a bad one fails at once.
+//! Every command is rendered and parsed before the wait, so a bad one fails at once. Without
+//! `boot_key_interval`, keys go as fast as the guest reads them (see `bootcmd::Pacing`).
 
 use async_trait::async_trait;
 
-use crate::bootcmd::{self, BootVars, Pacing, QmpKeyDriver};
+use crate::bootcmd::{self, BootVars, Pacing, QemuKeyboard, QmpKeyDriver, Typed, VncKeyDriver};
+use crate::builder::qemu::config::KeyDriverKind;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::step::Step;
 
@@ -28,10 +32,20 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             http_port: ctx.http_port,
             name: cfg.vm_name.clone(),
         };
-        // Packer joins the entries with no separator, then renders and parses the whole.
-        let joined = cfg.boot_command.concat();
-        let rendered = bootcmd::render(&joined, &vars).map_err(Error::BootCommand)?;
-        let actions = bootcmd::parse(&rendered).map_err(Error::BootCommand)?;
+        // Packer joins boot_command's entries with no separator; boot_steps are typed one by one.
+        let commands: Vec<(String, &str)> = if cfg.boot_steps.is_empty() {
+            vec![(cfg.boot_command.concat(), "")]
+        } else {
+            cfg.boot_steps
+                .iter()
+                .map(|s| (s.command.clone(), s.description.as_str()))
+                .collect()
+        };
+        let mut compiled = Vec::with_capacity(commands.len());
+        for (command, description) in &commands {
+            let actions = bootcmd::compile(command, &vars).map_err(Error::BootCommand)?;
+            compiled.push((actions, *description));
+        }
 
         let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
         let wait = cfg.boot_wait.or_zero();
@@ -43,16 +57,69 @@ impl Step<BuildContext, Error> for TypeBootCommand {
                 reason = qemu.died() => return Err(Error::QemuExited { during: "boot_wait", reason }),
             }
         }
-        if actions.is_empty() {
+        if compiled.iter().all(|(a, _)| a.is_empty()) {
             return Ok(());
         }
         let qmp = ctx.qmp.as_ref().ok_or(Error::Missing { what: "qmp" })?;
-        ctx.ui.say("Typing the boot command over QMP");
-        let mut driver = QmpKeyDriver::new(qmp);
-        tokio::select! {
-            r = bootcmd::type_actions(&actions, &mut driver, &ctx.cancel, Pacing::default()) => r.map_err(Error::BootCommand)?,
-            reason = qemu.died() => return Err(Error::QemuExited { during: "boot command typing", reason }),
+        let (pacing, mut reads) = match (cfg.boot_key_interval, &ctx.key_trace) {
+            (Some(interval), _) => (Pacing::Interval(interval), None),
+            (None, Some(trace)) => (
+                Pacing::guest_paced(),
+                Some(QemuKeyboard::new(trace.clone(), qmp, bootcmd::BIOS_WINDOW)),
+            ),
+            (None, None) => (Pacing::default(), None),
+        };
+        let mut qmp_driver;
+        let mut vnc_driver;
+        let driver: &mut dyn bootcmd::KeyDriver = match cfg.boot_key_driver {
+            KeyDriverKind::Qmp => {
+                ctx.ui.say("Typing the boot command over QMP");
+                qmp_driver = QmpKeyDriver::new(qmp);
+                &mut qmp_driver
+            }
+            KeyDriverKind::Vnc => {
+                let addr = ctx.vnc_addr.ok_or(Error::Missing { what: "vnc_addr" })?;
+                ctx.ui
+                    .say(format!("Typing the boot command over VNC ({addr})"));
+                vnc_driver = VncKeyDriver::connect(addr)
+                    .await
+                    .map_err(|e| Error::BootCommand(bootcmd::Error::Vnc(e)))?;
+                &mut vnc_driver
+            }
+        };
+        let mut total = Typed::default();
+        let mut packer = std::time::Duration::ZERO;
+        for (actions, description) in &compiled {
+            if !description.is_empty() {
+                ctx.ui.say(format!("Typing boot step: {description}"));
+            }
+            let reads = reads.as_mut().map(|r| r as &mut dyn bootcmd::GuestReads);
+            let typed = tokio::select! {
+                r = bootcmd::type_actions(actions, driver, reads, &ctx.cancel, pacing) => r.map_err(Error::BootCommand)?,
+                reason = qemu.died() => return Err(Error::QemuExited { during: "boot command typing", reason }),
+            };
+            total.events += typed.events;
+            total.typing += typed.typing;
+            total.fell_back |= typed.fell_back;
+            packer += bootcmd::packer_typing_time(actions);
         }
+        if total.fell_back {
+            ctx.ui.warn(format!(
+                "The guest's keyboard reads could not be followed; typed at {} ms per key event",
+                bootcmd::FALLBACK_INTERVAL.as_millis()
+            ));
+        }
+        ctx.ui.say(format!(
+            "Typed the boot command: {} key events in {:.3}s ({}; Packer's 100 ms per event: {:.1}s)",
+            total.events,
+            total.typing.as_secs_f64(),
+            match pacing {
+                Pacing::Interval(d) => format!("{} ms per event", d.as_secs_f64() * 1000.0),
+                Pacing::GuestPaced { .. } if !total.fell_back => "paced by the guest's reads".to_owned(),
+                Pacing::GuestPaced { .. } => "fallback interval".to_owned(),
+            },
+            packer.as_secs_f64()
+        ));
         Ok(())
     }
 }

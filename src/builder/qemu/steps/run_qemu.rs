@@ -1,8 +1,9 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
 //! Uses: `config` (machine options), `disk_path`, `additional_disk_paths`, `iso_path` (not
-//! attached with `disk_image`: it is the disk), `cd_path`.
-//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`.
+//! attached with `disk_image`: it is the disk), `cd_path`. With `efi_boot` it copies the OVMF
+//! variable store to `<output_directory>/efivars.fd` (removed with the output directory).
+//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`.
 //! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
 //! QEMU also dies with kiln (parent-death signal) and when its guard drops.
 
@@ -11,12 +12,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::builder::qemu::accel;
+use crate::bootcmd::feedback;
 use crate::builder::qemu::args::{self, RunParams};
 use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::process::QemuProcess;
 use crate::builder::qemu::qmp::Qmp;
 use crate::builder::qemu::{BuildContext, Error};
+use crate::builder::qemu::{accel, firmware};
 use crate::step::{Outcome, Step};
 
 /// How long QEMU gets to open its QMP socket.
@@ -75,8 +77,35 @@ impl Step<BuildContext, Error> for RunQemu {
             .tempdir()
             .map_err(Error::TempDir)?;
         let qmp_socket = socket_dir.path().join("qmp.sock");
+        let socket_dir_path = socket_dir.path().to_owned();
         self.socket_dir = Some(socket_dir);
 
+        // Guest-paced typing follows the guest's keyboard reads through a QEMU trace file.
+        let types_paced = cfg.boot_key_interval.is_none()
+            && (cfg.boot_command.iter().any(|c| !c.is_empty()) || !cfg.boot_steps.is_empty());
+        let key_trace = if types_paced && feedback::qemu_can_trace_reads(&cfg.qemu_binary).await {
+            Some(socket_dir_path.join("keyboard-reads.trace"))
+        } else {
+            None
+        };
+        let efi = if cfg.efi_boot {
+            let (code, vars) = firmware::resolve(
+                cfg.efi_firmware_code.as_deref(),
+                cfg.efi_firmware_vars.as_deref(),
+                std::path::Path::exists,
+            )
+            .map_err(Error::Firmware)?;
+            let copy = cfg.output_directory.join("efivars.fd");
+            firmware::copy_vars(&vars, &copy).map_err(Error::Firmware)?;
+            ctx.ui.message(format!(
+                "UEFI firmware `{}`, variables copied from `{}`",
+                code.display(),
+                vars.display()
+            ));
+            Some((code, copy))
+        } else {
+            None
+        };
         let serial_log = cfg.output_directory.join("serial.log");
         let params = RunParams {
             disk_path,
@@ -88,8 +117,20 @@ impl Step<BuildContext, Error> for RunQemu {
             qmp_socket: qmp_socket.clone(),
             ssh_host_port,
             serial_log: serial_log.clone(),
+            key_trace: key_trace.clone(),
+            efi,
         };
-        let argv = args::qemu_args(cfg, &params);
+        // qemuargs may name the HTTP server and the VM: render them before merging.
+        let vars = crate::bootcmd::BootVars {
+            http_ip: super::boot_command::HTTP_IP.to_owned(),
+            http_port: ctx.http_port,
+            name: cfg.vm_name.clone(),
+        };
+        let mut rendered = cfg.clone();
+        for part in rendered.qemuargs.iter_mut().flatten() {
+            *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
+        }
+        let argv = args::qemu_args(&rendered, &params);
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
         ctx.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
@@ -109,6 +150,8 @@ impl Step<BuildContext, Error> for RunQemu {
             serial_log.display()
         ));
         ctx.serial_log = Some(serial_log);
+        ctx.key_trace = key_trace;
+        ctx.vnc_addr = Some(std::net::SocketAddr::new(vnc_ip, vnc_port));
         ctx.ssh_host_port = ssh_host_port;
         let qemu = ctx.qemu.insert(qemu);
 
@@ -122,6 +165,8 @@ impl Step<BuildContext, Error> for RunQemu {
 
     async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
         ctx.qmp = None;
+        ctx.key_trace = None;
+        ctx.vnc_addr = None;
         if let Some(mut qemu) = ctx.qemu.take() {
             if qemu.exited().is_none() {
                 ctx.ui.say("Stopping QEMU");
