@@ -92,10 +92,13 @@ pub struct BootVars {
     pub http_port: u16,
     /// The VM name (`vm_name`).
     pub name: String,
+    /// The build's temporary SSH public key (`ssh-ed25519 … kiln`), empty when the template
+    /// gives a password or key file.
+    pub ssh_public_key: String,
 }
 
-/// Replaces `{{ .HTTPIP }}`, `{{ .HTTPPort }}` and `{{ .Name }}` (spaces inside the braces are
-/// optional). Any other `{{ … }}` is an error naming it; offsets are bytes into `template`.
+/// Replaces `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, `{{ .Name }}` and `{{ .SSHPublicKey }}` (spaces
+/// inside the braces are optional). Any other `{{ … }}` is an error naming it; offsets are bytes into `template`.
 pub fn render(template: &str, vars: &BootVars) -> Result<String, Error> {
     render_mapped(template, vars).map(|(s, _)| s)
 }
@@ -126,6 +129,7 @@ fn render_mapped(template: &str, vars: &BootVars) -> Result<(String, Vec<usize>)
             ".HTTPIP" => out.push_str(&vars.http_ip),
             ".HTTPPort" => out.push_str(&vars.http_port.to_string()),
             ".Name" => out.push_str(&vars.name),
+            ".SSHPublicKey" => out.push_str(&vars.ssh_public_key),
             _ => {
                 return Err(Error::UnknownVariable {
                     expr: format!("{{{{ {expr} }}}}"),
@@ -406,6 +410,7 @@ mod tests {
             http_ip: "10.0.2.2".into(),
             http_port: 8123,
             name: "deb12".into(),
+            ssh_public_key: "ssh-ed25519 AAAAkey kiln".into(),
         }
     }
 
@@ -421,6 +426,11 @@ mod tests {
             ("{{.HTTPIP}}", "10.0.2.2", "no spaces inside braces"),
             ("{{   .Name\t}}", "deb12", "extra whitespace"),
             ("a}}b", "a}}b", "lone closing braces stay"),
+            (
+                "echo '{{ .SSHPublicKey }}' >> k",
+                "echo 'ssh-ed25519 AAAAkey kiln' >> k",
+                "the temporary public key (issue 6)",
+            ),
             (
                 "<enter>{{ .Name }}<wait>",
                 "<enter>deb12<wait>",

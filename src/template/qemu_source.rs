@@ -319,6 +319,7 @@ pub(crate) fn source(
                     http_ip: "10.0.2.2".to_owned(),
                     http_port: 8000,
                     name: c.vm_name.clone(),
+                    ssh_public_key: "ssh-ed25519 AAAA kiln".to_owned(),
                 };
                 for part in rows.iter().flatten() {
                     if let Err(e) = bootcmd::render(part, &vars) {
@@ -497,6 +498,7 @@ fn check_boot_command(
         http_ip: "10.0.2.2".to_owned(),
         http_port: 8000,
         name: vm_name.to_owned(),
+        ssh_public_key: "ssh-ed25519 AAAA kiln".to_owned(),
     };
     let joined = entries.concat();
     if let Err(e) = bootcmd::compile(&joined, &vars) {

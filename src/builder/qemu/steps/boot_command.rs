@@ -31,6 +31,11 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             http_ip: HTTP_IP.to_owned(),
             http_port: ctx.http_port,
             name: cfg.vm_name.clone(),
+            ssh_public_key: ctx
+                .ssh_temp_key
+                .as_ref()
+                .map(|(_, public)| public.clone())
+                .unwrap_or_default(),
         };
         // Packer joins boot_command's entries with no separator; boot_steps are typed one by one.
         let commands: Vec<(String, &str)> = if cfg.boot_steps.is_empty() {

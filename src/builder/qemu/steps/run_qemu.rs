@@ -125,6 +125,11 @@ impl Step<BuildContext, Error> for RunQemu {
             http_ip: super::boot_command::HTTP_IP.to_owned(),
             http_port: ctx.http_port,
             name: cfg.vm_name.clone(),
+            ssh_public_key: ctx
+                .ssh_temp_key
+                .as_ref()
+                .map(|(_, public)| public.clone())
+                .unwrap_or_default(),
         };
         let mut rendered = cfg.clone();
         for part in rendered.qemuargs.iter_mut().flatten() {
