@@ -444,14 +444,14 @@ mod tests {
 
     #[test]
     fn render_errors() {
-        let err = render("ab{{ .SSHPublicKey }}", &vars()).unwrap_err();
+        let err = render("ab{{ .WinRMPassword }}", &vars()).unwrap_err();
         match &err {
             Error::UnknownVariable { expr, offset } => {
-                assert_eq!((expr.as_str(), *offset), ("{{ .SSHPublicKey }}", 2));
+                assert_eq!((expr.as_str(), *offset), ("{{ .WinRMPassword }}", 2));
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(err.to_string().contains(".SSHPublicKey"), "{err}");
+        assert!(err.to_string().contains(".WinRMPassword"), "{err}");
         assert!(matches!(
             render("{{ .httpip }}", &vars()),
             Err(Error::UnknownVariable { .. })
