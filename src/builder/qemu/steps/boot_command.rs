@@ -17,6 +17,21 @@ use crate::step::Step;
 /// The host as the guest sees it on QEMU's user network.
 pub const HTTP_IP: &str = "10.0.2.2";
 
+/// The values of `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, `{{ .Name }}` and `{{ .SSHPublicKey }}`
+/// for this build (also rendered into `qemuargs`).
+pub fn boot_vars(ctx: &BuildContext) -> BootVars {
+    BootVars {
+        http_ip: HTTP_IP.to_owned(),
+        http_port: ctx.http_port,
+        name: ctx.config.vm_name.clone(),
+        ssh_public_key: ctx
+            .ssh_temp_key
+            .as_ref()
+            .map(|(_, public)| public.clone())
+            .unwrap_or_default(),
+    }
+}
+
 pub struct TypeBootCommand;
 
 #[async_trait]
@@ -27,16 +42,7 @@ impl Step<BuildContext, Error> for TypeBootCommand {
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
-        let vars = BootVars {
-            http_ip: HTTP_IP.to_owned(),
-            http_port: ctx.http_port,
-            name: cfg.vm_name.clone(),
-            ssh_public_key: ctx
-                .ssh_temp_key
-                .as_ref()
-                .map(|(_, public)| public.clone())
-                .unwrap_or_default(),
-        };
+        let vars = boot_vars(ctx);
         // Packer joins boot_command's entries with no separator; boot_steps are typed one by one.
         let commands: Vec<(String, &str)> = if cfg.boot_steps.is_empty() {
             vec![(cfg.boot_command.concat(), "")]

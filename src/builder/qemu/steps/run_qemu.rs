@@ -121,16 +121,7 @@ impl Step<BuildContext, Error> for RunQemu {
             efi,
         };
         // qemuargs may name the HTTP server and the VM: render them before merging.
-        let vars = crate::bootcmd::BootVars {
-            http_ip: super::boot_command::HTTP_IP.to_owned(),
-            http_port: ctx.http_port,
-            name: cfg.vm_name.clone(),
-            ssh_public_key: ctx
-                .ssh_temp_key
-                .as_ref()
-                .map(|(_, public)| public.clone())
-                .unwrap_or_default(),
-        };
+        let vars = super::boot_command::boot_vars(ctx);
         let mut rendered = cfg.clone();
         for part in rendered.qemuargs.iter_mut().flatten() {
             *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
