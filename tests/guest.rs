@@ -28,11 +28,7 @@ fn build_test_os_into_a_vagrant_box() {
         .arg(repo_root().join("boot-configs/testos"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "kiln build failed\n{}",
-        describe(&out)
-    );
+    assert_ok(&out, "kiln build failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("wrote /etc/kiln-provisioned"),
@@ -128,11 +124,7 @@ fn vagrant_box_add(box_path: &Path, work: &Path) {
             .current_dir(work)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "vagrant {args:?} failed\n{}",
-            describe(&out)
-        );
+        assert_ok(&out, "vagrant {args:?} failed");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let box_arg = box_path.to_string_lossy();
@@ -185,11 +177,7 @@ fn shutdown_escalates_to_acpi_power_button() {
         .arg(repo_root().join("tests/fixtures/e2e/acpi.pkr.hcl"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "kiln build failed\n{}",
-        describe(&out)
-    );
+    assert_ok(&out, "kiln build failed");
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -553,11 +541,7 @@ fn seed_cd_then_disk_image_build() {
         .arg(fixtures.join("seed.pkr.hcl"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "seed build failed\n{}",
-        describe(&out)
-    );
+    assert_ok(&out, "seed build failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("kiln-seed-content instance-id: kiln-seed"),
@@ -590,11 +574,7 @@ fn seed_cd_then_disk_image_build() {
         .arg(fixtures.join("disk-image.pkr.hcl"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "disk_image build failed\n{}",
-        describe(&out)
-    );
+    assert_ok(&out, "disk_image build failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("from the base image: kiln-seed-content"),

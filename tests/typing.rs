@@ -73,11 +73,7 @@ fn type_and_compare(driver: &str) {
         .arg(repo_root().join("tests/fixtures/e2e/typing.pkr.hcl"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "kiln build failed\n{}",
-        describe(&out)
-    );
+    assert_ok(&out, "kiln build failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("over {}", driver.to_uppercase())),

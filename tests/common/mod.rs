@@ -47,6 +47,12 @@ pub fn test_iso() -> PathBuf {
     iso
 }
 
+/// Fails the test with `what`, the exit status and the output unless the command succeeded.
+#[track_caller]
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}\n{}", describe(out));
+}
+
 /// Text of a finished command's stdout and stderr, for assertion messages.
 pub fn describe(out: &Output) -> String {
     format!(
