@@ -14,7 +14,8 @@ use crate::ui::Ui;
 /// Options of `kiln build` that are not in the template.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub vars: Vec<(String, String)>,
+    /// `-var`, `-var-file`, `PKR_VAR_*`.
+    pub inputs: template::Inputs,
     pub force: bool,
     pub on_error: OnError,
     pub cache_dir: PathBuf,
@@ -83,10 +84,14 @@ pub async fn run(
     ui: &Ui,
     cancel: &CancellationToken,
 ) -> Result<Vec<Output>, Error> {
-    let tpl = template::load(path, &opts.vars).map_err(|source| Error::LoadTemplate {
+    let tpl = template::load(path, &opts.inputs).map_err(|source| Error::LoadTemplate {
         path: path.to_owned(),
         source,
     })?;
+    crate::ui::add_secrets(&tpl.secrets);
+    for w in &tpl.warnings {
+        ui.warn(w.render(None));
+    }
     if tpl.builds.is_empty() {
         return Err(Error::NoBuilds {
             path: path.to_owned(),

@@ -55,6 +55,7 @@ pub(crate) fn build(
     );
     let mut b = Build {
         name: o.string("name", d),
+        description: o.string("description", d),
         sources: sources(file, scope, block, declared, d),
         provisioners: Vec::new(),
         error_cleanup: None,
