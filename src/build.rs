@@ -48,9 +48,6 @@ pub enum Error {
     /// The template has no `build` block.
     #[error("Template `{}` has no build block", path.display())]
     NoBuilds { path: PathBuf },
-    /// A build names a source the template does not define.
-    #[error("Build references unknown source `{kind}.{name}`")]
-    UnknownSource { kind: String, name: String },
     /// The builder failed.
     #[error("Build `{name}` failed")]
     Build {
@@ -99,25 +96,21 @@ pub async fn run(
     }
     let mut outputs = Vec::new();
     for build in &tpl.builds {
-        for (kind, name) in &build.sources {
-            let source = tpl
-                .sources
-                .iter()
-                .find(|s| s.key() == (kind.as_str(), name.as_str()));
+        for source in &build.sources {
+            let (kind, name) = source.key();
             let full_name = format!("{kind}.{name}");
-            let bui = ui.with_prefix(full_name.clone());
+            // Packer shows `BUILD.TYPE.NAME` when the build is named.
+            let shown = match &build.name {
+                Some(b) => format!("{b}.{full_name}"),
+                None => full_name.clone(),
+            };
+            let bui = ui.with_prefix(shown);
             let output = match source {
-                Some(Source::Qemu(config)) => {
+                Source::Qemu(config) => {
                     run_one(&full_name, (**config).clone(), build, opts, &bui, cancel).await?
                 }
-                Some(Source::Null(config)) => {
+                Source::Null(config) => {
                     run_null(&full_name, config.clone(), build, opts, &bui, cancel).await?
-                }
-                None => {
-                    return Err(Error::UnknownSource {
-                        kind: kind.clone(),
-                        name: name.clone(),
-                    });
                 }
             };
             outputs.push(output);
@@ -143,6 +136,7 @@ async fn run_one(
         build.provisioners.clone(),
         build.error_cleanup.clone(),
     );
+    ctx.run_uuid = opts.run_uuid.clone();
     let mut timings = Timings::default();
     let artifact = qemu::build(&mut ctx, opts.on_error, &mut timings)
         .await
@@ -206,6 +200,7 @@ async fn run_null(
         error_cleanup: build.error_cleanup.clone(),
         ssh_target: None,
         comm: None,
+        run_uuid: opts.run_uuid.clone(),
     };
     let mut timings = Timings::default();
     crate::builder::null::build(&mut ctx, opts.on_error, &mut timings)

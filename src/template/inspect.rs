@@ -52,7 +52,8 @@ pub fn human(t: &Template) -> String {
             let _ = writeln!(out, "    description: {d}\n");
         }
         out.push_str("    sources:\n\n");
-        for (kind, name) in &b.sources {
+        for s in &b.sources {
+            let (kind, name) = s.key();
             let _ = writeln!(out, "      {kind}.{name}");
         }
         if !b.provisioners.is_empty() {
@@ -105,7 +106,8 @@ pub fn machine_readable(t: &Template, timestamp: u64) -> String {
     }
     for (i, b) in t.builds.iter().enumerate() {
         let title = build_title(b.name.as_deref(), i);
-        for (kind, name) in &b.sources {
+        for s in &b.sources {
+            let (kind, name) = s.key();
             let full = format!("{kind}.{name}");
             lines.push(machine_line(
                 timestamp,

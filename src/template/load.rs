@@ -368,11 +368,16 @@ fn check(
         "cwd".to_owned(),
         Value::String(cwd.to_string_lossy().into_owned()),
     );
+    let packer_obj = hcl::Map::from_iter([(
+        "version".to_owned(),
+        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
+    )]);
     let mut scope = Scope::new(
         var_decls.keys().cloned().collect(),
         local_attrs.keys().cloned().collect(),
         path_obj,
-    );
+    )
+    .with_object("packer", packer_obj);
     for name in &failed {
         scope.poison("var", name);
     }
@@ -390,40 +395,23 @@ fn check(
         variables,
         ..Template::empty(path)
     };
+    let mut table = SourceTable {
+        declared,
+        read: BTreeMap::new(),
+        blocks: BTreeMap::new(),
+        template_dir,
+    };
     for (file, block, name) in qemu_sources {
-        let at = file.at(block.ident.span());
-        if block.labels.first().map(|l| l.as_str()) == Some("null") {
-            let o = Options::read(
-                file,
-                &scope,
-                &block.body,
-                at,
-                qemu::NULL_SUPPORTED,
-                qemu::KNOWN,
-                &mut d,
-            );
-            reject_blocks(file, &block.body, &[], &mut d);
-            let config = qemu::null_source(&name, &o, template_dir, &mut d);
-            template.sources.push(Source::Null(config));
-            continue;
-        }
-        let o = Options::read(
-            file,
-            &scope,
-            &block.body,
-            at,
-            qemu::SUPPORTED,
-            qemu::KNOWN,
-            &mut d,
-        );
-        reject_blocks(file, &block.body, qemu::KNOWN, &mut d);
-        let config = qemu::source(&name, &o, template_dir, &mut d);
-        template.sources.push(Source::Qemu(Box::new(config)));
+        let kind = block.labels.first().map_or("", |l| l.as_str()).to_owned();
+        let source = read_source(file, block, &name, &scope, None, template_dir, &mut d);
+        template.sources.push(source.clone());
+        table.read.insert((kind.clone(), name.clone()), source);
+        table.blocks.insert((kind, name), (file, block));
     }
     for (file, block) in builds {
         template
             .builds
-            .push(build(file, &scope, block, &declared, template_dir, &mut d));
+            .push(build(file, &scope, block, &table, &mut d));
     }
 
     // A backstop: no sensitive value may be shown, whatever path put it in a message.
@@ -449,6 +437,45 @@ pub(crate) fn mask(text: &str, secrets: &[String]) -> String {
         out = out.replace(s.as_str(), "<sensitive>");
     }
     out
+}
+
+/// Reads a `source "qemu"|"null" "NAME"` block as `name`, with `overrides` (from a `source`
+/// block inside `build`) replacing or adding options.
+pub(crate) fn read_source(
+    file: &SourceFile,
+    block: &Block,
+    name: &str,
+    scope: &Scope,
+    overrides: Option<(BTreeMap<String, Value>, Location)>,
+    template_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> Source {
+    let at = file.at(block.ident.span());
+    let null = block.labels.first().map(|l| l.as_str()) == Some("null");
+    let supported = if null {
+        qemu::NULL_SUPPORTED
+    } else {
+        qemu::SUPPORTED
+    };
+    let mut o = Options::read(file, scope, &block.body, at, supported, qemu::KNOWN, d);
+    if let Some((values, at)) = overrides {
+        o = o.with_overrides(values, at);
+    }
+    if null {
+        reject_blocks(file, &block.body, &[], d);
+        return Source::Null(qemu::null_source(name, &o, template_dir, d));
+    }
+    reject_blocks(file, &block.body, qemu::KNOWN, d);
+    Source::Qemu(Box::new(qemu::source(name, &o, template_dir, d)))
+}
+
+/// The template's sources, for `build` blocks: as read, and their blocks to read again with a
+/// build's overrides.
+pub(crate) struct SourceTable<'a> {
+    pub declared: Declared,
+    pub read: BTreeMap<(String, String), Source>,
+    pub blocks: BTreeMap<(String, String), (&'a SourceFile, &'a Block)>,
+    pub template_dir: &'a Path,
 }
 
 fn twice(

@@ -152,8 +152,9 @@ pub struct Build {
     pub name: Option<String>,
     /// `description`, shown by `inspect`.
     pub description: Option<String>,
-    /// The sources it builds, as `(type, name)`, e.g. `("qemu", "testos")`.
-    pub sources: Vec<(String, String)>,
+    /// The sources it builds, with the build's own `source` blocks applied (options and
+    /// `name`), in order: the `sources` list, then the `source` blocks.
+    pub sources: Vec<Source>,
     pub provisioners: Vec<ProvisionerBlock>,
     /// `error-cleanup-provisioner`: runs when a provisioner failed.
     pub error_cleanup: Option<ProvisionerBlock>,

@@ -8,6 +8,17 @@ use crate::builder::qemu::config::{Accelerator, CommunicatorKind, DiskFormat};
 use crate::provisioner::shell::ShellSource;
 use crate::types::Checksum;
 
+/// The `TYPE.NAME` of each source a build builds.
+fn keys(b: &Build) -> Vec<String> {
+    b.sources
+        .iter()
+        .map(|s| {
+            let (k, n) = s.key();
+            format!("{k}.{n}")
+        })
+        .collect()
+}
+
 /// Inputs with only `-var`s.
 fn cli(vars: &[(String, String)]) -> Inputs {
     Inputs {
@@ -88,7 +99,7 @@ fn minimal_source_gets_packer_defaults() {
     assert_eq!(c.disk_size, 40960 << 20);
     assert_eq!(c.boot_wait.abs, std::time::Duration::from_secs(10));
     assert_eq!(c.ssh.as_ref().map(|s| s.port), Some(22));
-    assert_eq!(t.builds[0].sources, [("qemu".to_owned(), "m".to_owned())]);
+    assert_eq!(keys(&t.builds[0]), ["qemu.m"]);
 }
 
 #[test]
@@ -137,7 +148,7 @@ fn demo_template_loads() {
     assert_eq!(c.shutdown_command.as_deref(), Some("poweroff"));
 
     let b = &t.builds[0];
-    assert_eq!(b.sources, [("qemu".to_owned(), "testos".to_owned())]);
+    assert_eq!(keys(b), ["qemu.testos"]);
     let kinds: Vec<&Provisioner> = b.provisioners.iter().map(|p| &p.kind).collect();
     let [Provisioner::Shell(p1), Provisioner::Shell(p2)] = kinds.as_slice() else {
         panic!("two shell provisioners expected");
@@ -966,5 +977,80 @@ fn inspect_masks_sensitive_values() {
     assert_eq!(
         machine,
         "7,,template-variable,n,[1%!(PACKER_COMMA) 2],list(number),0\n7,,template-variable,pw,<sensitive>,string,1\n7,,template-builder,qemu.m,qemu\n7,b,template-build-source,qemu.m\n7,b,template-provisioner,shell\n7,b,template-postprocessor,0,checksum\n7,b,template-postprocessor,1,vagrant\n7,b,template-postprocessor,1,compress\n"
+    );
+}
+
+#[test]
+fn build_blocks_rename_and_override_sources() {
+    let text = MINIMAL.replace(
+        "build { sources = [\"source.qemu.m\"] }",
+        r#"build {
+  name = "golden"
+  sources = ["source.qemu.m"]
+  source "qemu.m" {
+    name = "big"
+    memory = 4096
+    vm_name = "v${packer.version}"
+  }
+  provisioner "shell" {
+    inline = ["echo ${build.Host}:${build.Port} ${source.name} ${build.SSHPublicKey}"]
+    only = ["qemu.big"]
+  }
+}"#,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let b = &t.builds[0];
+    assert_eq!(b.name.as_deref(), Some("golden"));
+    assert_eq!(keys(b), ["qemu.m", "qemu.big"]);
+    let Source::Qemu(big) = &b.sources[1] else {
+        panic!("not qemu")
+    };
+    assert_eq!(big.memory, 4096, "override applied");
+    assert_eq!(big.vm_name, format!("v{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(big.output_directory, PathBuf::from("output-big"), "renamed");
+    let Source::Qemu(m) = &b.sources[0] else {
+        panic!("not qemu")
+    };
+    assert_eq!(
+        m.memory,
+        qemu_of(&t).memory,
+        "the listed source is untouched"
+    );
+    let Provisioner::Shell(shell) = &b.provisioners[0].kind else {
+        panic!("not shell")
+    };
+    assert_eq!(
+        shell.source,
+        ShellSource::Inline(vec![
+            "echo {{ .Host }}:{{ .Port }} {{ .SourceName }} {{ .SSHPublicKey }}".into()
+        ]),
+        "build.* stand for placeholders the build fills in"
+    );
+}
+
+#[test]
+fn build_block_source_errors() {
+    let text = MINIMAL.replace(
+        "build { sources = [\"source.qemu.m\"] }",
+        r#"build {
+  sources = ["source.qemu.m"]
+  source "qemu.m" {
+    memroy = 1
+  }
+  source "qemu.nope" {}
+  provisioner "shell" {
+    inline = ["${build.Hots}"]
+  }
+}"#,
+    );
+    let e = errors(&text);
+    assert_eq!(
+        e,
+        "t.pkr.hcl:9:3: source `qemu.m` is built twice by this build\n 9 |   source \"qemu.m\" {\n   |   ^\nhint: give one of them another `name`\n\nt.pkr.hcl:10:5: unknown option `memroy`\n 10 |     memroy = 1\n    |     ^\nhint: did you mean `memory`?\n\nt.pkr.hcl:12:3: unknown source `qemu.nope`\n 12 |   source \"qemu.nope\" {}\n    |   ^\nhint: did you mean `source.qemu.m`?\n\nt.pkr.hcl:14:18: unknown `build.Hots`\n 14 |     inline = [\"${build.Hots}\"]\n    |                  ^\nhint: did you mean `build.Host`?"
+    );
+    let outside = errors(&MINIMAL.replace("ssh_username = \"root\"", "ssh_username = build.User"));
+    assert!(
+        outside.contains("`build.User` can only be used inside a `build` block"),
+        "{outside}"
     );
 }
