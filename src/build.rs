@@ -14,7 +14,8 @@ use crate::ui::Ui;
 /// Options of `kiln build` that are not in the template.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub vars: Vec<(String, String)>,
+    /// `-var`, `-var-file`, `PKR_VAR_*`.
+    pub inputs: template::Inputs,
     pub force: bool,
     pub on_error: OnError,
     pub cache_dir: PathBuf,
@@ -47,9 +48,6 @@ pub enum Error {
     /// The template has no `build` block.
     #[error("Template `{}` has no build block", path.display())]
     NoBuilds { path: PathBuf },
-    /// A build names a source the template does not define.
-    #[error("Build references unknown source `{kind}.{name}`")]
-    UnknownSource { kind: String, name: String },
     /// The builder failed.
     #[error("Build `{name}` failed")]
     Build {
@@ -83,10 +81,14 @@ pub async fn run(
     ui: &Ui,
     cancel: &CancellationToken,
 ) -> Result<Vec<Output>, Error> {
-    let tpl = template::load(path, &opts.vars).map_err(|source| Error::LoadTemplate {
+    let tpl = template::load(path, &opts.inputs).map_err(|source| Error::LoadTemplate {
         path: path.to_owned(),
         source,
     })?;
+    crate::ui::add_secrets(&tpl.secrets);
+    for w in &tpl.warnings {
+        ui.warn(w.render(None));
+    }
     if tpl.builds.is_empty() {
         return Err(Error::NoBuilds {
             path: path.to_owned(),
@@ -94,25 +96,21 @@ pub async fn run(
     }
     let mut outputs = Vec::new();
     for build in &tpl.builds {
-        for (kind, name) in &build.sources {
-            let source = tpl
-                .sources
-                .iter()
-                .find(|s| s.key() == (kind.as_str(), name.as_str()));
+        for source in &build.sources {
+            let (kind, name) = source.key();
             let full_name = format!("{kind}.{name}");
-            let bui = ui.with_prefix(full_name.clone());
+            // Packer shows `BUILD.TYPE.NAME` when the build is named.
+            let shown = match &build.name {
+                Some(b) => format!("{b}.{full_name}"),
+                None => full_name.clone(),
+            };
+            let bui = ui.with_prefix(shown);
             let output = match source {
-                Some(Source::Qemu(config)) => {
+                Source::Qemu(config) => {
                     run_one(&full_name, (**config).clone(), build, opts, &bui, cancel).await?
                 }
-                Some(Source::Null(config)) => {
+                Source::Null(config) => {
                     run_null(&full_name, config.clone(), build, opts, &bui, cancel).await?
-                }
-                None => {
-                    return Err(Error::UnknownSource {
-                        kind: kind.clone(),
-                        name: name.clone(),
-                    });
                 }
             };
             outputs.push(output);
@@ -138,6 +136,7 @@ async fn run_one(
         build.provisioners.clone(),
         build.error_cleanup.clone(),
     );
+    ctx.run_uuid = opts.run_uuid.clone();
     let mut timings = Timings::default();
     let artifact = qemu::build(&mut ctx, opts.on_error, &mut timings)
         .await
@@ -201,6 +200,7 @@ async fn run_null(
         error_cleanup: build.error_cleanup.clone(),
         ssh_target: None,
         comm: None,
+        run_uuid: opts.run_uuid.clone(),
     };
     let mut timings = Timings::default();
     crate::builder::null::build(&mut ctx, opts.on_error, &mut timings)

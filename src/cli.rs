@@ -24,6 +24,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Check a template and report every problem in it.
     Validate(ValidateArgs),
+    /// Show a template's variables, sources and builds.
+    Inspect(InspectArgs),
     /// Inspect, check or clear the ISO cache (`KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`).
     Cache {
         #[command(subcommand)]
@@ -60,6 +62,9 @@ pub struct BuildArgs {
     /// Set a template variable (repeatable): `-var name=value`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
+    #[arg(long = "var-file", value_name = "PATH")]
+    pub var_files: Vec<PathBuf>,
     /// Delete an existing output directory instead of refusing to build.
     #[arg(long)]
     pub force: bool,
@@ -76,6 +81,27 @@ pub struct ValidateArgs {
     /// Set a template variable (repeatable): `-var name=value`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
+    #[arg(long = "var-file", value_name = "PATH")]
+    pub var_files: Vec<PathBuf>,
+    /// Only check that the files parse.
+    #[arg(long)]
+    pub syntax_only: bool,
+    /// A `.pkr.hcl` file or a directory of them.
+    pub template: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Set a template variable (repeatable): `-var name=value`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
+    #[arg(long = "var-file", value_name = "PATH")]
+    pub var_files: Vec<PathBuf>,
+    /// Print `timestamp,target,type,data…` lines, as Packer's `-machine-readable`.
+    #[arg(long)]
+    pub machine_readable: bool,
     /// A `.pkr.hcl` file or a directory of them.
     pub template: PathBuf,
 }
@@ -103,7 +129,15 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 }
 
 /// Long flags kiln accepts with a single dash, as Packer spells them.
-const SINGLE_DASH_FLAGS: &[&str] = &["var", "force", "on-error", "help"];
+const SINGLE_DASH_FLAGS: &[&str] = &[
+    "var",
+    "var-file",
+    "force",
+    "on-error",
+    "help",
+    "syntax-only",
+    "machine-readable",
+];
 
 /// Rewrites Packer-style `-var`, `-force`, `-on-error=x` to `--var`, … ; leaves everything else
 /// (including values and arguments after `--`) alone.

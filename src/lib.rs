@@ -13,6 +13,9 @@
 //! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box` (archives come
 //!    from [`archive`]: deterministic tar, gzip on every core, zstd, zip).
 //!
+//! Packer's legacy `{{ .Name }}` text, filled in while a build runs, is [`render`]ed in one
+//! place.
+//!
 //! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
 
 pub mod archive;
@@ -28,6 +31,7 @@ pub mod http_server;
 pub mod postprocessor;
 pub mod provisioner;
 pub mod qemu_img;
+pub mod render;
 pub mod step;
 pub mod template;
 pub mod types;

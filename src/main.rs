@@ -52,7 +52,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| kiln::ui::MaskedStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
@@ -65,15 +65,38 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
         }
         Command::Cache { action } => run_cache(action, ui).await,
         Command::Validate(args) => {
-            kiln::template::load(&args.template, &args.vars)?;
+            let inputs = kiln::template::Inputs::with_env(args.vars, args.var_files);
+            if args.syntax_only {
+                kiln::template::check_syntax(&args.template, &inputs)?;
+                ui.raw(false, "Syntax-only check passed. Everything looks okay.");
+                return Ok(());
+            }
+            let template = kiln::template::load(&args.template, &inputs)?;
+            kiln::ui::add_secrets(&template.secrets);
+            for w in &template.warnings {
+                let text = std::fs::read_to_string(&w.location.file).ok();
+                ui.raw(true, format!("warning: {}", w.render(text.as_deref())));
+            }
             ui.raw(false, "The configuration is valid.");
+            Ok(())
+        }
+        Command::Inspect(args) => {
+            let inputs = kiln::template::Inputs::with_env(args.vars, args.var_files);
+            let template = kiln::template::load(&args.template, &inputs)?;
+            kiln::ui::add_secrets(&template.secrets);
+            let text = if args.machine_readable {
+                kiln::template::inspect::machine_readable(&template, unix_now())
+            } else {
+                kiln::template::inspect::human(&template)
+            };
+            ui.raw(false, text.trim_end());
             Ok(())
         }
         Command::Build(args) => {
             let cancel = CancellationToken::new();
             spawn_signal_handler(cancel.clone(), ui.clone());
             let opts = kiln::build::Options {
-                vars: args.vars,
+                inputs: kiln::template::Inputs::with_env(args.vars, args.var_files),
                 force: args.force,
                 on_error: args.on_error.into(),
                 cache_dir: kiln::download::default_cache_dir(),
@@ -103,6 +126,13 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             Ok(())
         }
     }
+}
+
+/// Seconds since the Unix epoch, for machine-readable lines.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `kiln cache list|clean|verify|fetch`.

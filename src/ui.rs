@@ -6,8 +6,68 @@
 //! provisioner output. A [`Ui`] can record into memory instead, for tests.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+/// Values that must never be shown (sensitive variables), process-wide like the terminal:
+/// every line the UI writes and every log line passes through [`mask`].
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Adds values to hide from all output from now on (shorter than 3 bytes are ignored: they
+/// would mask ordinary text).
+pub fn add_secrets<'a>(secrets: impl IntoIterator<Item = &'a String>) {
+    if let Ok(mut all) = SECRETS.write() {
+        all.extend(secrets.into_iter().filter(|s| s.len() >= 3).cloned());
+        // Longest first, so a secret containing another is masked whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+    }
+}
+
+/// `text` with every registered secret replaced by `<sensitive>`.
+pub fn mask(text: &str) -> std::borrow::Cow<'_, str> {
+    let Ok(all) = SECRETS.read() else {
+        return text.into();
+    };
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in all.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "<sensitive>").into();
+        }
+    }
+    out
+}
+
+/// One `-machine-readable` line: `timestamp,target,type,data…`, with commas in the fields
+/// written as Packer writes them (`%!(PACKER_COMMA)`) and newlines as `\n`.
+pub fn machine_line(timestamp: u64, target: &str, kind: &str, data: &[&str]) -> String {
+    let escape = |s: &str| {
+        s.replace(',', "%!(PACKER_COMMA)")
+            .replace('\r', "\\r")
+            .replace('\n', "\\n")
+    };
+    let mut line = format!("{timestamp},{},{}", escape(target), escape(kind));
+    for d in data {
+        line.push(',');
+        line.push_str(&escape(d));
+    }
+    line
+}
+
+/// A log writer that masks secrets, for `tracing_subscriber`'s `with_writer`.
+pub struct MaskedStderr;
+
+impl Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().lock().write_all(mask(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// How often a plain (non-terminal) progress report prints a line.
 const PROGRESS_LINE_INTERVAL: Duration = Duration::from_secs(5);
@@ -137,6 +197,7 @@ impl Ui {
     }
 
     fn write(&self, to_stderr: bool, text: &str) {
+        let text = &*mask(text);
         match &self.sink {
             Sink::Terminal => {
                 // A closed stdout/stderr (e.g. `kiln ... | head`) must not panic the build.

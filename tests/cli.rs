@@ -208,3 +208,62 @@ fn validate_checks_http_content_and_bind_address() {
     assert!(stderr.contains("cannot be used together"), "{stderr}");
     assert!(stderr.contains("must be an IP address"), "{stderr}");
 }
+
+/// Issue 3: `-var-file`, `PKR_VAR_`, `validate -syntax-only` and `inspect` from the command
+/// line, with Packer's single-dash spelling; a sensitive value never printed.
+#[test]
+fn var_files_env_syntax_only_and_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("t.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        "variable \"cpus\" {\n  type = number\n}\nvariable \"pw\" {\n  type = string\n  sensitive = true\n}\nvariable \"tags\" {\n  type = list(string)\n  default = []\n}\nsource \"qemu\" \"x\" {\n  iso_url = \"a.iso\"\n  iso_checksum = \"none\"\n  ssh_username = \"root\"\n  ssh_password = var.pw\n  cpus = var.cpus\n}\nbuild {\n  sources = [\"source.qemu.x\"]\n}\n",
+    )
+    .unwrap();
+    let vars = dir.path().join("v.pkrvars.hcl");
+    std::fs::write(&vars, "cpus = 2\ntags = [\"a\", \"b\"]\n").unwrap();
+    let out = kiln().arg("validate").arg(&tpl).output().unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("variable `cpus` has no value"), "{stderr}");
+    assert!(stderr.contains("variable `pw` has no value"), "{stderr}");
+
+    let out = kiln()
+        .args(["validate", "-syntax-only"])
+        .arg(&tpl)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let out = kiln()
+        .args(["inspect", "-var-file"])
+        .arg(&vars)
+        .arg(&tpl)
+        .env("PKR_VAR_pw", "hunter22-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("var.cpus: 2\n"), "{stdout}");
+    assert!(stdout.contains("var.pw: <sensitive>\n"), "{stdout}");
+    assert!(stdout.contains("var.tags: [\"a\", \"b\"]\n"), "{stdout}");
+    assert!(
+        !describe(&out).contains("hunter22-secret"),
+        "{}",
+        describe(&out)
+    );
+
+    let broken = dir.path().join("broken.pkr.hcl");
+    std::fs::write(&broken, "build {\n  sources = [\n").unwrap();
+    let out = kiln()
+        .args(["validate", "-syntax-only"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("broken.pkr.hcl:"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -684,6 +684,7 @@ fn build_env() -> BuildEnv {
     BuildEnv {
         source: "null.local".into(),
         env: vec![("PACKER_BUILD_NAME".into(), "local".into())],
+        data: Vec::new(),
     }
 }
 
@@ -819,6 +820,12 @@ build {{
   provisioner "shell" {{
     inline = ["echo \"hello from $PACKER_BUILDER_TYPE.$PACKER_BUILD_NAME\" > {d}/hello"]
   }}
+  provisioner "shell" {{
+    inline = [
+      "echo '${{build.User}}@${{build.Host}}:${{build.Port}} ${{source.type}}.${{source.name}} {{{{ .ConnType }}}} {{{{.Password}}}}' > {d}/build-vars",
+      "echo 'password is {{{{ .Password }}}}'",
+    ]
+  }}
   provisioner "file" {{
     source      = "payload.txt"
     destination = "{d}/"
@@ -877,6 +884,14 @@ build {{
         "{text}"
     );
     assert!(!dir.join("never").exists(), "`except` skipped it");
+    // Issue 3: `build.*` and `source.*` reach provisioners; the password never reaches output.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("build-vars")).expect(&text),
+        format!("{USER}@127.0.0.1:{} null.local ssh {PASSWORD}\n", sshd.port)
+    );
+    assert!(text.contains("password is <sensitive>"), "{text}");
+    let kiln_output = text.split("\nsshd:\n").next().unwrap();
+    assert!(!kiln_output.contains(PASSWORD), "{kiln_output}");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(work.path().join("manifest.json")).unwrap())
             .unwrap();

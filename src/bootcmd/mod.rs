@@ -113,37 +113,26 @@ pub fn compile(template: &str, vars: &BootVars) -> Result<Vec<Action>, Error> {
 
 /// [`render`], plus for each byte of the output the offset in `template` it came from.
 fn render_mapped(template: &str, vars: &BootVars) -> Result<(String, Vec<usize>), Error> {
-    let mut out = String::with_capacity(template.len());
-    let mut origin = Vec::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        let offset = template.len() - rest.len() + open;
-        let start = template.len() - rest.len();
-        out.push_str(&rest[..open]);
-        origin.extend(start..offset);
-        let before = out.len();
-        let after = &rest[open + 2..];
-        let close = after.find("}}").ok_or(Error::UnclosedVariable { offset })?;
-        let expr = after[..close].trim();
-        match expr {
-            ".HTTPIP" => out.push_str(&vars.http_ip),
-            ".HTTPPort" => out.push_str(&vars.http_port.to_string()),
-            ".Name" => out.push_str(&vars.name),
-            ".SSHPublicKey" => out.push_str(&vars.ssh_public_key),
-            _ => {
-                return Err(Error::UnknownVariable {
-                    expr: format!("{{{{ {expr} }}}}"),
-                    offset,
-                });
-            }
-        }
-        origin.resize(origin.len() + out.len() - before, offset);
-        rest = &after[close + 2..];
-    }
-    let start = template.len() - rest.len();
-    out.push_str(rest);
-    origin.extend(start..template.len());
-    Ok((out, origin))
+    let port = vars.http_port.to_string();
+    let lookup = |name: &str| -> Option<std::borrow::Cow<'_, str>> {
+        Some(match name {
+            "HTTPIP" => vars.http_ip.as_str().into(),
+            "HTTPPort" => port.clone().into(),
+            "Name" => vars.name.as_str().into(),
+            "SSHPublicKey" => vars.ssh_public_key.as_str().into(),
+            _ => return None,
+        })
+    };
+    crate::render::render_mapped(template, lookup).map_err(|e| match e {
+        crate::render::Error::Unclosed { offset } => Error::UnclosedVariable { offset },
+        crate::render::Error::Unknown {
+            placeholder,
+            offset,
+        } => Error::UnknownVariable {
+            expr: placeholder,
+            offset,
+        },
+    })
 }
 
 /// One step of a parsed boot command.

@@ -328,25 +328,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// Renders Packer's `{{ .Name }}` placeholders in an output name (spaces inside the braces
 /// allowed); a placeholder not in `vars` is kept as written.
 pub fn render_vars(template: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        let Some(close) = rest[open..].find("}}").map(|i| open + i) else {
-            break;
-        };
-        out.push_str(&rest[..open]);
-        let key = rest[open + 2..close].trim();
-        match vars
-            .iter()
-            .find(|(name, _)| key.strip_prefix('.') == Some(name))
-        {
-            Some((_, value)) => out.push_str(value),
-            None => out.push_str(&rest[open..close + 2]),
-        }
-        rest = &rest[close + 2..];
-    }
-    out.push_str(rest);
-    out
+    crate::render::render_known(template, crate::render::pairs(vars))
 }
 
 #[cfg(test)]

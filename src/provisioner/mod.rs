@@ -81,6 +81,104 @@ pub struct BuildEnv {
     pub source: String,
     /// `PACKER_BUILD_NAME`, `PACKER_BUILDER_TYPE`, `PACKER_HTTP_*`.
     pub env: Vec<(String, String)>,
+    /// The values of `{{ .Host }}`-style placeholders (Packer's `build.*` variables, and
+    /// `source.name` / `source.type`), filled into provisioner options before each runs.
+    pub data: Vec<(String, String)>,
+}
+
+/// What a builder knows for [`build_data`].
+pub struct DataSources<'a> {
+    /// `TYPE.NAME`.
+    pub source: &'a str,
+    pub target: Option<&'a SshTarget>,
+    /// The build's HTTP server as the guest reaches it, when there is one.
+    pub http: Option<(&'a str, u16)>,
+    /// The build's temporary key pair (private, public).
+    pub temporary_key: Option<(&'a russh::keys::PrivateKey, &'a str)>,
+    pub run_uuid: &'a str,
+}
+
+/// The values of Packer's `build.*` variables. The password and private key are registered
+/// as secrets, so that output never shows them.
+pub fn build_data(from: &DataSources) -> Vec<(String, String)> {
+    let (builder_type, source_name) = from.source.split_once('.').unwrap_or(("", from.source));
+    let mut data = vec![
+        ("ID", String::new()),
+        ("SourceName", source_name.to_owned()),
+        ("BuilderType", builder_type.to_owned()),
+        ("PackerRunUUID", from.run_uuid.to_owned()),
+        (
+            "ConnType",
+            if from.target.is_some() { "ssh" } else { "" }.to_owned(),
+        ),
+    ];
+    if let Some(t) = from.target {
+        data.push(("Host", t.host.clone()));
+        data.push(("Port", t.port.to_string()));
+        data.push(("User", t.username.clone()));
+        let password = t.password.as_ref().map(|p| p.expose().to_owned());
+        data.push(("Password", password.unwrap_or_default()));
+    }
+    if let Some((ip, port)) = from.http {
+        data.push(("PackerHTTPIP", ip.to_owned()));
+        data.push(("PackerHTTPPort", port.to_string()));
+        data.push(("PackerHTTPAddr", format!("{ip}:{port}")));
+    }
+    if let Some((private, public)) = from.temporary_key {
+        let text = private
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .map(|k| k.to_string())
+            .unwrap_or_default();
+        data.push(("SSHPrivateKey", text));
+        data.push(("SSHPublicKey", public.to_owned()));
+    }
+    let secrets: Vec<String> = data
+        .iter()
+        .filter(|(k, v)| matches!(*k, "Password" | "SSHPrivateKey") && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect();
+    crate::ui::add_secrets(&secrets);
+    data.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// `kind` with the build's placeholders filled into its commands, environment, paths and
+/// content; placeholders it does not know stay as written (see [`crate::render`]).
+fn with_build_data(kind: &Provisioner, data: &[(String, String)]) -> Provisioner {
+    let lookup = |name: &str| {
+        data.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| std::borrow::Cow::Borrowed(v.as_str()))
+    };
+    let r = |s: &String| crate::render::render_known(s, lookup);
+    let env = |vars: &[(String, String)]| -> Vec<(String, String)> {
+        vars.iter().map(|(k, v)| (k.clone(), r(v))).collect()
+    };
+    let mut kind = kind.clone();
+    match &mut kind {
+        Provisioner::Shell(c) => {
+            if let shell::ShellSource::Inline(lines) = &mut c.source {
+                *lines = lines.iter().map(r).collect();
+            }
+            c.environment_vars = env(&c.environment_vars);
+            c.execute_command = r(&c.execute_command);
+        }
+        Provisioner::File(c) => {
+            c.destination = r(&c.destination);
+            match &mut c.source {
+                file::FileSource::Paths(paths) => *paths = paths.iter().map(r).collect(),
+                file::FileSource::Content(text) => *text = r(text),
+            }
+        }
+        Provisioner::ShellLocal(c) => {
+            if let shell_local::Source::Inline(lines) = &mut c.source {
+                *lines = lines.iter().map(r).collect();
+            }
+            c.environment_vars = env(&c.environment_vars);
+            c.execute_command = c.execute_command.iter().map(r).collect();
+        }
+        Provisioner::Breakpoint(_) => {}
+    }
+    kind
 }
 
 /// Why provisioning failed.
@@ -240,7 +338,7 @@ async fn run_kind(
     build: &BuildEnv,
     ui: &Ui,
 ) -> Result<(), Error> {
-    match kind {
+    match &with_build_data(kind, &build.data) {
         Provisioner::Shell(cfg) => shell::run_with_session(cfg, session, ui, &build.env).await,
         Provisioner::File(cfg) => {
             let comm = session

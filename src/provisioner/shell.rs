@@ -332,28 +332,16 @@ fn vars_string(base: &[(String, String)], overrides: &[(String, String)]) -> Str
 
 /// Fills `{{.Path}}` and `{{.Vars}}` (spaces inside the braces allowed, as in Go templates).
 fn render_execute_command(template: &str, path: &str, vars: &str) -> Result<String, Error> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(len) = rest[start..].find("}}") else {
-            rest = &rest[start..];
-            break;
-        };
-        let placeholder = &rest[start..start + len + 2];
-        match placeholder[2..placeholder.len() - 2].trim() {
-            ".Path" => out.push_str(path),
-            ".Vars" => out.push_str(vars),
-            _ => {
-                return Err(Error::ExecuteCommand {
-                    placeholder: placeholder.to_owned(),
-                });
-            }
-        }
-        rest = &rest[start + len + 2..];
+    use crate::render::{self, pairs};
+    let known = [("Path", path), ("Vars", vars)];
+    match render::render(template, pairs(&known)) {
+        Ok(s) => Ok(s),
+        // An unclosed `{{` is plain text, as before.
+        Err(render::Error::Unclosed { .. }) => Ok(render::render_known(template, pairs(&known))),
+        Err(render::Error::Unknown { offset, .. }) => Err(Error::ExecuteCommand {
+            placeholder: render::written(template, offset).to_owned(),
+        }),
     }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// Splits streamed output into lines, keeping a partial line until its newline arrives.

@@ -175,13 +175,12 @@ fn render_command(template: &[String], vars: &str, script: &str) -> Result<Vec<S
     template
         .iter()
         .map(|arg| {
-            let out = crate::postprocessor::render_vars(arg, &[("Vars", vars), ("Script", script)]);
-            if out.contains("{{") {
-                return Err(Error::ExecuteCommand {
+            let known = [("Vars", vars), ("Script", script)];
+            crate::render::render(arg, crate::render::pairs(&known)).map_err(|_| {
+                Error::ExecuteCommand {
                     command: template.join(" "),
-                });
-            }
-            Ok(out)
+                }
+            })
         })
         .collect()
 }

@@ -2,6 +2,8 @@
 //! post-processors (single blocks and `post-processors` chains).
 
 use std::collections::BTreeMap;
+
+use hcl::Value;
 use std::path::{Path, PathBuf};
 
 use hcl::edit::Span;
@@ -15,9 +17,14 @@ use crate::provisioner::{breakpoint, file};
 
 use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
+use super::load::{SourceTable, read_source};
 use super::options::{Options, list, reject_blocks, unknown};
+use super::qemu_source;
 use super::qemu_source::{non_negative, resolve};
-use super::{Build, Diagnostic, PostProcessor, PostProcessorBlock, Provisioner, ProvisionerBlock};
+use super::{
+    Build, Diagnostic, Location, PostProcessor, PostProcessorBlock, Provisioner, ProvisionerBlock,
+    Source,
+};
 
 /// Declared sources as `(type, name)`, each with whether kiln supports its type (references to
 /// unsupported ones are not reported again).
@@ -34,13 +41,30 @@ const PROVISIONER_COMMON: [&str; 7] = [
     "override",
 ];
 
+/// The `build.*` variables Packer offers to provisioners and post-processors: known only
+/// while the build runs, so they stand for `{{ .NAME }}` text that kiln fills in then (see
+/// `crate::render`).
+pub(crate) const BUILD_VARIABLES: &[&str] = &[
+    "ID",
+    "Host",
+    "Port",
+    "User",
+    "Password",
+    "ConnType",
+    "PackerRunUUID",
+    "PackerHTTPIP",
+    "PackerHTTPPort",
+    "PackerHTTPAddr",
+    "SSHPublicKey",
+    "SSHPrivateKey",
+];
+
 /// Reads one `build` block.
 pub(crate) fn build(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    declared: &Declared,
-    template_dir: &Path,
+    table: &SourceTable,
     d: &mut Vec<Diagnostic>,
 ) -> Build {
     let at = file.at(block.ident.span());
@@ -53,26 +77,71 @@ pub(crate) fn build(
         &[],
         d,
     );
+    let name = o.string("name", d);
     let mut b = Build {
-        name: o.string("name", d),
-        sources: sources(file, scope, block, declared, d),
+        description: o.string("description", d),
+        sources: sources(file, scope, block, table, d),
+        name,
         provisioners: Vec::new(),
         error_cleanup: None,
         post_processors: Vec::new(),
     };
+    for inner in block.body.blocks().filter(|i| i.ident.as_str() == "source") {
+        if let Some(s) = source_block(file, scope, inner, table, d) {
+            let (kind, name) = s.key();
+            if b.sources.iter().any(|o| o.key() == (kind, name)) {
+                d.push(
+                    Diagnostic::new(
+                        file.at(inner.ident.span()),
+                        format!("source `{kind}.{name}` is built twice by this build"),
+                    )
+                    .with_hint("give one of them another `name`"),
+                );
+                continue;
+            }
+            b.sources.push(s);
+        }
+    }
     if b.sources.is_empty() && !block.body.has_attribute("sources") {
         o.missing("sources", "", d);
     }
+    let mut build_obj = hcl::Map::new();
+    build_obj.insert(
+        "name".to_owned(),
+        Value::String(b.name.clone().unwrap_or_default()),
+    );
+    for v in BUILD_VARIABLES {
+        build_obj.insert((*v).to_owned(), Value::String(format!("{{{{ .{v} }}}}")));
+    }
+    let mut source_obj = hcl::Map::new();
+    source_obj.insert("name".to_owned(), Value::String("{{ .SourceName }}".into()));
+    source_obj.insert(
+        "type".to_owned(),
+        Value::String("{{ .BuilderType }}".into()),
+    );
+    let scope = &scope
+        .with_object("build", build_obj)
+        .with_object("source", source_obj);
+    let keys: Vec<(String, String)> = b
+        .sources
+        .iter()
+        .map(|s| {
+            let (k, n) = s.key();
+            (k.to_owned(), n.to_owned())
+        })
+        .collect();
+    let template_dir = table.template_dir;
     for inner in block.body.blocks() {
         let ident = inner.ident.as_str();
         let at = file.at(inner.ident.span());
         match (ident, inner.labels.as_slice()) {
+            ("source", _) => {} // read above
             ("provisioner", [_]) => {
-                let p = provisioner(file, scope, inner, template_dir, &b.sources, d);
+                let p = provisioner(file, scope, inner, template_dir, &keys, d);
                 b.provisioners.extend(p);
             }
             ("error-cleanup-provisioner", [_]) => {
-                let p = provisioner(file, scope, inner, template_dir, &b.sources, d);
+                let p = provisioner(file, scope, inner, template_dir, &keys, d);
                 if b.error_cleanup.is_some() {
                     d.push(Diagnostic::new(
                         at,
@@ -82,11 +151,11 @@ pub(crate) fn build(
                 b.error_cleanup = p;
             }
             ("post-processor", [_]) => {
-                let pp = post_processor(file, scope, inner, template_dir, &b.sources, d);
+                let pp = post_processor(file, scope, inner, template_dir, &keys, d);
                 b.post_processors.extend(pp.map(|pp| vec![pp]));
             }
             ("post-processors", []) => {
-                let chain = chain(file, scope, inner, template_dir, &b.sources, d);
+                let chain = chain(file, scope, inner, template_dir, &keys, d);
                 if !chain.is_empty() {
                     b.post_processors.push(chain);
                 }
@@ -102,12 +171,13 @@ pub(crate) fn build(
                 "`post-processors` takes no label: it holds `post-processor \"TYPE\"` blocks",
             )),
             _ => {
-                let known = ["source", "hcp_packer_registry", "dynamic"];
+                let known = ["hcp_packer_registry", "dynamic"];
                 d.push(unknown(
                     at,
                     "block",
                     ident,
                     &[
+                        "source",
                         "provisioner",
                         "error-cleanup-provisioner",
                         "post-processor",
@@ -121,14 +191,60 @@ pub(crate) fn build(
     b
 }
 
+/// Looks up `source.TYPE.NAME` (or `TYPE.NAME`) among the declared sources; `None` when it is
+/// not one (reported at `at`, unless its type was already reported as unsupported).
+fn lookup(
+    reference: &str,
+    at: Location,
+    table: &SourceTable,
+    d: &mut Vec<Diagnostic>,
+) -> Option<(String, String)> {
+    let parts: Vec<&str> = reference.split('.').collect();
+    let (kind, name) = match parts.as_slice() {
+        ["source", kind, name] | [kind, name] => (*kind, *name),
+        _ => {
+            d.push(Diagnostic::new(
+                at,
+                format!("`{reference}` is not a source reference (expected `source.TYPE.NAME`)"),
+            ));
+            return None;
+        }
+    };
+    let key = (kind.to_owned(), name.to_owned());
+    match table.declared.get(&key) {
+        Some(true) => Some(key),
+        Some(false) => None, // its block was already reported as unsupported
+        None => {
+            let names: Vec<String> = table
+                .declared
+                .keys()
+                .map(|(t, n)| format!("source.{t}.{n}"))
+                .collect();
+            let mut diag = Diagnostic::new(at, format!("unknown source `{reference}`"));
+            let full = if parts.len() == 2 {
+                format!("source.{reference}")
+            } else {
+                reference.to_owned()
+            };
+            if let Some(h) = suggest(&full, names.iter().map(String::as_str)) {
+                diag = diag.with_hint(format!("did you mean `{h}`?"));
+            } else if !names.is_empty() {
+                diag = diag.with_hint(format!("declared sources: `{}`", names.join("`, `")));
+            }
+            d.push(diag);
+            None
+        }
+    }
+}
+
 /// `sources = ["source.TYPE.NAME", ...]`, each checked against the declared sources.
 fn sources(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    declared: &Declared,
+    table: &SourceTable,
     d: &mut Vec<Diagnostic>,
-) -> Vec<(String, String)> {
+) -> Vec<Source> {
     let Some(attr) = block.body.get_attribute("sources") else {
         return Vec::new();
     };
@@ -139,7 +255,7 @@ fn sources(
         ));
         return Vec::new();
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Source> = Vec::new();
     for item in items.iter() {
         let at = file.at(item.span());
         let Some(v) = scope.eval(file, item, d) else {
@@ -153,34 +269,91 @@ fn sources(
             ));
             continue;
         };
-        let parts: Vec<&str> = s.split('.').collect();
-        let [_, kind, name] = parts.as_slice() else {
-            d.push(Diagnostic::new(
-                at,
-                format!("`{s}` is not a source reference (expected `source.TYPE.NAME`)"),
-            ));
-            continue;
-        };
-        let key = ((*kind).to_owned(), (*name).to_owned());
-        match declared.get(&key) {
-            Some(true) => out.push(key),
-            Some(false) => {} // its block was already reported as unsupported
-            None => {
-                let names: Vec<String> = declared
-                    .keys()
-                    .map(|(t, n)| format!("source.{t}.{n}"))
-                    .collect();
-                let mut diag = Diagnostic::new(at, format!("unknown source `{s}`"));
-                if let Some(h) = suggest(&s, names.iter().map(String::as_str)) {
-                    diag = diag.with_hint(format!("did you mean `{h}`?"));
-                } else if !names.is_empty() {
-                    diag = diag.with_hint(format!("declared sources: `{}`", names.join("`, `")));
-                }
-                d.push(diag);
+        if let Some(key) = lookup(&s, at.clone(), table, d)
+            && let Some(source) = table.read.get(&key)
+        {
+            if out
+                .iter()
+                .any(|o| o.key() == (key.0.as_str(), key.1.as_str()))
+            {
+                d.push(Diagnostic::new(at, format!("`{s}` is listed twice")));
+                continue;
             }
+            out.push(source.clone());
         }
     }
     out
+}
+
+/// A `source "TYPE.NAME" { name = "…", … }` block inside `build`: the declared source with
+/// these options replacing or adding to its own, renamed by `name`.
+fn source_block(
+    file: &SourceFile,
+    scope: &Scope,
+    block: &Block,
+    table: &SourceTable,
+    d: &mut Vec<Diagnostic>,
+) -> Option<Source> {
+    let at = file.at(block.ident.span());
+    let [label] = block.labels.as_slice() else {
+        d.push(Diagnostic::new(
+            at,
+            "a `source` block inside `build` takes one label, as in `source \"qemu.NAME\"`",
+        ));
+        return None;
+    };
+    let key = lookup(label.as_str(), at.clone(), table, d)?;
+    let (src_file, src_block) = *table.blocks.get(&key)?;
+    reject_blocks(file, &block.body, &[], d);
+    let mut name = key.1.clone();
+    let mut values = BTreeMap::new();
+    let supported = if key.0 == "null" {
+        qemu_source::NULL_SUPPORTED
+    } else {
+        qemu_source::SUPPORTED
+    };
+    for attr in block.body.attributes() {
+        let option = attr.key.as_str();
+        let Some(v) = scope.eval(file, &attr.value, d) else {
+            continue;
+        };
+        if option == "name" {
+            match to_string(&v) {
+                Some(n) => name = n,
+                None => d.push(Diagnostic::new(
+                    file.at(attr.value.span()),
+                    format!("`name` expects a string, found {}", type_name(&v)),
+                )),
+            }
+        } else if supported.contains(&option) {
+            values.insert(option.to_owned(), v);
+        } else {
+            d.push(unknown(
+                file.at(attr.key.span()),
+                "option",
+                option,
+                supported,
+                qemu_source::KNOWN,
+            ));
+        }
+    }
+    // Problems of the declared block itself were reported when it was read: keep only new ones.
+    let mut fresh = Vec::new();
+    let source = read_source(
+        src_file,
+        src_block,
+        &name,
+        scope,
+        Some((values, at)),
+        table.template_dir,
+        &mut fresh,
+    );
+    for diag in fresh {
+        if !d.contains(&diag) {
+            d.push(diag);
+        }
+    }
+    Some(source)
 }
 
 /// One `provisioner "TYPE"` (or `error-cleanup-provisioner "TYPE"`) block.

@@ -31,11 +31,6 @@ impl SourceFile {
     pub fn at(&self, span: Option<Range<usize>>) -> Location {
         self.location(span.map_or(0, |s| s.start))
     }
-
-    /// The source text of `span`, for messages that quote what the user wrote.
-    pub fn snippet(&self, span: Option<Range<usize>>) -> Option<&str> {
-        span.and_then(|s| self.text.get(s)).map(str::trim)
-    }
 }
 
 impl Diagnostic {

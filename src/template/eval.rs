@@ -38,9 +38,10 @@ const PACKER_FUNCTIONS: &[&str] = &[
 ];
 
 /// Reference roots Packer knows and kiln does not offer yet.
-const UNSUPPORTED_ROOTS: &[&str] = &["data", "source", "build", "packer"];
+const UNSUPPORTED_ROOTS: &[&str] = &["data"];
 
 /// What expressions may refer to at one point of the template.
+#[derive(Clone)]
 pub(crate) struct Scope {
     ctx: Context<'static>,
     /// Declared variable and local names; `None` where no references are allowed at all
@@ -49,6 +50,8 @@ pub(crate) struct Scope {
     /// `var.x` / `local.x` whose value failed: expressions using them are skipped silently,
     /// since the failure was already reported.
     poisoned: HashSet<String>,
+    /// Objects such as `build` and `source` inside a build: root name → attribute names.
+    objects: std::collections::BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Scope {
@@ -58,6 +61,7 @@ impl Scope {
             ctx: Context::new(),
             names: None,
             poisoned: HashSet::new(),
+            objects: Default::default(),
         }
     }
 
@@ -73,12 +77,25 @@ impl Scope {
             ctx,
             names: Some((vars, locals)),
             poisoned: HashSet::new(),
+            objects: Default::default(),
         }
     }
 
     /// Makes `var.*` (or `local.*`, per `root`) hold `values`.
     pub fn set(&mut self, root: &str, values: hcl::Map<String, Value>) {
         self.ctx.declare_var(root.to_owned(), Value::Object(values));
+    }
+
+    /// A copy where `root.KEY` refers to the entries of `object` (e.g. `build.name`).
+    pub fn with_object(&self, root: &str, object: hcl::Map<String, Value>) -> Self {
+        let mut scope = self.clone();
+        scope
+            .objects
+            .insert(root.to_owned(), object.keys().cloned().collect());
+        scope
+            .ctx
+            .declare_var(root.to_owned(), Value::Object(object));
+        scope
     }
 
     /// Marks `root.name` as failed.
@@ -141,6 +158,21 @@ impl Scope {
                 format!("`{root}` cannot be used here: a variable default must be a constant"),
             )));
         };
+        if let Some(keys) = self.objects.get(root) {
+            return match attr {
+                Some(a) if keys.contains(a) => None,
+                _ => {
+                    let d = Diagnostic::new(at, format!("unknown `{}`", show(root, attr)));
+                    let hint = attr
+                        .and_then(|a| suggest(a, keys.iter().map(String::as_str)))
+                        .map(|s| format!("did you mean `{root}.{s}`?"));
+                    Some(Some(match hint {
+                        Some(h) => d.with_hint(h),
+                        None => d,
+                    }))
+                }
+            };
+        }
         let declared = match root {
             "var" => vars,
             "local" => locals,
@@ -152,6 +184,16 @@ impl Scope {
                             .with_hint("`path.root` and `path.cwd` are available"),
                     )),
                 };
+            }
+            "build" | "source" => {
+                return Some(Some(Diagnostic::new(
+                    at,
+                    format!(
+                        "`{}` can only be used inside a `build` block (its provisioners and \
+                         post-processors for `build.*`)",
+                        show(root, attr)
+                    ),
+                )));
             }
             _ if UNSUPPORTED_ROOTS.contains(&root) => {
                 return Some(Some(Diagnostic::new(

@@ -2,39 +2,66 @@
 //! evaluate locals in dependency order, and read sources and builds, collecting every problem.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hcl::Value;
 use hcl::edit::Span;
 use hcl::edit::expr::Expression;
-use hcl::edit::structure::{Attribute, Block, Body};
+use hcl::edit::structure::{Block, Body};
 
 use super::build::{Declared, build};
-use super::diag::{SourceFile, command_line, did_you_mean};
-use super::eval::{Scope, local_refs, number_value, to_bool, to_number, to_string, type_name};
+use super::diag::SourceFile;
+use super::eval::{Scope, local_refs};
 use super::options::{Options, reject_blocks, unknown};
+use super::variables::{self, Inputs, VarDecl, VarFile};
+use super::vartype::VarType;
 use super::{Diagnostic, Error, Location, Source, Template, qemu_source as qemu};
 
 /// Top-level blocks Packer knows that kiln does not read yet.
-const UNSUPPORTED_TOP: &[&str] = &["data", "variables", "local", "hcp_packer_registry"];
+const UNSUPPORTED_TOP: &[&str] = &["data", "variables", "hcp_packer_registry"];
 /// Top-level blocks kiln reads.
-const TOP: &[&str] = &["packer", "variable", "locals", "source", "build"];
+const TOP: &[&str] = &["packer", "variable", "locals", "local", "source", "build"];
 
-pub(crate) fn load(path: &Path, vars: &[(String, String)]) -> Result<Template, Error> {
+pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Template, Error> {
     let files = read_files(path)?;
+    let mut var_paths = auto_var_files(path)?;
+    var_paths.extend(inputs.var_files.iter().cloned());
     let mut diags = Vec::new();
     let mut parsed = Vec::new();
     for file in &files {
-        match hcl::edit::parser::parse_body(&file.text) {
+        match parse(file) {
             Ok(body) => parsed.push((file, body)),
-            Err(e) => diags.push(Diagnostic::new(
-                Location {
-                    file: file.path.clone(),
-                    line: e.location().line(),
-                    col: e.location().column(),
-                },
-                format!("syntax error: {}", e.message()),
-            )),
+            Err(d) => diags.push(d),
+        }
+    }
+    let mut var_files = Vec::new();
+    for p in var_paths {
+        let text = std::fs::read_to_string(&p).map_err(|source| Error::ReadFile {
+            path: p.clone(),
+            source,
+        })?;
+        let file = SourceFile { path: p, text };
+        if file.path.extension().is_some_and(|e| e == "json") {
+            match serde_json::from_str::<serde_json::Value>(&file.text) {
+                Ok(serde_json::Value::Object(map)) => var_files.push(VarFile::Json(file, map)),
+                Ok(_) => diags.push(Diagnostic::new(
+                    file.location(0),
+                    "a JSON var file must hold one object: `{\"name\": \"value\"}`",
+                )),
+                Err(e) => diags.push(Diagnostic::new(
+                    Location {
+                        file: file.path.clone(),
+                        line: e.line(),
+                        col: e.column(),
+                    },
+                    format!("syntax error: {e}"),
+                )),
+            }
+            continue;
+        }
+        match parse(&file) {
+            Ok(body) => var_files.push(VarFile::Hcl(file, body)),
+            Err(d) => diags.push(d),
         }
     }
     if !diags.is_empty() {
@@ -49,7 +76,10 @@ pub(crate) fn load(path: &Path, vars: &[(String, String)]) -> Result<Template, E
             .unwrap_or(Path::new("."))
     };
     let template_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    let (template, mut diags) = check(&parsed, vars, &template_dir, path);
+    if stage == Stage::Syntax {
+        return Ok(Template::empty(path));
+    }
+    let (template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
     if diags.is_empty() {
         return Ok(template);
     }
@@ -58,6 +88,52 @@ pub(crate) fn load(path: &Path, vars: &[(String, String)]) -> Result<Template, E
         key(a).cmp(&key(b))
     });
     Err(Error::Invalid(diags))
+}
+
+/// How far `load` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Parse every file, nothing more (`validate -syntax-only`).
+    Syntax,
+    /// Everything: variables, types, references, options.
+    Full,
+}
+
+fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
+    hcl::edit::parser::parse_body(&file.text).map_err(|e| {
+        Diagnostic::new(
+            Location {
+                file: file.path.clone(),
+                line: e.location().line(),
+                col: e.location().column(),
+            },
+            format!("syntax error: {}", e.message()),
+        )
+    })
+}
+
+/// The `*.auto.pkrvars.hcl` / `*.auto.pkrvars.json` files of a template directory, in name
+/// order (none for a single template file, as in Packer).
+fn auto_var_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    if !path.is_dir() {
+        return Ok(Vec::new());
+    }
+    let list_err = |source| Error::ListDir {
+        path: path.to_owned(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(list_err)? {
+        let p = entry.map_err(list_err)?.path();
+        let name = p.to_string_lossy();
+        if (name.ends_with(".auto.pkrvars.hcl") || name.ends_with(".auto.pkrvars.json"))
+            && p.is_file()
+        {
+            found.push(p);
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// The `*.pkr.hcl` files of `path` (a file, or a directory read in name order).
@@ -97,53 +173,19 @@ fn read_files(path: &Path) -> Result<Vec<SourceFile>, Error> {
         .collect()
 }
 
-/// A `variable` block.
-struct VarDecl<'a> {
-    file: &'a SourceFile,
-    block: &'a Block,
-    kind: VarType,
-    sensitive: bool,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum VarType {
-    Any,
-    String,
-    Number,
-    Bool,
-}
-
-impl VarType {
-    fn name(self) -> &'static str {
-        match self {
-            VarType::Any => "any",
-            VarType::String => "string",
-            VarType::Number => "number",
-            VarType::Bool => "bool",
-        }
-    }
-
-    /// `v` converted to this type, as HCL converts.
-    fn convert(self, v: &Value) -> Option<Value> {
-        match self {
-            VarType::Any => Some(v.clone()),
-            VarType::String => to_string(v).map(Value::String),
-            VarType::Number => to_number(v).map(number_value),
-            VarType::Bool => to_bool(v).map(Value::Bool),
-        }
-    }
-}
-
 /// Everything after parsing; returns the template and the problems found.
 fn check(
     parsed: &[(&SourceFile, Body)],
-    cli_vars: &[(String, String)],
+    var_files: &[VarFile],
+    inputs: &Inputs,
     template_dir: &Path,
     path: &Path,
 ) -> (Template, Vec<Diagnostic>) {
     let mut d = Vec::new();
     let mut var_decls: BTreeMap<String, VarDecl> = BTreeMap::new();
-    let mut local_attrs: BTreeMap<String, (&SourceFile, &Attribute)> = BTreeMap::new();
+    let mut local_attrs: BTreeMap<String, LocalDef> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut said_plugins = false;
     let mut qemu_sources: Vec<(&SourceFile, &Block, String)> = Vec::new();
     let mut declared = Declared::new();
     let mut builds = Vec::new();
@@ -166,13 +208,12 @@ fn check(
             let at = file.at(block.ident.span());
             let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
             match (ident, labels.as_slice()) {
-                ("packer", []) => {} // plugins are built in
                 ("variable", [name]) => {
                     if let Some(first) = var_decls.get(*name) {
                         d.push(twice("variable", name, at, first.file, first.block));
                         continue;
                     }
-                    let decl = declare_var(file, block, &constants, &mut d);
+                    let decl = variables::declare(file, block, &constants, &mut d);
                     if decl.is_none() {
                         // Its type was reported; uses of it are not reported again.
                         broken.insert((*name).to_owned());
@@ -184,28 +225,77 @@ fn check(
                             block,
                             kind: VarType::Any,
                             sensitive: true,
+                            description: None,
                         }),
                     );
                 }
                 ("locals", []) => {
                     reject_blocks(file, &block.body, &[], &mut d);
                     for attr in block.body.attributes() {
-                        let name = attr.key.as_str();
-                        if let Some((f, first)) = local_attrs.get(name) {
-                            let line = f.at(first.key.span()).line;
-                            d.push(
-                                Diagnostic::new(
-                                    file.at(attr.key.span()),
-                                    format!("local `{name}` is defined twice"),
-                                )
-                                .with_hint(format!(
-                                    "it was first defined in {}:{line}",
-                                    f.path.display()
-                                )),
-                            );
-                            continue;
+                        let def = LocalDef {
+                            file,
+                            at: file.at(attr.key.span()),
+                            expr: &attr.value,
+                            sensitive: false,
+                        };
+                        define_local(&mut local_attrs, attr.key.as_str(), def, &mut d);
+                    }
+                }
+                ("local", [name]) => {
+                    let o = Options::read(
+                        file,
+                        &constants,
+                        &block.body,
+                        at.clone(),
+                        &["expression", "sensitive"],
+                        &[],
+                        &mut d,
+                    );
+                    reject_blocks(file, &block.body, &[], &mut d);
+                    let sensitive = o.bool("sensitive", &mut d).unwrap_or(false);
+                    match block.body.get_attribute("expression") {
+                        Some(attr) => {
+                            let def = LocalDef {
+                                file,
+                                at,
+                                expr: &attr.value,
+                                sensitive,
+                            };
+                            define_local(&mut local_attrs, name, def, &mut d);
                         }
-                        local_attrs.insert(name.to_owned(), (file, attr));
+                        None => o.missing("expression", "", &mut d),
+                    }
+                }
+                ("packer", []) => {
+                    let o = Options::read(
+                        file,
+                        &constants,
+                        &block.body,
+                        at.clone(),
+                        &["required_version"],
+                        &[],
+                        &mut d,
+                    );
+                    let _ = o.string("required_version", &mut d);
+                    for inner in block.body.blocks() {
+                        if inner.ident.as_str() == "required_plugins" {
+                            if !said_plugins {
+                                said_plugins = true;
+                                warnings.push(Diagnostic::new(
+                                    file.at(inner.ident.span()),
+                                    "`required_plugins` is not needed: kiln's builders, \
+                                     provisioners and post-processors are built in",
+                                ));
+                            }
+                        } else {
+                            d.push(unknown(
+                                file.at(inner.ident.span()),
+                                "block",
+                                inner.ident.as_str(),
+                                &["required_plugins"],
+                                &[],
+                            ));
+                        }
                     }
                 }
                 ("source", [kind, name]) => {
@@ -239,10 +329,10 @@ fn check(
                         format!("a `{ident}` block takes no labels"),
                     ));
                 }
-                ("variable", _) => {
+                ("variable" | "local", _) => {
                     d.push(Diagnostic::new(
                         at,
-                        "a `variable` block takes one label, its name",
+                        format!("a `{ident}` block takes one label, its name"),
                     ));
                 }
                 ("source", _) => d.push(Diagnostic::new(
@@ -254,86 +344,19 @@ fn check(
         }
     }
 
-    // Variables: defaults, then -var values.
-    let mut values: hcl::Map<String, Value> = hcl::Map::new();
-    let mut sensitive: Vec<String> = Vec::new();
-    let mut failed = broken.clone();
-    for (name, decl) in &var_decls {
-        if broken.contains(name) {
-            continue;
-        }
-        let Some(attr) = decl.block.body.get_attribute("default") else {
-            continue;
-        };
-        let Some(v) = constants.eval(decl.file, &attr.value, &mut d) else {
-            failed.insert(name.clone());
-            continue;
-        };
-        match decl.kind.convert(&v) {
-            Some(v) => {
-                values.insert(name.clone(), v);
-            }
-            None => {
-                failed.insert(name.clone());
-                d.push(Diagnostic::new(
-                    decl.file.at(attr.value.span()),
-                    format!(
-                        "the default of variable `{name}` must be a {}, found {}",
-                        decl.kind.name(),
-                        type_name(&v)
-                    ),
-                ));
-            }
-        }
-    }
-    for (name, raw) in cli_vars {
-        let Some(decl) = var_decls.get(name) else {
-            let mut diag = Diagnostic::new(
-                command_line(),
-                format!("-var `{name}`: no variable `{name}` is declared in the template"),
-            );
-            if let Some(h) = did_you_mean(name, var_decls.keys().map(String::as_str)) {
-                diag = diag.with_hint(h);
-            }
-            d.push(diag);
-            continue;
-        };
-        let converted = match decl.kind {
-            VarType::Any | VarType::String => Some(Value::String(raw.clone())),
-            kind => kind.convert(&Value::String(raw.clone())),
-        };
-        match converted {
-            _ if broken.contains(name) => {}
-            Some(v) => {
-                failed.remove(name);
-                values.insert(name.clone(), v);
-            }
-            None => d.push(Diagnostic::new(
-                command_line(),
-                format!(
-                    "-var `{name}`: the value is not a valid {}",
-                    decl.kind.name()
-                ),
-            )),
-        }
-    }
-    for (name, decl) in &var_decls {
-        if !values.contains_key(name) && !failed.contains(name) {
-            failed.insert(name.clone());
-            d.push(
-                Diagnostic::new(
-                    decl.file.at(decl.block.ident.span()),
-                    format!("variable `{name}` has no value"),
-                )
-                .with_hint(format!("give it a `default`, or pass `-var {name}=VALUE`")),
-            );
-        }
-        if decl.sensitive
-            && let Some(v) = values.get(name).and_then(to_string)
-        {
-            sensitive.push(v);
-        }
-    }
+    let assigned = variables::assign(
+        &var_decls,
+        &broken,
+        var_files,
+        inputs,
+        &constants,
+        &mut d,
+        &mut warnings,
+    );
+    let mut sensitive = assigned.secrets;
+    let failed = assigned.failed;
+    let values = assigned.values;
+    let variables = assigned.variables;
 
     let mut path_obj = hcl::Map::new();
     path_obj.insert(
@@ -345,69 +368,114 @@ fn check(
         "cwd".to_owned(),
         Value::String(cwd.to_string_lossy().into_owned()),
     );
+    let packer_obj = hcl::Map::from_iter([(
+        "version".to_owned(),
+        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
+    )]);
     let mut scope = Scope::new(
         var_decls.keys().cloned().collect(),
         local_attrs.keys().cloned().collect(),
         path_obj,
-    );
+    )
+    .with_object("packer", packer_obj);
     for name in &failed {
         scope.poison("var", name);
     }
     scope.set("var", values);
-    eval_locals(&mut scope, &local_attrs, &mut d);
+    let local_values = eval_locals(&mut scope, &local_attrs, &mut d);
+    for (name, def) in &local_attrs {
+        if def.sensitive
+            && let Some(v) = local_values.get(name)
+        {
+            variables::collect_text(v, &mut sensitive);
+        }
+    }
 
     let mut template = Template {
-        path: path.to_owned(),
-        sources: Vec::new(),
-        builds: Vec::new(),
+        variables,
+        ..Template::empty(path)
+    };
+    let mut table = SourceTable {
+        declared,
+        read: BTreeMap::new(),
+        blocks: BTreeMap::new(),
+        template_dir,
     };
     for (file, block, name) in qemu_sources {
-        let at = file.at(block.ident.span());
-        if block.labels.first().map(|l| l.as_str()) == Some("null") {
-            let o = Options::read(
-                file,
-                &scope,
-                &block.body,
-                at,
-                qemu::NULL_SUPPORTED,
-                qemu::KNOWN,
-                &mut d,
-            );
-            reject_blocks(file, &block.body, &[], &mut d);
-            let config = qemu::null_source(&name, &o, template_dir, &mut d);
-            template.sources.push(Source::Null(config));
-            continue;
-        }
-        let o = Options::read(
-            file,
-            &scope,
-            &block.body,
-            at,
-            qemu::SUPPORTED,
-            qemu::KNOWN,
-            &mut d,
-        );
-        reject_blocks(file, &block.body, qemu::KNOWN, &mut d);
-        let config = qemu::source(&name, &o, template_dir, &mut d);
-        template.sources.push(Source::Qemu(Box::new(config)));
+        let kind = block.labels.first().map_or("", |l| l.as_str()).to_owned();
+        let source = read_source(file, block, &name, &scope, None, template_dir, &mut d);
+        template.sources.push(source.clone());
+        table.read.insert((kind.clone(), name.clone()), source);
+        table.blocks.insert((kind, name), (file, block));
     }
     for (file, block) in builds {
         template
             .builds
-            .push(build(file, &scope, block, &declared, template_dir, &mut d));
+            .push(build(file, &scope, block, &table, &mut d));
     }
 
     // A backstop: no sensitive value may be shown, whatever path put it in a message.
-    for diag in &mut d {
-        for secret in sensitive.iter().filter(|s| s.len() >= 3) {
-            diag.message = diag.message.replace(secret.as_str(), "<sensitive>");
-            diag.hint = diag
-                .hint
-                .take()
-                .map(|h| h.replace(secret.as_str(), "<sensitive>"));
-        }
+    sensitive.retain(|s| s.len() >= 3);
+    sensitive.sort();
+    sensitive.dedup();
+    for diag in d.iter_mut().chain(warnings.iter_mut()) {
+        diag.message = mask(&diag.message, &sensitive);
+        diag.hint = diag.hint.take().map(|h| mask(&h, &sensitive));
     }
+    template.warnings = warnings;
+    template.secrets = sensitive;
     (template, d)
+}
+
+/// `text` with every secret replaced by `<sensitive>`.
+pub(crate) fn mask(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    // Longest first, so a secret containing another is masked whole.
+    let mut by_len: Vec<&String> = secrets.iter().collect();
+    by_len.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in by_len {
+        out = out.replace(s.as_str(), "<sensitive>");
+    }
+    out
+}
+
+/// Reads a `source "qemu"|"null" "NAME"` block as `name`, with `overrides` (from a `source`
+/// block inside `build`) replacing or adding options.
+pub(crate) fn read_source(
+    file: &SourceFile,
+    block: &Block,
+    name: &str,
+    scope: &Scope,
+    overrides: Option<(BTreeMap<String, Value>, Location)>,
+    template_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> Source {
+    let at = file.at(block.ident.span());
+    let null = block.labels.first().map(|l| l.as_str()) == Some("null");
+    let supported = if null {
+        qemu::NULL_SUPPORTED
+    } else {
+        qemu::SUPPORTED
+    };
+    let mut o = Options::read(file, scope, &block.body, at, supported, qemu::KNOWN, d);
+    if let Some((values, at)) = overrides {
+        o = o.with_overrides(values, at);
+    }
+    if null {
+        reject_blocks(file, &block.body, &[], d);
+        return Source::Null(qemu::null_source(name, &o, template_dir, d));
+    }
+    reject_blocks(file, &block.body, qemu::KNOWN, d);
+    Source::Qemu(Box::new(qemu::source(name, &o, template_dir, d)))
+}
+
+/// The template's sources, for `build` blocks: as read, and their blocks to read again with a
+/// build's overrides.
+pub(crate) struct SourceTable<'a> {
+    pub declared: Declared,
+    pub read: BTreeMap<(String, String), Source>,
+    pub blocks: BTreeMap<(String, String), (&'a SourceFile, &'a Block)>,
+    pub template_dir: &'a Path,
 }
 
 fn twice(
@@ -424,61 +492,15 @@ fn twice(
     ))
 }
 
-/// Checks a `variable` block's options and reads its type and sensitivity.
-fn declare_var<'a>(
-    file: &'a SourceFile,
-    block: &'a Block,
-    constants: &Scope,
-    d: &mut Vec<Diagnostic>,
-) -> Option<VarDecl<'a>> {
-    let at = file.at(block.ident.span());
-    let supported = ["type", "default", "description", "sensitive"];
-    let o = Options::read(
-        file,
-        constants,
-        &block.body,
-        at,
-        &supported,
-        &["nullable"],
-        d,
-    );
-    reject_blocks(file, &block.body, &["validation"], d);
-    let kind = match block.body.get_attribute("type").map(|a| &a.value) {
-        None => VarType::Any,
-        Some(Expression::Variable(v)) if v.as_str() == "string" => VarType::String,
-        Some(Expression::Variable(v)) if v.as_str() == "number" => VarType::Number,
-        Some(Expression::Variable(v)) if v.as_str() == "bool" => VarType::Bool,
-        Some(Expression::Variable(v)) if v.as_str() == "any" => VarType::Any,
-        Some(other) => {
-            let text = file.snippet(other.span()).unwrap_or("this type");
-            d.push(
-                Diagnostic::new(
-                    file.at(other.span()),
-                    format!("variable type `{text}` is not supported by kiln yet"),
-                )
-                .with_hint("supported types: `string`, `number`, `bool`"),
-            );
-            return None;
-        }
-    };
-    let sensitive = o.bool("sensitive", d).unwrap_or(false);
-    Some(VarDecl {
-        file,
-        block,
-        kind,
-        sensitive,
-    })
-}
-
 /// Evaluates locals so that each comes after the locals it uses; a cycle is reported.
 fn eval_locals(
     scope: &mut Scope,
-    attrs: &BTreeMap<String, (&SourceFile, &Attribute)>,
+    attrs: &BTreeMap<String, LocalDef>,
     d: &mut Vec<Diagnostic>,
-) {
+) -> hcl::Map<String, Value> {
     let deps: BTreeMap<&str, BTreeSet<String>> = attrs
         .iter()
-        .map(|(name, (_, attr))| (name.as_str(), local_refs(&attr.value)))
+        .map(|(name, def)| (name.as_str(), local_refs(def.expr)))
         .collect();
     let mut values = hcl::Map::new();
     let mut done: BTreeSet<&str> = BTreeSet::new();
@@ -497,8 +519,8 @@ fn eval_locals(
             break;
         }
         for name in ready {
-            let (file, attr) = attrs[name];
-            match scope.eval(file, &attr.value, d) {
+            let def = &attrs[name];
+            match scope.eval(def.file, def.expr, d) {
                 Some(v) => {
                     values.insert(name.to_owned(), v);
                 }
@@ -532,10 +554,9 @@ fn eval_locals(
         scope.poison("local", name);
     }
     for name in &cycle {
-        let (file, attr) = attrs[*name];
         d.push(
             Diagnostic::new(
-                file.at(attr.key.span()),
+                attrs[*name].at.clone(),
                 format!("local `{name}` depends on itself"),
             )
             .with_hint(format!(
@@ -544,4 +565,32 @@ fn eval_locals(
             )),
         );
     }
+    values
+}
+
+/// A local value: from a `locals` block or a `local "NAME"` block.
+struct LocalDef<'a> {
+    file: &'a SourceFile,
+    at: Location,
+    expr: &'a Expression,
+    sensitive: bool,
+}
+
+fn define_local<'a>(
+    locals: &mut BTreeMap<String, LocalDef<'a>>,
+    name: &str,
+    def: LocalDef<'a>,
+    d: &mut Vec<Diagnostic>,
+) {
+    if let Some(first) = locals.get(name) {
+        d.push(
+            Diagnostic::new(def.at, format!("local `{name}` is defined twice")).with_hint(format!(
+                "it was first defined in {}:{}",
+                first.file.path.display(),
+                first.at.line
+            )),
+        );
+        return;
+    }
+    locals.insert(name.to_owned(), def);
 }

@@ -14,9 +14,15 @@ mod build;
 mod diag;
 pub(crate) use diag::suggest as closest;
 mod eval;
+pub mod inspect;
 mod load;
 mod options;
 mod qemu_source;
+mod variables;
+mod vartype;
+
+pub use load::Stage;
+pub use variables::{Inputs, Variable};
 
 use std::fmt;
 use std::io;
@@ -27,9 +33,16 @@ use crate::postprocessor::vagrant;
 use crate::provisioner::shell;
 
 /// Loads the template at `path` (a `.pkr.hcl` file, or a directory whose `*.pkr.hcl` files are
-/// read in name order), with `vars` as the `-var NAME=VALUE` pairs of the command line.
-pub fn load(path: &Path, vars: &[(String, String)]) -> Result<Template, Error> {
-    load::load(path, vars)
+/// read in name order, with its `*.auto.pkrvars.hcl` files), with variable values from
+/// `inputs`.
+pub fn load(path: &Path, inputs: &Inputs) -> Result<Template, Error> {
+    load::load(path, inputs, Stage::Full)
+}
+
+/// Only parses the template and var files (`validate -syntax-only`): the template returned
+/// is empty.
+pub fn check_syntax(path: &Path, inputs: &Inputs) -> Result<(), Error> {
+    load::load(path, inputs, Stage::Syntax).map(|_| ())
 }
 
 /// Why a template could not be loaded.
@@ -88,8 +101,32 @@ pub struct Diagnostic {
 pub struct Template {
     /// The file or directory given on the command line.
     pub path: PathBuf,
+    /// Declared variables with their values, in name order.
+    pub variables: Vec<Variable>,
     pub sources: Vec<Source>,
     pub builds: Vec<Build>,
+    /// Things that work but deserve a word (print each with [`Diagnostic::render`]).
+    pub warnings: Vec<Diagnostic>,
+    /// Values of sensitive variables and locals: never to be shown (see [`Template::mask`]).
+    pub secrets: Vec<String>,
+}
+
+impl Template {
+    fn empty(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            variables: Vec::new(),
+            sources: Vec::new(),
+            builds: Vec::new(),
+            warnings: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    /// `text` with the values of sensitive variables replaced by `<sensitive>`.
+    pub fn mask(&self, text: &str) -> String {
+        load::mask(text, &self.secrets)
+    }
 }
 
 /// A `source` block.
@@ -113,8 +150,11 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Build {
     pub name: Option<String>,
-    /// The sources it builds, as `(type, name)`, e.g. `("qemu", "testos")`.
-    pub sources: Vec<(String, String)>,
+    /// `description`, shown by `inspect`.
+    pub description: Option<String>,
+    /// The sources it builds, with the build's own `source` blocks applied (options and
+    /// `name`), in order: the `sources` list, then the `source` blocks.
+    pub sources: Vec<Source>,
     pub provisioners: Vec<ProvisionerBlock>,
     /// `error-cleanup-provisioner`: runs when a provisioner failed.
     pub error_cleanup: Option<ProvisionerBlock>,

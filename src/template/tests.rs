@@ -8,6 +8,25 @@ use crate::builder::qemu::config::{Accelerator, CommunicatorKind, DiskFormat};
 use crate::provisioner::shell::ShellSource;
 use crate::types::Checksum;
 
+/// The `TYPE.NAME` of each source a build builds.
+fn keys(b: &Build) -> Vec<String> {
+    b.sources
+        .iter()
+        .map(|s| {
+            let (k, n) = s.key();
+            format!("{k}.{n}")
+        })
+        .collect()
+}
+
+/// Inputs with only `-var`s.
+fn cli(vars: &[(String, String)]) -> Inputs {
+    Inputs {
+        vars: vars.to_vec(),
+        ..Inputs::default()
+    }
+}
+
 /// Writes `files` (name, text) into a fresh directory.
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -45,7 +64,7 @@ fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Template, String> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    load(&dir.path().join("t.pkr.hcl"), &vars).map_err(|e| rendered(&e, dir.path()))
+    load(&dir.path().join("t.pkr.hcl"), &cli(&vars)).map_err(|e| rendered(&e, dir.path()))
 }
 
 fn errors(text: &str) -> String {
@@ -80,7 +99,7 @@ fn minimal_source_gets_packer_defaults() {
     assert_eq!(c.disk_size, 40960 << 20);
     assert_eq!(c.boot_wait.abs, std::time::Duration::from_secs(10));
     assert_eq!(c.ssh.as_ref().map(|s| s.port), Some(22));
-    assert_eq!(t.builds[0].sources, [("qemu".to_owned(), "m".to_owned())]);
+    assert_eq!(keys(&t.builds[0]), ["qemu.m"]);
 }
 
 #[test]
@@ -93,7 +112,7 @@ fn demo_template_loads() {
         ("scripts/testos-provision.sh", "#!/bin/sh\n"),
     ]);
     let path = dir.path().join("examples/testos/testos.pkr.hcl");
-    let t = load(&path, &[("memory".into(), "1024".into())]).expect("demo template loads");
+    let t = load(&path, &cli(&[("memory".into(), "1024".into())])).expect("demo template loads");
     let root = std::path::absolute(dir.path()).expect("absolute temp dir");
     let c = qemu_of(&t);
     assert_eq!(c.name, "testos");
@@ -129,7 +148,7 @@ fn demo_template_loads() {
     assert_eq!(c.shutdown_command.as_deref(), Some("poweroff"));
 
     let b = &t.builds[0];
-    assert_eq!(b.sources, [("qemu".to_owned(), "testos".to_owned())]);
+    assert_eq!(keys(b), ["qemu.testos"]);
     let kinds: Vec<&Provisioner> = b.provisioners.iter().map(|p| &p.kind).collect();
     let [Provisioner::Shell(p1), Provisioner::Shell(p2)] = kinds.as_slice() else {
         panic!("two shell provisioners expected");
@@ -161,7 +180,7 @@ fn demo_template_loads() {
 #[test]
 fn ok_fixtures_load() {
     let path = Path::new("tests/fixtures/templates/ok/bento-debian.pkr.hcl");
-    if let Err(e) = load(path, &[]) {
+    if let Err(e) = load(path, &Inputs::default()) {
         panic!("{}", rendered(&e, Path::new("")));
     }
 }
@@ -176,18 +195,18 @@ fn directory_loads_all_files_in_order() {
         ("b.pkr.hcl", &MINIMAL.replace("\"root\"", "var.n")),
         ("notes.txt", "not a template"),
     ]);
-    let t = load(dir.path(), &[]).expect("loads");
+    let t = load(dir.path(), &Inputs::default()).expect("loads");
     assert_eq!(
         qemu_of(&t).ssh.as_ref().map(|s| s.username.as_str()),
         Some("x")
     );
     let empty = tempfile::tempdir().expect("temp dir");
     assert!(matches!(
-        load(empty.path(), &[]),
+        load(empty.path(), &Inputs::default()),
         Err(Error::NoTemplates { .. })
     ));
     assert!(matches!(
-        load(&empty.path().join("nope.pkr.hcl"), &[]),
+        load(&empty.path().join("nope.pkr.hcl"), &Inputs::default()),
         Err(Error::ReadFile { .. })
     ));
 }
@@ -313,12 +332,17 @@ fn variable_values_are_type_checked() {
         Ok(_) => panic!("bad -var accepted"),
         Err(e) => e,
     };
-    assert_eq!(e, "command line: -var `n`: the value is not a valid number");
+    assert_eq!(
+        e,
+        "command line: -var `n`: the value does not fit type number: expected a number, found string"
+    );
     let e = errors(&format!(
         "variable \"n\" {{\n  type = bool\n  default = \"yes\"\n}}\n{MINIMAL}"
     ));
     assert!(
-        e.starts_with("t.pkr.hcl:3:13: the default of variable `n` must be a bool, found string"),
+        e.starts_with(
+            "t.pkr.hcl:3:13: the default of variable `n` does not fit its type bool: expected a bool, found string"
+        ),
         "{e}"
     );
     let e = errors(&format!(
@@ -329,7 +353,7 @@ fn variable_values_are_type_checked() {
         "{e}"
     );
     assert!(
-        e.contains("hint: give it a `default`, or pass `-var n=VALUE`"),
+        e.contains("hint: give it a `default`, pass `-var n=VALUE`, set it in a `-var-file`, or export `PKR_VAR_n`"),
         "{e}"
     );
 }
@@ -341,7 +365,7 @@ fn bad(name: &str, vars: &[(&str, &str)]) -> String {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    match load(&path, &vars) {
+    match load(&path, &cli(&vars)) {
         Ok(_) => panic!("{name} loaded"),
         Err(e) => rendered(&e, Path::new("")),
     }
@@ -420,13 +444,13 @@ fn error_display_counts() {
 #[test]
 fn one_problem_is_reported_once() {
     let text = format!(
-        "variable \"l\" {{\n  type = list(string)\n}}\n{}",
+        "variable \"l\" {{\n  type = list\n}}\n{}",
         MINIMAL.replace("\"root\"", "var.l")
     );
     let e = errors(&text);
     assert_eq!(
         e,
-        "t.pkr.hcl:2:10: variable type `list(string)` is not supported by kiln yet\n 2 |   type = list(string)\n   |          ^\nhint: supported types: `string`, `number`, `bool`",
+        "t.pkr.hcl:2:10: invalid type for variable: `list` needs an element type, as in `list(string)`\n 2 |   type = list\n   |          ^",
         "no cascade of undeclared-variable or missing-option reports"
     );
 }
@@ -566,7 +590,7 @@ source "qemu" "m" {
 build { sources = ["source.qemu.m"] }
 "#;
     let dir = dir_with(&[("t.pkr.hcl", text)]);
-    let t = load(&dir.path().join("t.pkr.hcl"), &[]).expect("loads");
+    let t = load(&dir.path().join("t.pkr.hcl"), &Inputs::default()).expect("loads");
     let root = std::path::absolute(dir.path()).expect("absolute");
     let c = qemu_of(&t);
     assert_eq!(
@@ -717,4 +741,316 @@ fn provisioner_override_per_source() {
     ] {
         assert!(got.contains(want), "missing {want:?} in:\n{got}");
     }
+}
+
+/// A template declaring `var.v` with `decl`.
+fn shows_var(decl: &str) -> String {
+    format!("variable \"v\" {{\n{decl}\n}}\n{MINIMAL}")
+}
+
+/// The final value of `var.v`, as compact HCL (strings bare).
+fn vm_name(t: &Template) -> String {
+    let v = t
+        .variables
+        .iter()
+        .find(|v| v.name == "v")
+        .expect("declared");
+    match v.value.as_ref().expect("has a value") {
+        hcl::Value::String(s) => s.clone(),
+        other => serde_json::to_string(other).expect("json"),
+    }
+}
+
+#[test]
+fn variable_precedence_default_env_auto_file_var_file_cli() {
+    let text = shows_var("  type = string\n  default = \"default\"");
+    let dir = dir_with(&[
+        ("t.pkr.hcl", text.as_str()),
+        ("a.auto.pkrvars.hcl", "v = \"auto-a\"\n"),
+        ("b.auto.pkrvars.hcl", "v = \"auto-b\"\n"),
+        ("x.pkrvars.hcl", "v = \"file-x\"\n"),
+        ("y.pkrvars.json", "{\"v\": \"file-y\"}\n"),
+    ]);
+    let env = vec![("v".to_owned(), "env".to_owned())];
+    let file = dir.path().join("t.pkr.hcl");
+    let table: Vec<(&str, Inputs, &str)> = vec![
+        ("default only", Inputs::default(), "default"),
+        (
+            "env beats default",
+            Inputs {
+                env: env.clone(),
+                ..Inputs::default()
+            },
+            "env",
+        ),
+        (
+            "var file beats env",
+            Inputs {
+                env: env.clone(),
+                var_files: vec![dir.path().join("x.pkrvars.hcl")],
+                ..Inputs::default()
+            },
+            "file-x",
+        ),
+        (
+            "later var file wins, JSON too",
+            Inputs {
+                var_files: vec![
+                    dir.path().join("x.pkrvars.hcl"),
+                    dir.path().join("y.pkrvars.json"),
+                ],
+                ..Inputs::default()
+            },
+            "file-y",
+        ),
+        (
+            "-var beats everything",
+            Inputs {
+                env: env.clone(),
+                var_files: vec![dir.path().join("x.pkrvars.hcl")],
+                vars: vec![("v".into(), "cli".into())],
+            },
+            "cli",
+        ),
+    ];
+    for (reason, inputs, want) in table {
+        let t = load(&file, &inputs).expect(reason);
+        assert_eq!(vm_name(&t), want, "{reason}");
+    }
+    // A directory loads its auto files in name order (b after a), below -var-file.
+    let t = load(dir.path(), &Inputs::default()).expect("dir loads");
+    assert_eq!(vm_name(&t), "auto-b", "auto files in name order");
+    let inputs = Inputs {
+        var_files: vec![dir.path().join("x.pkrvars.hcl")],
+        ..Inputs::default()
+    };
+    let t = load(dir.path(), &inputs).expect("dir loads");
+    assert_eq!(vm_name(&t), "file-x", "-var-file beats auto files");
+}
+
+#[test]
+fn complex_types_from_every_input() {
+    let text = shows_var(
+        "  type = object({ cpus = number, disks = list(string), tag = optional(string) })\n  default = { cpus = \"2\", disks = [\"a\"] }",
+    );
+    let t = load_text(&text, &[]).expect("default converts");
+    assert_eq!(vm_name(&t), r#"{"cpus":2,"disks":["a"],"tag":null}"#);
+    let t = load_text(&text, &[("v", "{ cpus = 4, disks = [], extra = 1 }")]).expect("-var parses");
+    assert_eq!(
+        vm_name(&t),
+        r#"{"cpus":4,"disks":[],"tag":null}"#,
+        "extra attribute dropped"
+    );
+    let e = load_text(&text, &[("v", "{ cpus = 4 }")]).expect_err("missing attribute");
+    assert_eq!(
+        e,
+        "command line: -var `v`: the value does not fit type object({cpus = number, disks = list(string), tag = optional(string)}): attribute `disks` is required"
+    );
+    let e = load_text(&text, &[("v", "{ cpus = ")]).expect_err("not HCL");
+    assert!(
+        e.starts_with("command line: -var `v`: the value is not a valid object("),
+        "{e}"
+    );
+    let list = shows_var("  type = list(string)");
+    let dir = dir_with(&[
+        ("t.pkr.hcl", list.as_str()),
+        ("v.pkrvars.hcl", "v = [\"x\", 1]\nunknown_one = 2\n"),
+    ]);
+    let inputs = Inputs {
+        var_files: vec![dir.path().join("v.pkrvars.hcl")],
+        env: vec![("v".into(), "[\"from-env\"]".into())],
+        ..Inputs::default()
+    };
+    let t = load(&dir.path().join("t.pkr.hcl"), &inputs).expect("loads");
+    assert_eq!(vm_name(&t), r#"["x","1"]"#);
+    let warned: Vec<String> = t.warnings.iter().map(|w| w.render(None)).collect();
+    assert_eq!(
+        warned,
+        [format!(
+            "{}:2:1: variable `unknown_one` is set here but not declared in the template",
+            dir.path().join("v.pkrvars.hcl").display()
+        )],
+        "an undeclared var-file key warns, as in Packer"
+    );
+    let bool_var = shows_var("  type = bool");
+    let inputs = Inputs {
+        env: vec![
+            ("v".into(), "true".into()),
+            ("other".into(), "ignored".into()),
+        ],
+        ..Inputs::default()
+    };
+    let dir = dir_with(&[("t.pkr.hcl", bool_var.as_str())]);
+    let t = load(&dir.path().join("t.pkr.hcl"), &inputs).expect("PKR_VAR_ bool");
+    assert_eq!(vm_name(&t), "true");
+}
+
+#[test]
+fn var_file_problems_are_located() {
+    let text = shows_var("  type = number");
+    let dir = dir_with(&[
+        ("t.pkr.hcl", text.as_str()),
+        ("bad.pkrvars.hcl", "v = \"many\"\nvariable \"w\" {}\n"),
+        ("syntax.pkrvars.hcl", "v = = 1\n"),
+    ]);
+    let inputs = |f: &str| Inputs {
+        var_files: vec![dir.path().join(f)],
+        ..Inputs::default()
+    };
+    let e = load(&dir.path().join("t.pkr.hcl"), &inputs("bad.pkrvars.hcl"))
+        .map_err(|e| rendered(&e, dir.path()))
+        .expect_err("bad var file");
+    assert_eq!(
+        e,
+        "bad.pkrvars.hcl:1:1: the value of variable `v` does not fit its type number: expected a number, found string\n 1 | v = \"many\"\n   | ^\n\nbad.pkrvars.hcl:2:1: a var file cannot declare variables: move this block into a `.pkr.hcl` file\n 2 | variable \"w\" {}\n   | ^"
+    );
+    let e = load(&dir.path().join("t.pkr.hcl"), &inputs("syntax.pkrvars.hcl"))
+        .map_err(|e| rendered(&e, dir.path()))
+        .expect_err("syntax");
+    assert!(e.starts_with("syntax.pkrvars.hcl:1:5: syntax error"), "{e}");
+    let missing = load(&dir.path().join("t.pkr.hcl"), &inputs("nope.pkrvars.hcl"));
+    assert!(
+        matches!(missing, Err(Error::ReadFile { .. })),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn validation_blocks() {
+    let text = shows_var(
+        "  type = number\n  default = 1\n  validation {\n    condition = var.v >= 2\n    error_message = \"At least 2 CPUs are needed.\"\n  }",
+    );
+    let e = load_text(&text, &[]).expect_err("fails validation");
+    assert_eq!(
+        e,
+        "t.pkr.hcl:5:17: invalid value for variable `v`: At least 2 CPUs are needed.\n 5 |     condition = var.v >= 2\n   |                 ^\nhint: this validation condition is false for the value given"
+    );
+    load_text(&text, &[("v", "4")]).expect("passes validation");
+    let e = load_text(
+        &text.replace("At least 2 CPUs are needed.", "too few"),
+        &[("v", "4")],
+    )
+    .expect_err("not a sentence");
+    assert!(e.contains("`error_message` must be a sentence"), "{e}");
+    let e = load_text(&text.replace("var.v >= 2", "var.other"), &[("v", "4")])
+        .expect_err("only the variable itself");
+    assert!(e.contains("undeclared variable `var.other`"), "{e}");
+}
+
+#[test]
+fn local_blocks_and_sensitive_locals() {
+    let text = format!(
+        "local \"pw\" {{\n  expression = \"se${{\"cret\"}}-word\"\n  sensitive = true\n}}\nlocals {{\n  shown = \"x-${{local.pw}}\"\n}}\n{}",
+        MINIMAL.replace("iso_checksum = \"none\"", "iso_checksum = local.shown")
+    );
+    let e = load_text(&text, &[]).expect_err("bad checksum");
+    assert!(!e.contains("secret-word"), "{e}");
+    assert!(e.contains("x-<sensitive>"), "{e}");
+}
+
+#[test]
+fn packer_block_and_unsupported_blocks() {
+    let text = format!(
+        "packer {{\n  required_version = \">= 1.9\"\n  required_plugins {{\n    qemu = {{ version = \">= 1.1\", source = \"github.com/hashicorp/qemu\" }}\n  }}\n}}\n{MINIMAL}"
+    );
+    let t = load_text(&text, &[]).expect("packer block accepted");
+    assert_eq!(t.warnings.len(), 1, "said once: {:?}", t.warnings);
+    assert!(t.warnings[0].message.contains("built in"));
+}
+
+#[test]
+fn inspect_masks_sensitive_values() {
+    let text = format!(
+        "variable \"pw\" {{\n  type = string\n  sensitive = true\n  default = \"hunter22\"\n}}\nvariable \"n\" {{\n  type = list(number)\n  default = [1, 2]\n  description = \"numbers, two\"\n}}\n{}",
+        MINIMAL.replace(
+            "build { sources = [\"source.qemu.m\"] }",
+            "build {\n  name = \"b\"\n  description = \"d\"\n  sources = [\"source.qemu.m\"]\n  provisioner \"shell\" {\n    inline = [\"echo ${var.pw}\"]\n  }\n  post-processor \"checksum\" {}\n  post-processors {\n    post-processor \"vagrant\" {}\n    post-processor \"compress\" {}\n  }\n}"
+        )
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let human = inspect::human(&t);
+    assert_eq!(
+        human,
+        "kiln inspect\n\n> input-variables:\n\nvar.n: [1, 2]\nvar.pw: <sensitive>\n\n> sources:\n\n  qemu.m\n\n> builds:\n\n  > b:\n\n    description: d\n\n    sources:\n\n      qemu.m\n\n    provisioners:\n\n      shell\n\n    post-processors:\n\n      0:\n        checksum\n      1:\n        vagrant\n        compress\n"
+    );
+    let machine = inspect::machine_readable(&t, 7);
+    assert_eq!(
+        machine,
+        "7,,template-variable,n,[1%!(PACKER_COMMA) 2],list(number),0\n7,,template-variable,pw,<sensitive>,string,1\n7,,template-builder,qemu.m,qemu\n7,b,template-build-source,qemu.m\n7,b,template-provisioner,shell\n7,b,template-postprocessor,0,checksum\n7,b,template-postprocessor,1,vagrant\n7,b,template-postprocessor,1,compress\n"
+    );
+}
+
+#[test]
+fn build_blocks_rename_and_override_sources() {
+    let text = MINIMAL.replace(
+        "build { sources = [\"source.qemu.m\"] }",
+        r#"build {
+  name = "golden"
+  sources = ["source.qemu.m"]
+  source "qemu.m" {
+    name = "big"
+    memory = 4096
+    vm_name = "v${packer.version}"
+  }
+  provisioner "shell" {
+    inline = ["echo ${build.Host}:${build.Port} ${source.name} ${build.SSHPublicKey}"]
+    only = ["qemu.big"]
+  }
+}"#,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let b = &t.builds[0];
+    assert_eq!(b.name.as_deref(), Some("golden"));
+    assert_eq!(keys(b), ["qemu.m", "qemu.big"]);
+    let Source::Qemu(big) = &b.sources[1] else {
+        panic!("not qemu")
+    };
+    assert_eq!(big.memory, 4096, "override applied");
+    assert_eq!(big.vm_name, format!("v{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(big.output_directory, PathBuf::from("output-big"), "renamed");
+    let Source::Qemu(m) = &b.sources[0] else {
+        panic!("not qemu")
+    };
+    assert_eq!(
+        m.memory,
+        qemu_of(&t).memory,
+        "the listed source is untouched"
+    );
+    let Provisioner::Shell(shell) = &b.provisioners[0].kind else {
+        panic!("not shell")
+    };
+    assert_eq!(
+        shell.source,
+        ShellSource::Inline(vec![
+            "echo {{ .Host }}:{{ .Port }} {{ .SourceName }} {{ .SSHPublicKey }}".into()
+        ]),
+        "build.* stand for placeholders the build fills in"
+    );
+}
+
+#[test]
+fn build_block_source_errors() {
+    let text = MINIMAL.replace(
+        "build { sources = [\"source.qemu.m\"] }",
+        r#"build {
+  sources = ["source.qemu.m"]
+  source "qemu.m" {
+    memroy = 1
+  }
+  source "qemu.nope" {}
+  provisioner "shell" {
+    inline = ["${build.Hots}"]
+  }
+}"#,
+    );
+    let e = errors(&text);
+    assert_eq!(
+        e,
+        "t.pkr.hcl:9:3: source `qemu.m` is built twice by this build\n 9 |   source \"qemu.m\" {\n   |   ^\nhint: give one of them another `name`\n\nt.pkr.hcl:10:5: unknown option `memroy`\n 10 |     memroy = 1\n    |     ^\nhint: did you mean `memory`?\n\nt.pkr.hcl:12:3: unknown source `qemu.nope`\n 12 |   source \"qemu.nope\" {}\n    |   ^\nhint: did you mean `source.qemu.m`?\n\nt.pkr.hcl:14:18: unknown `build.Hots`\n 14 |     inline = [\"${build.Hots}\"]\n    |                  ^\nhint: did you mean `build.Host`?"
+    );
+    let outside = errors(&MINIMAL.replace("ssh_username = \"root\"", "ssh_username = build.User"));
+    assert!(
+        outside.contains("`build.User` can only be used inside a `build` block"),
+        "{outside}"
+    );
 }

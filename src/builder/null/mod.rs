@@ -35,6 +35,8 @@ pub struct NullContext {
     pub ssh_target: Option<SshTarget>,
     /// The connection (`connect`; `provision` may replace it).
     pub comm: Option<SshCommunicator>,
+    /// This run's id (`build.PackerRunUUID`).
+    pub run_uuid: String,
 }
 
 /// Why a null build failed.

@@ -72,8 +72,17 @@ impl Step<NullContext, Error> for Provision {
     }
 
     async fn run(&mut self, ctx: &mut NullContext) -> Result<(), Error> {
+        let source = format!("null.{}", ctx.config.name);
+        let data = provisioner::build_data(&provisioner::DataSources {
+            source: &source,
+            target: ctx.ssh_target.as_ref(),
+            http: None,
+            temporary_key: None,
+            run_uuid: &ctx.run_uuid,
+        });
         let build = BuildEnv {
-            source: format!("null.{}", ctx.config.name),
+            source,
+            data,
             env: vec![
                 ("PACKER_BUILD_NAME".to_owned(), ctx.config.name.clone()),
                 ("PACKER_BUILDER_TYPE".to_owned(), "null".to_owned()),

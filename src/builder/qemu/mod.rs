@@ -72,6 +72,8 @@ pub struct BuildContext {
     /// The build's temporary SSH key pair and its public key (`ssh-ed25519 …`), made when the
     /// template gives neither `ssh_password` nor `ssh_private_key_file` (as Packer does).
     pub ssh_temp_key: Option<(Arc<PrivateKey>, String)>,
+    /// This run's id (`build.PackerRunUUID`); empty unless the caller sets it.
+    pub run_uuid: String,
 }
 
 impl BuildContext {
@@ -112,6 +114,7 @@ impl BuildContext {
             vnc_addr: None,
             comm: None,
             ssh_target: None,
+            run_uuid: String::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Step: run the build's provisioners through the provisioner layer every builder shares.
 //!
-//! Uses: `provisioners`, `error_cleanup`, `comm`, `ssh_target`, `qemu`, `config.name`,
-//! `http_port`. Produces: changes in the guest; `comm` is the connection left at the end (a
+//! Uses: `provisioners`, `error_cleanup`, `comm`, `ssh_target`, `ssh_temp_key`, `qemu`,
+//! `config.name`, `http_port`, `run_uuid`. Produces: changes in the guest; `comm` is the connection left at the end (a
 //! provisioner that rebooted the guest leaves a new one). Cleanup: none.
 
 use async_trait::async_trait;
@@ -23,9 +23,21 @@ impl Step<BuildContext, Error> for Provision {
         if ctx.provisioners.is_empty() {
             return Ok(());
         }
+        let source = format!("qemu.{}", ctx.config.name);
+        let data = provisioner::build_data(&provisioner::DataSources {
+            source: &source,
+            target: ctx.ssh_target.as_ref(),
+            http: (ctx.http_port != 0).then_some((HTTP_IP, ctx.http_port)),
+            temporary_key: ctx
+                .ssh_temp_key
+                .as_ref()
+                .map(|(private, public)| (&**private, public.as_str())),
+            run_uuid: &ctx.run_uuid,
+        });
         let build = BuildEnv {
-            source: format!("qemu.{}", ctx.config.name),
             env: packer_env(&ctx.config.name, ctx.http_port),
+            source,
+            data,
         };
         let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
         let (result, comm) = provisioner::provision(
