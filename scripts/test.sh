@@ -8,7 +8,8 @@ source scripts/lib/deps.sh
 
 ensure_commands "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" \
     /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck \
-    vagrant:vagrant /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json:vagrant-libvirt
+    vagrant:vagrant /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json:vagrant-libvirt \
+    /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux:debian-installer-12-netboot-amd64
 
 echo "==> cargo fmt --check" >&2
 cargo fmt --check
@@ -16,8 +17,10 @@ echo "==> cargo clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
 echo "==> shellcheck" >&2
 find scripts -name "*.sh" -print0 | sort -z | xargs -0 shellcheck .ci/run
-echo "==> building the test ISO" >&2
+echo "==> building the test ISOs" >&2
 scripts/make-test-iso.sh >/dev/null
+# Debian's real installer (d-i netboot) on an ISO, for tests/installer.rs.
+scripts/make-debian-netboot-iso.sh >/dev/null
 
 echo "==> tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
