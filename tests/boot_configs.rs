@@ -135,20 +135,23 @@ fn every_distribution_has_bios_and_uefi_pkrvars() {
     }
 }
 
-/// The Bento-style sharing: every distribution's `variables.pkr.hcl` is the common one.
+/// The Bento-style sharing: every distribution's template files are the common ones, so a
+/// fix to the build reaches all of them.
 #[test]
-fn distributions_share_one_variables_file() {
-    let common = std::fs::read_to_string(boot_configs().join("_common/variables.pkr.hcl")).unwrap();
-    for os in EXPECTED {
-        let path = boot_configs().join(os).join("variables.pkr.hcl");
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(
-            text,
-            common,
-            "{} differs from boot-configs/_common/variables.pkr.hcl",
-            path.display()
-        );
+fn distributions_share_one_template() {
+    for file in ["variables.pkr.hcl", "build.pkr.hcl"] {
+        let common = std::fs::read_to_string(boot_configs().join("_common").join(file)).unwrap();
+        for os in EXPECTED {
+            let path = boot_configs().join(os).join(file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                text,
+                common,
+                "{} differs from boot-configs/_common/{file}",
+                path.display()
+            );
+        }
     }
 }
 

@@ -1,12 +1,15 @@
-# Fedora Server, installed by Anaconda from the netinst ISO (packages from Fedora's mirrors),
-# answered by the kickstart file kiln serves from http/fedora/ks.cfg. The ISO boots GRUB under
-# BIOS and UEFI alike, so both use the same keys; efi_boot picks the firmware.
+# The build every boot-config shares, in the Bento manner: each OS directory links this file
+# and variables.pkr.hcl from here, and its `<os>-<version>-<arch>[-uefi].pkrvars.hcl` files set
+# what differs between releases: the ISO, the firmware, and the boot command, which points the
+# installer at its answer file in http/<os>/. The install itself is the distribution's own
+# installer answering from that file; then the shared scripts in scripts/guest/ prepare the
+# Vagrant box (insecure key, sudoers, qemu-guest-agent, cleanup, minimize).
 #
-#   kiln build -var-file boot-configs/fedora/fedora-43-x86_64.pkrvars.hcl boot-configs/fedora
+#   kiln build -var-file boot-configs/debian/debian-12-x86_64.pkrvars.hcl boot-configs/debian
 #
-# The shared variables (ISO location and mirror, VM size, timeouts) are in variables.pkr.hcl.
+# Every option here is Packer's: `packer build` takes the same files.
 
-source "qemu" "fedora" {
+source "qemu" "vm" {
   iso_url      = local.iso_url
   iso_checksum = local.iso_checksum
 
@@ -39,7 +42,7 @@ source "qemu" "fedora" {
 }
 
 build {
-  sources = ["source.qemu.fedora"]
+  sources = ["source.qemu.vm"]
 
   provisioner "shell" {
     execute_command  = local.execute_command
