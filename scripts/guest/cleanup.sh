@@ -39,9 +39,14 @@ rm -f /var/lib/systemd/random-seed
 
 # --- SSH host keys, made again at the first boot -------------------------------------
 rm -f /etc/ssh/ssh_host_*
+has_unit() {
+    for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        [ -f "$dir/$1" ] && return 0
+    done
+    return 1
+}
 if command -v systemctl >/dev/null 2>&1 &&
-    ! systemctl cat sshd-keygen.target >/dev/null 2>&1 &&
-    ! systemctl cat sshd-keygen@.service >/dev/null 2>&1; then
+    ! has_unit sshd-keygen.target && ! has_unit sshd-keygen@.service; then
     # Debian and Ubuntu only make host keys when openssh-server is installed.
     cat >/etc/systemd/system/kiln-ssh-host-keys.service <<'UNIT'
 [Unit]

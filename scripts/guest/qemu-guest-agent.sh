@@ -19,9 +19,22 @@ else
     exit 1
 fi
 
+# The unit file, wherever the distribution keeps it (files, not `systemctl cat`:
+# this also works in a chroot).
+unit_file() {
+    for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        if [ -f "$dir/$1" ]; then
+            echo "$dir/$1"
+            return 0
+        fi
+    done
+    return 1
+}
+
 if command -v systemctl >/dev/null 2>&1; then
-    # Debian's unit has no [Install] section (udev starts it); `enable` would fail there.
-    if systemctl cat qemu-guest-agent.service 2>/dev/null | grep -q '^\[Install\]'; then
+    # Debian and Ubuntu start the agent from udev when the port appears (their
+    # unit's [Install] section is empty); Fedora and EL enable it.
+    if unit=$(unit_file qemu-guest-agent.service) && grep -q '^WantedBy=' "$unit"; then
         systemctl enable qemu-guest-agent.service
     fi
 elif command -v rc-update >/dev/null 2>&1; then
