@@ -6,9 +6,9 @@
 # fails ("Authentication failure. Retrying..."). The key is public: no secret
 # is baked into the box.
 #
-# Where from: $VAGRANT_KEY_URL (default: Vagrant's repository on GitHub), else
-# kiln's HTTP server (http/vagrant.pub, for offline builds: copy the key from
-# a Vagrant installation there). The file may hold several keys (RSA and
+# Where from: $VAGRANT_KEY_URL (unset: Vagrant's repository on GitHub; empty:
+# skipped), else kiln's HTTP server (http/vagrant.pub; for offline builds, copy
+# the key from a Vagrant installation there). The file may hold several keys (RSA and
 # ed25519); old Vagrant versions know only the RSA one, so all are kept.
 #
 # Idempotent: keys already present are not added again. Runs as root under
@@ -36,7 +36,7 @@ fetch() { # URL -> stdout
 keys=$(mktemp)
 trap 'rm -f "$keys"' EXIT
 got=
-for url in ${VAGRANT_KEY_URL:-https://raw.githubusercontent.com/hashicorp/vagrant/main/keys/vagrant.pub} \
+for url in ${VAGRANT_KEY_URL-https://raw.githubusercontent.com/hashicorp/vagrant/main/keys/vagrant.pub} \
     ${PACKER_HTTP_ADDR:+http://$PACKER_HTTP_ADDR/vagrant.pub}; do
     if fetch "$url" >"$keys" 2>/dev/null && grep -q '^ssh-' "$keys"; then
         got=$url
