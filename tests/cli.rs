@@ -140,7 +140,7 @@ fn unknown_checksum_type_is_reported() {
     assert!(stderr.contains("unknown checksum type `crc32`"), "{stderr}");
 }
 
-/// Issue 5: a malformed boot command fails `kiln validate` with the entry and byte it is at,
+/// Issue 5: a malformed boot command fails `kiln validate` at the line and column it is at,
 /// before any VM starts; so do `boot_steps` next to `boot_command`.
 #[test]
 fn validate_reports_boot_command_errors_with_position() {
@@ -165,11 +165,11 @@ build {
     assert!(!out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("Invalid wait `1m-30s`") && stderr.contains("element 2, byte 1"),
+        stderr.contains("boot.pkr.hcl:5:39: Invalid wait `1m-30s`"),
         "no wait position in\n{stderr}"
     );
     assert!(
-        stderr.contains("{{ .Nmae }}") && stderr.contains("element 1, byte 1"),
+        stderr.contains("boot.pkr.hcl:6:22: Unknown template variable `{{ .Nmae }}`"),
         "no variable position in\n{stderr}"
     );
     assert!(

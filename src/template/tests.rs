@@ -358,64 +358,6 @@ fn variable_values_are_type_checked() {
     );
 }
 
-/// Loads a bad fixture and returns its rendered diagnostics.
-fn bad(name: &str, vars: &[(&str, &str)]) -> String {
-    let path = Path::new("tests/fixtures/templates/bad").join(name);
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    match load(&path, &cli(&vars)) {
-        Ok(_) => panic!("{name} loaded"),
-        Err(e) => rendered(&e, Path::new("")),
-    }
-}
-
-#[test]
-fn bad_fixtures() {
-    let p = "tests/fixtures/templates/bad";
-    let table = [
-        ("syntax-error.pkr.hcl", vec![], format!("{p}/syntax-error.pkr.hcl:3:18: syntax error: invalid expression; expected")),
-        (
-            "unknown-option.pkr.hcl",
-            vec![],
-            format!("{p}/unknown-option.pkr.hcl:4:3: unknown option `iso_ur`\n 4 |   iso_ur       = \"https://example.org/debian.iso\"\n   |   ^\nhint: did you mean `iso_url`?"),
-        ),
-        (
-            "wrong-type.pkr.hcl",
-            vec![],
-            format!("{p}/wrong-type.pkr.hcl:6:18: `memory` expects a number, found string\n 6 |   memory       = \"lots\"\n   |                  ^"),
-        ),
-        (
-            "missing-required.pkr.hcl",
-            vec![],
-            format!("{p}/missing-required.pkr.hcl:3:1: missing required option `ssh_username` (required when `communicator` is `ssh`)"),
-        ),
-        (
-            "undeclared-var.pkr.hcl",
-            vec![("memry", "1024")],
-            "command line: -var `memry`: no variable `memry` is declared in the template\nhint: did you mean `memory`?".to_owned(),
-        ),
-        (
-            "unknown-source.pkr.hcl",
-            vec![],
-            format!("{p}/unknown-source.pkr.hcl:10:14: unknown source `source.qemu.debain`\n 10 |   sources = [\"source.qemu.debain\"]\n    |              ^\nhint: did you mean `source.qemu.debian`?"),
-        ),
-        (
-            "unsupported-block.pkr.hcl",
-            vec![],
-            format!("{p}/unsupported-block.pkr.hcl:1:1: `data` is not supported by kiln yet"),
-        ),
-    ];
-    for (name, vars, want) in table {
-        let got = bad(name, &vars);
-        assert!(
-            got.starts_with(&want),
-            "{name}:\n--- got\n{got}\n--- want prefix\n{want}"
-        );
-    }
-}
-
 #[test]
 fn all_errors_are_reported_at_once() {
     let got = bad("three-errors.pkr.hcl", &[]);
