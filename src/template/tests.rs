@@ -359,25 +359,6 @@ fn variable_values_are_type_checked() {
 }
 
 #[test]
-fn all_errors_are_reported_at_once() {
-    let got = bad("three-errors.pkr.hcl", &[]);
-    let p = "tests/fixtures/templates/bad/three-errors.pkr.hcl";
-    let lines: Vec<&str> = got.lines().filter(|l| l.starts_with(p)).collect();
-    assert_eq!(
-        lines,
-        [
-            format!("{p}:4:3: unknown option `memroy`"),
-            format!("{p}:5:18: `headless` expects a bool, found list"),
-            format!("{p}:10:3: unknown post-processor type `virtualbox`"),
-        ]
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>(),
-        "{got}"
-    );
-}
-
-#[test]
 fn error_display_counts() {
     let one = Error::Invalid(vec![Diagnostic::new(diag::command_line(), "x")]);
     assert_eq!(one.to_string(), "Template has 1 error");
