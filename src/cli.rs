@@ -65,6 +65,10 @@ pub struct BuildArgs {
     /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
     #[arg(long = "var-file", value_name = "PATH")]
     pub var_files: Vec<PathBuf>,
+    /// Print `timestamp,target,type,data…` lines instead of text, as Packer's
+    /// `-machine-readable` (no progress bars).
+    #[arg(long)]
+    pub machine_readable: bool,
     /// Delete an existing output directory instead of refusing to build.
     #[arg(long)]
     pub force: bool,

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    let ui = Ui::terminal();
+    let ui = match &cli.command {
+        Command::Build(args) if args.machine_readable => Ui::machine_readable(),
+        _ => Ui::terminal(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            ui.machine("error-count", &["1"]);
             print_error(&ui, e.as_ref());
             ExitCode::from(1)
         }
@@ -111,17 +115,30 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                     started.elapsed().as_secs_f64()
                 ),
             );
-            for o in outputs {
+            for (i, o) in outputs.iter().enumerate() {
+                let bui = ui.with_prefix(o.name.clone());
+                let mut files: Vec<String> = Vec::new();
                 if let Some(disk) = o.disk.as_ref().filter(|d| d.exists()) {
                     ui.raw(false, format!("--> {}: disk `{}`", o.name, disk.display()));
+                    files.push(disk.display().to_string());
                 }
                 for (kind, path) in &o.artifacts {
                     ui.raw(
                         false,
                         format!("--> {}: {kind} `{}`", o.name, path.display()),
                     );
+                    files.push(path.display().to_string());
                 }
                 ui.raw(false, format!("    {}: phases: {}", o.name, o.timings));
+                let i = i.to_string();
+                bui.machine("artifact-count", &["1"]);
+                bui.machine("artifact", &[&i, "builder-id", "kiln.qemu"]);
+                bui.machine("artifact", &[&i, "id", &o.name]);
+                bui.machine("artifact", &[&i, "files-count", &files.len().to_string()]);
+                for (j, f) in files.iter().enumerate() {
+                    bui.machine("artifact", &[&i, "file", &j.to_string(), f]);
+                }
+                bui.machine("artifact", &[&i, "end"]);
             }
             Ok(())
         }

@@ -267,3 +267,44 @@ fn var_files_env_syntax_only_and_inspect() {
         describe(&out)
     );
 }
+
+/// Issue 3: `build -machine-readable` prints only `timestamp,target,type,data…` lines, with
+/// commas in data escaped as Packer does, and the artifact list in Packer's shape.
+#[test]
+fn build_machine_readable_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("t.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        "source \"null\" \"local\" {\n  communicator = \"none\"\n}\nbuild {\n  sources = [\"source.null.local\"]\n  provisioner \"shell-local\" {\n    inline = [\"echo one, two\"]\n  }\n  post-processor \"manifest\" {\n    output = \"manifest.json\"\n  }\n}\n",
+    )
+    .unwrap();
+    let out = kiln()
+        .args(["build", "-machine-readable"])
+        .arg(&tpl)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert!(
+            fields.len() >= 3 && fields[0].parse::<u64>().is_ok(),
+            "not a machine-readable line: {line:?}\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains(",null.local,ui,message,") && stdout.contains("one%!(PACKER_COMMA) two"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(",null.local,artifact-count,1\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(",null.local,artifact,0,file,0,"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(",null.local,artifact,0,end\n"), "{stdout}");
+}
