@@ -79,8 +79,18 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
     if stage == Stage::Syntax {
         return Ok(Template::empty(path));
     }
-    let (template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
+    let (mut template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
     if diags.is_empty() {
+        for json in json_templates(path) {
+            template.warnings.push(Diagnostic::new(
+                Location {
+                    file: json,
+                    line: 0,
+                    col: 0,
+                },
+                "kiln does not read `*.pkr.json` templates yet: this file was skipped",
+            ));
+        }
         return Ok(template);
     }
     diags.sort_by(|a, b| {
@@ -110,6 +120,19 @@ fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
             format!("syntax error: {}", e.message()),
         )
     })
+}
+
+/// The `*.pkr.json` files of a template directory (Packer's JSON syntax, not read by kiln).
+fn json_templates(path: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".pkr.json"))
+        .collect();
+    found.sort();
+    found
 }
 
 /// The `*.auto.pkrvars.hcl` / `*.auto.pkrvars.json` files of a template directory, in name
