@@ -69,7 +69,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
         }
         Command::Cache { action } => run_cache(action, ui).await,
         Command::Validate(args) => {
-            let inputs = kiln::template::Inputs::with_env(args.vars, args.var_files);
+            let inputs = args.vars.inputs();
             if args.syntax_only {
                 kiln::template::check_syntax(&args.template, &inputs)?;
                 ui.raw(false, "Syntax-only check passed. Everything looks okay.");
@@ -85,7 +85,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             Ok(())
         }
         Command::Inspect(args) => {
-            let inputs = kiln::template::Inputs::with_env(args.vars, args.var_files);
+            let inputs = args.vars.inputs();
             let template = kiln::template::load(&args.template, &inputs)?;
             kiln::ui::add_secrets(&template.secrets);
             let text = if args.machine_readable {
@@ -100,7 +100,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             let cancel = CancellationToken::new();
             spawn_signal_handler(cancel.clone(), ui.clone());
             let opts = kiln::build::Options {
-                inputs: kiln::template::Inputs::with_env(args.vars, args.var_files),
+                inputs: args.vars.inputs(),
                 force: args.force,
                 on_error: args.on_error.into(),
                 cache_dir: kiln::download::default_cache_dir(),

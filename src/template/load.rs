@@ -124,15 +124,10 @@ fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
 
 /// The `*.pkr.json` files of a template directory (Packer's JSON syntax, not read by kiln).
 fn json_templates(path: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(path) else {
+    if !path.is_dir() {
         return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".pkr.json"))
-        .collect();
-    found.sort();
-    found
+    }
+    files_ending(path, &[".pkr.json"]).unwrap_or_default()
 }
 
 /// The `*.auto.pkrvars.hcl` / `*.auto.pkrvars.json` files of a template directory, in name
@@ -141,17 +136,20 @@ fn auto_var_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
     if !path.is_dir() {
         return Ok(Vec::new());
     }
+    files_ending(path, &[".auto.pkrvars.hcl", ".auto.pkrvars.json"])
+}
+
+/// The files of directory `dir` whose names end with one of `suffixes`, in name order.
+fn files_ending(dir: &Path, suffixes: &[&str]) -> Result<Vec<PathBuf>, Error> {
     let list_err = |source| Error::ListDir {
-        path: path.to_owned(),
+        path: dir.to_owned(),
         source,
     };
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(list_err)? {
+    for entry in std::fs::read_dir(dir).map_err(list_err)? {
         let p = entry.map_err(list_err)?.path();
         let name = p.to_string_lossy();
-        if (name.ends_with(".auto.pkrvars.hcl") || name.ends_with(".auto.pkrvars.json"))
-            && p.is_file()
-        {
+        if suffixes.iter().any(|s| name.ends_with(s)) && p.is_file() {
             found.push(p);
         }
     }
@@ -166,23 +164,12 @@ fn read_files(path: &Path) -> Result<Vec<SourceFile>, Error> {
         source,
     })?;
     let paths = if meta.is_dir() {
-        let list_err = |source| Error::ListDir {
-            path: path.to_owned(),
-            source,
-        };
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(list_err)? {
-            let p = entry.map_err(list_err)?.path();
-            if p.to_string_lossy().ends_with(".pkr.hcl") && p.is_file() {
-                found.push(p);
-            }
-        }
+        let found = files_ending(path, &[".pkr.hcl"])?;
         if found.is_empty() {
             return Err(Error::NoTemplates {
                 path: path.to_owned(),
             });
         }
-        found.sort();
         found
     } else {
         vec![path.to_owned()]
