@@ -57,14 +57,32 @@ pub enum CacheAction {
     },
 }
 
+/// Where template variables get their values, besides defaults and `PKR_VAR_*`.
 #[derive(Debug, clap::Args)]
-pub struct BuildArgs {
+pub struct VarArgs {
     /// Set a template variable (repeatable): `-var name=value`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
     #[arg(long = "var-file", value_name = "PATH")]
     pub var_files: Vec<PathBuf>,
+}
+
+impl VarArgs {
+    /// The inputs of template loading, with this process's `PKR_VAR_*` variables.
+    pub fn inputs(self) -> crate::template::Inputs {
+        crate::template::Inputs::with_env(self.vars, self.var_files)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Print `timestamp,target,type,data…` lines instead of text, as Packer's
+    /// `-machine-readable` (no progress bars).
+    #[arg(long)]
+    pub machine_readable: bool,
     /// Delete an existing output directory instead of refusing to build.
     #[arg(long)]
     pub force: bool,
@@ -78,12 +96,8 @@ pub struct BuildArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Set a template variable (repeatable): `-var name=value`.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<(String, String)>,
-    /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
-    #[arg(long = "var-file", value_name = "PATH")]
-    pub var_files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
     /// Only check that the files parse.
     #[arg(long)]
     pub syntax_only: bool,
@@ -93,12 +107,8 @@ pub struct ValidateArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// Set a template variable (repeatable): `-var name=value`.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<(String, String)>,
-    /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
-    #[arg(long = "var-file", value_name = "PATH")]
-    pub var_files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
     /// Print `timestamp,target,type,data…` lines, as Packer's `-machine-readable`.
     #[arg(long)]
     pub machine_readable: bool,
@@ -186,7 +196,10 @@ mod tests {
         let Command::Build(b) = cli.command else {
             panic!("not build")
         };
-        assert_eq!(b.vars, [("a".into(), "1".into()), ("b".into(), "2".into())]);
+        assert_eq!(
+            b.vars.vars,
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
         assert!(b.force);
         assert_eq!(b.on_error, OnErrorArg::Abort);
         assert_eq!(b.template, PathBuf::from("t.pkr.hcl"));

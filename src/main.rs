@@ -23,7 +23,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    let ui = Ui::terminal();
+    let ui = match &cli.command {
+        Command::Build(args) if args.machine_readable => Ui::machine_readable(),
+        _ => Ui::terminal(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            ui.machine("error-count", &["1"]);
             print_error(&ui, e.as_ref());
             ExitCode::from(1)
         }
@@ -65,7 +69,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
         }
         Command::Cache { action } => run_cache(action, ui).await,
         Command::Validate(args) => {
-            let inputs = kiln::template::Inputs::with_env(args.vars, args.var_files);
+            let inputs = args.vars.inputs();
             if args.syntax_only {
                 kiln::template::check_syntax(&args.template, &inputs)?;
                 ui.raw(false, "Syntax-only check passed. Everything looks okay.");
@@ -81,7 +85,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             Ok(())
         }
         Command::Inspect(args) => {
-            let inputs = kiln::template::Inputs::with_env(args.vars, args.var_files);
+            let inputs = args.vars.inputs();
             let template = kiln::template::load(&args.template, &inputs)?;
             kiln::ui::add_secrets(&template.secrets);
             let text = if args.machine_readable {
@@ -96,7 +100,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             let cancel = CancellationToken::new();
             spawn_signal_handler(cancel.clone(), ui.clone());
             let opts = kiln::build::Options {
-                inputs: kiln::template::Inputs::with_env(args.vars, args.var_files),
+                inputs: args.vars.inputs(),
                 force: args.force,
                 on_error: args.on_error.into(),
                 cache_dir: kiln::download::default_cache_dir(),
@@ -111,17 +115,30 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                     started.elapsed().as_secs_f64()
                 ),
             );
-            for o in outputs {
+            for (i, o) in outputs.iter().enumerate() {
+                let bui = ui.with_prefix(o.name.clone());
+                let mut files: Vec<String> = Vec::new();
                 if let Some(disk) = o.disk.as_ref().filter(|d| d.exists()) {
                     ui.raw(false, format!("--> {}: disk `{}`", o.name, disk.display()));
+                    files.push(disk.display().to_string());
                 }
                 for (kind, path) in &o.artifacts {
                     ui.raw(
                         false,
                         format!("--> {}: {kind} `{}`", o.name, path.display()),
                     );
+                    files.push(path.display().to_string());
                 }
                 ui.raw(false, format!("    {}: phases: {}", o.name, o.timings));
+                let i = i.to_string();
+                bui.machine("artifact-count", &["1"]);
+                bui.machine("artifact", &[&i, "builder-id", "kiln.qemu"]);
+                bui.machine("artifact", &[&i, "id", &o.name]);
+                bui.machine("artifact", &[&i, "files-count", &files.len().to_string()]);
+                for (j, f) in files.iter().enumerate() {
+                    bui.machine("artifact", &[&i, "file", &j.to_string(), f]);
+                }
+                bui.machine("artifact", &[&i, "end"]);
             }
             Ok(())
         }

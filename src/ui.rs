@@ -79,6 +79,8 @@ enum Sink {
     Terminal,
     /// Every line, in order, for tests.
     Memory(Arc<Mutex<Vec<String>>>),
+    /// `-machine-readable`: `timestamp,target,ui,KIND,message` lines on stdout, no progress.
+    Machine,
 }
 
 /// Prints user-facing messages, prefixed with the build's name once one is set.
@@ -115,6 +117,19 @@ impl Ui {
         )
     }
 
+    /// A UI that writes Packer's `-machine-readable` lines to stdout.
+    pub fn machine_readable() -> Self {
+        Self {
+            sink: Sink::Machine,
+            prefix: None,
+        }
+    }
+
+    /// Whether this UI writes `-machine-readable` lines.
+    pub fn is_machine_readable(&self) -> bool {
+        matches!(self.sink, Sink::Machine)
+    }
+
     /// The same sink, with every line prefixed by `prefix` (e.g. `qemu.testos`).
     pub fn with_prefix(&self, prefix: impl Into<String>) -> Self {
         Self {
@@ -125,28 +140,41 @@ impl Ui {
 
     /// A step-level message: `==> qemu.NAME: msg`.
     pub fn say(&self, msg: impl AsRef<str>) {
-        self.write(false, &self.line("==> ", msg.as_ref()));
+        self.emit("say", false, "==> ", msg.as_ref());
     }
 
     /// A detail line: `    qemu.NAME: msg`.
     pub fn message(&self, msg: impl AsRef<str>) {
-        self.write(false, &self.line("    ", msg.as_ref()));
+        self.emit("message", false, "    ", msg.as_ref());
     }
 
     /// A warning, on stderr: `==> qemu.NAME: warning: msg`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        self.write(
-            true,
-            &self.line("==> ", &format!("warning: {}", msg.as_ref())),
-        );
+        self.emit("say", true, "==> ", &format!("warning: {}", msg.as_ref()));
     }
 
     /// A non-fatal error, on stderr.
     pub fn error(&self, msg: impl AsRef<str>) {
-        self.write(
-            true,
-            &self.line("==> ", &format!("error: {}", msg.as_ref())),
-        );
+        self.emit("error", true, "==> ", &format!("error: {}", msg.as_ref()));
+    }
+
+    /// One machine-readable line (`timestamp,target,kind,data…`) in machine-readable mode;
+    /// nothing otherwise.
+    pub fn machine(&self, kind: &str, data: &[&str]) {
+        if self.is_machine_readable() {
+            let target = self.prefix.as_deref().unwrap_or("");
+            let masked: Vec<String> = data.iter().map(|d| mask(d).into_owned()).collect();
+            let fields: Vec<&str> = masked.iter().map(String::as_str).collect();
+            self.write(false, &machine_line(unix_now(), target, kind, &fields));
+        }
+    }
+
+    fn emit(&self, kind: &str, to_stderr: bool, lead: &str, msg: &str) {
+        if self.is_machine_readable() {
+            self.machine("ui", &[kind, msg]);
+        } else {
+            self.write(to_stderr, &self.line(lead, msg));
+        }
     }
 
     /// Starts a progress report for a transfer of `total` bytes (when known), labelled `label`:
@@ -170,6 +198,7 @@ impl Ui {
                 bar.set_message(self.line("    ", &label));
                 Display::Bar(bar)
             }
+            Sink::Machine => Display::Silent,
             _ => Display::Lines {
                 last: Instant::now(),
             },
@@ -184,9 +213,17 @@ impl Ui {
         }
     }
 
-    /// Plain text with no prefix (e.g. `kiln version`, an error chain printed by `main`).
+    /// Plain text with no prefix (e.g. `kiln version`, an error chain printed by `main`); a
+    /// `ui,say` (or `ui,error` for stderr) line in machine-readable mode.
     pub fn raw(&self, to_stderr: bool, text: impl AsRef<str>) {
-        self.write(to_stderr, text.as_ref());
+        if self.is_machine_readable() {
+            self.machine(
+                "ui",
+                &[if to_stderr { "error" } else { "say" }, text.as_ref()],
+            );
+        } else {
+            self.write(to_stderr, text.as_ref());
+        }
     }
 
     fn line(&self, lead: &str, msg: &str) -> String {
@@ -214,8 +251,19 @@ impl Ui {
                     l.extend(text.lines().map(str::to_owned));
                 }
             }
+            Sink::Machine => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// How a [`Progress`] shows itself.
@@ -225,6 +273,8 @@ enum Display {
     Lines {
         last: Instant,
     },
+    /// Nothing while it runs (machine-readable output).
+    Silent,
 }
 
 /// A running progress report, made by [`Ui::progress`]; [`Progress::finish`] ends it.
@@ -251,6 +301,7 @@ impl Progress {
                     self.ui.message(line);
                 }
             }
+            Display::Silent => {}
         }
     }
 

@@ -140,7 +140,7 @@ fn unknown_checksum_type_is_reported() {
     assert!(stderr.contains("unknown checksum type `crc32`"), "{stderr}");
 }
 
-/// Issue 5: a malformed boot command fails `kiln validate` with the entry and byte it is at,
+/// Issue 5: a malformed boot command fails `kiln validate` at the line and column it is at,
 /// before any VM starts; so do `boot_steps` next to `boot_command`.
 #[test]
 fn validate_reports_boot_command_errors_with_position() {
@@ -165,11 +165,11 @@ build {
     assert!(!out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("Invalid wait `1m-30s`") && stderr.contains("element 2, byte 1"),
+        stderr.contains("boot.pkr.hcl:5:39: Invalid wait `1m-30s`"),
         "no wait position in\n{stderr}"
     );
     assert!(
-        stderr.contains("{{ .Nmae }}") && stderr.contains("element 1, byte 1"),
+        stderr.contains("boot.pkr.hcl:6:22: Unknown template variable `{{ .Nmae }}`"),
         "no variable position in\n{stderr}"
     );
     assert!(
@@ -266,4 +266,45 @@ fn var_files_env_syntax_only_and_inspect() {
         "{}",
         describe(&out)
     );
+}
+
+/// Issue 3: `build -machine-readable` prints only `timestamp,target,type,data…` lines, with
+/// commas in data escaped as Packer does, and the artifact list in Packer's shape.
+#[test]
+fn build_machine_readable_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("t.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        "source \"null\" \"local\" {\n  communicator = \"none\"\n}\nbuild {\n  sources = [\"source.null.local\"]\n  provisioner \"shell-local\" {\n    inline = [\"echo one, two\"]\n  }\n  post-processor \"manifest\" {\n    output = \"manifest.json\"\n  }\n}\n",
+    )
+    .unwrap();
+    let out = kiln()
+        .args(["build", "-machine-readable"])
+        .arg(&tpl)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert!(
+            fields.len() >= 3 && fields[0].parse::<u64>().is_ok(),
+            "not a machine-readable line: {line:?}\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains(",null.local,ui,message,") && stdout.contains("one%!(PACKER_COMMA) two"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(",null.local,artifact-count,1\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(",null.local,artifact,0,file,0,"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(",null.local,artifact,0,end\n"), "{stdout}");
 }

@@ -28,18 +28,18 @@ pub use vnc::VncKeyDriver;
 pub enum Error {
     /// A `{{ … }}` names a variable or expression kiln does not provide.
     #[error(
-        "Unknown template variable `{expr}` at byte {offset} of the boot command \
-         (known: `{{{{ .HTTPIP }}}}`, `{{{{ .HTTPPort }}}}`, `{{{{ .Name }}}}`)"
+        "Unknown template variable `{expr}` (known: `{{{{ .HTTPIP }}}}`, `{{{{ .HTTPPort }}}}`, \
+         `{{{{ .Name }}}}`, `{{{{ .SSHPublicKey }}}}`)"
     )]
     UnknownVariable { expr: String, offset: usize },
     /// A `{{` has no closing `}}`.
-    #[error("Unclosed `{{{{` at byte {offset} of the boot command")]
+    #[error("Unclosed `{{{{`")]
     UnclosedVariable { offset: usize },
     /// A character has no key on the US keyboard layout.
-    #[error("Character {ch:?} at byte {offset} cannot be typed with the US keymap")]
+    #[error("Character {ch:?} cannot be typed with the US keymap")]
     Untypable { ch: char, offset: usize },
     /// A `<wait…>` has a duration that is malformed or not positive.
-    #[error("Invalid wait `{text}` at byte {offset} of the boot command: {reason}")]
+    #[error("Invalid wait `{text}`: {reason}")]
     Wait {
         text: String,
         offset: usize,

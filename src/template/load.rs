@@ -79,8 +79,18 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
     if stage == Stage::Syntax {
         return Ok(Template::empty(path));
     }
-    let (template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
+    let (mut template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
     if diags.is_empty() {
+        for json in json_templates(path) {
+            template.warnings.push(Diagnostic::new(
+                Location {
+                    file: json,
+                    line: 0,
+                    col: 0,
+                },
+                "kiln does not read `*.pkr.json` templates yet: this file was skipped",
+            ));
+        }
         return Ok(template);
     }
     diags.sort_by(|a, b| {
@@ -112,23 +122,34 @@ fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
     })
 }
 
+/// The `*.pkr.json` files of a template directory (Packer's JSON syntax, not read by kiln).
+fn json_templates(path: &Path) -> Vec<PathBuf> {
+    if !path.is_dir() {
+        return Vec::new();
+    }
+    files_ending(path, &[".pkr.json"]).unwrap_or_default()
+}
+
 /// The `*.auto.pkrvars.hcl` / `*.auto.pkrvars.json` files of a template directory, in name
 /// order (none for a single template file, as in Packer).
 fn auto_var_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
     if !path.is_dir() {
         return Ok(Vec::new());
     }
+    files_ending(path, &[".auto.pkrvars.hcl", ".auto.pkrvars.json"])
+}
+
+/// The files of directory `dir` whose names end with one of `suffixes`, in name order.
+fn files_ending(dir: &Path, suffixes: &[&str]) -> Result<Vec<PathBuf>, Error> {
     let list_err = |source| Error::ListDir {
-        path: path.to_owned(),
+        path: dir.to_owned(),
         source,
     };
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(list_err)? {
+    for entry in std::fs::read_dir(dir).map_err(list_err)? {
         let p = entry.map_err(list_err)?.path();
         let name = p.to_string_lossy();
-        if (name.ends_with(".auto.pkrvars.hcl") || name.ends_with(".auto.pkrvars.json"))
-            && p.is_file()
-        {
+        if suffixes.iter().any(|s| name.ends_with(s)) && p.is_file() {
             found.push(p);
         }
     }
@@ -143,23 +164,12 @@ fn read_files(path: &Path) -> Result<Vec<SourceFile>, Error> {
         source,
     })?;
     let paths = if meta.is_dir() {
-        let list_err = |source| Error::ListDir {
-            path: path.to_owned(),
-            source,
-        };
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(list_err)? {
-            let p = entry.map_err(list_err)?.path();
-            if p.to_string_lossy().ends_with(".pkr.hcl") && p.is_file() {
-                found.push(p);
-            }
-        }
+        let found = files_ending(path, &[".pkr.hcl"])?;
         if found.is_empty() {
             return Err(Error::NoTemplates {
                 path: path.to_owned(),
             });
         }
-        found.sort();
         found
     } else {
         vec![path.to_owned()]

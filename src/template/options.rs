@@ -100,6 +100,42 @@ impl<'a> Options<'a> {
             .map_or_else(|| self.block_at.clone(), |a| self.file.at(a.value.span()))
     }
 
+    /// Where byte `offset` of the string element `index` of list option `name` (or of element
+    /// `index` of element `row`, for a list of lists) is written. Exact when the element is a
+    /// plain string literal; its start, or the option's, otherwise.
+    pub fn element_at(&self, name: &str, path: &[usize], offset: usize) -> Location {
+        use hcl::edit::expr::Expression;
+        let Some(attr) = self
+            .attrs
+            .get(name)
+            .filter(|_| !self.overrides.contains_key(name))
+        else {
+            return self.at(name);
+        };
+        let mut expr = &attr.value;
+        for &i in path {
+            match expr {
+                Expression::Array(items) => match items.iter().nth(i) {
+                    Some(item) => expr = item,
+                    None => return self.at(name),
+                },
+                _ => return self.at(name),
+            }
+        }
+        let Some(span) = expr.span() else {
+            return self.at(name);
+        };
+        if let Expression::String(value) = expr {
+            // Offsets map one to one onto the source only while no escape came before.
+            let text_start = span.start + 1;
+            let written = self.file.text.get(text_start..text_start + offset);
+            if written.is_some() && written == value.value().get(..offset) {
+                return self.file.location(text_start + offset);
+            }
+        }
+        self.file.location(span.start)
+    }
+
     /// Records a problem with the value of `name`.
     pub fn error(&self, name: &str, message: impl Into<String>, diags: &mut Vec<Diagnostic>) {
         diags.push(Diagnostic::new(self.at(name), message));

@@ -95,6 +95,7 @@ pub(crate) fn source(
     let reported = d.len();
     let one = o.string("iso_url", d);
     let many = o.string_list("iso_urls", d);
+    let many_empty = many.as_ref().is_some_and(Vec::is_empty);
     for (option, list) in [("iso_url", one.map(|u| vec![u])), ("iso_urls", many)] {
         for url in list.unwrap_or_default() {
             match iso_url(&url, template_dir) {
@@ -111,7 +112,8 @@ pub(crate) fn source(
         );
     } else if !o.has("iso_url") && !o.has("iso_urls") {
         o.missing("iso_url", " (or `iso_urls`)", d);
-    } else if urls.is_empty() && d.len() == reported {
+    } else if many_empty && d.len() == reported {
+        // (An `iso_url` whose value failed was reported where it failed.)
         o.error("iso_urls", "`iso_urls` is empty", d);
     }
     let iso_checksum = match o.string("iso_checksum", d) {
@@ -366,7 +368,7 @@ pub(crate) fn source(
         }
     }
     if let Some(cmd) = o.string_list("boot_command", d) {
-        check_boot_command(o, "boot_command", &cmd, &c.vm_name, d);
+        check_boot_command(o, "boot_command", 0, &cmd, &c.vm_name, d);
         c.boot_command = cmd;
     }
     if let Some(steps) = boot_steps(o, &c.vm_name, d) {
@@ -490,6 +492,7 @@ fn cd(o: &Options<'_>, template_dir: &Path, c: &mut Config, d: &mut Vec<Diagnost
 fn check_boot_command(
     o: &Options<'_>,
     name: &str,
+    row: usize,
     entries: &[String],
     vm_name: &str,
     d: &mut Vec<Diagnostic>,
@@ -502,22 +505,25 @@ fn check_boot_command(
     };
     let joined = entries.concat();
     if let Err(e) = bootcmd::compile(&joined, &vars) {
-        let mut message = e.to_string();
-        if let Some(offset) = e.offset() {
-            let mut start = 0;
-            for (i, entry) in entries.iter().enumerate() {
-                if offset < start + entry.len() || i + 1 == entries.len() {
-                    message = format!(
-                        "{message} (`{name}` element {}, byte {})",
-                        i + 1,
-                        offset - start
-                    );
-                    break;
-                }
-                start += entry.len();
+        let message = e.to_string();
+        let Some(offset) = e.offset() else {
+            o.error(name, message, d);
+            return;
+        };
+        let mut start = 0;
+        for (i, entry) in entries.iter().enumerate() {
+            if offset < start + entry.len() || i + 1 == entries.len() {
+                let path = if name == "boot_steps" {
+                    vec![row, 0]
+                } else {
+                    vec![i]
+                };
+                let at = o.element_at(name, &path, offset - start);
+                d.push(Diagnostic::new(at, format!("{message} in `{name}`")));
+                return;
             }
+            start += entry.len();
         }
-        o.error(name, message, d);
     }
 }
 
@@ -536,7 +542,7 @@ fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option
         return bad(d);
     };
     let mut steps = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for (i, row) in rows.iter().enumerate() {
         let hcl::Value::Array(parts) = row else {
             return bad(d);
         };
@@ -550,7 +556,7 @@ fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option
         let Some(strings) = strings.filter(|s| (1..=2).contains(&s.len())) else {
             return bad(d);
         };
-        check_boot_command(o, "boot_steps", &strings[..1], vm_name, d);
+        check_boot_command(o, "boot_steps", i, &strings[..1], vm_name, d);
         steps.push(BootStep {
             command: strings[0].clone(),
             description: strings.get(1).cloned().unwrap_or_default(),
