@@ -1,5 +1,5 @@
 # Variables shared by every boot-config, in the Bento manner: each OS directory links this file
-# (`variables.pkr.hcl -> ../_common/variables.pkr.hcl`) next to its own `<os>.pkr.hcl`, and each
+# (`variables.pkr.hcl -> ../_common/variables.pkr.hcl`) and build.pkr.hcl, and each
 # `<os>-<version>-<arch>[-uefi].pkrvars.hcl` file sets the values of one release:
 #
 #   kiln build -var-file boot-configs/debian/debian-12-x86_64.pkrvars.hcl boot-configs/debian
@@ -130,7 +130,7 @@ variable "vagrant_key_url" {
 }
 
 locals {
-  build_name = "${var.os_name}-${var.os_version}-${var.os_arch}${var.efi_boot ? "-uefi" : ""}"
+  build_name       = "${var.os_name}-${var.os_version}-${var.os_arch}${var.efi_boot ? "-uefi" : ""}"
   # The disk's file name in the output directory, and `{{ .Name }}` in boot commands (Packer's
   # meaning): Debian's boot command uses it as the host name, so no `_` or `.` in it there.
   vm_name          = "${var.os_name}-${var.os_version}"
