@@ -87,7 +87,8 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
         Command::Inspect(args) => {
             let inputs = args.vars.inputs();
             let template = kiln::template::load(&args.template, &inputs)?;
-            kiln::ui::add_secrets(&template.secrets);
+            // Values are masked by `inspect` itself: masking the whole text would also hide
+            // a block type that happens to equal a secret.
             let text = if args.machine_readable {
                 kiln::template::inspect::machine_readable(&template, unix_now())
             } else {

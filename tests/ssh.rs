@@ -808,11 +808,15 @@ async fn null_builder_runs_the_provisioner_list() {
 variable "port" {{
   type = number
 }}
+variable "password" {{
+  type      = string
+  sensitive = true
+}}
 source "null" "local" {{
   ssh_host     = "127.0.0.1"
   ssh_port     = var.port
   ssh_username = "{USER}"
-  ssh_password = "{PASSWORD}"
+  ssh_password = var.password
   ssh_timeout  = "20s"
 }}
 build {{
@@ -858,6 +862,7 @@ build {{
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("build")
         .arg(format!("-var=port={}", sshd.port))
+        .env("PKR_VAR_password", PASSWORD)
         .arg(&template)
         .current_dir(work.path())
         .output()
@@ -884,7 +889,8 @@ build {{
         "{text}"
     );
     assert!(!dir.join("never").exists(), "`except` skipped it");
-    // Issue 3: `build.*` and `source.*` reach provisioners; the password never reaches output.
+    // Issue 3: `build.*` and `source.*` reach provisioners; the password (a sensitive
+    // variable, given through `PKR_VAR_`) never reaches output.
     assert_eq!(
         std::fs::read_to_string(dir.join("build-vars")).expect(&text),
         format!("{USER}@127.0.0.1:{} null.local ssh {PASSWORD}\n", sshd.port)

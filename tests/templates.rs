@@ -96,7 +96,6 @@ fn a_sensitive_value_never_reaches_a_message() {
 /// The realistic templates, each with the var files it is used with.
 fn ok_templates() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
-        ("testos.pkr.hcl", vec![]),
         ("bento-debian.pkr.hcl", vec![]),
         ("bento", vec!["bento/debian-12.pkrvars.hcl"]),
         ("bento", vec!["bento/ubuntu-24.04.pkrvars.hcl"]),

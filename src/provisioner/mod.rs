@@ -98,8 +98,10 @@ pub struct DataSources<'a> {
     pub run_uuid: &'a str,
 }
 
-/// The values of Packer's `build.*` variables. The password and private key are registered
-/// as secrets, so that output never shows them.
+/// The values of Packer's `build.*` variables. The temporary private key is registered as a
+/// secret, so that output never shows it; the password is masked when the template marks
+/// its variable `sensitive` (as Packer does: a plain `ssh_password = "vagrant"` would
+/// otherwise hide every "vagrant" in the output).
 pub fn build_data(from: &DataSources) -> Vec<(String, String)> {
     let (builder_type, source_name) = from.source.split_once('.').unwrap_or(("", from.source));
     let mut data = vec![
@@ -134,7 +136,7 @@ pub fn build_data(from: &DataSources) -> Vec<(String, String)> {
     }
     let secrets: Vec<String> = data
         .iter()
-        .filter(|(k, v)| matches!(*k, "Password" | "SSHPrivateKey") && !v.is_empty())
+        .filter(|(k, v)| *k == "SSHPrivateKey" && !v.is_empty())
         .map(|(_, v)| v.clone())
         .collect();
     crate::ui::add_secrets(&secrets);

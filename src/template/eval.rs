@@ -7,20 +7,23 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
+use std::path::PathBuf;
 
 use hcl::Value;
 use hcl::edit::Span;
 use hcl::edit::expr::{Expression, ForExpr, FuncCall, TraversalOperator};
 use hcl::edit::template::ForTemplateExpr;
 use hcl::edit::visit::{self, Visit};
-use hcl::eval::{Context, ErrorKind, Evaluate};
+use hcl::eval::{Context, ErrorKind};
 
 use super::Diagnostic;
 use super::diag::{SourceFile, did_you_mean, suggest};
+use super::functions::{self, Availability};
 
-/// Functions Packer's HCL2 offers; kiln offers none of them yet, but names them correctly.
+/// Functions Packer's HCL2 offers (kiln's are in `functions.rs`); the others are named
+/// correctly in errors.
 #[rustfmt::skip]
-const PACKER_FUNCTIONS: &[&str] = &[
+pub(super) const PACKER_FUNCTIONS: &[&str] = &[
     "abs", "abspath", "alltrue", "anytrue", "aws_secretsmanager", "aws_secretsmanager_raw",
     "basename", "base64decode", "base64encode", "base64gzip", "bcrypt", "can", "ceil", "chomp",
     "chunklist", "cidrhost", "cidrnetmask", "cidrsubnet", "cidrsubnets", "coalesce",
@@ -52,16 +55,21 @@ pub(crate) struct Scope {
     poisoned: HashSet<String>,
     /// Objects such as `build` and `source` inside a build: root name → attribute names.
     objects: std::collections::BTreeMap<String, BTreeSet<String>>,
+    /// `path.root`: file functions resolve relative paths against it.
+    root: Option<PathBuf>,
 }
 
 impl Scope {
     /// A scope where expressions may not refer to anything (variable defaults).
     pub fn constants() -> Self {
+        let mut ctx = Context::new();
+        functions::declare_env(&mut ctx);
         Self {
-            ctx: Context::new(),
+            ctx,
             names: None,
             poisoned: HashSet::new(),
             objects: Default::default(),
+            root: None,
         }
     }
 
@@ -72,12 +80,15 @@ impl Scope {
         path: hcl::Map<String, Value>,
     ) -> Self {
         let mut ctx = Context::new();
+        functions::declare(&mut ctx);
+        let root = path.get("root").and_then(Value::as_str).map(PathBuf::from);
         ctx.declare_var("path", Value::Object(path));
         Self {
             ctx,
             names: Some((vars, locals)),
             poisoned: HashSet::new(),
             objects: Default::default(),
+            root,
         }
     }
 
@@ -120,11 +131,14 @@ impl Scope {
         if !ok {
             return None;
         }
-        let owned: hcl::Expression = expr.clone().into();
-        match owned.evaluate(&self.ctx) {
+        match functions::evaluate(expr, &self.ctx, self.root.as_deref()) {
             Ok(v) => Some(v),
-            Err(e) => {
+            Err(functions::Failure::Eval(e)) => {
                 diags.push(Diagnostic::new(file.at(expr.span()), describe(e.kind())));
+                None
+            }
+            Err(functions::Failure::At(span, message)) => {
+                diags.push(Diagnostic::new(file.at(span.or(expr.span())), message));
                 None
             }
         }
@@ -136,6 +150,13 @@ impl Scope {
         let at = file.at(r.span.clone());
         let (root, attr) = match &r.kind {
             RefKind::Func(name) => {
+                match functions::availability(name, self.names.is_none()) {
+                    Availability::Yes => return None,
+                    Availability::NotHere(message, hint) => {
+                        return Some(Some(Diagnostic::new(at, message).with_hint(hint)));
+                    }
+                    Availability::Unknown => {}
+                }
                 let d = if PACKER_FUNCTIONS.contains(&name.as_str()) {
                     Diagnostic::new(
                         at,
@@ -143,7 +164,8 @@ impl Scope {
                     )
                 } else {
                     let d = Diagnostic::new(at, format!("unknown function `{name}`"));
-                    match did_you_mean(name, PACKER_FUNCTIONS.iter().copied()) {
+                    let all = PACKER_FUNCTIONS.iter().chain(functions::KILN_ONLY);
+                    match did_you_mean(name, all.copied()) {
                         Some(h) => d.with_hint(h),
                         None => d,
                     }
@@ -239,7 +261,7 @@ fn show(root: &str, attr: Option<&str>) -> String {
 }
 
 /// An evaluation error in words, without the values involved (they may be sensitive).
-fn describe(kind: &ErrorKind) -> String {
+pub(super) fn describe(kind: &ErrorKind) -> String {
     match kind {
         ErrorKind::UndefinedVar(name) => format!("undefined name `{name}`"),
         ErrorKind::UndefinedFunc(name) => format!("unknown function `{name}`"),

@@ -1,6 +1,8 @@
 //! `kiln inspect`: a loaded template as text, in Packer's layout (input variables, sources,
 //! builds with their provisioners and post-processor chains), or as `-machine-readable`
-//! lines. Sensitive values are shown as `<sensitive>`.
+//! lines. Sensitive values are shown as `<sensitive>`, also inside other variables' values;
+//! names of types and blocks are never masked (a password `vagrant` must not hide the
+//! `vagrant` post-processor).
 
 use std::fmt::Write as _;
 
@@ -9,12 +11,17 @@ use hcl::Value;
 use super::{Template, Variable};
 use crate::ui::machine_line;
 
+/// `text` with the values of sensitive variables masked.
+fn mask_value(text: &str, secrets: &[String]) -> String {
+    super::load::mask(text, secrets)
+}
+
 /// A variable's value as HCL text, or `<sensitive>`, or `<unknown>` when it has none.
-fn shown(v: &Variable) -> String {
+fn shown(v: &Variable, secrets: &[String]) -> String {
     match &v.value {
         _ if v.sensitive => "<sensitive>".to_owned(),
         None => "<unknown>".to_owned(),
-        Some(value) => value_text(value),
+        Some(value) => mask_value(&value_text(value), secrets),
     }
 }
 
@@ -38,7 +45,7 @@ fn build_title(name: Option<&str>, i: usize) -> String {
 pub fn human(t: &Template) -> String {
     let mut out = String::from("kiln inspect\n\n> input-variables:\n\n");
     for v in &t.variables {
-        let _ = writeln!(out, "var.{}: {}", v.name, shown(v));
+        let _ = writeln!(out, "var.{}: {}", v.name, shown(v, &t.secrets));
     }
     out.push_str("\n> sources:\n\n");
     for s in &t.sources {
@@ -77,7 +84,7 @@ pub fn human(t: &Template) -> String {
             }
         }
     }
-    t.mask(&out)
+    out
 }
 
 /// The `-machine-readable` form: one line per variable, source, provisioner and
@@ -85,7 +92,7 @@ pub fn human(t: &Template) -> String {
 pub fn machine_readable(t: &Template, timestamp: u64) -> String {
     let mut lines = Vec::new();
     for v in &t.variables {
-        let value = shown(v);
+        let value = shown(v, &t.secrets);
         let sensitive = if v.sensitive { "1" } else { "0" };
         lines.push(machine_line(
             timestamp,
@@ -137,5 +144,5 @@ pub fn machine_readable(t: &Template, timestamp: u64) -> String {
     }
     let mut out = lines.join("\n");
     out.push('\n');
-    t.mask(&out)
+    out
 }

@@ -14,6 +14,7 @@ mod build;
 mod diag;
 pub(crate) use diag::suggest as closest;
 mod eval;
+mod functions;
 pub mod inspect;
 mod load;
 mod options;

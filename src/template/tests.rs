@@ -276,9 +276,9 @@ fn option_rules() {
 
 #[test]
 fn unknown_function_is_a_diagnostic() {
-    let e = errors(&MINIMAL.replace("\"root\"", "upper(\"root\")"));
+    let e = errors(&MINIMAL.replace("\"root\"", "vault(\"/kv/x\", \"user\")"));
     assert!(
-        e.contains("t.pkr.hcl:5:18: function `upper` is not supported by kiln yet"),
+        e.contains("t.pkr.hcl:5:18: function `vault` is not supported by kiln yet"),
         "{e}"
     );
     let e = errors(&MINIMAL.replace("\"root\"", "frobnicate(1)"));
