@@ -3,7 +3,7 @@
 # what differs between releases: the ISO, the firmware, and the boot command, which points the
 # installer at its answer file in http/<os>/. The install itself is the distribution's own
 # installer answering from that file; then the shared scripts in scripts/guest/ prepare the
-# Vagrant box (insecure key, sudoers, qemu-guest-agent, cleanup, minimize).
+# Vagrant box (sudoers, insecure key, qemu-guest-agent, networking, cleanup, minimize).
 #
 #   kiln build -var-file boot-configs/debian/debian-12-x86_64.pkrvars.hcl boot-configs/debian
 #
@@ -51,6 +51,7 @@ build {
       "${local.scripts}/sudoers.sh",
       "${local.scripts}/vagrant.sh",
       "${local.scripts}/qemu-guest-agent.sh",
+      "${local.scripts}/networking.sh",
       "${local.scripts}/cleanup.sh",
       "${local.scripts}/minimize.sh",
     ]
