@@ -23,6 +23,7 @@ pub mod cd;
 pub mod cli;
 pub mod communicator;
 pub mod download;
+pub mod fmt;
 pub mod hint;
 pub mod http_server;
 pub mod postprocessor;
