@@ -137,6 +137,7 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("sha1", sha1, 1, Some(1)),
     ("sha256", sha256, 1, Some(1)),
     ("sha512", sha512, 1, Some(1)),
+    ("bcrypt", bcrypt, 1, Some(2)),
 ];
 
 /// Names evaluated by [`evaluate`] itself rather than declared in the context.
@@ -1958,6 +1959,60 @@ fn sha256(args: FuncArgs) -> Result<Value, String> {
 
 fn sha512(args: FuncArgs) -> Result<Value, String> {
     Ok(hex(&sha2::Sha512::digest(str_arg(&args, 0)?)))
+}
+
+/// `bcrypt(password, cost = 10)`: a `$2a$` hash with a random salt, as Go's `bcrypt`.
+fn bcrypt(args: FuncArgs) -> Result<Value, String> {
+    let password = str_arg(&args, 0)?;
+    let cost = match args.len() {
+        1 => 10,
+        _ => int_arg(&args, 1)?,
+    };
+    if !(4..=31).contains(&cost) {
+        return Err("the cost must be between 4 and 31".to_owned());
+    }
+    if password.len() > 72 {
+        return Err("bcrypt cannot hash a password longer than 72 bytes".to_owned());
+    }
+    Ok(s(bcrypt_hash(
+        password.as_bytes(),
+        cost as u32,
+        &rand::random(),
+    )))
+}
+
+fn bcrypt_hash(password: &[u8], cost: u32, salt: &[u8; 16]) -> String {
+    use base64::engine::{GeneralPurpose, general_purpose::NO_PAD};
+    let mut key = password.to_vec();
+    key.push(0);
+    let mut state = blowfish::Blowfish::bc_init_state();
+    state.salted_expand_key(salt, &key);
+    for _ in 0..(1u64 << cost) {
+        state.bc_expand_key(&key);
+        state.bc_expand_key(salt);
+    }
+    // "OrpheanBeholderScryDoubt", encrypted 64 times.
+    let mut text = [
+        0x4f72_7068,
+        0x6561_6e42,
+        0x6568_6f6c,
+        0x6465_7253,
+        0x6372_7944,
+        0x6f75_6274,
+    ];
+    for pair in text.chunks_exact_mut(2) {
+        for _ in 0..64 {
+            let lr = state.bc_encrypt([pair[0], pair[1]]);
+            pair.copy_from_slice(&lr);
+        }
+    }
+    let bytes: Vec<u8> = text.iter().flat_map(|w: &u32| w.to_be_bytes()).collect();
+    let engine = GeneralPurpose::new(&base64::alphabet::BCRYPT, NO_PAD);
+    format!(
+        "$2a${cost:02}${}{}",
+        engine.encode(salt),
+        engine.encode(&bytes[..23])
+    )
 }
 
 #[cfg(test)]

@@ -451,3 +451,30 @@ build { sources = ["source.qemu.m"] }
     );
     assert_eq!(c.ssh.as_ref().map(|s| s.username.as_str()), Some("root"));
 }
+
+#[test]
+fn bcrypt_matches_the_reference_vector() {
+    use base64::engine::{GeneralPurpose, general_purpose::NO_PAD};
+    let engine = GeneralPurpose::new(&base64::alphabet::BCRYPT, NO_PAD);
+    let salt: [u8; 16] = engine
+        .decode("CCCCCCCCCCCCCCCCCCCCC.")
+        .expect("salt decodes")
+        .try_into()
+        .expect("16 bytes");
+    assert_eq!(
+        bcrypt_hash(b"U*U", 5, &salt),
+        "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+    );
+    let h = eval(r#"bcrypt("pw", 4)"#).expect("hashes");
+    let h = h.as_str().expect("string");
+    assert!(h.starts_with("$2a$04$") && h.len() == 60, "{h}");
+    assert_ne!(
+        eval(r#"bcrypt("pw", 4)"#).expect("hashes").as_str(),
+        Some(h),
+        "salted"
+    );
+    assert_eq!(
+        eval(r#"bcrypt("pw", 3)"#),
+        Err("function `bcrypt` failed: the cost must be between 4 and 31".to_owned())
+    );
+}
