@@ -13,6 +13,8 @@
 //! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box` (archives come
 //!    from [`archive`]: deterministic tar, gzip on every core, zstd, zip).
 //!
+//! Beside the build, [`fmt`] lays templates out as `packer fmt` does.
+//!
 //! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
 
 pub mod archive;
