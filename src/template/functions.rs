@@ -49,6 +49,7 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("formatdate", formatdate, 2, Some(2)),
     ("timeadd", timeadd, 2, Some(2)),
     ("uuidv4", uuidv4, 0, Some(0)),
+    ("uuidv5", uuidv5, 2, Some(2)),
     // Files and paths.
     ("file", file, 1, Some(1)),
     ("filebase64", filebase64, 1, Some(1)),
@@ -762,6 +763,45 @@ fn parse_duration(text: &str) -> Result<i64, String> {
 
 fn uuidv4(_: FuncArgs) -> Result<Value, String> {
     Ok(s(crate::postprocessor::manifest::new_run_uuid()))
+}
+
+/// A name-based (version 5, SHA-1) UUID in namespace `dns`, `url`, `oid`, `x500` or a UUID.
+fn uuidv5(args: FuncArgs) -> Result<Value, String> {
+    let ns = str_arg(&args, 0)?;
+    let name = str_arg(&args, 1)?;
+    let ns_text = match ns.as_str() {
+        "dns" => "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        "url" => "6ba7b811-9dad-11d1-80b4-00c04fd430c8",
+        "oid" => "6ba7b812-9dad-11d1-80b4-00c04fd430c8",
+        "x500" => "6ba7b814-9dad-11d1-80b4-00c04fd430c8",
+        other => other,
+    };
+    let hex: String = ns_text.chars().filter(|&c| c != '-').collect();
+    if hex.len() != 32 || ns_text.len() != 36 {
+        return Err("the namespace must be dns, url, oid, x500 or a UUID".to_owned());
+    }
+    let mut ns_bytes = [0u8; 16];
+    for (i, b) in ns_bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| "the namespace must be dns, url, oid, x500 or a UUID".to_owned())?;
+    }
+    let digest = sha1::Sha1::new()
+        .chain_update(ns_bytes)
+        .chain_update(name.as_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(s(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )))
 }
 
 fn env(args: FuncArgs) -> Result<Value, String> {
