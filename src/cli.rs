@@ -26,6 +26,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show a template's variables, sources and builds.
     Inspect(InspectArgs),
+    /// Rewrite `*.pkr.hcl` and `*.pkrvars.hcl` files in canonical layout, as `packer fmt`.
+    Fmt(FmtArgs),
     /// Inspect, check or clear the ISO cache (`KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`).
     Cache {
         #[command(subcommand)]
@@ -116,6 +118,38 @@ pub struct InspectArgs {
     pub template: PathBuf,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct FmtArgs {
+    /// Only check: list the files that are not formatted and exit with 3 if any; write nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Print a unified diff of the changes.
+    #[arg(long)]
+    pub diff: bool,
+    /// `-write=false` prints the formatted text instead of writing the files.
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub write: bool,
+    /// Also format the files in subdirectories.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Files or directories to format; `-` reads standard input and writes standard output.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+impl FmtArgs {
+    /// The options of [`crate::fmt::run`].
+    pub fn options(&self) -> crate::fmt::Options {
+        crate::fmt::Options {
+            check: self.check,
+            diff: self.diff,
+            write: self.write && !self.check,
+            recursive: self.recursive,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnErrorArg {
     Cleanup,
@@ -147,6 +181,10 @@ const SINGLE_DASH_FLAGS: &[&str] = &[
     "help",
     "syntax-only",
     "machine-readable",
+    "check",
+    "diff",
+    "write",
+    "recursive",
 ];
 
 /// Rewrites Packer-style `-var`, `-force`, `-on-error=x` to `--var`, … ; leaves everything else
@@ -238,6 +276,27 @@ mod tests {
         };
         assert_eq!((checksum.as_str(), extension.as_str()), ("none", "iso"));
         assert_eq!(urls, ["a", "b"]);
+    }
+
+    #[test]
+    fn fmt_takes_packer_flags() {
+        let cli = parse(&["kiln", "fmt", "-check", "-diff", "-recursive", "a", "-"]);
+        let Command::Fmt(f) = cli.command else {
+            panic!("not fmt")
+        };
+        assert!(f.check && f.diff && f.recursive && f.write);
+        assert!(!f.options().write, "-check never writes");
+        assert_eq!(f.paths, [PathBuf::from("a"), PathBuf::from("-")]);
+        let cli = parse(&["kiln", "fmt", "-write=false", "t.pkr.hcl"]);
+        let Command::Fmt(f) = cli.command else {
+            panic!("not fmt")
+        };
+        assert!(!f.write && !f.check);
+        let cli = parse(&["kiln", "fmt", "-write", "t.pkr.hcl"]);
+        let Command::Fmt(f) = cli.command else {
+            panic!("not fmt")
+        };
+        assert!(f.write, "a bare -write is true, as in Go's flag package");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!
 //! Packer's legacy `{{ .Name }}` text, filled in while a build runs, is [`render`]ed in one
 //! place.
+//! Beside the build, [`fmt`] lays templates out as `packer fmt` does.
 //!
 //! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
 
@@ -26,6 +27,7 @@ pub mod cd;
 pub mod cli;
 pub mod communicator;
 pub mod download;
+pub mod fmt;
 pub mod hint;
 pub mod http_server;
 pub mod postprocessor;

@@ -46,7 +46,9 @@ fn main() -> ExitCode {
         Err(e) => {
             ui.machine("error-count", &["1"]);
             print_error(&ui, e.as_ref());
-            ExitCode::from(1)
+            // `fmt -check` exits 3 when files need formatting, as Packer.
+            let fmt_code = e.downcast_ref::<kiln::fmt::Error>().map(|e| e.exit_code());
+            ExitCode::from(fmt_code.unwrap_or(1))
         }
     }
 }
@@ -97,6 +99,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             ui.raw(false, text.trim_end());
             Ok(())
         }
+        Command::Fmt(args) => Ok(kiln::fmt::run(&args.paths, &args.options(), ui)?),
         Command::Build(args) => {
             let cancel = CancellationToken::new();
             spawn_signal_handler(cancel.clone(), ui.clone());

@@ -49,6 +49,7 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("formatdate", formatdate, 2, Some(2)),
     ("timeadd", timeadd, 2, Some(2)),
     ("uuidv4", uuidv4, 0, Some(0)),
+    ("uuidv5", uuidv5, 2, Some(2)),
     // Files and paths.
     ("file", file, 1, Some(1)),
     ("filebase64", filebase64, 1, Some(1)),
@@ -137,6 +138,7 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("sha1", sha1, 1, Some(1)),
     ("sha256", sha256, 1, Some(1)),
     ("sha512", sha512, 1, Some(1)),
+    ("bcrypt", bcrypt, 1, Some(2)),
 ];
 
 /// Names evaluated by [`evaluate`] itself rather than declared in the context.
@@ -761,6 +763,45 @@ fn parse_duration(text: &str) -> Result<i64, String> {
 
 fn uuidv4(_: FuncArgs) -> Result<Value, String> {
     Ok(s(crate::postprocessor::manifest::new_run_uuid()))
+}
+
+/// A name-based (version 5, SHA-1) UUID in namespace `dns`, `url`, `oid`, `x500` or a UUID.
+fn uuidv5(args: FuncArgs) -> Result<Value, String> {
+    let ns = str_arg(&args, 0)?;
+    let name = str_arg(&args, 1)?;
+    let ns_text = match ns.as_str() {
+        "dns" => "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        "url" => "6ba7b811-9dad-11d1-80b4-00c04fd430c8",
+        "oid" => "6ba7b812-9dad-11d1-80b4-00c04fd430c8",
+        "x500" => "6ba7b814-9dad-11d1-80b4-00c04fd430c8",
+        other => other,
+    };
+    let hex: String = ns_text.chars().filter(|&c| c != '-').collect();
+    if hex.len() != 32 || ns_text.len() != 36 {
+        return Err("the namespace must be dns, url, oid, x500 or a UUID".to_owned());
+    }
+    let mut ns_bytes = [0u8; 16];
+    for (i, b) in ns_bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| "the namespace must be dns, url, oid, x500 or a UUID".to_owned())?;
+    }
+    let digest = sha1::Sha1::new()
+        .chain_update(ns_bytes)
+        .chain_update(name.as_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(s(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )))
 }
 
 fn env(args: FuncArgs) -> Result<Value, String> {
@@ -1958,6 +1999,60 @@ fn sha256(args: FuncArgs) -> Result<Value, String> {
 
 fn sha512(args: FuncArgs) -> Result<Value, String> {
     Ok(hex(&sha2::Sha512::digest(str_arg(&args, 0)?)))
+}
+
+/// `bcrypt(password, cost = 10)`: a `$2a$` hash with a random salt, as Go's `bcrypt`.
+fn bcrypt(args: FuncArgs) -> Result<Value, String> {
+    let password = str_arg(&args, 0)?;
+    let cost = match args.len() {
+        1 => 10,
+        _ => int_arg(&args, 1)?,
+    };
+    if !(4..=31).contains(&cost) {
+        return Err("the cost must be between 4 and 31".to_owned());
+    }
+    if password.len() > 72 {
+        return Err("bcrypt cannot hash a password longer than 72 bytes".to_owned());
+    }
+    Ok(s(bcrypt_hash(
+        password.as_bytes(),
+        cost as u32,
+        &rand::random(),
+    )))
+}
+
+fn bcrypt_hash(password: &[u8], cost: u32, salt: &[u8; 16]) -> String {
+    use base64::engine::{GeneralPurpose, general_purpose::NO_PAD};
+    let mut key = password.to_vec();
+    key.push(0);
+    let mut state = blowfish::Blowfish::bc_init_state();
+    state.salted_expand_key(salt, &key);
+    for _ in 0..(1u64 << cost) {
+        state.bc_expand_key(&key);
+        state.bc_expand_key(salt);
+    }
+    // "OrpheanBeholderScryDoubt", encrypted 64 times.
+    let mut text = [
+        0x4f72_7068,
+        0x6561_6e42,
+        0x6568_6f6c,
+        0x6465_7253,
+        0x6372_7944,
+        0x6f75_6274,
+    ];
+    for pair in text.chunks_exact_mut(2) {
+        for _ in 0..64 {
+            let lr = state.bc_encrypt([pair[0], pair[1]]);
+            pair.copy_from_slice(&lr);
+        }
+    }
+    let bytes: Vec<u8> = text.iter().flat_map(|w: &u32| w.to_be_bytes()).collect();
+    let engine = GeneralPurpose::new(&base64::alphabet::BCRYPT, NO_PAD);
+    format!(
+        "$2a${cost:02}${}{}",
+        engine.encode(salt),
+        engine.encode(&bytes[..23])
+    )
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! The subset read now: `packer` (ignored), `variable` (string/number/bool), `locals`,
 //! `source "qemu"`, and `build` with `provisioner "shell"`, `post-processor` blocks (vagrant,
 //! checksum, manifest, compress, shell-local) and `post-processors` chains.
-//! Expressions may use `var.*`, `local.*`, `path.root` and `path.cwd`; `{{ .HTTPIP }}`-style
-//! text is left for the build to render.
+//! Expressions may use `var.*`, `local.*`, `path.root`, `path.cwd` and Packer's functions
+//! (`functions.rs`); `{{ .HTTPIP }}`-style text is left for the build to render.
 
 mod build;
 mod diag;

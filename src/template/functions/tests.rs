@@ -184,6 +184,8 @@ fn calls_give_values() {
         (r#"timeadd("2024-02-28T23:00:00Z", "1h30m")"#, r#""2024-02-29T00:30:00Z""#),
         (r#"timeadd("2024-01-01T00:00:00+01:00", "-10s")"#, r#""2023-12-31T23:59:50+01:00""#),
         (r#"length(uuidv4())"#, "36"),
+        (r#"uuidv5("dns", "python.org")"#, r#""886313e1-3b8a-5372-9b90-0c9aee199e5d""#),
+        (r#"uuidv5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org")"#, r#""886313e1-3b8a-5372-9b90-0c9aee199e5d""#),
         (r#"formatdate("YYYY", timestamp()) == formatdate("YYYY", timestamp())"#, "true"),
         // Files, relative to the template directory.
         (r#"file("hello.txt")"#, r#""hi\n""#),
@@ -240,6 +242,7 @@ fn bad_calls_say_why_without_values() {
         (r#"file("bin")"#, "is not UTF-8 text; use `filebase64`"),
         (r#"fileexists("sub")"#, "exists but is not a file"),
         (r#"templatefile("t.tpl", {name = "x"})"#, "in template `t.tpl`: undefined name `pkgs`"),
+        (r#"uuidv5("planet", "x")"#, "the namespace must be dns, url, oid, x500 or a UUID"),
         (r#"element([], 0)"#, "cannot take an element of an empty list"),
         (r#"index(["a"], "b")"#, "the item is not in the list"),
         (r#"slice([1, 2], 1, 3)"#, "the range 1..3 is not within a list of 2 elements"),
@@ -454,4 +457,31 @@ build { sources = ["source.qemu.m"] }
         "templatefile resolves against the template directory, not the working directory"
     );
     assert_eq!(c.ssh.as_ref().map(|s| s.username.as_str()), Some("root"));
+}
+
+#[test]
+fn bcrypt_matches_the_reference_vector() {
+    use base64::engine::{GeneralPurpose, general_purpose::NO_PAD};
+    let engine = GeneralPurpose::new(&base64::alphabet::BCRYPT, NO_PAD);
+    let salt: [u8; 16] = engine
+        .decode("CCCCCCCCCCCCCCCCCCCCC.")
+        .expect("salt decodes")
+        .try_into()
+        .expect("16 bytes");
+    assert_eq!(
+        bcrypt_hash(b"U*U", 5, &salt),
+        "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+    );
+    let h = eval(r#"bcrypt("pw", 4)"#).expect("hashes");
+    let h = h.as_str().expect("string");
+    assert!(h.starts_with("$2a$04$") && h.len() == 60, "{h}");
+    assert_ne!(
+        eval(r#"bcrypt("pw", 4)"#).expect("hashes").as_str(),
+        Some(h),
+        "salted"
+    );
+    assert_eq!(
+        eval(r#"bcrypt("pw", 3)"#),
+        Err("function `bcrypt` failed: the cost must be between 4 and 31".to_owned())
+    );
 }
