@@ -169,3 +169,26 @@ fn a_file_that_does_not_parse_is_named_and_left_alone() {
         "the other files are still formatted"
     );
 }
+
+/// A template linked from several directories (as `boot-configs/*/variables.pkr.hcl` are)
+/// is formatted in place: the link stays a link.
+#[test]
+fn a_symlinked_file_keeps_its_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared.pkr.hcl");
+    std::fs::write(&shared, UNFORMATTED).unwrap();
+    let os = dir.path().join("os");
+    std::fs::create_dir(&os).unwrap();
+    let link = os.join("t.pkr.hcl");
+    std::os::unix::fs::symlink("../shared.pkr.hcl", &link).unwrap();
+    let out = kiln().arg("fmt").arg(&os).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced by a file"
+    );
+    assert_eq!(std::fs::read_to_string(&shared).unwrap(), FORMATTED);
+}

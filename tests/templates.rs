@@ -181,3 +181,26 @@ fn bento_inspect_is_pinned() {
     }
     assert_eq!(got, std::fs::read_to_string(&expected).unwrap());
 }
+
+/// `kiln fmt` round-trips every template and var file of the repository: all are in canonical
+/// layout already (the syntax-error fixture aside, which cannot be parsed).
+#[test]
+fn fixtures_and_boot_configs_are_in_fmt_layout() {
+    let mut argv = vec![
+        "fmt".to_owned(),
+        "-check".to_owned(),
+        "-recursive".to_owned(),
+        format!("{OK}"),
+        "tests/fixtures/e2e".to_owned(),
+        "boot-configs".to_owned(),
+        format!("{BAD}/var-file"),
+    ];
+    for (name, path) in bad_fixtures() {
+        if name != "syntax-error" && path.is_file() {
+            argv.push(format!("{BAD}/{name}.pkr.hcl"));
+        }
+    }
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = run(&argv);
+    assert!(out.status.success(), "{}", describe(&out));
+}

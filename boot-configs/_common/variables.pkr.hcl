@@ -130,7 +130,7 @@ variable "vagrant_key_url" {
 }
 
 locals {
-  build_name       = "${var.os_name}-${var.os_version}-${var.os_arch}${var.efi_boot ? "-uefi" : ""}"
+  build_name = "${var.os_name}-${var.os_version}-${var.os_arch}${var.efi_boot ? "-uefi" : ""}"
   # The disk's file name in the output directory, and `{{ .Name }}` in boot commands (Packer's
   # meaning): Debian's boot command uses it as the host name, so no `_` or `.` in it there.
   vm_name          = "${var.os_name}-${var.os_version}"

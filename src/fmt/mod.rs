@@ -325,12 +325,15 @@ fn unified_diff(old: &str, new: &str, name: &str) -> String {
 }
 
 /// Replaces `path` with `text` through a temporary file in the same directory, keeping the
-/// file's permissions.
+/// file's permissions. A symlink is followed: its target is rewritten and the link stays (one
+/// shared template linked from several directories, as in `boot-configs/`).
 fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
     let write_err = |source| Error::Write {
         path: path.to_path_buf(),
         source,
     };
+    let resolved = std::fs::canonicalize(path).map_err(write_err)?;
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
