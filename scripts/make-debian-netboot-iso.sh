@@ -42,19 +42,9 @@ ISO_DATE=2024010100000000
 export SOURCE_DATE_EPOCH=$EPOCH LC_ALL=C TZ=UTC
 umask 022
 
-log() { printf 'make-debian-netboot-iso: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-case "${1:-}" in
--h | --help)
-    sed -n '2,/^$/s/^# \{0,1\}//p' "$SCRIPT_PATH" >&2
-    exit 0
-    ;;
-esac
-[ "$#" -le 1 ] || die "usage: $0 [OUTPUT.iso]"
+# shellcheck source=scripts/lib/iso-script.sh
+source "${SCRIPT_PATH%/*}/lib/iso-script.sh"
+iso_script_args "$@"
 
 # --- packages -------------------------------------------------------------------
 # The netboot tree and isolinux come from Debian packages; install them when

@@ -49,19 +49,9 @@ PACKAGES=(busybox-static dropbear-bin isolinux syslinux-common extlinux
 HOST_TOOLS=(apt-get:apt apt-cache:apt dpkg-deb:dpkg dpkg-query:dpkg xorriso:xorriso
     cpio:cpio depmod:kmod gzip:gzip flock:util-linux sha256sum:coreutils find:findutils)
 
-log() { printf 'make-test-iso: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-case "${1:-}" in
--h | --help)
-    sed -n '2,/^$/s/^# \{0,1\}//p' "$SCRIPT_PATH" >&2
-    exit 0
-    ;;
-esac
-[ "$#" -le 1 ] || die "usage: $0 [OUTPUT.iso]"
+# shellcheck source=scripts/lib/iso-script.sh
+source "${SCRIPT_PATH%/*}/lib/iso-script.sh"
+iso_script_args "$@"
 
 OUT=${1:-$REPO_ROOT/target/test-iso/kiln-testos.iso}
 case "$OUT" in

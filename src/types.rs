@@ -230,6 +230,22 @@ pub fn parse_checksum(s: &str) -> Result<Checksum, String> {
     parse_digest(s)
 }
 
+/// `bytes` as a UUID of `version` (4 random, 5 name-based), in its usual text form with the
+/// version and RFC 4122 variant bits set.
+pub fn uuid_text(mut bytes: [u8; 16], version: u8) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | (version << 4);
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h: String = bytes.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,18 +185,7 @@ fn existing_builds(path: &Path, input: &Input) -> Result<Vec<serde_json::Value>,
 
 /// A random (version 4) UUID for this run of kiln (`packer_run_uuid`).
 pub fn new_run_uuid() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    crate::types::uuid_text(rand::random(), 4)
 }
 
 #[cfg(test)]

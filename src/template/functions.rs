@@ -791,17 +791,7 @@ fn uuidv5(args: FuncArgs) -> Result<Value, String> {
         .finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(s(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )))
+    Ok(s(crate::types::uuid_text(b, 5)))
 }
 
 fn env(args: FuncArgs) -> Result<Value, String> {
