@@ -123,14 +123,7 @@ label d-i
 EOF
 find "$S" -exec touch -h -d "@$EPOCH" {} +
 
-xorriso -as mkisofs -quiet \
-    -o "$TMP_ISO" \
-    -V "$VOLUME_ID" -r \
-    -b isolinux/isolinux.bin -c isolinux/boot.cat \
-    -no-emul-boot -boot-load-size 4 -boot-info-table \
-    -isohybrid-mbr "$ISOHDPFX" \
-    --modification-date="$ISO_DATE" --set_all_file_dates set_to_mtime \
-    "$S" >&2 || die "xorriso failed"
+isolinux_iso "$TMP_ISO" "$VOLUME_ID" "$ISOHDPFX" "$S"
 
 rm -f "$STAMP_FILE"
 mv -f "$TMP_ISO" "$OUT"

@@ -411,14 +411,7 @@ find "$S" -exec touch -h -d "@$EPOCH" {} +
 
 TMP_ISO=$OUT.tmp.$$
 trap 'rm -rf "$WORK"; rm -f "$TMP_ISO"' EXIT
-xorriso -as mkisofs -quiet \
-    -o "$TMP_ISO" \
-    -V "$VOLUME_ID" -r \
-    -b isolinux/isolinux.bin -c isolinux/boot.cat \
-    -no-emul-boot -boot-load-size 4 -boot-info-table \
-    -isohybrid-mbr "$U/usr/lib/ISOLINUX/isohdpfx.bin" \
-    --modification-date="$ISO_DATE" --set_all_file_dates set_to_mtime \
-    "$S" >&2 || die "xorriso failed"
+isolinux_iso "$TMP_ISO" "$VOLUME_ID" "$U/usr/lib/ISOLINUX/isohdpfx.bin" "$S"
 
 rm -f "$STAMP_FILE"
 mv -f "$TMP_ISO" "$OUT"

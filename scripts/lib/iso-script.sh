@@ -18,3 +18,17 @@ iso_script_args() {
     esac
     [ "$#" -le 1 ] || die "usage: $SCRIPT_PATH [OUTPUT.iso]"
 }
+
+# isolinux_iso OUTPUT VOLUME_ID ISOHDPFX_BIN TREE: a BIOS-bootable hybrid ISO of TREE (which
+# holds isolinux/isolinux.bin), every file dated by its mtime and the volume by $ISO_DATE, so
+# the same tree gives the same bytes.
+isolinux_iso() {
+    xorriso -as mkisofs -quiet \
+        -o "$1" \
+        -V "$2" -r \
+        -b isolinux/isolinux.bin -c isolinux/boot.cat \
+        -no-emul-boot -boot-load-size 4 -boot-info-table \
+        -isohybrid-mbr "$3" \
+        --modification-date="$ISO_DATE" --set_all_file_dates set_to_mtime \
+        "$4" >&2 || die "xorriso failed"
+}
