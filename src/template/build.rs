@@ -59,6 +59,21 @@ pub(crate) const BUILD_VARIABLES: &[&str] = &[
     "SSHPrivateKey",
 ];
 
+/// Options of `shell-local`, the same as a provisioner and as a post-processor.
+const SHELL_LOCAL_OPTIONS: &[&str] = &[
+    "inline",
+    "command",
+    "script",
+    "scripts",
+    "execute_command",
+    "inline_shebang",
+    "environment_vars",
+    "env",
+    "env_var_format",
+    "only_on",
+    "valid_exit_codes",
+];
+
 /// Reads one `build` block.
 pub(crate) fn build(
     file: &SourceFile,
@@ -406,19 +421,7 @@ fn provisioner(
             &["continue_on_error"],
         ),
         "shell-local" => (
-            &[
-                "inline",
-                "command",
-                "script",
-                "scripts",
-                "execute_command",
-                "inline_shebang",
-                "environment_vars",
-                "env",
-                "env_var_format",
-                "only_on",
-                "valid_exit_codes",
-            ],
+            SHELL_LOCAL_OPTIONS,
             &[
                 "tempfile_extension",
                 "use_linux_pathing",
@@ -773,19 +776,7 @@ fn post_processor(
         "manifest" => (&["output", "strip_path", "strip_time", "custom_data"], &[]),
         "compress" => (&["output", "format", "compression_level"], &[]),
         "shell-local" => (
-            &[
-                "inline",
-                "command",
-                "script",
-                "scripts",
-                "execute_command",
-                "inline_shebang",
-                "environment_vars",
-                "env",
-                "env_var_format",
-                "only_on",
-                "valid_exit_codes",
-            ],
+            SHELL_LOCAL_OPTIONS,
             &["tempfile_extension", "use_linux_pathing"],
         ),
         _ => {

@@ -11,17 +11,12 @@ use hcl::Value;
 use super::{Template, Variable};
 use crate::ui::machine_line;
 
-/// `text` with the values of sensitive variables masked.
-fn mask_value(text: &str, secrets: &[String]) -> String {
-    super::load::mask(text, secrets)
-}
-
 /// A variable's value as HCL text, or `<sensitive>`, or `<unknown>` when it has none.
 fn shown(v: &Variable, secrets: &[String]) -> String {
     match &v.value {
         _ if v.sensitive => "<sensitive>".to_owned(),
         None => "<unknown>".to_owned(),
-        Some(value) => mask_value(&value_text(value), secrets),
+        Some(value) => super::load::mask(&value_text(value), secrets),
     }
 }
 

@@ -386,12 +386,11 @@ fn validate(name: &str, decl: &VarDecl, value: &Value, d: &mut Vec<Diagnostic>) 
     {
         let file = decl.file;
         let at = file.at(block.ident.span());
-        let scope = Scope::new(
+        let mut scope = Scope::new(
             BTreeSet::from([name.to_owned()]),
             BTreeSet::new(),
             hcl::Map::new(),
         );
-        let mut scope = scope;
         scope.set(
             "var",
             hcl::Map::from_iter([(name.to_owned(), value.clone())]),
