@@ -1,33 +1,104 @@
 # shellcheck shell=bash
-# Installs the Debian packages kiln's scripts need, only when a command is missing.
-# Usage: source this file, then `ensure_commands CMD:PACKAGE ...`.
+# Installs the Debian packages a script needs, all of them in one apt transaction, then checks
+# that every command and file is really there.
+# Usage: source this file, then `ensure_commands CMD:PACKAGE ...` (CMD is a command name, or an
+# absolute path to a file the package ships).
+#
+# When anything is missing, the *whole* package set is asked for in one `apt-get install`, never
+# only the missing part: apt then sees every package the script relies on and cannot remove one
+# of them to satisfy another. A package installed from outside the configured archives (a
+# backport `.deb` installed by hand, say `qemu-utils` 10 beside bookworm's `qemu-system-x86`
+# 7.2) is asked for at the archive's version, so the set stays consistent; apt says so when it
+# downgrades. After installing, every entry is checked again and a missing one fails, naming
+# its package.
+#
+# KILN_APT (default `apt-get`) and KILN_APT_CACHE (default `apt-cache`) name the tools; the
+# tests point them at a fake apt that records its calls.
+
+# _deps_present CMD: whether the command (or absolute path) exists.
+_deps_present() {
+    if [[ $1 == /* ]]; then
+        [[ -e $1 ]]
+    else
+        command -v "$1" >/dev/null 2>&1
+    fi
+}
+
+# _deps_archive_version PKG: prints the version to ask for when PKG is installed at a version no
+# configured archive offers and an archive offers another one; prints nothing otherwise.
+_deps_archive_version() {
+    local policy installed
+    policy=$("${KILN_APT_CACHE:-apt-cache}" policy "$1" 2>/dev/null) || return 0
+    installed=$(awk '/^ *Installed:/ {print $2; exit}' <<<"$policy")
+    [[ -n $installed && $installed != "(none)" ]] || return 0
+    # The version table: a version line ("***" marks the installed one), then its sources.
+    awk -v inst="$installed" '
+        /^ *Version table:/ { table = 1; next }
+        !table { next }
+        /^ +(\*\*\* )?[^ ]+ [0-9-]+$/ {
+            v = ($1 == "***") ? $2 : $1
+            if (!(v in seen)) { order[++n] = v; seen[v] = 1 }
+            next
+        }
+        /^ +[0-9-]+ / && v != "" {
+            if ($2 != "/var/lib/dpkg/status") archive[v] = 1
+        }
+        END {
+            if (inst in archive) exit
+            for (i = 1; i <= n; i++) if (order[i] in archive) { print order[i]; exit }
+        }' <<<"$policy"
+}
 
 ensure_commands() {
-    local missing=() pair cmd pkg
+    local pair cmd pkg missing=() packages=()
     for pair in "$@"; do
         cmd=${pair%%:*}
         pkg=${pair#*:}
-        if [[ $cmd == /* ]]; then
-            [[ -e $cmd ]] && continue
-        else
-            command -v "$cmd" >/dev/null 2>&1 && continue
-        fi
-        missing+=("$pkg")
+        packages+=("$pkg")
+        _deps_present "$cmd" || missing+=("$pkg")
     done
     ((${#missing[@]} == 0)) && return 0
-    # De-duplicate while keeping order.
+    # The whole set, de-duplicated in order.
+    mapfile -t packages < <(printf '%s\n' "${packages[@]}" | awk '!seen[$0]++')
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
-    echo "==> Installing Debian packages: ${missing[*]}" >&2
+    echo "==> Missing: ${missing[*]}; installing the whole set in one transaction: ${packages[*]}" >&2
     local sudo=()
     if ((EUID != 0)); then
         command -v sudo >/dev/null 2>&1 || {
-            echo "error: need root (or sudo) to install: ${missing[*]}" >&2
+            echo "error: need root (or sudo) to install: ${packages[*]}" >&2
             return 1
         }
         sudo=(sudo)
     fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive "${KILN_APT:-apt-get}")
+    "${apt[@]}" update -q >&2 || {
+        echo "error: apt-get update failed" >&2
+        return 1
+    }
+    local request=() version
+    for pkg in "${packages[@]}"; do
+        version=$(_deps_archive_version "$pkg")
+        if [[ -n $version ]]; then
+            echo "==> $pkg is installed at a version no configured archive has; asking for the archive's $version so the set stays consistent" >&2
+            request+=("$pkg=$version")
+        else
+            request+=("$pkg")
+        fi
+    done
+    "${apt[@]}" install -y -q --no-install-recommends --allow-downgrades "${request[@]}" >&2 || {
+        echo "error: apt-get install ${request[*]} failed" >&2
+        return 1
+    }
+    local failed=0
+    for pair in "$@"; do
+        cmd=${pair%%:*}
+        pkg=${pair#*:}
+        if ! _deps_present "$cmd"; then
+            echo "error: \`$cmd\` is still missing after installing; it comes from the Debian package \`$pkg\`" >&2
+            failed=1
+        fi
+    done
+    return "$failed"
 }
 
 # Everything a kiln build of the test OS needs: QEMU, qemu-img, and the ISO-making tools.
