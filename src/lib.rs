@@ -35,6 +35,7 @@ pub mod provisioner;
 pub mod qemu_img;
 pub mod render;
 pub mod step;
+pub mod suggest;
 pub mod template;
 pub mod types;
 pub mod ui;

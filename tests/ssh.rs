@@ -20,7 +20,7 @@ use kiln::communicator::ssh::{self, SshCommunicator, SshTarget, wait_for_ssh};
 use kiln::communicator::{Communicator, Stream};
 use kiln::provisioner::shell::{self, Config, ShellSource};
 use kiln::provisioner::{self, BuildEnv, Session};
-use kiln::template::{Provisioner, ProvisionerBlock};
+use kiln::provisioner::{Provisioner, ProvisionerBlock};
 use kiln::types::Secret;
 use kiln::ui::Ui;
 use kiln::wait::{Attempt, until_ok};

@@ -138,6 +138,31 @@ pub enum Error {
     },
 }
 
+/// SSH settings (`ssh_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// `ssh_username` (required with the SSH communicator).
+    pub username: String,
+    /// `ssh_password`; sensitive, never logged.
+    pub password: Option<Secret>,
+    /// `ssh_port`: the guest's port (default 22).
+    pub port: u16,
+    /// `ssh_timeout` (default 5m).
+    pub timeout: Duration,
+    /// `ssh_private_key_file` (resolved against the template directory). Without it and
+    /// without a password, kiln generates a temporary ed25519 key pair for the build.
+    pub private_key_file: Option<PathBuf>,
+    /// `pause_before_connecting` (default 0): wait this long before the first attempt.
+    pub pause_before_connecting: Duration,
+    /// `ssh_clear_authorized_keys`: remove the temporary key from the guest before shutdown.
+    pub clear_authorized_keys: bool,
+    /// `ssh_pty`: run commands on a pseudo-terminal.
+    pub pty: bool,
+    /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
+    pub host_port_min: u16,
+    pub host_port_max: u16,
+}
+
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
 pub struct SshTarget {

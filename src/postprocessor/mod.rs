@@ -18,8 +18,52 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::provisioner::shell_local;
-use crate::template::{PostProcessor, PostProcessorBlock};
 use crate::ui::Ui;
+
+/// One `post-processor` block: its type's options and the options every type has.
+#[derive(Debug, Clone)]
+pub struct PostProcessorBlock {
+    /// `name`, shown in messages instead of the type.
+    pub name: Option<String>,
+    /// `only`: the sources (`qemu.NAME`) it runs for; empty = all.
+    pub only: Vec<String>,
+    /// `except`: the sources it skips.
+    pub except: Vec<String>,
+    /// `keep_input_artifact`, when set (each type has its default).
+    pub keep_input_artifact: Option<bool>,
+    pub kind: PostProcessor,
+}
+
+impl PostProcessorBlock {
+    /// Whether it runs for the source `qemu.NAME` (Packer matches `TYPE.NAME` exactly).
+    pub fn runs_for(&self, source: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|s| s == source))
+            && !self.except.iter().any(|s| s == source)
+    }
+}
+
+/// A `post-processor` block inside `build`.
+#[derive(Debug, Clone)]
+pub enum PostProcessor {
+    Vagrant(vagrant::Config),
+    Checksum(checksum::Config),
+    Manifest(manifest::Config),
+    Compress(compress::Config),
+    ShellLocal(shell_local::Config),
+}
+
+impl PostProcessor {
+    /// The type's name, as in `post-processor "TYPE"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Vagrant(_) => "vagrant",
+            Self::Checksum(_) => "checksum",
+            Self::Manifest(_) => "manifest",
+            Self::Compress(_) => "compress",
+            Self::ShellLocal(_) => "shell-local",
+        }
+    }
+}
 
 /// What flows along a chain: files, and the builder's disk facts while the artifact is the disk.
 #[derive(Debug, Clone)]

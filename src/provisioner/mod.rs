@@ -18,8 +18,74 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::communicator::ssh::{self, SshCommunicator, SshTarget};
-use crate::template::{Provisioner, ProvisionerBlock};
 use crate::ui::Ui;
+
+/// A `provisioner` block: its type's options and the options every type has.
+#[derive(Debug, Clone)]
+pub struct ProvisionerBlock {
+    /// `only`: the sources (`TYPE.NAME`) it runs for; empty = all.
+    pub only: Vec<String>,
+    /// `except`: the sources it skips.
+    pub except: Vec<String>,
+    /// `pause_before` (default 0).
+    pub pause_before: std::time::Duration,
+    /// `max_retries` (default 0): further attempts after a failure.
+    pub max_retries: u32,
+    /// `timeout`: the longest one attempt may take.
+    pub timeout: Option<std::time::Duration>,
+    pub kind: Provisioner,
+    /// `override`: the block as configured for a source, by the source's name (not
+    /// `TYPE.NAME`, as in Packer).
+    pub overrides: std::collections::BTreeMap<String, Provisioner>,
+}
+
+impl ProvisionerBlock {
+    /// A block of `kind` with Packer's defaults for the common options.
+    pub fn new(kind: Provisioner) -> Self {
+        Self {
+            only: Vec::new(),
+            except: Vec::new(),
+            pause_before: std::time::Duration::ZERO,
+            max_retries: 0,
+            timeout: None,
+            kind,
+            overrides: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// What it runs for the source `TYPE.NAME`: its `override` for NAME, if any.
+    pub fn kind_for(&self, source: &str) -> &Provisioner {
+        let name = source.split_once('.').map_or(source, |(_, n)| n);
+        self.overrides.get(name).unwrap_or(&self.kind)
+    }
+
+    /// Whether it runs for the source `TYPE.NAME`.
+    pub fn runs_for(&self, source: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|s| s == source))
+            && !self.except.iter().any(|s| s == source)
+    }
+}
+
+/// The provisioner types kiln runs.
+#[derive(Debug, Clone)]
+pub enum Provisioner {
+    Shell(shell::Config),
+    File(file::Config),
+    ShellLocal(shell_local::Config),
+    Breakpoint(breakpoint::Config),
+}
+
+impl Provisioner {
+    /// The type's name, as in `provisioner "TYPE"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Shell(_) => "shell",
+            Self::File(_) => "file",
+            Self::ShellLocal(_) => "shell-local",
+            Self::Breakpoint(_) => "breakpoint",
+        }
+    }
+}
 
 /// A future that resolves with a reason when the machine is gone (e.g. "QEMU exited: …").
 pub type AbortFuture<'a> = Pin<Box<dyn Future<Output = String> + Send + 'a>>;

@@ -21,10 +21,9 @@ use super::load::{SourceTable, read_source};
 use super::options::{Options, list, reject_blocks, unknown};
 use super::qemu_source;
 use super::qemu_source::{non_negative, resolve};
-use super::{
-    Build, Diagnostic, Location, PostProcessor, PostProcessorBlock, Provisioner, ProvisionerBlock,
-    Source,
-};
+use super::{Build, Diagnostic, Location, Source};
+use crate::postprocessor::{PostProcessor, PostProcessorBlock};
+use crate::provisioner::{Provisioner, ProvisionerBlock};
 
 /// Declared sources as `(type, name)`, each with whether kiln supports its type (references to
 /// unsupported ones are not reported again).

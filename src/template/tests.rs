@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::builder::qemu::config::{Accelerator, CommunicatorKind, DiskFormat};
+use crate::postprocessor::{PostProcessor, PostProcessorBlock};
+use crate::provisioner::Provisioner;
 use crate::provisioner::shell::ShellSource;
 use crate::types::Checksum;
 

@@ -6,10 +6,10 @@ mod steps;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::builder::qemu::config::SshConfig;
+use crate::communicator::ssh::SshConfig;
 use crate::communicator::ssh::{SshCommunicator, SshTarget};
+use crate::provisioner::ProvisionerBlock;
 use crate::step::{self, OnError, Step, Timings};
-use crate::template::ProvisionerBlock;
 use crate::ui::Ui;
 
 /// A `source "null" "NAME"` block, validated.

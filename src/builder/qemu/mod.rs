@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::communicator::ssh::SshCommunicator;
+use crate::provisioner::ProvisionerBlock;
 use crate::step::{self, OnError, Step, Timings};
-use crate::template::ProvisionerBlock;
 use crate::ui::Ui;
 use config::Config;
 use russh::keys::PrivateKey;
