@@ -20,6 +20,7 @@
 //! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
 
 pub mod archive;
+pub mod artifact;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;

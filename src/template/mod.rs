@@ -17,7 +17,7 @@ mod functions;
 pub mod inspect;
 mod load;
 mod options;
-mod qemu_source;
+mod sources;
 mod variables;
 mod vartype;
 
@@ -28,7 +28,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::builder::qemu;
+use crate::builder::SourceConfig;
 use crate::postprocessor::PostProcessorBlock;
 use crate::provisioner::ProvisionerBlock;
 
@@ -103,7 +103,7 @@ pub struct Template {
     pub path: PathBuf,
     /// Declared variables with their values, in name order.
     pub variables: Vec<Variable>,
-    pub sources: Vec<Source>,
+    pub sources: Vec<SourceConfig>,
     pub builds: Vec<Build>,
     /// Things that work but deserve a word (print each with [`Diagnostic::render`]).
     pub warnings: Vec<Diagnostic>,
@@ -129,23 +129,6 @@ impl Template {
     }
 }
 
-/// A `source` block.
-#[derive(Debug, Clone)]
-pub enum Source {
-    Qemu(Box<qemu::config::Config>),
-    Null(crate::builder::null::Config),
-}
-
-impl Source {
-    /// `(type, name)`, as in `source "TYPE" "NAME"`.
-    pub fn key(&self) -> (&'static str, &str) {
-        match self {
-            Self::Qemu(c) => ("qemu", &c.name),
-            Self::Null(c) => ("null", &c.name),
-        }
-    }
-}
-
 /// A `build` block.
 #[derive(Debug, Clone)]
 pub struct Build {
@@ -154,7 +137,7 @@ pub struct Build {
     pub description: Option<String>,
     /// The sources it builds, with the build's own `source` blocks applied (options and
     /// `name`), in order: the `sources` list, then the `source` blocks.
-    pub sources: Vec<Source>,
+    pub sources: Vec<SourceConfig>,
     pub provisioners: Vec<ProvisionerBlock>,
     /// `error-cleanup-provisioner`: runs when a provisioner failed.
     pub error_cleanup: Option<ProvisionerBlock>,

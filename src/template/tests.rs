@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::builder::SourceConfig;
 use crate::builder::qemu::config::{Accelerator, CommunicatorKind, DiskFormat};
 use crate::postprocessor::{PostProcessor, PostProcessorBlock};
 use crate::provisioner::Provisioner;
@@ -78,7 +79,7 @@ fn errors(text: &str) -> String {
 
 fn qemu_of(t: &Template) -> &crate::builder::qemu::config::Config {
     match t.sources.first() {
-        Some(Source::Qemu(c)) => c,
+        Some(SourceConfig::Qemu(c)) => c,
         _ => panic!("no qemu source"),
     }
 }
@@ -927,13 +928,13 @@ fn build_blocks_rename_and_override_sources() {
     let b = &t.builds[0];
     assert_eq!(b.name.as_deref(), Some("golden"));
     assert_eq!(keys(b), ["qemu.m", "qemu.big"]);
-    let Source::Qemu(big) = &b.sources[1] else {
+    let SourceConfig::Qemu(big) = &b.sources[1] else {
         panic!("not qemu")
     };
     assert_eq!(big.memory, 4096, "override applied");
     assert_eq!(big.vm_name, format!("v{}", env!("CARGO_PKG_VERSION")));
     assert_eq!(big.output_directory, PathBuf::from("output-big"), "renamed");
-    let Source::Qemu(m) = &b.sources[0] else {
+    let SourceConfig::Qemu(m) = &b.sources[0] else {
         panic!("not qemu")
     };
     assert_eq!(
