@@ -98,7 +98,7 @@ pub trait HasCore {
     fn core_mut(&mut self) -> &mut Core;
 
     /// What the provisioners learn about the build. A builder with an HTTP server or a
-    /// temporary key pair adds them (see [`provision::build_env`]).
+    /// temporary key pair adds them.
     fn build_env(&self) -> BuildEnv {
         provision::build_env(self.core(), None, None)
     }

@@ -413,3 +413,26 @@ async fn run_kind(
         Provisioner::Breakpoint(cfg) => Ok(breakpoint::run(cfg, ui, &session.cancel).await?),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a communicator (`communicator = "none"`), a provisioner that needs the machine
+    /// fails at once instead of retrying a connection that cannot exist (issue 16).
+    #[tokio::test]
+    async fn a_session_without_a_connector_fails_at_once() {
+        let mut session = Session::new(None, None, CancellationToken::new());
+        assert!(!session.can_connect());
+        assert!(session.endpoint().is_none());
+        let err = session
+            .connect(Duration::from_secs(300))
+            .await
+            .err()
+            .expect("no communicator");
+        assert!(
+            matches!(err, communicator::Error::NoCommunicator),
+            "{err:?}"
+        );
+    }
+}

@@ -5,8 +5,13 @@
 //! options and bad references, each as a [`Diagnostic`] with its `file:line:col`.
 //!
 //! The subset read now: `packer` (ignored), `variable` (string/number/bool), `locals`,
-//! `source "qemu"`, and `build` with `provisioner "shell"`, `post-processor` blocks (vagrant,
-//! checksum, manifest, compress, shell-local) and `post-processors` chains.
+//! `source` blocks of the kinds in `sources/` (one table: qemu, null), and `build` with
+//! `provisioner` blocks, `post-processor` blocks (vagrant, checksum, manifest, compress,
+//! shell-local) and `post-processors` chains.
+//!
+//! The parser depends on the domain modules (it builds their config types:
+//! [`crate::builder::SourceConfig`], [`crate::provisioner::ProvisionerBlock`],
+//! [`crate::postprocessor::PostProcessorBlock`]); no runtime module imports it.
 //! Expressions may use `var.*`, `local.*`, `path.root`, `path.cwd` and Packer's functions
 //! (`functions.rs`); `{{ .HTTPIP }}`-style text is left for the build to render.
 

@@ -980,3 +980,25 @@ fn build_block_source_errors() {
         "{outside}"
     );
 }
+
+/// Every kind in the template's table reads into the builder config of the same type name, so
+/// the parser and the dispatch agree (issue 16).
+#[test]
+fn each_source_kind_reads_into_its_builder() {
+    let text = r#"
+source "qemu" "q" {
+  iso_url      = "https://example.org/a.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+}
+source "null" "n" {
+  communicator = "none"
+}
+build { sources = ["source.qemu.q", "source.null.n"] }
+"#;
+    let t = load_text(text, &[]).expect("loads");
+    let got: Vec<(&str, &str)> = t.sources.iter().map(|s| s.key()).collect();
+    assert_eq!(got, [("qemu", "q"), ("null", "n")]);
+    let kinds: Vec<&str> = super::sources::KINDS.iter().map(|k| k.type_name).collect();
+    assert_eq!(kinds, ["qemu", "null"]);
+}
