@@ -42,6 +42,7 @@ pub mod builder;
 pub mod cd;
 pub mod cli;
 pub mod communicator;
+pub mod datasource;
 pub mod download;
 pub mod fmt;
 pub mod hint;

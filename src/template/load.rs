@@ -11,7 +11,7 @@ use hcl::edit::structure::{Block, Body};
 
 use super::build::{Declared, build};
 use super::diag::SourceFile;
-use super::eval::{Scope, local_refs};
+use super::eval::{Scope, node_refs};
 use super::options::{Options, reject_blocks, unknown};
 use super::sources::{self, read_source};
 use super::variables::{self, Inputs, VarDecl, VarFile};
@@ -20,9 +20,11 @@ use super::{Diagnostic, Error, Location, Template};
 use crate::builder::SourceConfig;
 
 /// Top-level blocks Packer knows that kiln does not read yet.
-const UNSUPPORTED_TOP: &[&str] = &["data", "variables", "hcp_packer_registry"];
+const UNSUPPORTED_TOP: &[&str] = &["variables", "hcp_packer_registry"];
 /// Top-level blocks kiln reads.
-const TOP: &[&str] = &["packer", "variable", "locals", "local", "source", "build"];
+const TOP: &[&str] = &[
+    "packer", "variable", "locals", "local", "source", "data", "build",
+];
 
 pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Template, Error> {
     let files = read_files(path)?;
@@ -239,6 +241,7 @@ fn check(
     let mut declared = Declared::new();
     let mut builds = Vec::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
+    let mut data_blocks: DataBlocks = BTreeMap::new();
     let constants = Scope::constants();
 
     for (file, body) in parsed {
@@ -368,6 +371,19 @@ fn check(
                         ),
                     }
                 }
+                ("data", [kind, name]) => {
+                    let key = ((*kind).to_owned(), (*name).to_owned());
+                    if let Some((first_file, first)) = data_blocks.get(&key) {
+                        let what = format!("{kind}.{name}");
+                        d.push(twice("data source", &what, at, first_file, first));
+                        continue;
+                    }
+                    data_blocks.insert(key, (file, block));
+                }
+                ("data", _) => d.push(Diagnostic::new(
+                    at,
+                    "a `data` block takes two labels, as in `data \"http\" \"NAME\"`",
+                )),
                 ("build", []) => builds.push((file, block)),
                 ("packer" | "locals" | "build", _) => {
                     d.push(Diagnostic::new(
@@ -428,7 +444,19 @@ fn check(
         scope.poison("var", name);
     }
     scope.set("var", values);
-    let local_values = eval_locals(&mut scope, &local_attrs, &mut d);
+    scope.declare_data(
+        data_blocks
+            .keys()
+            .map(|k| (k.clone(), super::data::known(&k.0)))
+            .collect(),
+    );
+    let local_values = eval_locals(
+        &mut scope,
+        &local_attrs,
+        &data_blocks,
+        &mut d,
+        &mut warnings,
+    );
     for (name, def) in &local_attrs {
         if def.sensitive
             && let Some(v) = local_values.get(name)
@@ -508,45 +536,112 @@ fn twice(
     ))
 }
 
-/// Evaluates locals so that each comes after the locals it uses; a cycle is reported.
+/// One node of the evaluation order: a local or a `data` block.
+enum Node<'a> {
+    Local(&'a str, &'a LocalDef<'a>),
+    Data(&'a str, &'a str, &'a SourceFile, &'a Block),
+}
+
+impl Node<'_> {
+    /// The locals and data sources it uses (`local.NAME`, `data.TYPE.NAME`).
+    fn refs(&self) -> BTreeSet<String> {
+        match self {
+            Node::Local(_, def) => node_refs(def.expr),
+            Node::Data(.., block) => {
+                let mut refs = BTreeSet::new();
+                body_refs(&block.body, &mut refs);
+                refs
+            }
+        }
+    }
+
+    fn at(&self) -> Location {
+        match self {
+            Node::Local(_, def) => def.at.clone(),
+            Node::Data(_, _, file, block) => file.at(block.ident.span()),
+        }
+    }
+}
+
+fn body_refs(body: &Body, refs: &mut BTreeSet<String>) {
+    for attr in body.attributes() {
+        refs.extend(node_refs(&attr.value));
+    }
+    for block in body.blocks() {
+        body_refs(&block.body, refs);
+    }
+}
+
+/// Evaluates locals and reads data sources so that each comes after the locals and data
+/// sources it uses; a cycle is reported. Returns the locals' values.
 fn eval_locals(
     scope: &mut Scope,
     attrs: &BTreeMap<String, LocalDef>,
+    data: &DataBlocks,
     d: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> hcl::Map<String, Value> {
-    let deps: BTreeMap<&str, BTreeSet<String>> = attrs
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    for (name, def) in attrs {
+        nodes.insert(format!("local.{name}"), Node::Local(name, def));
+    }
+    for ((kind, name), (file, block)) in data {
+        nodes.insert(
+            format!("data.{kind}.{name}"),
+            Node::Data(kind, name, file, block),
+        );
+    }
+    let deps: BTreeMap<&str, BTreeSet<String>> = nodes
         .iter()
-        .map(|(name, def)| (name.as_str(), local_refs(def.expr)))
+        .map(|(key, node)| (key.as_str(), node.refs()))
         .collect();
     let mut values = hcl::Map::new();
+    let mut data_values: hcl::Map<String, Value> = hcl::Map::new();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     loop {
         let ready: Vec<&str> = deps
             .iter()
-            .filter(|(name, refs)| {
-                !done.contains(*name)
+            .filter(|(key, refs)| {
+                !done.contains(*key)
                     && refs
                         .iter()
-                        .all(|r| done.contains(r.as_str()) || !attrs.contains_key(r))
+                        .all(|r| done.contains(r.as_str()) || !nodes.contains_key(r))
             })
-            .map(|(name, _)| *name)
+            .map(|(key, _)| *key)
             .collect();
         if ready.is_empty() {
             break;
         }
-        for name in ready {
-            let def = &attrs[name];
-            match scope.eval(def.file, def.expr, d) {
-                Some(v) => {
-                    values.insert(name.to_owned(), v);
+        for key in ready {
+            match &nodes[key] {
+                Node::Local(name, def) => {
+                    match scope.eval(def.file, def.expr, d) {
+                        Some(v) => {
+                            values.insert((*name).to_owned(), v);
+                        }
+                        None => scope.poison("local", name),
+                    }
+                    scope.set("local", values.clone());
                 }
-                None => scope.poison("local", name),
+                Node::Data(kind, name, file, block) => {
+                    match super::data::read(file, block, scope, d, warnings) {
+                        Some(v) => {
+                            let of_kind = data_values
+                                .entry((*kind).to_owned())
+                                .or_insert_with(|| Value::Object(hcl::Map::new()));
+                            if let Value::Object(map) = of_kind {
+                                map.insert((*name).to_owned(), v);
+                            }
+                        }
+                        None => scope.poison("data", &format!("{kind}.{name}")),
+                    }
+                    scope.set("data", data_values.clone());
+                }
             }
-            done.insert(name);
-            scope.set("local", values.clone());
+            done.insert(key);
         }
     }
-    // What is left is in a cycle, or uses a local that is: report only the cycle members.
+    // What is left is in a cycle, or uses something that is: report only the cycle members.
     let stuck: BTreeSet<&str> = deps.keys().copied().filter(|n| !done.contains(n)).collect();
     let reaches_itself = |start: &str| {
         let mut seen = BTreeSet::new();
@@ -566,23 +661,38 @@ fn eval_locals(
         .copied()
         .filter(|n| reaches_itself(n))
         .collect();
-    for name in &stuck {
-        scope.poison("local", name);
+    for key in &stuck {
+        if let Some((root, name)) = key.split_once('.') {
+            scope.poison(root, name);
+        }
     }
-    for name in &cycle {
+    let shown: Vec<String> = cycle
+        .iter()
+        .map(|k| k.strip_prefix("local.").unwrap_or(k).to_owned())
+        .collect();
+    let members = if cycle.iter().all(|k| k.starts_with("local.")) {
+        "locals"
+    } else {
+        "locals and data sources"
+    };
+    for key in &cycle {
+        let node = &nodes[*key];
+        let what = match node {
+            Node::Local(name, _) => format!("local `{name}`"),
+            Node::Data(..) => format!("data source `{key}`"),
+        };
         d.push(
-            Diagnostic::new(
-                attrs[*name].at.clone(),
-                format!("local `{name}` depends on itself"),
-            )
-            .with_hint(format!(
-                "these locals refer to each other in a cycle: `{}`",
-                cycle.join("`, `")
+            Diagnostic::new(node.at(), format!("{what} depends on itself")).with_hint(format!(
+                "these {members} refer to each other in a cycle: `{}`",
+                shown.join("`, `")
             )),
         );
     }
     values
 }
+
+/// The `data` blocks by `(type, name)`.
+type DataBlocks<'a> = BTreeMap<(String, String), (&'a SourceFile, &'a Block)>;
 
 /// A local value: from a `locals` block or a `local "NAME"` block.
 struct LocalDef<'a> {

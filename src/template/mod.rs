@@ -17,6 +17,7 @@
 
 mod brackets;
 mod build;
+mod data;
 mod diag;
 mod eval;
 mod functions;

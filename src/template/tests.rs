@@ -1002,3 +1002,181 @@ build { sources = ["source.qemu.q", "source.null.n"] }
     let kinds: Vec<&str> = super::sources::KINDS.iter().map(|k| k.type_name).collect();
     assert_eq!(kinds, ["qemu", "null"]);
 }
+
+/// Serves `status` with `content_type` and `body` to every request on 127.0.0.1 until the
+/// returned guard is dropped; the URL of the server.
+fn http_answer(status: &str, content_type: &str, body: &str) -> (String, ServerGuard) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}/v");
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nX-Kiln: a\r\nX-Kiln: b\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let thread = std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    (url, ServerGuard(stop, addr, Some(thread)))
+}
+
+/// Stops the server of [`http_answer`] when dropped (a last connection wakes it).
+struct ServerGuard(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::net::SocketAddr,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.1);
+        if let Some(t) = self.2.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn issue_13_null_data_source_passes_its_input() {
+    // A local feeds the data source, whose output feeds another local.
+    let text = format!(
+        "data \"null\" \"n\" {{\n  input = {{ os = local.os }}\n}}\nlocals {{\n  os = \"debian\"\n  name = \"${{data.null.n.output.os}}-12\"\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = local.name"
+        )
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    assert_eq!(qemu_of(&t).vm_name, "debian-12");
+}
+
+#[test]
+fn issue_13_http_data_source_reads_a_local_server() {
+    let (url, _server) = http_answer("200 OK", "text/plain; charset=utf-8", "12.7");
+    let text = format!(
+        "data \"http\" \"release\" {{\n  url = \"{url}\"\n  request_headers = {{ Accept = \"text/plain\" }}\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = \"debian-${data.http.release.body}-${data.http.release.request_headers[\"X-Kiln\"]}\""
+        )
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    assert_eq!(qemu_of(&t).vm_name, "debian-12.7-a, b");
+    assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+}
+
+#[test]
+fn issue_13_http_data_source_failures_are_located() {
+    let (url, _server) = http_answer("404 Not Found", "text/plain", "no");
+    let text = format!(
+        "data \"http\" \"release\" {{\n  url = \"{url}\"\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = data.http.release.body"
+        )
+    );
+    let e = errors(&text);
+    assert!(
+        e.starts_with("t.pkr.hcl:1:1: data source `data.http.release` failed: Request to"),
+        "{e}"
+    );
+    assert!(e.contains("answered with HTTP status 404"), "{e}");
+    // The use of the failed data source is not reported again.
+    assert_eq!(e.matches("t.pkr.hcl:").count(), 1, "{e}");
+
+    let (url, _server) = http_answer("200 OK", "application/octet-stream", "x");
+    let t = load_text(
+        &format!("data \"http\" \"bin\" {{\n  url = \"{url}\"\n}}\n{MINIMAL}"),
+        &[],
+    )
+    .expect("a binary answer still loads");
+    assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+    assert!(
+        t.warnings[0].message.contains("is not text"),
+        "{:?}",
+        t.warnings
+    );
+
+    let bad = errors(&format!(
+        "data \"http\" \"x\" {{\n  method = \"FETCH\"\n}}\n{MINIMAL}"
+    ));
+    assert!(bad.contains("missing required option `url`"), "{bad}");
+    assert!(bad.contains("`method` must be one of"), "{bad}");
+}
+
+#[test]
+fn issue_13_unknown_data_source_is_a_warning_and_try_catches_its_use() {
+    let text = format!(
+        "data \"host-info\" \"this\" {{}}\nlocals {{\n  host_os = try(data.host-info.this.os_type, \"unknown\")\n  known = can(data.host-info.this.os_type)\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = \"${local.host_os}-${local.known}\""
+        )
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    assert_eq!(qemu_of(&t).vm_name, "unknown-false");
+    assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+    assert!(
+        t.warnings[0]
+            .message
+            .contains("data source type `host-info` is not built into kiln"),
+        "{:?}",
+        t.warnings
+    );
+    let e = errors(&format!(
+        "data \"host-info\" \"this\" {{}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = data.host-info.this.os_type"
+        )
+    ));
+    assert!(
+        e.contains(
+            "`data.host-info.this` has no value: kiln does not have the `host-info` data source"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: write the use as `try(data.…, FALLBACK)`"),
+        "{e}"
+    );
+    let undeclared = errors(&format!(
+        "data \"null\" \"n\" {{\n  input = 1\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  memory = data.null.m.output"
+        )
+    ));
+    assert!(
+        undeclared.contains("undeclared data source `data.null.m`")
+            && undeclared.contains("did you mean `data.null.n`?"),
+        "{undeclared}"
+    );
+}
+
+#[test]
+fn issue_13_data_sources_in_a_cycle_are_reported() {
+    let e = errors(&format!(
+        "data \"null\" \"n\" {{\n  input = local.a\n}}\nlocals {{\n  a = data.null.n.output\n}}\n{MINIMAL}"
+    ));
+    assert!(
+        e.contains("data source `data.null.n` depends on itself"),
+        "{e}"
+    );
+    assert!(e.contains("local `a` depends on itself"), "{e}");
+    assert!(
+        e.contains("these locals and data sources refer to each other in a cycle"),
+        "{e}"
+    );
+}
