@@ -28,8 +28,9 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
 pub fn diagnostics(err: &(dyn Error + 'static)) -> Option<String> {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if let Some(crate::template::Error::Invalid(diags)) =
-            e.downcast_ref::<crate::template::Error>()
+        if let Some(
+            crate::template::Error::Invalid(diags) | crate::template::Error::Unrunnable(diags),
+        ) = e.downcast_ref::<crate::template::Error>()
         {
             let rendered: Vec<String> = diags
                 .iter()

@@ -56,4 +56,5 @@ pub mod suggest;
 pub mod template;
 pub mod types;
 pub mod ui;
+pub mod unknown;
 pub mod wait;

@@ -176,6 +176,7 @@ fn target(port: u16, password: &str) -> SshTarget {
         private_key: None,
         password: Some(Secret::new(password)),
         pty: false,
+        read_write_timeout: None,
     }
 }
 

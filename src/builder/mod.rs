@@ -18,21 +18,29 @@ use crate::artifact::Artifact;
 use crate::provisioner::{BuildEnv, ProvisionerBlock, Session};
 use crate::step::{self, OnError, Timings};
 use crate::ui::Ui;
+use crate::unknown::UnknownType;
 pub use provision::Provision;
 
-/// A `source "TYPE" "NAME"` block, validated: one variant per builder kind.
+/// A `source "TYPE" "NAME"` block, validated: one variant per builder kind, and the sources
+/// of builders kiln does not have (kept for validation; never built).
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Qemu(Box<qemu::config::Config>),
     Null(null::Config),
+    /// A source of another builder (`virtualbox-iso`): its name and block.
+    Foreign {
+        name: String,
+        block: UnknownType,
+    },
 }
 
 impl SourceConfig {
     /// Packer's type name, as in `source "TYPE" "NAME"`.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             Self::Qemu(_) => "qemu",
             Self::Null(_) => "null",
+            Self::Foreign { block, .. } => &block.type_name,
         }
     }
 
@@ -41,11 +49,12 @@ impl SourceConfig {
         match self {
             Self::Qemu(c) => &c.name,
             Self::Null(c) => &c.name,
+            Self::Foreign { name, .. } => name,
         }
     }
 
     /// `(type, name)`.
-    pub fn key(&self) -> (&'static str, &str) {
+    pub fn key(&self) -> (&str, &str) {
         (self.type_name(), self.name())
     }
 }
@@ -54,7 +63,7 @@ impl SourceConfig {
 /// builder's connect step). Builders embed it as `core`.
 pub struct Core {
     /// Packer's type of the source (`qemu`) and its name: the build is `TYPE.NAME`.
-    pub builder_type: &'static str,
+    pub builder_type: String,
     pub name: String,
     pub ui: Ui,
     pub cancel: CancellationToken,
@@ -80,7 +89,7 @@ impl Core {
         run_uuid: String,
     ) -> Self {
         Self {
-            builder_type: source.type_name(),
+            builder_type: source.type_name().to_owned(),
             name: source.name().to_owned(),
             session: Session::new(None, None, cancel.clone()),
             ui,
@@ -111,6 +120,8 @@ pub struct Settings {
     pub force: bool,
     /// `-on-error`.
     pub on_error: OnError,
+    /// `-debug`: pause after each step.
+    pub debug: bool,
     /// Where downloads are cached.
     pub cache_dir: PathBuf,
 }
@@ -122,6 +133,10 @@ pub enum Error {
     Qemu(step::Error<qemu::Error>),
     #[error(transparent)]
     Null(step::Error<null::Error>),
+    /// The source's type is not a builder kiln has (`kiln build` refuses such builds before
+    /// starting any).
+    #[error("kiln has no `{type_name}` builder")]
+    Foreign { type_name: String },
 }
 
 /// Runs the builder of `source` over `core`: its steps, then its artifact.
@@ -131,19 +146,27 @@ pub async fn run(
     settings: &Settings,
     timings: &mut Timings,
 ) -> Result<Artifact, Error> {
+    let mode = step::Mode {
+        on_error: settings.on_error,
+        debug: settings.debug,
+        ui: Some(core.ui.clone()),
+    };
     match source {
         SourceConfig::Qemu(config) => {
             let mut ctx = qemu::BuildContext::new(*config, core, settings);
-            qemu::build(&mut ctx, settings.on_error, timings)
+            qemu::build(&mut ctx, mode, timings)
                 .await
                 .map_err(Error::Qemu)
         }
         SourceConfig::Null(config) => {
             let mut ctx = null::NullContext::new(config, core);
-            null::build(&mut ctx, settings.on_error, timings)
+            null::build(&mut ctx, mode, timings)
                 .await
                 .map_err(Error::Null)
         }
+        SourceConfig::Foreign { block, .. } => Err(Error::Foreign {
+            type_name: block.type_name,
+        }),
     }
 }
 

@@ -60,7 +60,7 @@ pub(super) fn build_env(
         run_uuid: &core.run_uuid,
     });
     BuildEnv {
-        env: packer_env(&core.name, core.builder_type, http),
+        env: packer_env(&core.name, &core.builder_type, http),
         source,
         data,
     }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::communicator::{self, Communicator, Connect, Endpoint};
 use crate::ui::Ui;
+use crate::unknown::UnknownType;
 
 /// A `provisioner` block: its type's options and the options every type has.
 #[derive(Debug, Clone)]
@@ -66,23 +67,27 @@ impl ProvisionerBlock {
     }
 }
 
-/// The provisioner types kiln runs.
+/// The provisioner types kiln runs, and the blocks of types it does not have.
 #[derive(Debug, Clone)]
 pub enum Provisioner {
     Shell(shell::Config),
     File(file::Config),
     ShellLocal(shell_local::Config),
     Breakpoint(breakpoint::Config),
+    /// A type kiln does not have (`powershell`): kept as written, never run (`kiln build`
+    /// refuses a build that would run one).
+    Unknown(UnknownType),
 }
 
 impl Provisioner {
     /// The type's name, as in `provisioner "TYPE"`.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             Self::Shell(_) => "shell",
             Self::File(_) => "file",
             Self::ShellLocal(_) => "shell-local",
             Self::Breakpoint(_) => "breakpoint",
+            Self::Unknown(u) => &u.type_name,
         }
     }
 }
@@ -253,7 +258,7 @@ fn with_build_data(kind: &Provisioner, data: &[(String, String)]) -> Provisioner
             c.environment_vars = env(&c.environment_vars);
             c.execute_command = c.execute_command.iter().map(r).collect();
         }
-        Provisioner::Breakpoint(_) => {}
+        Provisioner::Breakpoint(_) | Provisioner::Unknown(_) => {}
     }
     kind
 }
@@ -278,6 +283,9 @@ pub enum Error {
     /// Ctrl-C or SIGTERM.
     #[error("Cancelled")]
     Cancelled,
+    /// The block's type is not one kiln has.
+    #[error("kiln has no `{0}` provisioner")]
+    NotBuiltIn(String),
 }
 
 /// A failed provisioner block: its position (1-based), type and what went wrong.
@@ -411,6 +419,7 @@ async fn run_kind(
             Ok(shell_local::run(cfg, ui, &build.env, &session.cancel).await?)
         }
         Provisioner::Breakpoint(cfg) => Ok(breakpoint::run(cfg, ui, &session.cancel).await?),
+        Provisioner::Unknown(u) => Err(Error::NotBuiltIn(u.type_name.clone())),
     }
 }
 

@@ -9,10 +9,11 @@ use hcl::edit::Span;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Block, Body};
 
-use super::build::{Declared, build};
+use super::build::{Declared, Plan, Unrunnable, plan, runs, source_object};
 use super::diag::SourceFile;
 use super::eval::{Scope, node_refs};
 use super::options::{Options, reject_blocks, unknown};
+use super::select::Matcher;
 use super::sources::{self, read_source};
 use super::variables::{self, Inputs, VarDecl, VarFile};
 use super::vartype::VarType;
@@ -237,7 +238,8 @@ fn check(
     let mut local_attrs: BTreeMap<String, LocalDef> = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut said_plugins = false;
-    let mut kinded: Vec<(&sources::Kind, &SourceFile, &Block, String)> = Vec::new();
+    let mut source_blocks: BTreeMap<(String, String), (&SourceFile, &Block)> = BTreeMap::new();
+    let mut source_order: Vec<(String, String)> = Vec::new();
     let mut declared = Declared::new();
     let mut builds = Vec::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
@@ -359,17 +361,9 @@ fn check(
                         ));
                         continue;
                     }
-                    declared.insert(key, sources::kind(kind).is_some());
-                    match sources::kind(kind) {
-                        Some(k) => kinded.push((k, file, block, (*name).to_owned())),
-                        None => d.push(
-                            Diagnostic::new(
-                                at,
-                                format!("source type `{kind}` is not supported by kiln yet"),
-                            )
-                            .with_hint(sources::supported_hint()),
-                        ),
-                    }
+                    declared.insert(key.clone(), sources::kind(kind).is_some());
+                    source_order.push(key.clone());
+                    source_blocks.insert(key, (file, block));
                 }
                 ("data", [kind, name]) => {
                     let key = ((*kind).to_owned(), (*name).to_owned());
@@ -469,36 +463,112 @@ fn check(
         variables,
         ..Template::empty(path)
     };
+    // Which builds run is decided before any source is read.
+    let matcher = Matcher::new(&inputs.selection, &mut d);
+    let mut plans: Vec<Plan> = builds
+        .iter()
+        .map(|(file, block)| plan(file, &scope, block, &declared, &mut d))
+        .collect();
+    let mut all_builds = Vec::new();
+    for p in &mut plans {
+        for u in &mut p.usages {
+            let full = u.full();
+            u.selected = matcher.selects(p.name.as_deref(), &full);
+            all_builds.push(match &p.name {
+                Some(b) => format!("{b}.{full}"),
+                None => full,
+            });
+        }
+    }
+    warnings.extend(matcher.unused(&all_builds));
     let mut table = SourceTable {
-        declared,
         read: BTreeMap::new(),
-        blocks: BTreeMap::new(),
-        template_dir,
+        blocks: source_blocks,
+        base_dir: template_dir,
     };
-    for (kind, file, block, name) in kinded {
-        let source = read_source(kind, file, block, &name, &scope, None, template_dir, &mut d);
+    // Without `-only` / `-except` every declared source of a type kiln builds is checked, used
+    // or not; with them, only those the selected builds use.
+    let used = |key: &(String, String)| {
+        plans
+            .iter()
+            .any(|p| p.usages.iter().any(|u| u.selected && u.declared == *key))
+    };
+    for key in &source_order {
+        let (file, block) = table.blocks[key];
+        let Some(kind) = sources::kind(&key.0) else {
+            continue;
+        };
+        if !inputs.selection.is_empty() && !used(key) {
+            continue;
+        }
+        let scope = scope.with_object("source", source_object(&key.0, &key.1));
+        let source = read_source(
+            kind,
+            file,
+            block,
+            &key.1,
+            &scope,
+            None,
+            template_dir,
+            &mut d,
+        );
         template.sources.push(source.clone());
-        let key = (kind.type_name.to_owned(), name);
         table.read.insert(key.clone(), source);
-        table.blocks.insert(key, (file, block));
     }
-    for (file, block) in builds {
-        template
-            .builds
-            .push(build(file, &scope, block, &table, &mut d));
+    let example = plans
+        .iter()
+        .flat_map(|p| &p.usages)
+        .find(|u| u.selected && sources::kind(&u.declared.0).is_some())
+        .map_or_else(
+            || format!("{}.NAME", sources::KINDS[0].type_name),
+            |u| u.full(),
+        );
+    let mut unrunnable = Unrunnable::default();
+    for p in &plans {
+        let b = runs(
+            p,
+            &scope,
+            &table,
+            &matcher,
+            &example,
+            &mut d,
+            &mut warnings,
+            &mut unrunnable,
+        );
+        template.builds.push(b);
     }
+    template.unrunnable = unrunnable.diagnostics();
 
     // A backstop: no sensitive value may be shown, whatever path put it in a message.
     sensitive.retain(|s| s.len() >= 3);
     sensitive.sort();
     sensitive.dedup();
-    for diag in d.iter_mut().chain(warnings.iter_mut()) {
+    for diag in d
+        .iter_mut()
+        .chain(warnings.iter_mut())
+        .chain(template.unrunnable.iter_mut())
+    {
         diag.message = mask(&diag.message, &sensitive);
         diag.hint = diag.hint.take().map(|h| mask(&h, &sensitive));
     }
+    // A block read once per source reports its problems once.
+    dedup(&mut d);
+    dedup(&mut warnings);
     template.warnings = warnings;
     template.secrets = sensitive;
     (template, d)
+}
+
+/// `diags` without repeats, in their first order.
+fn dedup(diags: &mut Vec<Diagnostic>) {
+    let mut seen: Vec<Diagnostic> = Vec::with_capacity(diags.len());
+    diags.retain(|x| {
+        if seen.contains(x) {
+            return false;
+        }
+        seen.push(x.clone());
+        true
+    });
 }
 
 /// `text` with every secret replaced by `<sensitive>`.
@@ -516,10 +586,10 @@ pub(crate) fn mask(text: &str, secrets: &[String]) -> String {
 /// The template's sources, for `build` blocks: as read, and their blocks to read again with a
 /// build's overrides.
 pub(crate) struct SourceTable<'a> {
-    pub declared: Declared,
     pub read: BTreeMap<(String, String), SourceConfig>,
     pub blocks: BTreeMap<(String, String), (&'a SourceFile, &'a Block)>,
-    pub template_dir: &'a Path,
+    /// What relative paths in builder and provisioner options are relative to.
+    pub base_dir: &'a Path,
 }
 
 fn twice(

@@ -128,8 +128,13 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
         None if p.iso_path.is_some() => push("-boot", "once=d".into()),
         None => push("-boot", "c".into()),
     }
-    if let Some(bios) = &config.firmware {
-        push("-bios", bios.to_string_lossy().into_owned());
+    match &config.firmware {
+        Some(fw) if config.use_pflash => push(
+            "-drive",
+            format!("file={},if=pflash,format=raw,readonly=on", fw.display()),
+        ),
+        Some(bios) => push("-bios", bios.to_string_lossy().into_owned()),
+        None => {}
     }
 
     let netdev = match (&config.communicator, p.ssh_host_port) {
@@ -284,6 +289,7 @@ mod tests {
             pty: false,
             host_port_min: 2222,
             host_port_max: 4444,
+            read_write_timeout: None,
         });
         c
     }
@@ -457,6 +463,12 @@ mod tests {
                 "-boot", &[]),
             ("firmware is -bios", |c, _| c.firmware = Some("/fw/bios.bin".into()),
                 "-bios", &["/fw/bios.bin"]),
+            ("firmware with use_pflash is a read-only pflash drive", |c, _| { c.firmware = Some("/fw/bios.bin".into()); c.use_pflash = true },
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom",
+                            "file=/fw/bios.bin,if=pflash,format=raw,readonly=on"]),
+            ("use_pflash without firmware changes nothing", |c, _| c.use_pflash = true,
+                "-bios", &[]),
             ("guest-paced VNC typing: no QEMU key delay", |c, p| { c.boot_key_driver = KeyDriverKind::Vnc; p.key_trace = Some("/k/trace".into()) },
                 "-vnc", &["127.0.0.1:1,key-delay-ms=0"]),
             ("VNC typing at a fixed interval keeps QEMU's delay", |c, _| c.boot_key_driver = KeyDriverKind::Vnc,

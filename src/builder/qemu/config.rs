@@ -146,8 +146,10 @@ pub struct Config {
     pub display: Option<String>,
     /// `use_default_display`: no `-display` at all when not headless.
     pub use_default_display: bool,
-    /// `firmware`: `-bios` when set.
+    /// `firmware`: `-bios` when set, or a read-only pflash drive with `use_pflash`.
     pub firmware: Option<PathBuf>,
+    /// `use_pflash` (default false): attach `firmware` as pflash instead of `-bios`.
+    pub use_pflash: bool,
     /// `efi_boot` (true also when either firmware path is set): boot OVMF from pflash.
     pub efi_boot: bool,
     /// `efi_firmware_code` / `efi_firmware_vars`; unset halves are found among the usual OVMF
@@ -244,6 +246,7 @@ impl Config {
             disk_detect_zeroes: "off".into(),
             qemuargs: Vec::new(),
             firmware: None,
+            use_pflash: false,
             efi_boot: false,
             efi_firmware_code: None,
             efi_firmware_vars: None,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::{Core, HasCore, Provision, Settings};
 use crate::artifact::{Artifact, Disk};
 use crate::provisioner::BuildEnv;
-use crate::step::{self, OnError, Step, Timings};
+use crate::step::{self, Step, Timings};
 use config::Config;
 use russh::keys::PrivateKey;
 
@@ -140,12 +140,12 @@ pub const BUILDER_ID: &str = "transcend.qemu";
 /// Runs the qemu build for `config` and returns the disk it produced.
 pub async fn build(
     ctx: &mut BuildContext,
-    on_error: OnError,
+    mode: step::Mode,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
     let cancel = ctx.core.cancel.clone();
     let mut steps = steps();
-    step::run(&mut steps, ctx, &cancel, on_error, timings).await?;
+    step::run(&mut steps, ctx, &cancel, mode, timings).await?;
     artifact(ctx).await.map_err(|source| step::Error::Failed {
         step: "artifact",
         source,

@@ -10,7 +10,7 @@ use crate::builder::qemu::config::{
 };
 use crate::types::{Checksum, parse_checksum, parse_disk_size};
 
-use super::{Kind, duration, non_negative, port_range, resolve, ssh};
+use super::{Kind, check_winrm, duration, non_negative, port_range, resolve, ssh};
 use crate::template::Diagnostic;
 use crate::template::options::Options;
 
@@ -37,7 +37,9 @@ const SUPPORTED: &[&str] = &[
     "ssh_clear_authorized_keys", "ssh_pty", "http_content", "http_bind_address", "boot_steps",
     "boot_key_interval", "boot_key_driver", "cpu_model", "sockets", "cores", "threads", "vga",
     "display", "use_default_display", "disk_detect_zeroes", "qemuargs", "firmware", "efi_boot",
-    "efi_firmware_code", "efi_firmware_vars",
+    "efi_firmware_code", "efi_firmware_vars", "use_pflash", "ssh_wait_timeout",
+    "ssh_read_write_timeout", "winrm_username", "winrm_password", "winrm_host", "winrm_port",
+    "winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
@@ -45,20 +47,18 @@ const SUPPORTED: &[&str] = &[
 pub(crate) const KNOWN: &[&str] = &[
     "http_interface", "http_network_protocol", "boot_keygroup_interval", "disable_vnc",
     "vnc_use_password", "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge",
-    "qemu_img_args", "use_pflash", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type",
+    "qemu_img_args", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type",
     "cdrom_interface", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "run_once", "ssh_host_port_min", "ssh_host_port_max", "skip_nat_mapping",
-    "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
-    "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_read_write_timeout",
+    "ssh_certificate_file", "ssh_agent_auth", "ssh_host",
+    "ssh_handshake_attempts", "ssh_keep_alive_interval",
     "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
     "ssh_bastion_private_key_file", "ssh_bastion_certificate_file", "ssh_bastion_agent_auth",
     "ssh_bastion_interactive", "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username",
     "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels", "temporary_key_pair_type",
-    "temporary_key_pair_bits", "temporary_key_pair_name", "ssh_keypair_name", "winrm_username",
-    "winrm_password", "winrm_host", "winrm_port", "winrm_timeout", "winrm_use_ssl",
-    "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
+    "temporary_key_pair_bits", "temporary_key_pair_name", "ssh_keypair_name",
 ];
 
 /// Reads one qemu source. Problems go to `diags`; the returned config is only meaningful when
@@ -226,7 +226,8 @@ pub(crate) fn source(
             );
         }
     }
-    if let Some(s) = o.string("http_bind_address", d) {
+    // An empty address is Packer's default (as when the option is not set).
+    if let Some(s) = o.string("http_bind_address", d).filter(|s| !s.is_empty()) {
         match s.parse() {
             Ok(ip) => c.http_bind_address = ip,
             Err(_) => o.error(
@@ -321,6 +322,7 @@ pub(crate) fn source(
             .map(|s| resolve(template_dir, Path::new(&s)))
     };
     c.firmware = path("firmware", d);
+    c.use_pflash = o.bool("use_pflash", d).unwrap_or(false);
     c.efi_firmware_code = path("efi_firmware_code", d);
     c.efi_firmware_vars = path("efi_firmware_vars", d);
     // As Packer: giving either firmware path turns efi_boot on.
@@ -383,6 +385,7 @@ pub(crate) fn source(
     if c.communicator == CommunicatorKind::Ssh {
         c.ssh = Some(ssh(o, template_dir, d));
     }
+    check_winrm(o, d);
 
     if let Some(s) = o.string("shutdown_command", d).filter(|s| !s.is_empty()) {
         c.shutdown_command = Some(s);
