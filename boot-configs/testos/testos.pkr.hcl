@@ -6,8 +6,8 @@
 
 variable "iso_path" {
   type        = string
-  description = "The installer ISO (built by scripts/make-test-iso.sh)."
-  default     = "../../target/test-iso/kiln-testos.iso"
+  description = "The installer ISO (built by scripts/make-test-iso.sh); default: the one in this repository's target/test-iso/."
+  default     = ""
 }
 
 variable "iso_checksum" {
@@ -26,12 +26,15 @@ variable "ssh_timeout" {
   default = "10m"
 }
 
+# Paths in options are relative to the directory kiln runs in, as in Packer: files of this
+# repository are named from the template's own directory, `path.root`.
 locals {
-  name = "testos"
+  name     = "testos"
+  iso_path = var.iso_path != "" ? var.iso_path : "${path.root}/../../target/test-iso/kiln-testos.iso"
 }
 
 source "qemu" "testos" {
-  iso_url      = var.iso_path
+  iso_url      = local.iso_path
   iso_checksum = var.iso_checksum
 
   output_directory = var.output_directory
@@ -44,7 +47,7 @@ source "qemu" "testos" {
   cpus        = 2
   headless    = true
 
-  http_directory = "../../http"
+  http_directory = "${path.root}/../../http"
   boot_wait      = "10s"
   boot_command = [
     "install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
@@ -61,7 +64,7 @@ build {
   sources = ["source.qemu.testos"]
 
   provisioner "shell" {
-    script = "../../scripts/testos-provision.sh"
+    script = "${path.root}/../../scripts/testos-provision.sh"
   }
 
   post-processor "vagrant" {

@@ -73,6 +73,11 @@ pub struct Core {
     pub error_cleanup: Option<ProvisionerBlock>,
     /// This run's id (`build.PackerRunUUID`).
     pub run_uuid: String,
+    /// `-on-error`: with `abort` the `error-cleanup-provisioner` does not run either, as in
+    /// Packer (everything is left as it failed).
+    pub on_error: OnError,
+    /// `-debug`: builders say how to reach the machine.
+    pub debug: bool,
     /// The communicator: the connection (the builder's connect step makes it; `provision` may
     /// replace it after a reboot; shutdown takes it) and how to make a new one.
     pub session: Session,
@@ -97,6 +102,8 @@ impl Core {
             provisioners,
             error_cleanup,
             run_uuid,
+            on_error: OnError::default(),
+            debug: false,
         }
     }
 }
@@ -142,10 +149,12 @@ pub enum Error {
 /// Runs the builder of `source` over `core`: its steps, then its artifact.
 pub async fn run(
     source: SourceConfig,
-    core: Core,
+    mut core: Core,
     settings: &Settings,
     timings: &mut Timings,
 ) -> Result<Artifact, Error> {
+    core.on_error = settings.on_error;
+    core.debug = settings.debug;
     let mode = step::Mode {
         on_error: settings.on_error,
         debug: settings.debug,

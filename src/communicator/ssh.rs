@@ -150,7 +150,7 @@ pub struct SshConfig {
     pub port: u16,
     /// `ssh_timeout` (default 5m).
     pub timeout: Duration,
-    /// `ssh_private_key_file` (resolved against the template directory). Without it and
+    /// `ssh_private_key_file` (resolved against the working directory). Without it and
     /// without a password, kiln generates a temporary ed25519 key pair for the build.
     pub private_key_file: Option<PathBuf>,
     /// `pause_before_connecting` (default 0): wait this long before the first attempt.

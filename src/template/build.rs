@@ -765,7 +765,7 @@ fn provisioner(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    template_dir: &Path,
+    base_dir: &Path,
     sources: &[String],
     source: &str,
     d: &mut Vec<Diagnostic>,
@@ -791,11 +791,11 @@ fn provisioner(
                 "skip_clean",
                 "start_retry_timeout",
                 "pause_after",
+                "binary",
             ],
             &[
                 "env_var_format",
                 "use_env_var_file",
-                "binary",
                 "override",
                 "continue_on_error",
             ],
@@ -837,9 +837,9 @@ fn provisioner(
     };
     let o = read_options(file, scope, block, own, &PROVISIONER_COMMON, known, d);
     let parse = |o: &Options, d: &mut Vec<Diagnostic>| match kind {
-        "shell" => Provisioner::Shell(shell(o, template_dir, d)),
-        "file" => Provisioner::File(file_provisioner(o, template_dir, d)),
-        "shell-local" => Provisioner::ShellLocal(shell_local_pp(o, template_dir, d)),
+        "shell" => Provisioner::Shell(shell(o, base_dir, d)),
+        "file" => Provisioner::File(file_provisioner(o, base_dir, d)),
+        "shell-local" => Provisioner::ShellLocal(shell_local_pp(o, base_dir, d)),
         _ => Provisioner::Breakpoint(breakpoint::Config {
             note: o.string("note", d).unwrap_or_default(),
             disable: o.bool("disable", d).unwrap_or(false),
@@ -961,10 +961,10 @@ fn int_list(o: &Options, option: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<i6
     }
 }
 
-fn shell(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Config {
+fn shell(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Config {
     let script_path = |s: &str, key: &str, d: &mut Vec<Diagnostic>| {
-        let path = resolve(template_dir, Path::new(s));
-        if !path.is_file() {
+        let path = resolve(base_dir, Path::new(s));
+        if !readable_file(&path) {
             o.error(
                 key,
                 format!("script `{}` does not exist", path.display()),
@@ -1024,10 +1024,11 @@ fn shell(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Co
         c.start_retry_timeout = t;
     }
     c.pause_after = non_negative(o, "pause_after", d).unwrap_or_default();
+    c.binary = o.bool("binary", d).unwrap_or(false);
     c
 }
 
-fn file_provisioner(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> file::Config {
+fn file_provisioner(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> file::Config {
     let direction = match o
         .one_of("direction", &["upload", "download"], &[], d)
         .as_deref()
@@ -1048,12 +1049,12 @@ fn file_provisioner(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -
     let source = match (content, paths.is_empty()) {
         (Some(text), true) => file::FileSource::Content(text),
         (None, false) => file::FileSource::Paths(match direction {
-            // Local paths resolve against the template directory, keeping a trailing `/`.
+            // Local paths resolve against the working directory, keeping a trailing `/`.
             file::Direction::Upload => paths
                 .iter()
                 .map(|p| {
                     let slash = if p.ends_with('/') { "/" } else { "" };
-                    let path = resolve(template_dir, Path::new(p));
+                    let path = resolve(base_dir, Path::new(p));
                     if !generated && !path.exists() {
                         o.error(
                             if o.has("source") { "source" } else { "sources" },
@@ -1101,7 +1102,7 @@ fn chain(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    template_dir: &Path,
+    base_dir: &Path,
     sources: &[String],
     source: &str,
     matcher: &Matcher,
@@ -1123,15 +1124,7 @@ fn chain(
         match (inner.ident.as_str(), inner.labels.as_slice()) {
             ("post-processor", [_]) => {
                 let pp = post_processor(
-                    file,
-                    scope,
-                    inner,
-                    template_dir,
-                    sources,
-                    source,
-                    matcher,
-                    d,
-                    warnings,
+                    file, scope, inner, base_dir, sources, source, matcher, d, warnings,
                 );
                 chain.extend(pp.map(|pp| (at, pp)));
             }
@@ -1153,7 +1146,7 @@ fn post_processor(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    template_dir: &Path,
+    base_dir: &Path,
     sources: &[String],
     source: &str,
     matcher: &Matcher,
@@ -1178,8 +1171,9 @@ fn post_processor(
                 "include",
                 "vagrantfile_template",
                 "vagrantfile_template_generated",
+                "provider_override",
             ],
-            &["provider_override", "override"],
+            &["override"],
         ),
         "checksum" => (&["checksum_types", "output"], &[]),
         "manifest" => (&["output", "strip_path", "strip_time", "custom_data"], &[]),
@@ -1206,11 +1200,11 @@ fn post_processor(
     };
     let o = read_options(file, scope, block, own, &PP_COMMON, known, d);
     let kind = match kind {
-        "vagrant" => PostProcessor::Vagrant(vagrant(&o, template_dir, d)),
+        "vagrant" => PostProcessor::Vagrant(vagrant(&o, base_dir, d)),
         "checksum" => PostProcessor::Checksum(checksum_pp(&o, d)),
         "manifest" => PostProcessor::Manifest(manifest_pp(&o, d)),
         "compress" => PostProcessor::Compress(compress_pp(&o, d)),
-        _ => PostProcessor::ShellLocal(shell_local_pp(&o, template_dir, d)),
+        _ => PostProcessor::ShellLocal(shell_local_pp(&o, base_dir, d)),
     };
     Some(PostProcessorBlock {
         name: o.string("name", d),
@@ -1239,16 +1233,28 @@ fn read_options<'a>(
     o
 }
 
-/// A path option resolved against the template directory, which must name an existing file.
+/// Whether `path` can be read as a file: a regular file, or anything else readable that is not
+/// a directory (`/dev/null`, a named pipe), as Packer accepts.
+fn readable_file(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so that opening a named pipe does not wait for a writer.
+    let open = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path);
+    !path.is_dir() && open.is_ok()
+}
+
+/// A path option resolved against the working directory, which must name an existing file.
 fn existing_file(
     o: &Options,
     option: &str,
     value: &str,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> PathBuf {
-    let path = resolve(template_dir, Path::new(value));
-    if !path.is_file() {
+    let path = resolve(base_dir, Path::new(value));
+    if !readable_file(&path) {
         o.error(
             option,
             format!("`{option}`: file `{}` does not exist", path.display()),
@@ -1258,7 +1264,7 @@ fn existing_file(
     path
 }
 
-fn vagrant(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant::Config {
+fn vagrant(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant::Config {
     let mut c = vagrant::Config::default();
     if let Some(s) = o.string("output", d) {
         c.output = s;
@@ -1267,17 +1273,36 @@ fn vagrant(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant
         c.compression_level = n as u32;
     }
     c.architecture = o.string("architecture", d);
+    // kiln packs the disk of a qemu build, which is a libvirt box; Packer's other providers
+    // need their own builders' artifacts.
+    let _ = o.one_of(
+        "provider_override",
+        &["libvirt"],
+        &[
+            "virtualbox",
+            "vmware",
+            "hyperv",
+            "parallels",
+            "aws",
+            "azure",
+            "digitalocean",
+            "google",
+            "lxc",
+            "docker",
+            "scaleway",
+        ],
+        d,
+    );
     for f in o.string_list("include", d).unwrap_or_default() {
-        c.include
-            .push(existing_file(o, "include", &f, template_dir, d));
+        c.include.push(existing_file(o, "include", &f, base_dir, d));
     }
     // A generated template is written during the build: it need not exist yet.
     let generated = o.bool("vagrantfile_template_generated", d).unwrap_or(false);
     c.vagrantfile_template = o.string("vagrantfile_template", d).map(|f| {
         if generated {
-            resolve(template_dir, Path::new(&f))
+            resolve(base_dir, Path::new(&f))
         } else {
-            existing_file(o, "vagrantfile_template", &f, template_dir, d)
+            existing_file(o, "vagrantfile_template", &f, base_dir, d)
         }
     });
     c
@@ -1398,11 +1423,7 @@ fn compress_pp(o: &Options, d: &mut Vec<Diagnostic>) -> compress::Config {
     c
 }
 
-fn shell_local_pp(
-    o: &Options,
-    template_dir: &Path,
-    d: &mut Vec<Diagnostic>,
-) -> shell_local::Config {
+fn shell_local_pp(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> shell_local::Config {
     let inline = o.string_list("inline", d);
     let command = o.string("command", d);
     let mut scripts: Vec<String> = o.string("script", d).into_iter().collect();
@@ -1428,7 +1449,7 @@ fn shell_local_pp(
                 .iter()
                 .map(|s| {
                     let key = if o.has("script") { "script" } else { "scripts" };
-                    existing_file(o, key, s, template_dir, d)
+                    existing_file(o, key, s, base_dir, d)
                 })
                 .collect(),
         )

@@ -343,6 +343,12 @@ pub(super) fn describe(kind: &ErrorKind) -> String {
             type_name(l),
             type_name(r)
         ),
+        ErrorKind::FuncCall(name, msg)
+            if [functions::COERCE_BOOL, functions::COERCE_NUMBER]
+                .contains(&name.to_string().as_str()) =>
+        {
+            msg.clone()
+        }
         ErrorKind::FuncCall(name, msg) => format!("function `{name}` failed: {msg}"),
         ErrorKind::Message(msg) => format!("cannot evaluate this expression: {msg}"),
         _ => "cannot evaluate this expression".to_owned(),

@@ -419,6 +419,8 @@ fn check(
         "root".to_owned(),
         Value::String(template_dir.to_string_lossy().into_owned()),
     );
+    // Relative paths in builder and provisioner options are relative to the working
+    // directory, as in Packer; only file functions and `path.root` are template-relative.
     let cwd = std::env::current_dir().unwrap_or_default();
     path_obj.insert(
         "cwd".to_owned(),
@@ -484,7 +486,7 @@ fn check(
     let mut table = SourceTable {
         read: BTreeMap::new(),
         blocks: source_blocks,
-        base_dir: template_dir,
+        base_dir: &cwd,
     };
     // Without `-only` / `-except` every declared source of a type kiln builds is checked, used
     // or not; with them, only those the selected builds use.
@@ -502,16 +504,7 @@ fn check(
             continue;
         }
         let scope = scope.with_object("source", source_object(&key.0, &key.1));
-        let source = read_source(
-            kind,
-            file,
-            block,
-            &key.1,
-            &scope,
-            None,
-            template_dir,
-            &mut d,
-        );
+        let source = read_source(kind, file, block, &key.1, &scope, None, &cwd, &mut d);
         template.sources.push(source.clone());
         table.read.insert(key.clone(), source);
     }

@@ -571,8 +571,9 @@ fn issue_13_unknown_types_are_kept_and_named() {
     );
 }
 
-/// The input options of issue 4: `iso_urls` in order, `file:` checksums beside the template,
-/// target path and extension, `iso_skip_cache` forcing `none`.
+/// The input options of issue 4: `iso_urls` in order, `file:` checksums, target path and
+/// extension (relative paths are relative to the working directory, issue 13),
+/// `iso_skip_cache` forcing `none`.
 #[test]
 fn input_options() {
     let text = r#"
@@ -587,7 +588,7 @@ build { sources = ["source.qemu.m"] }
 "#;
     let dir = dir_with(&[("t.pkr.hcl", text)]);
     let t = load(&dir.path().join("t.pkr.hcl"), &Inputs::default()).expect("loads");
-    let root = std::path::absolute(dir.path()).expect("absolute");
+    let root = std::env::current_dir().expect("working directory");
     let c = qemu_of(&t);
     assert_eq!(
         c.iso_urls,

@@ -55,13 +55,14 @@ pub use crate::communicator::ssh::SshConfig;
 pub struct Config {
     /// The source label (`NAME`); the build name in messages is `qemu.NAME`.
     pub name: String,
-    /// Directory of the template file; relative paths were resolved against it.
-    pub template_dir: PathBuf,
+    /// The directory relative option paths were resolved against: the working directory kiln
+    /// ran in, as in Packer.
+    pub base_dir: PathBuf,
 
     /// `iso_url` or `iso_urls`, tried in order: paths (resolved) or `http(s)://` / `file://`
     /// URLs.
     pub iso_urls: Vec<String>,
-    /// `iso_checksum`; a `file:` path is resolved against the template directory.
+    /// `iso_checksum`; a `file:` path is resolved against the working directory.
     pub iso_checksum: Checksum,
     /// `iso_target_path`: where the download is kept instead of the cache. A path without an
     /// extension is a directory (the file is named by digest inside it).
@@ -197,13 +198,13 @@ impl Config {
     /// loader starts from this and overrides what the template sets.
     pub fn with_defaults(
         name: &str,
-        template_dir: PathBuf,
+        base_dir: PathBuf,
         iso_url: String,
         iso_checksum: Checksum,
     ) -> Self {
         Self {
             name: name.to_owned(),
-            template_dir,
+            base_dir,
             iso_urls: vec![iso_url],
             iso_checksum,
             iso_target_path: None,

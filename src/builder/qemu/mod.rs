@@ -126,6 +126,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::resize_disk::ResizeDisk),
         Box::new(steps::http_server::StartHttpServer::default()),
         Box::new(steps::run_qemu::RunQemu::default()),
+        Box::new(steps::debug_access::DebugAccess::default()),
         Box::new(steps::boot_command::TypeBootCommand),
         Box::new(steps::wait_ssh::WaitSsh),
         Box::new(Provision),
@@ -250,7 +251,14 @@ pub enum Error {
     Firmware(#[source] firmware::Error),
     /// A `qemuargs` value could not be rendered.
     #[error("Could not render `qemuargs`")]
-    QemuArgs(#[source] crate::bootcmd::Error),
+    QemuArgs(#[source] crate::render::Error),
+    /// `-debug`: the temporary private key could not be written for the `ssh` command.
+    #[error("Could not write the debug key `{}`", path.display())]
+    WriteDebugKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// QEMU could not be started.
     #[error("Could not start QEMU")]
     StartQemu(#[source] process::Error),

@@ -54,7 +54,7 @@ pub(crate) fn read_source(
     name: &str,
     scope: &Scope,
     overrides: Option<(BTreeMap<String, Value>, Location)>,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> SourceConfig {
     let at = file.at(block.ident.span());
@@ -64,13 +64,13 @@ pub(crate) fn read_source(
     }
     let known_blocks = if kind.known_blocks { kind.known } else { &[] };
     reject_blocks(file, &block.body, known_blocks, d);
-    (kind.read)(name, &o, template_dir, d)
+    (kind.read)(name, &o, base_dir, d)
 }
 
 const PORT_MAX: u64 = u16::MAX as u64;
 
 /// The `ssh_*` options (and `host_port_*`) every builder that connects over SSH reads.
-pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {
+pub(crate) fn ssh(o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {
     let username = o.string("ssh_username", d).unwrap_or_default();
     if username.is_empty() && !o.has("ssh_username") {
         o.missing(
@@ -89,7 +89,7 @@ pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>)
             .or(non_negative(o, "ssh_timeout", d))
             .unwrap_or(Duration::from_secs(300)),
         private_key_file: o.string("ssh_private_key_file", d).map(|f| {
-            let path = resolve(template_dir, Path::new(&f));
+            let path = resolve(base_dir, Path::new(&f));
             if !path.is_file() {
                 o.error(
                     "ssh_private_key_file",

@@ -28,7 +28,7 @@ const SUPPORTED: &[&str] = &[
 ];
 
 /// A `source "null"` block: the SSH host the provisioners run against.
-fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> Config {
+fn source(name: &str, o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> Config {
     let none = o
         .one_of("communicator", &["ssh", "none"], &["winrm"], d)
         .as_deref()
@@ -41,6 +41,6 @@ fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnost
     Config {
         name: name.to_owned(),
         host,
-        ssh: (!none).then(|| ssh(o, template_dir, d)),
+        ssh: (!none).then(|| ssh(o, base_dir, d)),
     }
 }

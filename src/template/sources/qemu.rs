@@ -5,6 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::bootcmd::{self, BootVars};
 use crate::builder::SourceConfig;
+use crate::builder::qemu::args::{QemuArgsVars, render_qemuargs};
 use crate::builder::qemu::config::{
     Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, smp_cpus,
 };
@@ -66,7 +67,7 @@ pub(crate) const KNOWN: &[&str] = &[
 pub(crate) fn source(
     name: &str,
     o: &Options<'_>,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> Config {
     let mut urls = Vec::new();
@@ -76,7 +77,7 @@ pub(crate) fn source(
     let many_empty = many.as_ref().is_some_and(Vec::is_empty);
     for (option, list) in [("iso_url", one.map(|u| vec![u])), ("iso_urls", many)] {
         for url in list.unwrap_or_default() {
-            match iso_url(&url, template_dir) {
+            match iso_url(&url, base_dir) {
                 Ok(u) => urls.push(u),
                 Err(m) => o.error(option, m, d),
             }
@@ -96,8 +97,8 @@ pub(crate) fn source(
     }
     let iso_checksum = match o.string("iso_checksum", d) {
         Some(s) => match parse_checksum(&s) {
-            // A checksum file given as a path is found beside the template, like `iso_url`.
-            Ok(Checksum::File { url }) => match iso_url(&url, template_dir) {
+            // A checksum file given as a path is relative to the working directory, like `iso_url`.
+            Ok(Checksum::File { url }) => match iso_url(&url, base_dir) {
                 Ok(url) => Checksum::File { url },
                 Err(m) => {
                     o.error("iso_checksum", m, d);
@@ -121,10 +122,10 @@ pub(crate) fn source(
         }
     };
     let first = urls.first().cloned().unwrap_or_default();
-    let mut c = Config::with_defaults(name, template_dir.to_owned(), first, iso_checksum);
+    let mut c = Config::with_defaults(name, base_dir.to_owned(), first, iso_checksum);
     c.iso_urls = urls;
     if let Some(s) = o.string("iso_target_path", d).filter(|s| !s.is_empty()) {
-        c.iso_target_path = Some(resolve(template_dir, Path::new(&s)));
+        c.iso_target_path = Some(resolve(base_dir, Path::new(&s)));
     }
     if let Some(s) = o.string("iso_target_extension", d) {
         let ext = s.trim_start_matches('.').to_ascii_lowercase();
@@ -191,10 +192,10 @@ pub(crate) fn source(
         c.disk_compression = false;
     }
     disk_image(o, &mut c, d);
-    cd(o, template_dir, &mut c, d);
+    cd(o, base_dir, &mut c, d);
 
     if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
-        c.http_directory = Some(resolve(template_dir, Path::new(&s)));
+        c.http_directory = Some(resolve(base_dir, Path::new(&s)));
     }
     if let Some(v) = o.value("http_content", d) {
         match v {
@@ -296,14 +297,17 @@ pub(crate) fn source(
         };
         match rows {
             Some(rows) => {
-                let vars = BootVars {
+                // Stand-in values: what matters here is that every placeholder is known.
+                let vars = QemuArgsVars {
                     http_ip: "10.0.2.2".to_owned(),
                     http_port: 8000,
+                    http_dir: c.http_directory.clone(),
+                    output_dir: c.output_directory.clone(),
                     name: c.vm_name.clone(),
-                    ssh_public_key: "ssh-ed25519 AAAA kiln".to_owned(),
+                    ssh_host_port: Some(2222),
                 };
                 for part in rows.iter().flatten() {
-                    if let Err(e) = bootcmd::render(part, &vars) {
+                    if let Err(e) = render_qemuargs(&[vec![part.clone()]], &vars) {
                         o.error("qemuargs", format!("{e} (in `{part}`)"), d);
                     }
                 }
@@ -319,7 +323,7 @@ pub(crate) fn source(
     let path = |name: &str, d: &mut Vec<Diagnostic>| {
         o.string(name, d)
             .filter(|s| !s.is_empty())
-            .map(|s| resolve(template_dir, Path::new(&s)))
+            .map(|s| resolve(base_dir, Path::new(&s)))
     };
     c.firmware = path("firmware", d);
     c.use_pflash = o.bool("use_pflash", d).unwrap_or(false);
@@ -383,7 +387,7 @@ pub(crate) fn source(
         };
     }
     if c.communicator == CommunicatorKind::Ssh {
-        c.ssh = Some(ssh(o, template_dir, d));
+        c.ssh = Some(ssh(o, base_dir, d));
     }
     check_winrm(o, d);
 
@@ -436,13 +440,13 @@ fn disk_image(o: &Options<'_>, c: &mut Config, d: &mut Vec<Diagnostic>) {
 }
 
 /// `cd_files`, `cd_content`, `cd_label`.
-fn cd(o: &Options<'_>, template_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
+fn cd(o: &Options<'_>, base_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
     if let Some(files) = o.string_list("cd_files", d) {
-        // Paths and glob patterns alike are relative to the template; patterns are expanded
+        // Paths and glob patterns alike are relative to the working directory; patterns are expanded
         // when the CD is made.
         c.cd_files = files
             .iter()
-            .map(|f| resolve(template_dir, Path::new(f)))
+            .map(|f| resolve(base_dir, Path::new(f)))
             .collect();
     }
     if let Some(map) = o.string_map("cd_content", d) {
@@ -547,15 +551,15 @@ fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option
 }
 
 /// An `iso_url` as kiln will use it: `http(s)://` and `file://` URLs kept, paths resolved
-/// against the template directory.
-fn iso_url(url: &str, template_dir: &Path) -> Result<String, String> {
+/// against the working directory (as in Packer).
+fn iso_url(url: &str, base_dir: &Path) -> Result<String, String> {
     match url.split_once("://") {
         Some(("http" | "https" | "file", _)) => Ok(url.to_owned()),
         Some((scheme, _)) => Err(format!(
             "URL scheme `{scheme}` is not supported by kiln (use `http://`, `https://`, `file://` or a path)"
         )),
         None if url.is_empty() => Err("`iso_url` is empty".to_owned()),
-        None => Ok(resolve(template_dir, Path::new(url))
+        None => Ok(resolve(base_dir, Path::new(url))
             .to_string_lossy()
             .into_owned()),
     }

@@ -27,6 +27,8 @@ const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct RunQemu {
     socket_dir: Option<tempfile::TempDir>,
+    /// The SSH forward and VNC ports, kept from other builds of this kiln until cleanup.
+    ports: Vec<args::PortLease>,
 }
 
 #[async_trait]
@@ -51,24 +53,27 @@ impl Step<BuildContext, Error> for RunQemu {
 
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let ssh_host_port = match (&cfg.communicator, &cfg.ssh) {
-            (CommunicatorKind::Ssh, Some(ssh)) => Some(
-                args::find_free_port(localhost, ssh.host_port_min, ssh.host_port_max).map_err(
-                    |source| Error::FindPort {
+            (CommunicatorKind::Ssh, Some(ssh)) => {
+                let lease = args::lease_free_port(localhost, ssh.host_port_min, ssh.host_port_max)
+                    .map_err(|source| Error::FindPort {
                         what: "SSH forwarding",
                         source,
-                    },
-                )?,
-            ),
+                    })?;
+                let port = lease.port;
+                self.ports.push(lease);
+                Some(port)
+            }
             _ => None,
         };
         let vnc_ip: IpAddr = cfg.vnc_bind_address.parse().unwrap_or(localhost);
-        let vnc_port =
-            args::find_free_port(vnc_ip, cfg.vnc_port_min, cfg.vnc_port_max).map_err(|source| {
-                Error::FindPort {
-                    what: "VNC",
-                    source,
-                }
-            })?;
+        let vnc_lease = args::lease_free_port(vnc_ip, cfg.vnc_port_min, cfg.vnc_port_max).map_err(
+            |source| Error::FindPort {
+                what: "VNC",
+                source,
+            },
+        )?;
+        let vnc_port = vnc_lease.port;
+        self.ports.push(vnc_lease);
 
         // Unix socket paths are limited to 108 bytes, so the socket lives in a short temp dir
         // rather than in the (possibly deep) output directory.
@@ -120,12 +125,18 @@ impl Step<BuildContext, Error> for RunQemu {
             key_trace: key_trace.clone(),
             efi,
         };
-        // qemuargs may name the HTTP server and the VM: render them before merging.
-        let vars = super::boot_command::boot_vars(ctx);
+        // qemuargs may name the HTTP server, the VM, the output directory and the SSH port:
+        // render them before merging.
+        let vars = args::QemuArgsVars {
+            http_ip: super::boot_command::HTTP_IP.to_owned(),
+            http_port: ctx.http_port,
+            http_dir: cfg.http_directory.clone(),
+            output_dir: cfg.output_directory.clone(),
+            name: cfg.vm_name.clone(),
+            ssh_host_port,
+        };
         let mut rendered = cfg.clone();
-        for part in rendered.qemuargs.iter_mut().flatten() {
-            *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
-        }
+        rendered.qemuargs = args::render_qemuargs(&cfg.qemuargs, &vars).map_err(Error::QemuArgs)?;
         let argv = args::qemu_args(&rendered, &params);
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
         ctx.core.ui.say(format!(
@@ -172,5 +183,6 @@ impl Step<BuildContext, Error> for RunQemu {
             }
         }
         self.socket_dir = None;
+        self.ports.clear();
     }
 }
