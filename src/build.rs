@@ -19,6 +19,8 @@ pub struct Options {
     pub force: bool,
     pub on_error: OnError,
     pub cache_dir: PathBuf,
+    /// `-install-cache`: use the install cache in every qemu build.
+    pub install_cache: bool,
     /// This run's id (`packer_run_uuid` in manifests).
     pub run_uuid: String,
 }
@@ -127,6 +129,8 @@ async fn run_one(
     ui: &Ui,
     cancel: &CancellationToken,
 ) -> Result<Output, Error> {
+    let mut config = config;
+    config.install_cache |= opts.install_cache;
     let mut ctx = BuildContext::new(
         config.clone(),
         ui.clone(),

@@ -13,6 +13,9 @@
 //! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box` (archives come
 //!    from [`archive`]: deterministic tar, gzip on every core, zstd, zip).
 //!
+//! With the install cache on, the installed system is kept at the moment SSH first answers
+//! ([`install_cache`]) and later builds with the same install inputs resume it.
+//!
 //! Packer's legacy `{{ .Name }}` text, filled in while a build runs, is [`render`]ed in one
 //! place.
 //! Beside the build, [`fmt`] lays templates out as `packer fmt` does.
@@ -30,6 +33,7 @@ pub mod download;
 pub mod fmt;
 pub mod hint;
 pub mod http_server;
+pub mod install_cache;
 pub mod postprocessor;
 pub mod provisioner;
 pub mod qemu_img;

@@ -8,6 +8,7 @@ pub mod accel;
 pub mod args;
 pub mod config;
 pub mod firmware;
+pub mod install;
 pub mod process;
 pub mod qmp;
 mod steps;
@@ -74,6 +75,12 @@ pub struct BuildContext {
     pub ssh_temp_key: Option<(Arc<PrivateKey>, String)>,
     /// This run's id (`build.PackerRunUUID`); empty unless the caller sets it.
     pub run_uuid: String,
+    /// The install cache layer this build resumes (`install_cache`, on a hit); held against
+    /// removal until the build ends.
+    pub install_layer: Option<crate::install_cache::Layer>,
+    /// The install cache key to keep the installed system under (`install_cache`, on a miss);
+    /// `save_install` takes it.
+    pub install_key: Option<String>,
 }
 
 impl BuildContext {
@@ -115,6 +122,8 @@ impl BuildContext {
             comm: None,
             ssh_target: None,
             run_uuid: String::new(),
+            install_layer: None,
+            install_key: None,
         }
     }
 }
@@ -125,6 +134,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::download_iso::DownloadIso),
         Box::new(steps::output_dir::PrepareOutputDir::default()),
         Box::new(steps::create_cd::CreateCd::default()),
+        Box::new(steps::install_cache::FindInstall),
         Box::new(steps::create_disk::CreateDisk),
         Box::new(steps::copy_disk::CopyDisk),
         Box::new(steps::resize_disk::ResizeDisk),
@@ -132,6 +142,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::boot_command::TypeBootCommand),
         Box::new(steps::wait_ssh::WaitSsh),
+        Box::new(steps::save_install::SaveInstall),
         Box::new(steps::provision::Provision),
         Box::new(steps::shutdown::Shutdown),
         Box::new(steps::compact_disk::CompactDisk),
@@ -244,6 +255,18 @@ pub enum Error {
     /// `qemu-img convert` failed.
     #[error("Could not compact the disk")]
     CompactDisk(#[source] crate::qemu_img::Error),
+    /// The inputs of the install cache key could not be read.
+    #[error("Could not read the inputs of the install cache key")]
+    InstallInputs(#[source] std::io::Error),
+    /// The install cache could not be read or written.
+    #[error("Could not use the install cache")]
+    InstallCache(#[source] crate::install_cache::Error),
+    /// The SSH key kept with an install cache layer could not be loaded.
+    #[error("Could not load the SSH key of the install cache layer")]
+    InstallKey(#[source] crate::communicator::ssh::Error),
+    /// The guest could not be resumed from an install cache layer.
+    #[error("Could not resume the installed system from the install cache")]
+    ResumeInstall(#[source] qmp::Error),
     /// A step ran without what an earlier step should have produced (a bug in the step list).
     #[error("Internal error: `{what}` was not produced by an earlier step")]
     Missing { what: &'static str },

@@ -3,6 +3,8 @@
 //! Uses: `config.boot_wait`, `config.boot_command`, `config.boot_steps`,
 //! `config.boot_key_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `qmp`,
 //! `qemu`, `key_trace`, `vnc_addr`.
+//! `install_layer`: a guest resumed from the install cache is past its boot command; nothing is
+//! waited for or typed.
 //! Produces: nothing. Cleanup: none.
 //! Every command is rendered and parsed before the wait, so a bad one fails at once. Without
 //! `boot_key_interval`, keys go as fast as the guest reads them (see `bootcmd::Pacing`).
@@ -41,6 +43,10 @@ impl Step<BuildContext, Error> for TypeBootCommand {
     }
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
+        if ctx.install_layer.is_some() {
+            // The guest was kept after its install: it waits for nothing to be typed.
+            return Ok(());
+        }
         let cfg = &ctx.config;
         let vars = boot_vars(ctx);
         // Packer joins boot_command's entries with no separator; boot_steps are typed one by one.

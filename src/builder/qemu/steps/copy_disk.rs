@@ -11,7 +11,7 @@
 //!
 //! Uses: `config.disk_image`, `config.use_backing_file`, `config.format`,
 //! `config.skip_compaction`, `config.skip_resize_disk`, `config.disk_size`, `iso_path`,
-//! `disk_path`.
+//! `disk_path`, `install_layer` (with one, there is nothing to do).
 //! Produces: the disk at `disk_path`. Cleanup: none (it lives in the output directory).
 
 use async_trait::async_trait;
@@ -53,7 +53,7 @@ impl Step<BuildContext, Error> for CopyDisk {
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
-        if !cfg.disk_image || cfg.use_backing_file {
+        if !cfg.disk_image || cfg.use_backing_file || ctx.install_layer.is_some() {
             return Ok(());
         }
         let missing = |what| Error::Missing { what };

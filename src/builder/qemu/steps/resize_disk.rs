@@ -3,7 +3,7 @@
 //! `disk_size`) is left alone: only its header is read.
 //!
 //! Uses: `config.disk_image`, `config.use_backing_file`, `config.skip_resize_disk`,
-//! `config.format`, `config.disk_size`, `disk_path`.
+//! `config.format`, `config.disk_size`, `disk_path`, `install_layer` (with one, there is nothing to do).
 //! Produces: nothing new. Cleanup: none.
 
 use async_trait::async_trait;
@@ -21,7 +21,7 @@ impl Step<BuildContext, Error> for ResizeDisk {
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
-        if !cfg.disk_image || cfg.skip_resize_disk || cfg.use_backing_file {
+        if !cfg.disk_image || cfg.skip_resize_disk || cfg.use_backing_file || ctx.install_layer.is_some() {
             return Ok(());
         }
         let disk = ctx

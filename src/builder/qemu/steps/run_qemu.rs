@@ -1,8 +1,11 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
 //! Uses: `config` (machine options), `disk_path`, `additional_disk_paths`, `iso_path` (not
-//! attached with `disk_image`: it is the disk), `cd_path`. With `efi_boot` it copies the OVMF
+//! attached with `disk_image`: it is the disk), `cd_path`, `install_layer`. With `efi_boot` it copies the OVMF
 //! variable store to `<output_directory>/efivars.fd` (removed with the output directory).
+//! Resuming an install cache layer (`install_layer`), QEMU starts with `-incoming defer`, the
+//! UEFI variables come from the layer, and the guest's RAM state is loaded before this step
+//! ends: the guest then runs on from the moment it was kept.
 //! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`.
 //! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
 //! QEMU also dies with kiln (parent-death signal) and when its guard drops.
@@ -81,7 +84,8 @@ impl Step<BuildContext, Error> for RunQemu {
         self.socket_dir = Some(socket_dir);
 
         // Guest-paced typing follows the guest's keyboard reads through a QEMU trace file.
-        let types_paced = cfg.boot_key_interval.is_none()
+        let types_paced = ctx.install_layer.is_none()
+            && cfg.boot_key_interval.is_none()
             && (cfg.boot_command.iter().any(|c| !c.is_empty()) || !cfg.boot_steps.is_empty());
         let key_trace = if types_paced && feedback::qemu_can_trace_reads(&cfg.qemu_binary).await {
             Some(socket_dir_path.join("keyboard-reads.trace"))
@@ -96,6 +100,11 @@ impl Step<BuildContext, Error> for RunQemu {
             )
             .map_err(Error::Firmware)?;
             let copy = cfg.output_directory.join("efivars.fd");
+            let kept = ctx
+                .install_layer
+                .as_ref()
+                .and_then(|l| l.meta.efivars.as_ref().map(|name| l.file(name)));
+            let vars = kept.unwrap_or(vars);
             firmware::copy_vars(&vars, &copy).map_err(Error::Firmware)?;
             ctx.ui.message(format!(
                 "UEFI firmware `{}`, variables copied from `{}`",
@@ -126,11 +135,16 @@ impl Step<BuildContext, Error> for RunQemu {
         for part in rendered.qemuargs.iter_mut().flatten() {
             *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
         }
-        let argv = args::qemu_args(&rendered, &params);
+        let mut argv = args::qemu_args(&rendered, &params);
+        if ctx.install_layer.is_some() {
+            argv.extend(["-incoming".to_owned(), "defer".to_owned()]);
+        }
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
         ctx.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
-            if cfg.disk_image {
+            if ctx.install_layer.is_some() {
+                "nothing: resuming the install cache layer"
+            } else if cfg.disk_image {
                 "disk image"
             } else {
                 "from CD-ROM"
@@ -155,6 +169,14 @@ impl Step<BuildContext, Error> for RunQemu {
             r = Qmp::connect(&qmp_socket, QMP_CONNECT_TIMEOUT) => r.map_err(Error::ConnectQmp)?,
             reason = qemu.died() => return Err(Error::QemuExited { during: "start-up", reason }),
         };
+        if let Some(layer) = &ctx.install_layer {
+            let vmstate = layer.file(&layer.meta.vmstate);
+            tokio::select! {
+                r = super::super::install::resume(&qmp, &vmstate) => r.map_err(Error::ResumeInstall)?,
+                reason = qemu.died() => return Err(Error::QemuExited { during: "resuming the install cache layer", reason }),
+            }
+            ctx.ui.say("Resumed the installed system from the install cache");
+        }
         ctx.qmp = Some(qmp);
         Ok(())
     }
