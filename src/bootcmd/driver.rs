@@ -98,7 +98,7 @@ mod tests {
         type_actions(
             &actions,
             &mut driver,
-            None,
+            None, None,
             &CancellationToken::new(),
             Pacing::default(),
         )
