@@ -162,7 +162,7 @@ pub fn open(cache_dir: &Path, key: &str) -> Result<Option<Layer>, Error> {
 #[derive(Debug)]
 pub struct NewLayer {
     tmp: PathBuf,
-    dir: PathBuf,
+    target: PathBuf,
     _lock: File,
     committed: bool,
 }
@@ -199,7 +199,7 @@ impl NewLayer {
             })?;
         Ok(Some(NewLayer {
             tmp,
-            dir: root.join(key),
+            target: root.join(key),
             _lock: lock,
             committed: false,
         }))
@@ -221,13 +221,13 @@ impl NewLayer {
             path: path.clone(),
             source,
         })?;
-        remove_dir(&self.dir)?;
-        std::fs::rename(&self.tmp, &self.dir).map_err(|source| Error::Write {
-            path: self.dir.clone(),
+        remove_dir(&self.target)?;
+        std::fs::rename(&self.tmp, &self.target).map_err(|source| Error::Write {
+            path: self.target.clone(),
             source,
         })?;
         self.committed = true;
-        Ok(self.dir.clone())
+        Ok(self.target.clone())
     }
 }
 
@@ -465,7 +465,7 @@ mod tests {
 
         // In use: clean leaves it.
         let busy = clean(cache.path()).unwrap();
-        assert_eq!(busy.busy, [dir.clone()]);
+        assert_eq!(busy.busy, std::slice::from_ref(&dir));
         assert!(dir.is_dir());
         drop(layer);
         let done = clean(cache.path()).unwrap();

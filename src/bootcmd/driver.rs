@@ -98,7 +98,8 @@ mod tests {
         type_actions(
             &actions,
             &mut driver,
-            None, None,
+            None,
+            None,
             &CancellationToken::new(),
             Pacing::default(),
         )

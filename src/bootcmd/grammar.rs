@@ -102,7 +102,12 @@ fn screen_wait(rest: &str, offset: usize) -> Result<Option<(usize, Action)>, Err
             .chars()
             .next()
             .filter(|q| *q == '"' || *q == '\'')
-            .ok_or_else(|| bad("<waitFor", "expected the text to wait for, in quotes: <waitFor \"boot:\">"))?;
+            .ok_or_else(|| {
+                bad(
+                    "<waitFor",
+                    "expected the text to wait for, in quotes: <waitFor \"boot:\">",
+                )
+            })?;
         let mut text = String::new();
         let mut chars = after_space[1..].char_indices();
         let mut end = None;
@@ -164,7 +169,10 @@ fn screen_wait_tail(
     let rest = &s[len..];
     let spaces = rest.len() - rest.trim_start_matches(' ').len();
     if !rest[spaces..].starts_with('>') {
-        return Err(bad(name, "expected `>` (after an optional duration such as 30s)"));
+        return Err(bad(
+            name,
+            "expected `>` (after an optional duration such as 30s)",
+        ));
     }
     Ok((len + spaces + 1, duration))
 }
@@ -294,17 +302,43 @@ mod tests {
         let ok = [
             ("<waitFor \"boot:\">", vec![text("boot:", 300)]),
             ("<waitFor 'boot:'>", vec![text("boot:", 300)]),
-            ("<waitFor 'a \\'b' 30s>x", [vec![text("a 'b", 30)], press("x")].concat()),
+            (
+                "<waitFor 'a \\'b' 30s>x",
+                [vec![text("a 'b", 30)], press("x")].concat(),
+            ),
             ("<waitFor  \"x\"  1m >", vec![text("x", 60)]),
-            ("<waitStill>", vec![Action::WaitStill { quiet: Duration::from_secs(2), timeout: Duration::from_secs(300) }]),
-            ("<waitStill 500ms>", vec![Action::WaitStill { quiet: Duration::from_millis(500), timeout: Duration::from_secs(300) }]),
+            (
+                "<waitStill>",
+                vec![Action::WaitStill {
+                    quiet: Duration::from_secs(2),
+                    timeout: Duration::from_secs(300),
+                }],
+            ),
+            (
+                "<waitStill 500ms>",
+                vec![Action::WaitStill {
+                    quiet: Duration::from_millis(500),
+                    timeout: Duration::from_secs(300),
+                }],
+            ),
         ];
         for (input, want) in ok {
             assert_eq!(parse(input).unwrap(), want, "{input}");
         }
-        for bad in ["<waitFor>", "<waitFor boot:>", "<waitFor 'x'", "<waitFor 'x' 5>", "<waitFor ''>", "<waitStill -1s>", "<waitFor 'open"] {
+        for bad in [
+            "<waitFor>",
+            "<waitFor boot:>",
+            "<waitFor 'x'",
+            "<waitFor 'x' 5>",
+            "<waitFor ''>",
+            "<waitStill -1s>",
+            "<waitFor 'open",
+        ] {
             let err = parse(bad).unwrap_err();
-            assert!(matches!(err, Error::Wait { offset: 0, .. }), "{bad}: {err:?}");
+            assert!(
+                matches!(err, Error::Wait { offset: 0, .. }),
+                "{bad}: {err:?}"
+            );
         }
         // Not a screen wait: Packer's rules apply (typed literally).
         assert_eq!(parse("<waitForever>").unwrap(), press("<waitForever>"));

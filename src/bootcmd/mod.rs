@@ -527,7 +527,8 @@ mod tests {
         type_actions(
             &actions,
             &mut rec,
-            None, None,
+            None,
+            None,
             &CancellationToken::new(),
             Pacing::default(),
         )
@@ -555,9 +556,16 @@ mod tests {
         let actions = parse("<leftCtrlOn>c<leftCtrlOff><AOn>").unwrap();
         let mut rec = Recorder::default();
         let pacing = Pacing::Interval(Duration::ZERO);
-        type_actions(&actions, &mut rec, None, None, &CancellationToken::new(), pacing)
-            .await
-            .unwrap();
+        type_actions(
+            &actions,
+            &mut rec,
+            None,
+            None,
+            &CancellationToken::new(),
+            pacing,
+        )
+        .await
+        .unwrap();
         let want = [
             ("ctrl", true),
             ("c", true),
@@ -576,7 +584,8 @@ mod tests {
         type_actions(
             &actions,
             &mut Recorder::default(),
-            None, None,
+            None,
+            None,
             &CancellationToken::new(),
             Pacing::Interval(Duration::from_millis(100)),
         )
@@ -613,7 +622,8 @@ mod tests {
         let err = type_actions(
             &parse("abc").unwrap(),
             &mut rec,
-            None, None,
+            None,
+            None,
             &cancel,
             Pacing::default(),
         )
@@ -698,7 +708,8 @@ mod tests {
         let typed = type_actions(
             &long_text(),
             &mut driver,
-            Some(&mut reads), None,
+            Some(&mut reads),
+            None,
             &CancellationToken::new(),
             Pacing::guest_paced(),
         )
@@ -720,7 +731,8 @@ mod tests {
         type_actions(
             &long_text(),
             &mut driver,
-            None, None,
+            None,
+            None,
             &CancellationToken::new(),
             Pacing::Interval(Duration::from_millis(1)),
         )
@@ -794,7 +806,8 @@ mod tests {
         let typed = type_actions(
             &long_text(),
             &mut driver,
-            Some(&mut reads), None,
+            Some(&mut reads),
+            None,
             &CancellationToken::new(),
             Pacing::guest_paced(),
         )
@@ -814,7 +827,8 @@ mod tests {
         let typed = type_actions(
             &actions,
             &mut driver,
-            Some(&mut reads), None,
+            Some(&mut reads),
+            None,
             &CancellationToken::new(),
             Pacing::guest_paced(),
         )

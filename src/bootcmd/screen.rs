@@ -272,7 +272,10 @@ mod tests {
     #[test]
     fn text_page_reads_characters_and_skips_attributes() {
         let text = text_page(&page(&["ISOLINUX 6.04", "boot: "])).unwrap();
-        assert_eq!(text.lines().take(2).collect::<Vec<_>>(), ["ISOLINUX 6.04", "boot:"]);
+        assert_eq!(
+            text.lines().take(2).collect::<Vec<_>>(),
+            ["ISOLINUX 6.04", "boot:"]
+        );
         assert_eq!(text.split('\n').count(), ROWS);
         assert!(contains(&text, "boot:"));
         assert!(!contains(&text, "login:"));
@@ -379,9 +382,14 @@ mod tests {
             shots: 0,
         };
         let start = Instant::now();
-        wait_still(&mut s, Duration::from_secs(1), Duration::from_secs(60), &cancel)
-            .await
-            .unwrap();
+        wait_still(
+            &mut s,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            &cancel,
+        )
+        .await
+        .unwrap();
         // Changes until the 5th look (0.4 s), then 1 s of quiet.
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(1400), "{waited:?}");

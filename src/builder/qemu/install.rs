@@ -178,13 +178,9 @@ mod tests {
     use crate::types::Checksum;
 
     fn cfg() -> Config {
-        let mut c = Config::with_defaults(
-            "t",
-            "/tpl".into(),
-            "/isos/a.iso".into(),
-            Checksum::None,
-        );
-        c.boot_command = vec!["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/a.cfg<enter>".into()];
+        let mut c = Config::with_defaults("t", "/tpl".into(), "/isos/a.iso".into(), Checksum::None);
+        c.boot_command =
+            vec!["install url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/a.cfg<enter>".into()];
         c.http_directory = Some("/tpl/http".into());
         c.ssh = Some(SshConfig {
             username: "root".into(),

@@ -101,12 +101,7 @@ mod tests {
 
     #[test]
     fn method_table() {
-        let base = Config::with_defaults(
-            "t",
-            ".".into(),
-            "x".into(),
-            crate::types::Checksum::None,
-        );
+        let base = Config::with_defaults("t", ".".into(), "x".into(), crate::types::Checksum::None);
         let skip = Config {
             skip_compaction: true,
             ..base.clone()

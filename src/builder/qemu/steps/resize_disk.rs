@@ -21,7 +21,11 @@ impl Step<BuildContext, Error> for ResizeDisk {
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
-        if !cfg.disk_image || cfg.skip_resize_disk || cfg.use_backing_file || ctx.install_layer.is_some() {
+        if !cfg.disk_image
+            || cfg.skip_resize_disk
+            || cfg.use_backing_file
+            || ctx.install_layer.is_some()
+        {
             return Ok(());
         }
         let disk = ctx

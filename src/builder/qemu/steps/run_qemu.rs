@@ -175,7 +175,8 @@ impl Step<BuildContext, Error> for RunQemu {
                 r = super::super::install::resume(&qmp, &vmstate) => r.map_err(Error::ResumeInstall)?,
                 reason = qemu.died() => return Err(Error::QemuExited { during: "resuming the install cache layer", reason }),
             }
-            ctx.ui.say("Resumed the installed system from the install cache");
+            ctx.ui
+                .say("Resumed the installed system from the install cache");
         }
         ctx.qmp = Some(qmp);
         Ok(())

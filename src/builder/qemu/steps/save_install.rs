@@ -117,9 +117,10 @@ async fn save(ctx: &BuildContext, qmp: &Qmp, layer: &NewLayer) -> Result<Meta, S
     wait_migrated(qmp).await?;
 
     let mut disks = Vec::new();
-    let main = ctx.disk_path.as_ref().ok_or_else(|| {
-        SaveError::Migrate("internal error: no disk_path".to_owned())
-    })?;
+    let main = ctx
+        .disk_path
+        .as_ref()
+        .ok_or_else(|| SaveError::Migrate("internal error: no disk_path".to_owned()))?;
     for (i, disk) in std::iter::once(main)
         .chain(&ctx.additional_disk_paths)
         .enumerate()
