@@ -161,7 +161,6 @@ impl Drop for KillOnDrop {
 /// own communicator, powers the guest off and returns the command's stdout.
 pub fn read_back(disk: &Path, work: &Path, command: &str) -> String {
     use kiln::builder::qemu::process::QemuProcess;
-    use kiln::communicator::Communicator;
     use kiln::communicator::ssh::{self, SshTarget};
 
     let rt = tokio::runtime::Runtime::new().unwrap();

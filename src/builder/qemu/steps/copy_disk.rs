@@ -64,7 +64,7 @@ impl Step<BuildContext, Error> for CopyDisk {
             .map_err(Error::CreateDisk)?;
         match method(cfg, &info.format, info.backing_filename.is_some()) {
             Method::Overlay => {
-                ctx.ui.say(format!(
+                ctx.core.ui.say(format!(
                     "Creating hard drive as an overlay over `{}` ({}); compaction writes the \
                      standalone disk",
                     image.display(),
@@ -80,13 +80,13 @@ impl Step<BuildContext, Error> for CopyDisk {
                     .map_err(Error::CreateDisk)
             }
             Method::Copy => {
-                ctx.ui.say("Copying hard drive");
+                ctx.core.ui.say("Copying hard drive");
                 crate::qemu_img::copy(image, disk)
                     .await
                     .map_err(Error::CreateDisk)
             }
             Method::Convert => {
-                ctx.ui.say("Copying hard drive");
+                ctx.core.ui.say("Copying hard drive");
                 crate::qemu_img::convert(cfg.format, false, image, disk)
                     .await
                     .map_err(Error::CreateDisk)

@@ -34,7 +34,8 @@ impl Step<BuildContext, Error> for CreateDisk {
             let extra = (1..=cfg.disk_additional_size.len())
                 .map(|i| cfg.output_directory.join(format!("{}-{i}", cfg.vm_name)));
             let targets: Vec<_> = std::iter::once(path.clone()).chain(extra).collect();
-            ctx.ui
+            ctx.core
+                .ui
                 .say("Creating hard drive over the install cache layer's disk");
             for (target, name) in targets.iter().zip(&layer.meta.disks) {
                 let kept = layer.file(name);
@@ -63,7 +64,7 @@ impl Step<BuildContext, Error> for CreateDisk {
             let info = crate::qemu_img::info(&image)
                 .await
                 .map_err(Error::CreateDisk)?;
-            ctx.ui.say(format!(
+            ctx.core.ui.say(format!(
                 "Creating hard drive over `{}` ({}) as backing file",
                 image.display(),
                 info.format
@@ -73,7 +74,7 @@ impl Step<BuildContext, Error> for CreateDisk {
                 .await
                 .map_err(Error::CreateDisk)?;
         } else if !cfg.disk_image {
-            ctx.ui.say("Creating hard drive");
+            ctx.core.ui.say("Creating hard drive");
             crate::qemu_img::create(cfg.format, &path, cfg.disk_size)
                 .await
                 .map_err(Error::CreateDisk)?;
@@ -83,7 +84,8 @@ impl Step<BuildContext, Error> for CreateDisk {
             let extra = cfg
                 .output_directory
                 .join(format!("{}-{}", cfg.vm_name, i + 1));
-            ctx.ui
+            ctx.core
+                .ui
                 .message(format!("Creating additional disk `{}`", extra.display()));
             crate::qemu_img::create(cfg.format, &extra, *size)
                 .await

@@ -35,7 +35,7 @@ impl Step<BuildContext, Error> for FindInstall {
             return Ok(());
         }
         if cfg.communicator != CommunicatorKind::Ssh {
-            ctx.ui.warn(
+            ctx.core.ui.warn(
                 "install_cache is not used: it keeps the installed system when SSH first \
                  answers, and this build has no SSH communicator",
             );
@@ -49,7 +49,7 @@ impl Step<BuildContext, Error> for FindInstall {
         let key = install::key(cfg, &inputs);
         let layer = install_cache::open(&ctx.cache_dir, &key).map_err(Error::InstallCache)?;
         let Some(layer) = layer else {
-            ctx.ui.say(format!(
+            ctx.core.ui.say(format!(
                 "Install cache: no installed system for key {}; installing (it is kept when SSH \
                  first answers)",
                 &key[..12]
@@ -57,7 +57,7 @@ impl Step<BuildContext, Error> for FindInstall {
             ctx.install_key = Some(key);
             return Ok(());
         };
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Install cache: resuming the installed system kept in `{}` (from build {}); no \
              boot command, no install",
             layer.dir.display(),

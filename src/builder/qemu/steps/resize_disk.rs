@@ -38,7 +38,7 @@ impl Step<BuildContext, Error> for ResizeDisk {
         if info.virtual_size == cfg.disk_size {
             return Ok(());
         }
-        ctx.ui.say("Resizing hard drive");
+        ctx.core.ui.say("Resizing hard drive");
         crate::qemu_img::resize(cfg.format, disk, cfg.disk_size)
             .await
             .map_err(Error::CreateDisk)

@@ -59,7 +59,7 @@ impl Step<BuildContext, Error> for SaveInstall {
         };
         let Some(layer) = NewLayer::create(&ctx.cache_dir, &key).map_err(Error::InstallCache)?
         else {
-            ctx.ui.say(
+            ctx.core.ui.say(
                 "Install cache: another kiln is writing or using this install's layer; not \
                  keeping it twice",
             );
@@ -67,14 +67,15 @@ impl Step<BuildContext, Error> for SaveInstall {
         };
         let qmp = ctx.qmp.as_ref().ok_or(Error::Missing { what: "qmp" })?;
         let started = std::time::Instant::now();
-        ctx.ui
+        ctx.core
+            .ui
             .say("Install cache: pausing the guest to keep the installed system");
         let saved = save(ctx, qmp, &layer).await;
         // Whatever happened, the guest runs on.
         let resumed = qmp.execute("cont", None).await;
         match saved {
             Ok(meta) => match layer.commit(&meta) {
-                Ok(dir) => ctx.ui.say(format!(
+                Ok(dir) => ctx.core.ui.say(format!(
                     "Install cache: kept the installed system in `{}` in {:.1}s",
                     dir.display(),
                     started.elapsed().as_secs_f64()
@@ -95,7 +96,7 @@ fn warn(ctx: &BuildContext, e: &SaveError) {
         text.push_str(&format!(": {s}"));
         source = s.source();
     }
-    ctx.ui.warn(text);
+    ctx.core.ui.warn(text);
 }
 
 /// Writes the RAM state, the disks, the UEFI variables and the temporary SSH key into the
