@@ -43,6 +43,7 @@ build {
   sources = ["source.qemu.package"]
 
   post-processor "vagrant" {
-    output = "${var.output_directory}/package.box"
+    # Outside the output directory: Packer deletes that directory once the box is made.
+    output = "${var.output_directory}.box"
   }
 }

@@ -46,7 +46,7 @@ now() { date +%s.%N; }
 # run_one TOOL N: one build into $work/TOOL-N; prints "SECONDS BOX_BYTES".
 run_one() {
     local tool=$1 out=$work/$1-$2 t0 t1 log=$work/$1-$2.log
-    rm -rf "$out"
+    rm -rf "$out" "$out.box"
     local vars=(-var "image=$image" -var "kernel=$work/vmlinuz" -var "initrd=$work/typing.gz"
         -var "output_directory=$out")
     sync
@@ -62,7 +62,7 @@ run_one() {
         return 1
     }
     t1=$(now)
-    echo "$(echo "$t1 - $t0" | bc -l) $(stat -c %s "$out/package.box")"
+    echo "$(echo "$t1 - $t0" | bc -l) $(stat -c %s "$out.box")"
 }
 
 best_kiln="" best_packer="" kiln_box=0 packer_box=0 kiln_phases=""
@@ -80,7 +80,7 @@ for i in $(seq 1 "$runs"); do
                 best_packer=$secs packer_box=$bytes
             fi
         fi
-        rm -rf "$work/$tool-$i"
+        rm -rf "$work/$tool-$i" "$work/$tool-$i.box"
     done
 done
 
