@@ -114,6 +114,25 @@ fn open_lock(path: &Path) -> Result<File, Error> {
         })
 }
 
+/// Takes the lock at `path` (shared or exclusive) without waiting; `None` when another kiln
+/// holds it.
+fn try_lock(path: &Path, shared: bool) -> Result<Option<File>, Error> {
+    let file = open_lock(path)?;
+    let locked = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match locked {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(source)) => Err(Error::Lock {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// Finds the layer for `key`, holding it against removal while the returned value lives.
 /// `None` when there is none (or another kiln is removing it right now).
 pub fn open(cache_dir: &Path, key: &str) -> Result<Option<Layer>, Error> {
@@ -123,18 +142,9 @@ pub fn open(cache_dir: &Path, key: &str) -> Result<Option<Layer>, Error> {
     if !meta_path.is_file() {
         return Ok(None);
     }
-    let lock_path = lock_path(&root, key);
-    let lock = open_lock(&lock_path)?;
-    match lock.try_lock_shared() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(None),
-        Err(TryLockError::Error(source)) => {
-            return Err(Error::Lock {
-                path: lock_path,
-                source,
-            });
-        }
-    }
+    let Some(lock) = try_lock(&lock_path(&root, key), true)? else {
+        return Ok(None);
+    };
     // Removed while we waited for the lock.
     let text = match std::fs::read_to_string(&meta_path) {
         Ok(t) => t,
@@ -175,18 +185,9 @@ impl NewLayer {
             path: root.clone(),
             source,
         })?;
-        let lock_path = lock_path(&root, key);
-        let lock = open_lock(&lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Error(source)) => {
-                return Err(Error::Lock {
-                    path: lock_path,
-                    source,
-                });
-            }
-        }
+        let Some(lock) = try_lock(&lock_path(&root, key), false)? else {
+            return Ok(None);
+        };
         let tmp = root.join(format!("{key}.tmp"));
         // A leftover of a kiln that died while writing.
         remove_dir(&tmp)?;
@@ -326,20 +327,10 @@ pub fn clean(cache_dir: &Path) -> Result<Cleaned, Error> {
     for entry in list(cache_dir)? {
         let key = entry.key.trim_end_matches(".tmp");
         let lock_path = lock_path(&root, key);
-        let lock = open_lock(&lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                out.busy.push(entry.dir);
-                continue;
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(Error::Lock {
-                    path: lock_path,
-                    source,
-                });
-            }
-        }
+        let Some(_lock) = try_lock(&lock_path, false)? else {
+            out.busy.push(entry.dir);
+            continue;
+        };
         remove_dir(&entry.dir)?;
         out.bytes += entry.size;
         out.removed.push(entry.dir);

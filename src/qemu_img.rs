@@ -250,10 +250,15 @@ pub async fn convert(
             stderr: stderr_of(&out),
         });
     }
-    tokio::fs::rename(&tmp, dst)
+    rename(&tmp, dst).await
+}
+
+/// Moves a finished image from its temporary name over `dst`.
+async fn rename(tmp: &Path, dst: &Path) -> Result<(), Error> {
+    tokio::fs::rename(tmp, dst)
         .await
         .map_err(|source| Error::Rename {
-            from: tmp.clone(),
+            from: tmp.to_owned(),
             to: dst.to_owned(),
             source,
         })
@@ -279,13 +284,7 @@ pub async fn copy(src: &Path, dst: &Path) -> Result<(), Error> {
             source,
         });
     }
-    tokio::fs::rename(&tmp, dst)
-        .await
-        .map_err(|source| Error::Rename {
-            from: tmp.clone(),
-            to: dst.to_owned(),
-            source,
-        })
+    rename(&tmp, dst).await
 }
 
 /// Reads the format and sizes of the image at `path`.
