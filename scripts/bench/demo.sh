@@ -21,7 +21,7 @@ trap 'rm -rf "$work" "$before"' EXIT
 mkdir -p "$before"
 sed -e 's/boot_wait = "-1s"/boot_wait = "10s"/' -e "s/<waitFor 'boot:'>//" \
     boot-configs/testos/testos.pkr.hcl >"$before/testos.pkr.hcl"
-if ! grep -q 'boot_wait = "10s"' "$before/testos.pkr.hcl" || grep -q waitFor "$before/testos.pkr.hcl"; then
+if ! grep -q 'boot_wait = "10s"' "$before/testos.pkr.hcl" || grep -q "<waitFor 'boot:'>" "$before/testos.pkr.hcl"; then
     echo "could not derive the fixed-wait template from boot-configs/testos" >&2
     exit 1
 fi
