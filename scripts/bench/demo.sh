@@ -63,4 +63,10 @@ printf '%-40s %8.2f s (boot_command phase %ss)\n' "after: <waitFor 'boot:'>, no 
 echo "before phases: $(sed -n 's/.*phases: //p' "$before_log")"
 echo "after phases:  $(sed -n 's/.*phases: //p' "$after_log")"
 echo "after / before = $(echo "scale=3; $best_after / $best_before" | bc -l)"
+# The install itself (wait_ssh) varies by tens of seconds on a loaded machine; the rest is what
+# the boot wait changes.
+b_rest=$(echo "$best_before - $(phase wait_ssh "$before_log")" | bc -l)
+a_rest=$(echo "$best_after - $(phase wait_ssh "$after_log")" | bc -l)
+printf 'outside the install (wall minus wait_ssh): before %.2f s, after %.2f s, after / before = %s\n' \
+    "$b_rest" "$a_rest" "$(echo "scale=3; $a_rest / $b_rest" | bc -l)"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
