@@ -137,6 +137,15 @@ async fn run_one(
         build.error_cleanup.clone(),
     );
     ctx.run_uuid = opts.run_uuid.clone();
+    let build_info = postprocessor::BuildInfo {
+        build_name: config.name.clone(),
+        builder_type: BUILDER_TYPE,
+        source: full_name.to_owned(),
+        qemu_binary: config.qemu_binary.clone(),
+        run_uuid: opts.run_uuid.clone(),
+        force: opts.force,
+    };
+    ctx.post_outputs = postprocessor::disk_outputs(&build.post_processors, &build_info);
     let mut timings = Timings::default();
     let artifact = qemu::build(&mut ctx, opts.on_error, &mut timings)
         .await
@@ -156,14 +165,6 @@ async fn run_one(
             virtual_size: info.virtual_size,
             accelerator_is_kvm: artifact.accel == qemu::accel::ResolvedAccel::Kvm,
         }),
-    };
-    let build_info = postprocessor::BuildInfo {
-        build_name: config.name.clone(),
-        builder_type: BUILDER_TYPE,
-        source: full_name.to_owned(),
-        qemu_binary: config.qemu_binary.clone(),
-        run_uuid: opts.run_uuid.clone(),
-        force: opts.force,
     };
     let outcome = post_process(full_name, build, &builder, &build_info, ui, cancel).await?;
     timings.0.extend(outcome.timings);

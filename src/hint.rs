@@ -4,20 +4,20 @@
 use std::error::Error;
 
 use crate::builder::qemu;
+use crate::builder::qemu::monitor::Fault;
+use crate::communicator::ssh;
 
 /// The hint for this one error (not its causes), if kiln has one.
 pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<qemu::Error>() {
         return match e {
-            qemu::Error::OutputDirExists { .. } => {
-                Some("pass `-force` to replace it, or remove it yourself".into())
-            }
-            qemu::Error::WaitSsh(_) => Some(
-                "check the guest's serial console log in the output directory (rerun with \
-                 `-on-error=abort` to keep it and the VM), and that ssh_username/ssh_password \
-                 match what the answer file creates"
+            qemu::Error::OutputDirExists { .. } => Some(
+                "pass `-force` to replace it (also when a killed kiln left it half-written), \
+                 or remove it yourself"
                     .into(),
             ),
+            qemu::Error::WaitSsh(e) => ssh_hint(e),
+            qemu::Error::GuestFault(f) => Some(fault_hint(f).into()),
             _ => None,
         };
     }
@@ -35,6 +35,69 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
         _ => {}
     }
     None
+}
+
+/// Why SSH never came up, as far as kiln can tell: the credentials hint only when the guest's
+/// SSH server answered and refused them.
+fn ssh_hint(e: &ssh::Error) -> Option<String> {
+    let refused = |e: &ssh::Error| matches!(e, ssh::Error::AuthenticationFailed { .. });
+    match e {
+        e if refused(e) => Some(CREDENTIALS.into()),
+        ssh::Error::Timeout {
+            last: Some(last), ..
+        } if refused(last) => Some(CREDENTIALS.into()),
+        ssh::Error::Timeout { .. } => Some(
+            "the guest never accepted an SSH login on its forwarded port: see its last serial \
+             lines and the screenshot above. The installer may wait for input (check \
+             `boot_command` and `boot_wait`) or still be running (raise `ssh_timeout`); rerun \
+             with `-on-error=abort` to keep the VM and the output directory"
+                .into(),
+        ),
+        ssh::Error::Aborted { .. } => Some(
+            "QEMU exited while kiln waited for SSH: its reason is above, its whole output in \
+             `qemu-stderr.log` (rerun with `-on-error=abort` to keep the output directory)"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+const CREDENTIALS: &str = "the guest's SSH server answered but refused the login: check that \
+    `ssh_username` and `ssh_password` (or `ssh_private_key_file`) match the user the answer file \
+    creates";
+
+/// What to do about a guest fault.
+fn fault_hint(f: &Fault) -> &'static str {
+    match f {
+        Fault::DiskFull { .. } => {
+            "free space on that filesystem, or point `output_directory` at a larger one: the \
+             disk may grow to `disk_size`, and compaction and the post-processors need room \
+             for a copy each (kiln warns before starting QEMU when the build may not fit)"
+        }
+        Fault::IoError { .. } => {
+            "the host could not write the disk image: check the host's disk and its kernel log \
+             (`dmesg`)"
+        }
+        Fault::Panicked { .. } => {
+            "the guest's kernel crashed; its last serial lines are above. Common causes: a \
+             wrong kernel command line in `boot_command`, too little `memory`, or a `cpu_model` \
+             the kernel does not support"
+        }
+        Fault::InternalError => {
+            "QEMU could not run the guest's code: try another `cpu_model` or `accelerator`"
+        }
+        Fault::BootLoop { .. } => {
+            "the guest restarts before it comes up: its bootloader or kernel fails at once. See \
+             the screenshot and serial lines above (or watch over VNC); check `cpu_model`, \
+             `memory`, `efi_boot` and what the installer wrote to the disk"
+        }
+        Fault::PoweredOff => {
+            "the installer powered the guest off instead of rebooting into the installed \
+             system: make the answer file reboot at the end (Debian's preseed: `d-i \
+             debian-installer/exit/poweroff boolean false`), or set `communicator = \"none\"` \
+             when powering off is how the build ends"
+        }
+    }
 }
 
 /// Every template diagnostic in the chain of `err`, rendered with source lines and carets.

@@ -174,6 +174,33 @@ pub async fn run_chains(
     Ok(out)
 }
 
+/// The files the post-processors that run for `info.source` will write from the builder's disk
+/// (vagrant boxes, compress archives), each at most about the disk's size: the builder checks
+/// the free space for them before it starts.
+pub fn disk_outputs(chains: &[Vec<PostProcessorBlock>], info: &BuildInfo) -> Vec<PathBuf> {
+    chains
+        .iter()
+        .flatten()
+        .filter(|pp| pp.runs_for(&info.source))
+        .filter_map(|pp| match &pp.kind {
+            PostProcessor::Vagrant(cfg) => {
+                let arch = cfg
+                    .architecture
+                    .clone()
+                    .unwrap_or_else(|| vagrant::default_architecture(&info.qemu_binary).to_owned());
+                Some(vagrant::render_output_name(cfg, &info.build_name, &arch))
+            }
+            PostProcessor::Compress(cfg) => Some(compress::render_output_name(
+                cfg,
+                &info.build_name,
+                info.builder_type,
+            )),
+            _ => None,
+        })
+        .map(PathBuf::from)
+        .collect()
+}
+
 async fn remove(path: &Path) -> Result<(), Error> {
     match tokio::fs::remove_file(path).await {
         Ok(()) => Ok(()),

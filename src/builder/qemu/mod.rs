@@ -8,12 +8,15 @@ pub mod accel;
 pub mod args;
 pub mod config;
 pub mod firmware;
+pub mod monitor;
 pub mod process;
 pub mod qmp;
+pub mod space;
 mod steps;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +42,9 @@ pub struct BuildContext {
     pub provisioners: Vec<ProvisionerBlock>,
     /// The build's `error-cleanup-provisioner`.
     pub error_cleanup: Option<ProvisionerBlock>,
+    /// What the post-processors will write from the disk (boxes, archives), for the space
+    /// check; empty unless the caller sets it.
+    pub post_outputs: Vec<PathBuf>,
 
     // Outputs.
     /// Local path of the verified ISO (`download_iso`).
@@ -57,8 +63,11 @@ pub struct BuildContext {
     pub ssh_host_port: Option<u16>,
     /// The running QEMU (`run_qemu`); killed by its cleanup, and by its guard on drop.
     pub qemu: Option<process::QemuProcess>,
-    /// QMP connection to that QEMU (`run_qemu`).
-    pub qmp: Option<qmp::Qmp>,
+    /// QMP connection to that QEMU (`run_qemu`), shared with the event watcher.
+    pub qmp: Option<Arc<qmp::Qmp>>,
+    /// The QMP event watcher's state: steps set its phase, it records a guest fault
+    /// (`run_qemu` starts it).
+    pub monitor: monitor::Monitor,
     /// The guest's serial console log (`run_qemu`).
     pub serial_log: Option<PathBuf>,
     /// QEMU's trace of the guest's keyboard reads, for guest-paced typing (`run_qemu`).
@@ -100,6 +109,7 @@ impl BuildContext {
             cache_dir,
             provisioners,
             error_cleanup,
+            post_outputs: Vec::new(),
             iso_path: None,
             cd_path: None,
             disk_path: None,
@@ -109,6 +119,7 @@ impl BuildContext {
             ssh_host_port: None,
             qemu: None,
             qmp: None,
+            monitor: monitor::Monitor::default(),
             serial_log: None,
             key_trace: None,
             vnc_addr: None,
@@ -128,6 +139,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::create_disk::CreateDisk),
         Box::new(steps::copy_disk::CopyDisk),
         Box::new(steps::resize_disk::ResizeDisk),
+        Box::new(steps::check_space::CheckSpace),
         Box::new(steps::http_server::StartHttpServer::default()),
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::boot_command::TypeBootCommand),
@@ -149,15 +161,35 @@ pub struct Artifact {
     pub accel: accel::ResolvedAccel,
 }
 
+/// How long a failed build waits for the QMP event watcher to tell whether a fault explains it.
+const FAULT_SETTLE: Duration = Duration::from_secs(2);
+
 /// Runs the qemu build for `config` and returns the disk it produced.
+///
+/// The steps run under a child of the caller's cancellation token: the QMP event watcher
+/// ([`monitor`]) cancels it when the guest cannot go on, and the build then fails with that
+/// [`monitor::Fault`] rather than as cancelled (a Ctrl-C still cancels the whole build).
 pub async fn build(
     ctx: &mut BuildContext,
     on_error: OnError,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
+    let user_cancel = ctx.cancel.clone();
+    ctx.cancel = user_cancel.child_token();
     let cancel = ctx.cancel.clone();
     let mut steps = steps();
-    step::run(&mut steps, ctx, &cancel, on_error, timings).await?;
+    let result = step::run(&mut steps, ctx, &cancel, on_error, timings).await;
+    ctx.cancel = user_cancel.clone();
+    if let Err(e) = &result
+        && !user_cancel.is_cancelled()
+        && let Some(fault) = ctx.monitor.settle(FAULT_SETTLE).await
+    {
+        return Err(step::Error::Failed {
+            step: e.step(),
+            source: Error::GuestFault(fault),
+        });
+    }
+    result?;
     let missing = |what: &'static str| step::Error::Failed {
         step: "artifact",
         source: Error::Missing { what },
@@ -232,6 +264,9 @@ pub enum Error {
     /// SSH never became available.
     #[error("Could not connect to the guest over SSH")]
     WaitSsh(#[source] crate::communicator::ssh::Error),
+    /// The guest cannot go on: a full disk, a panic, a boot loop… (see [`monitor`]).
+    #[error("The guest stopped making progress")]
+    GuestFault(#[source] monitor::Fault),
     /// A provisioner failed.
     #[error("Provisioning failed")]
     Provision(#[source] crate::provisioner::Failed),
