@@ -21,6 +21,22 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
             _ => None,
         };
     }
+    let no_space = match err.downcast_ref::<crate::qemu_img::Error>() {
+        Some(crate::qemu_img::Error::Convert { stderr, .. }) => {
+            stderr.contains("No space left on device")
+        }
+        _ => err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(ENOSPC)),
+    };
+    if no_space {
+        return Some(
+            "that filesystem is full (kiln removed what it was writing): free space there, or \
+             point `output_directory` (or the post-processor's `output`, or `KILN_CACHE_DIR` for \
+             the ISO cache) at a larger filesystem"
+                .into(),
+        );
+    }
     match err.downcast_ref::<crate::download::Error>() {
         Some(crate::download::Error::ChecksumMismatch { .. }) => {
             return Some(
@@ -36,6 +52,9 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
     }
     None
 }
+
+/// `ENOSPC`: no space left on device.
+const ENOSPC: i32 = 28;
 
 /// Why SSH never came up, as far as kiln can tell: the credentials hint only when the guest's
 /// SSH server answered and refused them.

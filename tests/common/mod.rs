@@ -156,3 +156,70 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// A small tmpfs the test mounts itself (needs root, as in CI), for what kiln does when a
+/// filesystem fills up. Unmounted on drop, also when the test fails.
+pub struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `bytes` bytes on a new temporary directory.
+    pub fn mount(bytes: u64) -> SmallFs {
+        require("mount", "mount");
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=0755"))
+            .arg("kiln-test")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root (CI runs as root): mount failed\n{}",
+            describe(&out)
+        );
+        SmallFs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the filesystem: writes a file until the disk is full.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
+        let block = vec![0x5a_u8; 64 << 10];
+        loop {
+            if let Err(e) = f.write_all(&block) {
+                assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC: {e}");
+                break;
+            }
+        }
+        // Whatever fitted in part of a block is full too.
+        let _ = f.write_all(&[0x5a]);
+    }
+
+    /// The names in the filesystem's root, sorted (`filler` left out).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "filler")
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        // Lazy: a process of a failed test may still hold a file open.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -452,9 +452,11 @@ async fn locate(fault: Fault, qmp: &Qmp) -> Fault {
     }
 }
 
-/// Shows the guest's last serial lines and saves a screenshot while QEMU still runs.
+/// Shows the guest's last serial lines (for a panic, the kernel's panic message) and saves a
+/// screenshot while QEMU still runs.
 async fn show(fault: &Fault, qmp: &Qmp, report: &Report) {
-    show_serial_tail(&report.ui, &report.serial_log).await;
+    let from = matches!(fault, Fault::Panicked { .. }).then_some(PANIC_LINE);
+    show_serial(&report.ui, &report.serial_log, from).await;
     if fault.guest_still_there() {
         let png = PathBuf::from(format!("{}{}.png", report.screenshot_prefix, fault.slug()));
         match tokio::time::timeout(SCREENSHOT_TIMEOUT, screendump(qmp, &png)).await {
@@ -469,7 +471,19 @@ async fn show(fault: &Fault, qmp: &Qmp, report: &Report) {
 
 /// Prints the last [`SERIAL_TAIL_LINES`] lines of the guest's serial console, if it wrote any.
 pub async fn show_serial_tail(ui: &Ui, log: &Path) {
-    let tail = serial_tail(log, SERIAL_TAIL_LINES).await;
+    show_serial(ui, log, None).await;
+}
+
+/// How Linux starts its panic message on the console.
+const PANIC_LINE: &str = "Kernel panic - not syncing";
+
+/// Prints [`SERIAL_TAIL_LINES`] lines of the serial console: from just before the last line
+/// holding `from` when there is one, else the last ones.
+async fn show_serial(ui: &Ui, log: &Path, from: Option<&str>) {
+    let Ok(bytes) = tokio::fs::read(log).await else {
+        return;
+    };
+    let tail = excerpt(&String::from_utf8_lossy(&bytes), SERIAL_TAIL_LINES, from);
     if tail.is_empty() {
         return;
     }
@@ -493,15 +507,21 @@ pub async fn screendump(qmp: &Qmp, path: &Path) -> Result<PathBuf, String> {
     Ok(abs)
 }
 
-/// The last `n` non-blank lines of the serial log (empty if unreadable), without carriage
-/// returns.
-async fn serial_tail(path: &Path, n: usize) -> String {
-    let Ok(bytes) = tokio::fs::read(path).await else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(&bytes).replace('\r', "");
+/// `n` non-blank lines of `text`, without carriage returns: from the line before the last one
+/// holding `from` (the line that says why, e.g. `sysrq: Trigger a crash`) when there is one,
+/// else the last `n`.
+fn excerpt(text: &str, n: usize, from: Option<&str>) -> String {
+    let text = text.replace('\r', "");
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let start = from
+        .and_then(|m| lines.iter().rposition(|l| l.contains(m)))
+        .map_or(lines.len().saturating_sub(n), |i| i.saturating_sub(1));
+    lines[start..]
+        .iter()
+        .take(n)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -650,6 +670,19 @@ mod tests {
                 Verdict::Nothing
             );
         }
+    }
+
+    #[test]
+    fn serial_excerpts() {
+        let log = "boot\r\n\nsysrq: Trigger a crash\nKernel panic - not syncing: sysrq triggered crash\n\
+                   CPU: 0\nCall Trace:\n a\n b\n c\n";
+        assert_eq!(excerpt(log, 3, None), " a\n b\n c");
+        assert_eq!(
+            excerpt(log, 3, Some(PANIC_LINE)),
+            "sysrq: Trigger a crash\nKernel panic - not syncing: sysrq triggered crash\nCPU: 0"
+        );
+        assert_eq!(excerpt(log, 3, Some("not there")), " a\n b\n c");
+        assert_eq!(excerpt("", 3, None), "");
     }
 
     #[test]
