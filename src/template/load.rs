@@ -111,14 +111,51 @@ pub enum Stage {
 
 fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
     hcl::edit::parser::parse_body(&file.text).map_err(|e| {
-        Diagnostic::new(
+        let d = Diagnostic::new(
             Location {
                 file: file.path.clone(),
                 line: e.location().line(),
                 col: e.location().column(),
             },
             format!("syntax error: {}", e.message()),
-        )
+        );
+        match bracket_hint(file) {
+            Some(hint) => d.with_hint(hint),
+            None => d,
+        }
+    })
+}
+
+/// Where the bracket a syntax error is about was opened, with that line, when the parser's
+/// position is elsewhere (an unclosed block is reported at the end of the file).
+fn bracket_hint(file: &SourceFile) -> Option<String> {
+    let line_of = |offset: usize| {
+        let at = file.location(offset);
+        let text = file.text.lines().nth(at.line - 1).unwrap_or("").trim();
+        (at, text.to_owned())
+    };
+    Some(match super::brackets::problem(&file.text)? {
+        super::brackets::Problem::Unclosed { open, bracket } => {
+            let (at, text) = line_of(open);
+            format!(
+                "the `{bracket}` opened at line {}, column {} is never closed: `{text}`",
+                at.line, at.col
+            )
+        }
+        super::brackets::Problem::Mismatched {
+            open,
+            bracket,
+            at,
+            closer,
+        } => {
+            let (opened, text) = line_of(open);
+            let closed = file.location(at);
+            format!(
+                "the `{closer}` at line {}, column {} closes the `{bracket}` opened at line {}, \
+                 column {} (`{text}`): a closing bracket is missing or extra",
+                closed.line, closed.col, opened.line, opened.col
+            )
+        }
     })
 }
 
