@@ -31,7 +31,9 @@ use crate::step::{Outcome, Step};
 /// How long QEMU gets to open its QMP socket.
 const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times QEMU is started when the ports it was given were taken meanwhile.
-const PORT_ATTEMPTS: u32 = 5;
+const PORT_ATTEMPTS: u32 = 10;
+/// How long a broken QMP connection waits for QEMU's exit, which explains it.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// Lines of QEMU's stderr searched for a port clash.
 const STDERR_LINES: usize = 20;
 /// How long the cleanup waits for the event watcher once QEMU is gone.
@@ -158,9 +160,15 @@ impl Step<BuildContext, Error> for RunQemu {
                 .map_err(Error::StartQemu)?;
             let qemu = ctx.qemu.insert(qemu);
             let reason = tokio::select! {
-                r = Qmp::connect(&qmp_socket, QMP_CONNECT_TIMEOUT) => {
-                    break (r.map_err(Error::ConnectQmp)?, ssh_host_port, vnc_port);
-                }
+                r = Qmp::connect(&qmp_socket, QMP_CONNECT_TIMEOUT) => match r {
+                    Ok(qmp) => break (qmp, ssh_host_port, vnc_port),
+                    // QEMU opens its QMP socket before it binds VNC: the connection breaks
+                    // when it then fails and exits.
+                    Err(e) => match tokio::time::timeout(EXIT_GRACE, qemu.died()).await {
+                        Ok(reason) => reason,
+                        Err(_) => return Err(Error::ConnectQmp(e)),
+                    },
+                },
                 reason = qemu.died() => reason,
             };
             match args::port_clash(&qemu.stderr_tail(STDERR_LINES)) {
