@@ -136,3 +136,92 @@ pub fn diagnostics(err: &(dyn Error + 'static)) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn hint_of(e: qemu::Error) -> String {
+        for_error(&e).unwrap_or_default()
+    }
+
+    fn timeout(last: Option<ssh::Error>) -> qemu::Error {
+        qemu::Error::WaitSsh(ssh::Error::Timeout {
+            addr: "127.0.0.1:2222".into(),
+            waited: Duration::from_secs(600),
+            last: last.map(Box::new),
+        })
+    }
+
+    /// Issue 20: the credentials hint only when the guest's SSH server answered and refused.
+    #[test]
+    fn ssh_hints_follow_what_happened() {
+        let refused = || ssh::Error::AuthenticationFailed {
+            user: "root".into(),
+        };
+        assert!(hint_of(timeout(Some(refused()))).contains("refused the login"));
+        assert!(hint_of(qemu::Error::WaitSsh(refused())).contains("ssh_password"));
+        let never = timeout(Some(ssh::Error::ConnectTimeout {
+            addr: "127.0.0.1:2222".into(),
+            limit: Duration::from_secs(10),
+        }));
+        let h = hint_of(never);
+        assert!(h.contains("never accepted an SSH login"), "{h}");
+        assert!(!h.contains("ssh_password"), "{h}");
+        assert!(!hint_of(timeout(None)).contains("ssh_password"));
+        let gone = qemu::Error::WaitSsh(ssh::Error::Aborted {
+            reason: "exit status 1".into(),
+        });
+        assert!(hint_of(gone).contains("QEMU exited"));
+    }
+
+    #[test]
+    fn every_fault_has_its_own_hint() {
+        let faults = [
+            Fault::DiskFull {
+                device: "virtio0".into(),
+                file: None,
+                free: None,
+            },
+            Fault::IoError {
+                device: "virtio0".into(),
+                file: None,
+                reason: "Input/output error".into(),
+            },
+            Fault::Panicked {
+                action: "poweroff".into(),
+            },
+            Fault::InternalError,
+            Fault::BootLoop {
+                resets: 10,
+                within: Duration::from_secs(2),
+            },
+            Fault::PoweredOff,
+        ];
+        let hints: std::collections::BTreeSet<String> = faults
+            .into_iter()
+            .map(|f| hint_of(qemu::Error::GuestFault(f)))
+            .collect();
+        assert_eq!(hints.len(), 6, "{hints:#?}");
+        assert!(
+            hints
+                .iter()
+                .all(|h| !h.is_empty() && !h.contains("ssh_password"))
+        );
+    }
+
+    #[test]
+    fn a_full_disk_anywhere_gets_the_space_hint() {
+        let io = std::io::Error::from_raw_os_error(ENOSPC);
+        assert!(for_error(&io).is_some_and(|h| h.contains("filesystem is full")));
+        let convert = crate::qemu_img::Error::Convert {
+            src: "d".into(),
+            temp: "d.convert".into(),
+            dst: "d".into(),
+            stderr: "qemu-img: error while writing at byte 0: No space left on device".into(),
+        };
+        assert!(for_error(&convert).is_some_and(|h| h.contains("filesystem is full")));
+        assert!(for_error(&std::io::Error::other("x")).is_none());
+    }
+}

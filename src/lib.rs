@@ -7,9 +7,10 @@
 //! 2. [`builder::qemu`] runs the build as a literal list of steps ([`step`] is the runner):
 //!    fetch and verify the ISO or disk image into a content-addressed cache ([`download`]),
 //!    build the `cd_files` CD ([`cd`]), create the disks ([`qemu_img`]), serve `http_directory`
-//!    ([`http_server`]), start QEMU with a QMP socket ([`builder::qemu::qmp`]), type the
-//!    `boot_command` ([`bootcmd`]), wait for SSH ([`communicator`]), run the provisioners
-//!    ([`provisioner`]), shut down, compact the disk.
+//!    ([`http_server`]), start QEMU with a QMP socket ([`builder::qemu::qmp`]) whose events a
+//!    watcher follows for the whole build ([`builder::qemu::monitor`]: a full disk, a panic, a
+//!    boot loop stop it at once), type the `boot_command` ([`bootcmd`]), wait for SSH
+//!    ([`communicator`]), run the provisioners ([`provisioner`]), shut down, compact the disk.
 //! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box` (archives come
 //!    from [`archive`]: deterministic tar, gzip on every core, zstd, zip).
 //!

@@ -44,6 +44,21 @@ fn poweroff_build(
     cmd
 }
 
+/// `kiln build -force` of `template` (relative to the repository) from the test ISO in `work`,
+/// with its output directory at `outdir` and `vars` as `-var`s.
+fn iso_build(work: &Path, outdir: &Path, template: &str, vars: &[&str]) -> std::process::Command {
+    let mut cmd = kiln();
+    cmd.current_dir(work)
+        .args(["build", "-force"])
+        .arg(format!("-var=iso_path={}", test_iso().display()))
+        .arg(format!("-var=output_directory={}", outdir.display()));
+    for v in vars {
+        cmd.arg(format!("-var={v}"));
+    }
+    cmd.arg(repo_root().join(template));
+    cmd
+}
+
 /// The entries of `dir` whose names contain `part`.
 fn named(dir: &Path, part: &str) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -124,19 +139,16 @@ fn killed_during_the_download_then_rerun_resumes() {
 #[test]
 fn killed_while_typing_then_rerun_with_force() {
     require_qemu();
-    let iso = test_iso();
     let work = tempfile::tempdir().unwrap();
     let outdir = work.path().join("output-typing");
     let build = || {
-        let mut cmd = kiln();
-        cmd.current_dir(work.path())
-            .args(["build", "-force"])
-            .arg(format!("-var=iso_path={}", iso.display()))
-            .arg(format!("-var=output_directory={}", outdir.display()))
-            .arg("-var=payload=kiln rerun after kill")
-            .arg("-var=boot_key_interval=200ms")
-            .arg(repo_root().join("tests/fixtures/e2e/typing.pkr.hcl"));
-        cmd
+        let vars = ["payload=kiln rerun after kill", "boot_key_interval=200ms"];
+        iso_build(
+            work.path(),
+            &outdir,
+            "tests/fixtures/e2e/typing.pkr.hcl",
+            &vars,
+        )
     };
     let mut first = Running::spawn(&mut build());
     assert!(
@@ -163,18 +175,9 @@ fn killed_while_typing_then_rerun_with_force() {
 #[test]
 fn killed_during_the_ssh_wait_then_rerun_with_force() {
     require_qemu();
-    let iso = test_iso();
     let work = tempfile::tempdir().unwrap();
     let outdir = work.path().join("output-testos");
-    let build = || {
-        let mut cmd = kiln();
-        cmd.current_dir(work.path())
-            .args(["build", "-force"])
-            .arg(format!("-var=iso_path={}", iso.display()))
-            .arg(format!("-var=output_directory={}", outdir.display()))
-            .arg(repo_root().join("boot-configs/testos"));
-        cmd
-    };
+    let build = || iso_build(work.path(), &outdir, "boot-configs/testos", &[]);
     let mut first = Running::spawn(&mut build());
     assert!(
         first.wait_for("Waiting for SSH", Duration::from_secs(180)),

@@ -321,16 +321,14 @@ mod tests {
             .collect()
     }
 
+    /// [`write`] without progress or cancellation.
+    fn write_plain(cfg: &Config, files: &[PathBuf], out: &Path) -> Result<u64, Error> {
+        write(cfg, files, out, &mut |_| {}, &CancellationToken::new())
+    }
+
     fn archive(dir: &Path, name: &str, files: &[PathBuf]) -> Vec<u8> {
         let out = dir.join(name);
-        write(
-            &Config::default(),
-            files,
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        write_plain(&Config::default(), files, &out).unwrap();
         std::fs::read(&out).unwrap()
     }
 
@@ -390,51 +388,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = inputs(dir.path());
         let out = dir.path().join("two.gz");
-        let err = write(
-            &Config::default(),
-            &files,
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = write_plain(&Config::default(), &files, &out).unwrap_err();
         assert!(
             matches!(err, Error::SeveralInputs { count: 2, .. }),
             "{err:?}"
         );
         let out = dir.path().join("x.tar.xz");
-        let err = write(
-            &Config::default(),
-            &files,
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = write_plain(&Config::default(), &files, &out).unwrap_err();
         assert!(err.to_string().contains(".xz"), "{err}");
         let missing = vec![dir.path().join("absent.qcow2")];
         let out = dir.path().join("m.tar.gz");
-        let err = write(
-            &Config::default(),
-            &missing,
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = write_plain(&Config::default(), &missing, &out).unwrap_err();
         assert!(err.to_string().contains("absent.qcow2"), "{err}");
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
         std::fs::write(sub.join("notes.txt"), b"other").unwrap();
         let clash = vec![files[1].clone(), sub.join("notes.txt")];
-        let err = write(
-            &Config::default(),
-            &clash,
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = write_plain(&Config::default(), &clash, &out).unwrap_err();
         assert!(matches!(err, Error::NameClash { .. }), "{err:?}");
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()

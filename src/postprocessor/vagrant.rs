@@ -355,21 +355,25 @@ mod tests {
         names
     }
 
+    /// [`write_box`] for an amd64 guest, without progress or cancellation.
+    fn boxed(config: &Config, disk: &DiskInput, out: &Path) -> Result<BoxInfo, Error> {
+        write_box(
+            config,
+            disk,
+            "amd64",
+            out,
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
+    }
+
     #[test]
     fn writes_a_libvirt_box() {
         let dir = tempfile::tempdir().unwrap();
         let img = qcow2(dir.path(), "1500M");
         let out = dir.path().join("test.box");
         let config = Config::default();
-        let info = write_box(
-            &config,
-            &disk(&img, 1500 << 20),
-            "amd64",
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let info = boxed(&config, &disk(&img, 1500 << 20), &out).unwrap();
         assert_eq!(info.virtual_size_gb, 2);
         assert_eq!(info.size, std::fs::metadata(&out).unwrap().len());
 
@@ -406,15 +410,7 @@ mod tests {
         };
         let mut input = disk(&img, 10 << 20);
         input.accelerator_is_kvm = false;
-        write_box(
-            &config,
-            &input,
-            "amd64",
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        boxed(&config, &input, &out).unwrap();
         let members = read_box(&out, false);
         assert_eq!(members.len(), 3);
         assert!(String::from_utf8_lossy(&members[1].1).contains("libvirt.driver = \"qemu\""));
@@ -429,24 +425,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = qcow2(dir.path(), "100M");
         let (a, b) = (dir.path().join("a.box"), dir.path().join("b.box"));
-        write_box(
-            &Config::default(),
-            &disk(&img, 100 << 20),
-            "amd64",
-            &a,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap();
-        write_box(
-            &Config::default(),
-            &disk(&img, 100 << 20),
-            "amd64",
-            &b,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        boxed(&Config::default(), &disk(&img, 100 << 20), &a).unwrap();
+        boxed(&Config::default(), &disk(&img, 100 << 20), &b).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     }
 
@@ -458,28 +438,12 @@ mod tests {
         let out = dir.path().join("x.box");
         let mut input = disk(&img, 4096);
         input.format = "raw";
-        let err = write_box(
-            &Config::default(),
-            &input,
-            "amd64",
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = boxed(&Config::default(), &input, &out).unwrap_err();
         assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err:?}");
         assert!(err.to_string().contains("qcow2"));
         // Declared qcow2 but is not: caught by the signature check.
         input.format = "qcow2";
-        let err = write_box(
-            &Config::default(),
-            &input,
-            "amd64",
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = boxed(&Config::default(), &input, &out).unwrap_err();
         assert!(matches!(err, Error::NotQcow2 { .. }), "{err:?}");
         assert_eq!(entries(dir.path()), ["disk.raw"]);
     }
@@ -489,15 +453,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("absent.qcow2");
         let out = dir.path().join("x.box");
-        let err = write_box(
-            &Config::default(),
-            &disk(&img, 1 << 30),
-            "amd64",
-            &out,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = boxed(&Config::default(), &disk(&img, 1 << 30), &out).unwrap_err();
         assert!(err.to_string().contains("absent.qcow2"), "{err}");
         assert_eq!(entries(dir.path()), Vec::<String>::new());
     }
@@ -556,15 +512,7 @@ mod tests {
             ..Config::default()
         };
         let out2 = dir.path().join("y.box");
-        let err = write_box(
-            &config,
-            &disk(&img, 10 << 20),
-            "amd64",
-            &out2,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = boxed(&config, &disk(&img, 10 << 20), &out2).unwrap_err();
         assert!(matches!(err, Error::IncludeClash { .. }), "{err:?}");
         assert!(!out2.exists());
         // A missing vagrantfile_template is reported with its path, before anything is written.
@@ -572,15 +520,7 @@ mod tests {
             vagrantfile_template: Some(dir.path().join("absent.tpl")),
             ..Config::default()
         };
-        let err = write_box(
-            &config,
-            &disk(&img, 10 << 20),
-            "amd64",
-            &out2,
-            &mut |_| {},
-            &CancellationToken::new(),
-        )
-        .unwrap_err();
+        let err = boxed(&config, &disk(&img, 10 << 20), &out2).unwrap_err();
         assert!(err.to_string().contains("absent.tpl"), "{err}");
         assert!(!out2.exists());
     }
