@@ -216,7 +216,6 @@ fn shutdown_escalates_to_acpi_power_button() {
 /// own communicator, powers the guest off and returns the command's stdout.
 fn read_back(disk: &Path, work: &Path, command: &str) -> String {
     use kiln::builder::qemu::process::QemuProcess;
-    use kiln::communicator::Communicator;
     use kiln::communicator::ssh::{self, SshTarget};
 
     let rt = tokio::runtime::Runtime::new().unwrap();

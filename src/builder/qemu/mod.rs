@@ -1,8 +1,8 @@
 //! The `qemu` builder: from an installer ISO to a provisioned, compacted disk.
 //!
 //! A build is the literal list of steps in [`steps`]; read it as the builder's architecture.
-//! Every step documents what it uses from [`BuildContext`] and what it produces there; whatever
-//! it acquires it releases in its cleanup (see [`crate::step`]).
+//! Every step documents what it uses from [`BuildContext`] (its [`Core`] included) and what it
+//! produces there; whatever it acquires it releases in its cleanup (see [`crate::step`]).
 
 pub mod accel;
 pub mod args;
@@ -18,12 +18,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::communicator::ssh::SshCommunicator;
+use super::{Core, HasCore, Provision, Settings};
+use crate::artifact::{Artifact, Disk};
+use crate::communicator::ssh;
+use crate::provisioner::BuildEnv;
 use crate::step::{self, OnError, Step, Timings};
-use crate::template::ProvisionerBlock;
-use crate::ui::Ui;
 use config::Config;
 use russh::keys::PrivateKey;
 
@@ -32,19 +31,13 @@ use russh::keys::PrivateKey;
 pub struct BuildContext {
     // Inputs.
     pub config: Config,
-    pub ui: Ui,
-    pub cancel: CancellationToken,
+    /// What every builder has: ui, cancel, provisioners, run id, and the communicator session
+    /// (`wait_ssh` connects it).
+    pub core: Core,
     /// `-force`: replace an existing output directory.
     pub force: bool,
     /// Where downloaded ISOs are cached.
     pub cache_dir: PathBuf,
-    /// The build's provisioners, in order.
-    pub provisioners: Vec<ProvisionerBlock>,
-    /// The build's `error-cleanup-provisioner`.
-    pub error_cleanup: Option<ProvisionerBlock>,
-    /// What the post-processors will write from the disk (boxes, archives), for the space
-    /// check; empty unless the caller sets it.
-    pub post_outputs: Vec<PathBuf>,
 
     // Outputs.
     /// Local path of the verified ISO (`download_iso`).
@@ -74,27 +67,13 @@ pub struct BuildContext {
     pub key_trace: Option<PathBuf>,
     /// The address of QEMU's VNC server (`run_qemu`).
     pub vnc_addr: Option<std::net::SocketAddr>,
-    /// The connected communicator (`wait_ssh`; `provision` may replace it after a reboot).
-    pub comm: Option<SshCommunicator>,
-    /// Where and as whom SSH connects (`wait_ssh`), for reconnecting.
-    pub ssh_target: Option<crate::communicator::ssh::SshTarget>,
     /// The build's temporary SSH key pair and its public key (`ssh-ed25519 …`), made when the
     /// template gives neither `ssh_password` nor `ssh_private_key_file` (as Packer does).
     pub ssh_temp_key: Option<(Arc<PrivateKey>, String)>,
-    /// This run's id (`build.PackerRunUUID`); empty unless the caller sets it.
-    pub run_uuid: String,
 }
 
 impl BuildContext {
-    pub fn new(
-        config: Config,
-        ui: Ui,
-        cancel: CancellationToken,
-        force: bool,
-        cache_dir: PathBuf,
-        provisioners: Vec<ProvisionerBlock>,
-        error_cleanup: Option<ProvisionerBlock>,
-    ) -> Self {
+    pub fn new(config: Config, core: Core, settings: &Settings) -> Self {
         let ssh_temp_key = config
             .ssh
             .as_ref()
@@ -103,13 +82,9 @@ impl BuildContext {
         Self {
             ssh_temp_key,
             config,
-            ui,
-            cancel,
-            force,
-            cache_dir,
-            provisioners,
-            error_cleanup,
-            post_outputs: Vec::new(),
+            core,
+            force: settings.force,
+            cache_dir: settings.cache_dir.clone(),
             iso_path: None,
             cd_path: None,
             disk_path: None,
@@ -123,10 +98,28 @@ impl BuildContext {
             serial_log: None,
             key_trace: None,
             vnc_addr: None,
-            comm: None,
-            ssh_target: None,
-            run_uuid: String::new(),
         }
+    }
+}
+
+impl HasCore for BuildContext {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// Packer's view plus the build's HTTP server and temporary key pair.
+    fn build_env(&self) -> BuildEnv {
+        super::provision::build_env(
+            &self.core,
+            (self.http_port != 0).then_some((steps::boot_command::HTTP_IP, self.http_port)),
+            self.ssh_temp_key
+                .as_ref()
+                .map(|(private, public)| (&**private, public.as_str())),
+        )
     }
 }
 
@@ -144,22 +137,14 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::boot_command::TypeBootCommand),
         Box::new(steps::wait_ssh::WaitSsh),
-        Box::new(steps::provision::Provision),
+        Box::new(Provision),
         Box::new(steps::shutdown::Shutdown),
         Box::new(steps::compact_disk::CompactDisk),
     ]
 }
 
-/// What a successful qemu build produced.
-#[derive(Debug, Clone)]
-pub struct Artifact {
-    pub output_directory: PathBuf,
-    pub disk_path: PathBuf,
-    pub format: config::DiskFormat,
-    /// Virtual size of the disk in bytes.
-    pub virtual_size: u64,
-    pub accel: accel::ResolvedAccel,
-}
+/// Packer's id of the qemu builder.
+pub const BUILDER_ID: &str = "transcend.qemu";
 
 /// How long a failed build waits for the QMP event watcher to tell whether a fault explains it.
 const FAULT_SETTLE: Duration = Duration::from_secs(2);
@@ -174,12 +159,12 @@ pub async fn build(
     on_error: OnError,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
-    let user_cancel = ctx.cancel.clone();
-    ctx.cancel = user_cancel.child_token();
-    let cancel = ctx.cancel.clone();
+    let user_cancel = ctx.core.cancel.clone();
+    ctx.core.cancel = user_cancel.child_token();
+    let cancel = ctx.core.cancel.clone();
     let mut steps = steps();
     let result = step::run(&mut steps, ctx, &cancel, on_error, timings).await;
-    ctx.cancel = user_cancel.clone();
+    ctx.core.cancel = user_cancel.clone();
     if let Err(e) = &result
         && !user_cancel.is_cancelled()
         && let Some(fault) = ctx.monitor.settle(FAULT_SETTLE).await
@@ -190,19 +175,130 @@ pub async fn build(
         });
     }
     result?;
-    let missing = |what: &'static str| step::Error::Failed {
+    artifact(ctx).await.map_err(|source| step::Error::Failed {
         step: "artifact",
-        source: Error::Missing { what },
-    };
-    let disk_path = ctx.disk_path.clone().ok_or_else(|| missing("disk_path"))?;
-    let accel = ctx.accel.ok_or_else(|| missing("accelerator"))?;
-    Ok(Artifact {
-        output_directory: ctx.config.output_directory.clone(),
-        disk_path,
-        format: ctx.config.format,
-        virtual_size: ctx.config.disk_size,
-        accel,
+        source,
     })
+}
+
+/// The disk the steps left, as the post-processors see it.
+async fn artifact(ctx: &BuildContext) -> Result<Artifact, Error> {
+    let disk_path = ctx
+        .disk_path
+        .clone()
+        .ok_or(Error::Missing { what: "disk_path" })?;
+    let accel = ctx.accel.ok_or(Error::Missing {
+        what: "accelerator",
+    })?;
+    let info = crate::qemu_img::info(&disk_path)
+        .await
+        .map_err(Error::InspectDisk)?;
+    Ok(Artifact {
+        builder_type: "qemu",
+        builder_id: BUILDER_ID,
+        id: "VM".into(),
+        files: vec![disk_path.clone()],
+        disk: Some(Disk {
+            path: disk_path,
+            format: info.format,
+            virtual_size: info.virtual_size,
+            architecture: default_architecture(&ctx.config.qemu_binary).to_owned(),
+            accelerated: accel == accel::ResolvedAccel::Kvm,
+        }),
+    })
+}
+
+/// The Vagrant architecture name of the guest a `qemu-system-*` binary emulates (`amd64` for
+/// anything unrecognised, as for x86_64).
+pub fn default_architecture(qemu_binary: &str) -> &'static str {
+    let base = qemu_binary.rsplit('/').next().unwrap_or(qemu_binary);
+    match base.strip_prefix("qemu-system-").unwrap_or(base) {
+        "aarch64" => "arm64",
+        "i386" => "i386",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "ppc64" | "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        _ => "amd64",
+    }
+}
+
+/// The hint for a qemu build error, if kiln has one.
+pub(super) fn hint(e: &Error) -> Option<String> {
+    match e {
+        Error::OutputDirExists { .. } => Some(
+            "pass `-force` to replace it (also when a killed kiln left it half-written), or \
+             remove it yourself"
+                .into(),
+        ),
+        Error::WaitSsh(e) => ssh_hint(e),
+        Error::GuestFault(f) => Some(fault_hint(f).into()),
+        _ => None,
+    }
+}
+
+/// Why SSH never came up, as far as kiln can tell: the credentials hint only when the guest's
+/// SSH server answered and refused them.
+fn ssh_hint(e: &ssh::Error) -> Option<String> {
+    let refused = |e: &ssh::Error| matches!(e, ssh::Error::AuthenticationFailed { .. });
+    match e {
+        e if refused(e) => Some(CREDENTIALS.into()),
+        ssh::Error::Timeout {
+            last: Some(last), ..
+        } if refused(last) => Some(CREDENTIALS.into()),
+        ssh::Error::Timeout { .. } => Some(
+            "the guest never accepted an SSH login on its forwarded port: see its last serial \
+             lines and the screenshot above. The installer may wait for input (check \
+             `boot_command` and `boot_wait`) or still be running (raise `ssh_timeout`); rerun \
+             with `-on-error=abort` to keep the VM and the output directory"
+                .into(),
+        ),
+        ssh::Error::Aborted { .. } => Some(
+            "QEMU exited while kiln waited for SSH: its reason is above, its whole output in \
+             `qemu-stderr.log` (rerun with `-on-error=abort` to keep the output directory)"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+const CREDENTIALS: &str = "the guest's SSH server answered but refused the login: check that \
+    `ssh_username` and `ssh_password` (or `ssh_private_key_file`) match the user the answer file \
+    creates";
+
+/// What to do about a guest fault.
+fn fault_hint(f: &monitor::Fault) -> &'static str {
+    use monitor::Fault;
+    match f {
+        Fault::DiskFull { .. } => {
+            "free space on that filesystem, or point `output_directory` at a larger one: the \
+             disk may grow to `disk_size`, and compaction and the post-processors need room \
+             for a copy each (kiln warns before starting QEMU when the build may not fit)"
+        }
+        Fault::IoError { .. } => {
+            "the host could not write the disk image: check the host's disk and its kernel log \
+             (`dmesg`)"
+        }
+        Fault::Panicked { .. } => {
+            "the guest's kernel crashed; its last serial lines are above. Common causes: a \
+             wrong kernel command line in `boot_command`, too little `memory`, or a `cpu_model` \
+             the kernel does not support"
+        }
+        Fault::InternalError => {
+            "QEMU could not run the guest's code: try another `cpu_model` or `accelerator`"
+        }
+        Fault::BootLoop { .. } => {
+            "the guest restarts before it comes up: its bootloader or kernel fails at once. See \
+             the screenshot and serial lines above (or watch over VNC); check `cpu_model`, \
+             `memory`, `efi_boot` and what the installer wrote to the disk"
+        }
+        Fault::PoweredOff => {
+            "the installer powered the guest off instead of rebooting into the installed \
+             system: make the answer file reboot at the end (Debian's preseed: `d-i \
+             debian-installer/exit/poweroff boolean false`), or set `communicator = \"none\"` \
+             when powering off is how the build ends"
+        }
+    }
 }
 
 /// Why a qemu build failed.
@@ -269,7 +365,7 @@ pub enum Error {
     GuestFault(#[source] monitor::Fault),
     /// A provisioner failed.
     #[error("Provisioning failed")]
-    Provision(#[source] crate::provisioner::Failed),
+    Provision(#[from] crate::provisioner::Failed),
     /// The guest did not power off in time after `shutdown_command`.
     #[error("Timeout while waiting for the machine to shut down ({}s)", timeout.as_secs())]
     ShutdownTimeout { timeout: std::time::Duration },
@@ -279,7 +375,99 @@ pub enum Error {
     /// `qemu-img convert` failed.
     #[error("Could not compact the disk")]
     CompactDisk(#[source] crate::qemu_img::Error),
+    /// `qemu-img info` failed on the built disk.
+    #[error("Could not inspect the built disk")]
+    InspectDisk(#[source] crate::qemu_img::Error),
     /// A step ran without what an earlier step should have produced (a bug in the step list).
     #[error("Internal error: `{what}` was not produced by an earlier step")]
     Missing { what: &'static str },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monitor::Fault;
+
+    fn hint_of(e: Error) -> String {
+        hint(&e).unwrap_or_default()
+    }
+
+    fn timeout(last: Option<ssh::Error>) -> Error {
+        Error::WaitSsh(ssh::Error::Timeout {
+            addr: "127.0.0.1:2222".into(),
+            waited: Duration::from_secs(600),
+            last: last.map(Box::new),
+        })
+    }
+
+    /// Issue 20: the credentials hint only when the guest's SSH server answered and refused.
+    #[test]
+    fn ssh_hints_follow_what_happened() {
+        let refused = || ssh::Error::AuthenticationFailed {
+            user: "root".into(),
+        };
+        assert!(hint_of(timeout(Some(refused()))).contains("refused the login"));
+        assert!(hint_of(Error::WaitSsh(refused())).contains("ssh_password"));
+        let never = timeout(Some(ssh::Error::ConnectTimeout {
+            addr: "127.0.0.1:2222".into(),
+            limit: Duration::from_secs(10),
+        }));
+        let h = hint_of(never);
+        assert!(h.contains("never accepted an SSH login"), "{h}");
+        assert!(!h.contains("ssh_password"), "{h}");
+        assert!(!hint_of(timeout(None)).contains("ssh_password"));
+        let gone = Error::WaitSsh(ssh::Error::Aborted {
+            reason: "exit status 1".into(),
+        });
+        assert!(hint_of(gone).contains("QEMU exited"));
+    }
+
+    #[test]
+    fn every_fault_has_its_own_hint() {
+        let faults = [
+            Fault::DiskFull {
+                device: "virtio0".into(),
+                file: None,
+                free: None,
+            },
+            Fault::IoError {
+                device: "virtio0".into(),
+                file: None,
+                reason: "Input/output error".into(),
+            },
+            Fault::Panicked {
+                action: "poweroff".into(),
+            },
+            Fault::InternalError,
+            Fault::BootLoop {
+                resets: 10,
+                within: Duration::from_secs(2),
+            },
+            Fault::PoweredOff,
+        ];
+        let hints: std::collections::BTreeSet<String> = faults
+            .into_iter()
+            .map(|f| hint_of(Error::GuestFault(f)))
+            .collect();
+        assert_eq!(hints.len(), 6, "{hints:#?}");
+        assert!(
+            hints
+                .iter()
+                .all(|h| !h.is_empty() && !h.contains("ssh_password"))
+        );
+    }
+
+    #[test]
+    fn architecture_follows_the_qemu_binary() {
+        let table = [
+            ("qemu-system-x86_64", "amd64"),
+            ("/usr/bin/qemu-system-aarch64", "arm64"),
+            ("qemu-system-i386", "i386"),
+            ("qemu-system-riscv64", "riscv64"),
+            ("/opt/qemu/bin/qemu-kvm", "amd64"),
+        ];
+        for (binary, want) in table {
+            assert_eq!(default_architecture(binary), want, "{binary}");
+        }
+    }
 }

@@ -504,7 +504,7 @@ build { sources = ["source.qemu.m"] }
         &crate::template::Inputs::default(),
     )
     .expect("loads");
-    let Some(crate::template::Source::Qemu(c)) = t.sources.first() else {
+    let Some(crate::builder::SourceConfig::Qemu(c)) = t.sources.first() else {
         panic!("no qemu source");
     };
     assert_eq!(c.vm_name, "debian-20240309.qcow2");

@@ -2,7 +2,7 @@
 //! grow to there (see [`crate::builder::qemu::space`]). Disks are sparse, so it never fails.
 //!
 //! Uses: `config.disk_size`, `config.disk_additional_size`, `config.skip_compaction`,
-//! `config.disk_compression`, `disk_path`, `additional_disk_paths`, `post_outputs`.
+//! `config.disk_compression`, `disk_path`, `additional_disk_paths`, `core.post_outputs`.
 //! Produces: nothing (warnings). Cleanup: none.
 
 use async_trait::async_trait;
@@ -28,12 +28,12 @@ impl Step<BuildContext, Error> for CheckSpace {
             &ctx.config,
             disk,
             &ctx.additional_disk_paths,
-            &ctx.post_outputs,
+            &ctx.core.post_outputs,
         );
         match space::shortfalls(needs, space::free_bytes) {
             Ok(short) => {
                 for s in short {
-                    ctx.ui.warn(s.message());
+                    ctx.core.ui.warn(s.message());
                 }
             }
             // Only a warning would have come of it: say why there is none.

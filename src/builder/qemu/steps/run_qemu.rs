@@ -59,7 +59,7 @@ impl Step<BuildContext, Error> for RunQemu {
 
         let resolution = accel::resolve(cfg.accelerator);
         if let Some(reason) = &resolution.fallback_reason {
-            ctx.ui.warn(format!(
+            ctx.core.ui.warn(format!(
                 "KVM is not usable ({reason}); falling back to TCG software emulation, \
                  which is much slower"
             ));
@@ -93,7 +93,7 @@ impl Step<BuildContext, Error> for RunQemu {
             .map_err(Error::Firmware)?;
             let copy = cfg.output_directory.join("efivars.fd");
             firmware::copy_vars(&vars, &copy).map_err(Error::Firmware)?;
-            ctx.ui.message(format!(
+            ctx.core.ui.message(format!(
                 "UEFI firmware `{}`, variables copied from `{}`",
                 code.display(),
                 vars.display()
@@ -109,7 +109,7 @@ impl Step<BuildContext, Error> for RunQemu {
         for part in rendered.qemuargs.iter_mut().flatten() {
             *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
         }
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
             if cfg.disk_image {
                 "disk image"
@@ -173,7 +173,7 @@ impl Step<BuildContext, Error> for RunQemu {
             };
             match args::port_clash(&qemu.stderr_tail(STDERR_LINES)) {
                 Some(what) if attempt < PORT_ATTEMPTS => {
-                    ctx.ui.message(format!(
+                    ctx.core.ui.message(format!(
                         "The {what} port was taken before QEMU could bind it (another build?); \
                          starting QEMU again on other ports"
                     ));
@@ -187,7 +187,7 @@ impl Step<BuildContext, Error> for RunQemu {
                 }
             }
         };
-        ctx.ui.message(format!(
+        ctx.core.ui.message(format!(
             "To watch the VM, connect with VNC to {}:{vnc_port}; serial console log: `{}`",
             cfg.vnc_bind_address,
             serial_log.display()
@@ -197,10 +197,10 @@ impl Step<BuildContext, Error> for RunQemu {
             ctx.monitor.clone(),
             Arc::clone(&qmp),
             monitor::Report {
-                ui: ctx.ui.clone(),
+                ui: ctx.core.ui.clone(),
                 serial_log: serial_log.clone(),
                 screenshot_prefix: format!("kiln-{}-", cfg.name),
-                stop: ctx.cancel.clone(),
+                stop: ctx.core.cancel.clone(),
                 poweroff_expected: cfg.communicator == CommunicatorKind::None,
             },
         ));
@@ -218,10 +218,10 @@ impl Step<BuildContext, Error> for RunQemu {
         ctx.vnc_addr = None;
         if let Some(mut qemu) = ctx.qemu.take() {
             if qemu.exited().is_none() {
-                ctx.ui.say("Stopping QEMU");
+                ctx.core.ui.say("Stopping QEMU");
             }
             if let Err(e) = qemu.kill().await {
-                ctx.ui.error(format!("Could not kill QEMU: {e}"));
+                ctx.core.ui.error(format!("Could not kill QEMU: {e}"));
             }
         }
         // With QEMU gone its event stream ends: let the watcher finish what it saw (a fault

@@ -2,8 +2,9 @@
 //!
 //! Uses: `config.ssh`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`,
 //! `monitor`.
-//! Produces: `comm`, `ssh_target`; sets `monitor`'s phase to connected (reboots are no longer
-//! a boot loop). Cleanup: closes the connection if a later step left it open.
+//! Produces: `core.session` (the connection, and how to reconnect while QEMU runs); sets
+//! `monitor`'s phase to connected (reboots are no longer a boot loop). Cleanup: closes the
+//! connection if a later step left it open.
 //! QEMU exiting during the wait fails the step at once (a guest fault, when the event watcher
 //! saw one, is reported instead: see `monitor`); a timeout reports the last lines of the
 //! guest's serial console and saves a screenshot (`kiln-NAME-ssh-timeout.png` in the working
@@ -17,6 +18,7 @@ use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::monitor::{self, Phase};
 use crate::builder::qemu::{BuildContext, Error};
 use crate::communicator::ssh::{self, SshTarget};
+use crate::provisioner::Session;
 use crate::step::{Outcome, Step};
 
 /// How long a failure because QEMU exited waits for the event watcher's verdict.
@@ -53,25 +55,29 @@ impl Step<BuildContext, Error> for WaitSsh {
             pty: ssh_cfg.pty,
         };
         if !ssh_cfg.pause_before_connecting.is_zero() {
-            ctx.ui.say(format!(
+            ctx.core.ui.say(format!(
                 "Pausing {}s before connecting (pause_before_connecting)",
                 ssh_cfg.pause_before_connecting.as_secs()
             ));
             tokio::select! {
-                () = ctx.cancel.cancelled() => return Err(Error::WaitSsh(ssh::Error::Cancelled)),
+                () = ctx.core.cancel.cancelled() => return Err(Error::WaitSsh(ssh::Error::Cancelled)),
                 () = tokio::time::sleep(ssh_cfg.pause_before_connecting) => {}
             }
         }
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Waiting for SSH on 127.0.0.1:{port} (timeout {}s)",
             ssh_cfg.timeout.as_secs()
         ));
-        match ssh::wait_for_ssh(&target, ssh_cfg.timeout, qemu.died(), &ctx.cancel).await {
+        match ssh::wait_for_ssh(&target, ssh_cfg.timeout, qemu.died(), &ctx.core.cancel).await {
             Ok(comm) => {
-                ctx.ui.say("Connected to SSH");
+                ctx.core.ui.say("Connected to SSH");
                 ctx.monitor.set_phase(Phase::Connected);
-                ctx.comm = Some(comm);
-                ctx.ssh_target = Some(target);
+                let watch = qemu.death_watch();
+                let died = Box::new(move || Box::pin(watch.clone().died()) as ssh::AbortFuture);
+                let cancel = ctx.core.cancel.clone();
+                let reconnect = ssh::Reconnect::new(target, died, cancel.clone());
+                ctx.core.session =
+                    Session::new(Some(Box::new(comm)), Some(Box::new(reconnect)), cancel);
                 Ok(())
             }
             Err(e) => {
@@ -83,7 +89,7 @@ impl Step<BuildContext, Error> for WaitSsh {
                     return Err(Error::WaitSsh(e));
                 }
                 if let Some(log) = &ctx.serial_log {
-                    monitor::show_serial_tail(&ctx.ui, log).await;
+                    monitor::show_serial_tail(&ctx.core.ui, log).await;
                 }
                 if !matches!(e, ssh::Error::Cancelled | ssh::Error::Aborted { .. }) {
                     let png = std::path::PathBuf::from(format!(
@@ -92,7 +98,7 @@ impl Step<BuildContext, Error> for WaitSsh {
                     ));
                     if let Some(qmp) = &ctx.qmp {
                         match monitor::screendump(qmp, &png).await {
-                            Ok(path) => ctx.ui.error(format!(
+                            Ok(path) => ctx.core.ui.error(format!(
                                 "The guest's screen when SSH gave up: {}",
                                 path.display()
                             )),
@@ -106,8 +112,6 @@ impl Step<BuildContext, Error> for WaitSsh {
     }
 
     async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
-        if let Some(comm) = ctx.comm.take() {
-            comm.close().await;
-        }
+        ctx.core.session.disconnect().await;
     }
 }
