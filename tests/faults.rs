@@ -1,7 +1,7 @@
 //! Issue 20: faults a build must notice at once, in real QEMU guests. A full disk during the
-//! install (the output directory on a small tmpfs the test mounts), a guest kernel that panics
-//! (pvpanic), a guest that resets for ever and one that powers off before SSH each fail the
-//! build within seconds of the fault, with their own message and hint, instead of waiting out
+//! install (the output directory on a small tmpfs the test mounts), another I/O error (QEMU's
+//! blkdebug driver), a guest kernel that panics (pvpanic), a guest that resets for ever and one
+//! that powers off before SSH each fail the build within seconds of the fault, with their own message and hint, instead of waiting out
 //! `ssh_timeout` (10 minutes here) — and leave no QEMU and no output directory behind.
 
 #![allow(clippy::unwrap_used)]
@@ -49,6 +49,8 @@ fn build_fails(work: &Path, outdir: &Path, args: &[String]) -> String {
     all
 }
 
+/// The arguments of a build of `tests/fixtures/e2e/fault.pkr.hcl` in `work` typing `boot`, and
+/// its output directory.
 fn fault_build(work: &Path, boot: &str) -> (std::path::PathBuf, Vec<String>) {
     let outdir = work.join("output-fault");
     let args = vec![
@@ -166,6 +168,43 @@ fn power_off_before_ssh_is_named() {
     );
     assert!(
         all.contains("serial: kiln-testos: typing check done"),
+        "{all}"
+    );
+}
+
+/// An I/O error other than a full disk: QEMU's blkdebug driver fails every write to the disk
+/// with EIO and QEMU pauses the guest (`werror=stop`); kiln names the drive and QEMU's reason.
+/// (The `bootloop` label writes to the disk as soon as it runs.)
+#[test]
+fn io_error_pauses_the_guest_and_fails_the_build() {
+    let work = tempfile::tempdir().unwrap();
+    let rules = work.path().join("blkdebug.conf");
+    std::fs::write(
+        &rules,
+        "[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\n",
+    )
+    .unwrap();
+    let (outdir, mut args) = fault_build(work.path(), "bootloop");
+    let disk = outdir.join("fault.qcow2");
+    let drives = format!(
+        r#"qemuargs=[["-drive", "file=blkdebug:{}:{},if=virtio,format=qcow2,werror=stop"], ["-drive", "file={},media=cdrom"]]"#,
+        rules.display(),
+        disk.display(),
+        test_iso().display()
+    );
+    args.insert(0, format!("-var={drives}"));
+    let all = build_fails(work.path(), &outdir, &args);
+    assert!(
+        all.contains("QEMU paused the guest after an I/O error on `blkdebug:"),
+        "{all}"
+    );
+    assert!(all.contains("fault.qcow2`: Input/output error"), "{all}");
+    assert!(
+        all.contains("hint: the host could not write the disk image"),
+        "{all}"
+    );
+    assert!(
+        work.path().join("kiln-fault-io-error.png").is_file(),
         "{all}"
     );
 }
