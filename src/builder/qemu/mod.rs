@@ -167,7 +167,11 @@ pub async fn build(
     ctx.core.cancel = user_cancel.clone();
     if let Err(e) = &result
         && !user_cancel.is_cancelled()
-        && let Some(fault) = ctx.monitor.settle(FAULT_SETTLE).await
+        && let Some(fault) = match ctx.qemu.as_mut().map(|q| q.exited()) {
+            // Still running (`-on-error=abort`): the watcher has said all it will say.
+            Some(None) => ctx.monitor.fault(),
+            _ => ctx.monitor.settle(FAULT_SETTLE).await,
+        }
     {
         return Err(step::Error::Failed {
             step: e.step(),
