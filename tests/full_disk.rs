@@ -62,6 +62,18 @@ fn assert_no_space(msg: &str) {
     );
 }
 
+/// The write of `name` on `fs` failed with ENOSPC, naming `name` and its temporary file
+/// (`.NAME.kiln-…`), and left exactly `left` behind.
+fn assert_failed_cleanly(err: &dyn std::error::Error, fs: &SmallFs, name: &str, left: &[&str]) {
+    let msg = chain(err);
+    assert!(
+        msg.contains(name) && msg.contains(&format!(".{name}.kiln-")),
+        "{msg}"
+    );
+    assert_no_space(&msg);
+    assert_eq!(fs.names(), left, "{msg}");
+}
+
 /// Compaction in place on a filesystem with room for the disk but not for its copy: the error
 /// names the copy (`.convert`) qemu-img was writing, the copy is gone, the disk intact.
 #[tokio::test]
@@ -131,13 +143,7 @@ async fn box_on_a_full_disk() {
         &CancellationToken::new(),
     )
     .unwrap_err();
-    let msg = chain(&err);
-    assert!(
-        msg.contains("x.box") && msg.contains(".x.box.kiln-"),
-        "{msg}"
-    );
-    assert_no_space(&msg);
-    assert_eq!(fs.names(), Vec::<String>::new(), "{msg}");
+    assert_failed_cleanly(&err, &fs, "x.box", &[]);
 }
 
 /// `compress` onto a full filesystem: the same.
@@ -156,13 +162,7 @@ async fn archive_on_a_full_disk() {
         &CancellationToken::new(),
     )
     .unwrap_err();
-    let msg = chain(&err);
-    assert!(
-        msg.contains("x.tar.gz") && msg.contains(".x.tar.gz.kiln-"),
-        "{msg}"
-    );
-    assert_no_space(&msg);
-    assert_eq!(fs.names(), Vec::<String>::new(), "{msg}");
+    assert_failed_cleanly(&err, &fs, "x.tar.gz", &[]);
 }
 
 /// A checksum file on a full filesystem: the lines already there stay as they were (no
@@ -182,10 +182,7 @@ async fn checksum_on_a_full_disk() {
         output: sums.display().to_string(),
     };
     let err = checksum::write(&cfg, &[artifact], "x", "qemu").unwrap_err();
-    let msg = chain(&err);
-    assert!(msg.contains(".x.sha256.kiln-"), "{msg}");
-    assert_no_space(&msg);
-    assert_eq!(fs.names(), ["x.sha256"], "{msg}");
+    assert_failed_cleanly(&err, &fs, "x.sha256", &["x.sha256"]);
     assert_eq!(std::fs::read_to_string(&sums).unwrap(), earlier);
 }
 
@@ -215,10 +212,7 @@ async fn manifest_on_a_full_disk() {
         force: false,
     };
     let err = manifest::write(&cfg, &input).unwrap_err();
-    let msg = chain(&err);
-    assert!(msg.contains(".packer-manifest.json.kiln-"), "{msg}");
-    assert_no_space(&msg);
-    assert_eq!(fs.names(), ["packer-manifest.json"], "{msg}");
+    assert_failed_cleanly(&err, &fs, "packer-manifest.json", &["packer-manifest.json"]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), earlier);
 }
 
