@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "amd64",
             out,
             &mut |_| {},
+            &tokio_util::sync::CancellationToken::new(),
         )?;
         Ok::<_, vagrant::Error>((t0.elapsed().as_secs_f64(), info.size))
     };

@@ -13,7 +13,8 @@
 //!    [`communicator::Communicator`] trait ([`communicator::ssh`] is one), reconnecting through
 //!    [`communicator::Connect`]. The builder returns one shared [`artifact::Artifact`].
 //!    The qemu builder's steps use [`download`], [`cd`], [`qemu_img`], [`http_server`],
-//!    [`bootcmd`] and its own `qmp`/`process`.
+//!    [`bootcmd`] and its own `qmp`/`process`; its `monitor` follows QEMU's events for the
+//!    whole build, so a full disk, a guest panic or a boot loop stops it at once.
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
 //!    (archives from [`archive`]).
 //!

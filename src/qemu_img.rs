@@ -59,10 +59,17 @@ pub enum Error {
     /// `qemu-img resize` failed.
     #[error("Cannot resize disk image {}: {stderr}", path.display())]
     Resize { path: PathBuf, stderr: String },
-    /// `qemu-img convert` failed.
-    #[error("Cannot convert disk image {} to {}: {stderr}", src.display(), dst.display())]
+    /// `qemu-img convert` failed; `temp` is the file it was writing (removed), which would
+    /// have replaced `dst`.
+    #[error(
+        "Cannot convert disk image {} into {} (to become {}): {stderr}",
+        src.display(),
+        temp.display(),
+        dst.display()
+    )]
     Convert {
         src: PathBuf,
+        temp: PathBuf,
         dst: PathBuf,
         stderr: String,
     },
@@ -230,7 +237,8 @@ pub async fn resize(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<
 }
 
 /// Converts `src` into `dst` (they may be the same file): writes `<dst>.convert`, then renames
-/// it over `dst`, so `dst` is never half-written.
+/// it over `dst`, so `dst` is never half-written. The temporary file is removed when the
+/// conversion fails (a full disk, an I/O error) or is dropped half-way (Ctrl-C).
 pub async fn convert(
     format: DiskFormat,
     compress: bool,
@@ -239,52 +247,54 @@ pub async fn convert(
 ) -> Result<(), Error> {
     let mut tmp = OsString::from(dst.as_os_str());
     tmp.push(".convert");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tempfile::TempPath::try_from_path(tmp).map_err(|source| Error::Run {
+        path: dst.to_owned(),
+        source,
+    })?;
     let args = convert_args(format, compress, src, &tmp);
     let out = run(QEMU_IMG, "convert", &args, src, CONVERT_TIMEOUT).await?;
     if !out.status.success() {
-        let _ = tokio::fs::remove_file(&tmp).await;
         return Err(Error::Convert {
             src: src.to_owned(),
+            temp: tmp.to_path_buf(),
             dst: dst.to_owned(),
             stderr: stderr_of(&out),
         });
     }
-    rename(&tmp, dst).await
-}
-
-/// Moves a finished image from its temporary name over `dst`.
-async fn rename(tmp: &Path, dst: &Path) -> Result<(), Error> {
-    tokio::fs::rename(tmp, dst)
-        .await
-        .map_err(|source| Error::Rename {
-            from: tmp.to_owned(),
-            to: dst.to_owned(),
-            source,
-        })
+    let from = tmp.to_path_buf();
+    tmp.persist(dst).map_err(|e| Error::Rename {
+        from,
+        to: dst.to_owned(),
+        source: e.error,
+    })
 }
 
 /// Copies the standalone image `src` to `dst` byte for byte (`copy_file_range`, so the kernel
-/// copies, or clones on a filesystem with reflinks), through `<dst>.copy` renamed when complete.
-/// For a qcow2 without a backing file this is the same image `convert` would give, without
-/// decoding and encoding every cluster.
+/// copies, or clones on a filesystem with reflinks), through `<dst>.copy` renamed when complete
+/// (removed if the copy fails). For a qcow2 without a backing file this is the same image
+/// `convert` would give, without decoding and encoding every cluster.
 pub async fn copy(src: &Path, dst: &Path) -> Result<(), Error> {
     let mut tmp = OsString::from(dst.as_os_str());
     tmp.push(".copy");
-    let tmp = PathBuf::from(tmp);
-    let (from, to) = (src.to_owned(), tmp.clone());
-    let copied = tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
+    let tmp = tempfile::TempPath::try_from_path(tmp).map_err(|source| Error::Run {
+        path: dst.to_owned(),
+        source,
+    })?;
+    let (from, to) = (src.to_owned(), tmp.to_path_buf());
+    tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
         .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
-    if let Err(source) = copied {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(Error::Copy {
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+        .map_err(|source| Error::Copy {
             src: src.to_owned(),
             dst: dst.to_owned(),
             source,
-        });
-    }
-    rename(&tmp, dst).await
+        })?;
+    let from = tmp.to_path_buf();
+    tmp.persist(dst).map_err(|e| Error::Rename {
+        from,
+        to: dst.to_owned(),
+        source: e.error,
+    })
 }
 
 /// Reads the format and sizes of the image at `path`.
