@@ -29,6 +29,8 @@ pub struct Options {
     /// `-parallel-builds`: how many builds run at once; 0 = no limit.
     pub parallel_builds: usize,
     pub cache_dir: PathBuf,
+    /// `-install-cache`: use the install cache in every qemu build.
+    pub install_cache: bool,
     /// This run's id (`packer_run_uuid` in manifests).
     pub run_uuid: String,
 }
@@ -130,6 +132,7 @@ pub async fn run(
         on_error: opts.on_error,
         debug: opts.debug,
         cache_dir: opts.cache_dir.clone(),
+        install_cache: opts.install_cache,
     };
     let limit = match (opts.debug, opts.parallel_builds) {
         (true, _) => 1,
@@ -191,7 +194,7 @@ async fn one(
     let (kind, name) = run.source.key();
     let full_name = format!("{kind}.{name}");
     let name = name.to_owned();
-    let core = Core::new(
+    let mut core = Core::new(
         &run.source,
         bui.clone(),
         cancel.clone(),
@@ -199,6 +202,15 @@ async fn one(
         run.error_cleanup,
         run_uuid.clone(),
     );
+    let info = postprocessor::BuildInfo {
+        build_name: name,
+        source: full_name,
+        run_uuid,
+        force,
+    };
+    if let Some(arch) = run.source.architecture() {
+        core.post_outputs = postprocessor::disk_outputs(&run.post_processors, &info, kind, arch);
+    }
     let mut timings = Timings::default();
     let artifact = builder::run(run.source, core, &settings, &mut timings)
         .await
@@ -206,12 +218,6 @@ async fn one(
             name: run.name.clone(),
             source,
         })?;
-    let info = postprocessor::BuildInfo {
-        build_name: name,
-        source: full_name,
-        run_uuid,
-        force,
-    };
     let outcome = postprocessor::run_chains(&run.post_processors, &artifact, &info, &bui, &cancel)
         .await
         .map_err(|source| Error::PostProcess {

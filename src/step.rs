@@ -142,6 +142,15 @@ pub enum Error<E: std::error::Error + 'static> {
     Cancelled { step: &'static str },
 }
 
+impl<E: std::error::Error + 'static> Error<E> {
+    /// The step that failed or was interrupted.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Error::Failed { step, .. } | Error::Cancelled { step } => step,
+        }
+    }
+}
+
 /// How long each step (and post-processor) took, in run order.
 #[derive(Debug, Default, Clone)]
 pub struct Timings(pub Vec<(String, Duration)>);

@@ -21,6 +21,12 @@ variable "output_directory" {
   default = "output-testos"
 }
 
+variable "provision_script" {
+  type        = string
+  description = "The provisioning script run over SSH once the test OS is installed; default: this repository's scripts/testos-provision.sh."
+  default     = ""
+}
+
 variable "ssh_timeout" {
   type    = string
   default = "10m"
@@ -31,6 +37,7 @@ variable "ssh_timeout" {
 locals {
   name     = "testos"
   iso_path = var.iso_path != "" ? var.iso_path : "${path.root}/../../target/test-iso/kiln-testos.iso"
+  provision_script = var.provision_script != "" ? var.provision_script : "${path.root}/../../scripts/testos-provision.sh"
 }
 
 source "qemu" "testos" {
@@ -48,9 +55,11 @@ source "qemu" "testos" {
   headless    = true
 
   http_directory = "${path.root}/../../http"
-  boot_wait      = "10s"
+  # No fixed wait: kiln's <waitFor 'TEXT'> types as soon as the boot prompt is on the screen
+  # ("-1s" is Packer's way to turn boot_wait off).
+  boot_wait = "-1s"
   boot_command = [
-    "install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
+    "<waitFor 'boot:'>install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
   ]
 
   communicator     = "ssh"
@@ -64,7 +73,7 @@ build {
   sources = ["source.qemu.testos"]
 
   provisioner "shell" {
-    script = "${path.root}/../../scripts/testos-provision.sh"
+    script = local.provision_script
   }
 
   post-processor "vagrant" {

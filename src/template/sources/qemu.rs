@@ -38,7 +38,7 @@ const SUPPORTED: &[&str] = &[
     "ssh_clear_authorized_keys", "ssh_pty", "http_content", "http_bind_address", "boot_steps",
     "boot_key_interval", "boot_key_driver", "cpu_model", "sockets", "cores", "threads", "vga",
     "display", "use_default_display", "disk_detect_zeroes", "qemuargs", "firmware", "efi_boot",
-    "efi_firmware_code", "efi_firmware_vars", "use_pflash", "ssh_wait_timeout",
+    "efi_firmware_code", "efi_firmware_vars", "install_cache", "use_pflash", "ssh_wait_timeout",
     "ssh_read_write_timeout", "winrm_username", "winrm_password", "winrm_host", "winrm_port",
     "winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
 ];
@@ -305,6 +305,7 @@ pub(crate) fn source(
                     output_dir: c.output_directory.clone(),
                     name: c.vm_name.clone(),
                     ssh_host_port: Some(2222),
+                    ssh_public_key: String::new(),
                 };
                 for part in rows.iter().flatten() {
                     if let Err(e) = render_qemuargs(&[vec![part.clone()]], &vars) {
@@ -370,6 +371,9 @@ pub(crate) fn source(
         if !t.negative && !t.abs.is_zero() {
             c.boot_key_interval = Some(t.abs);
         }
+    }
+    if let Some(b) = o.bool("install_cache", d) {
+        c.install_cache = b;
     }
     if let Some(s) = o.one_of("boot_key_driver", &["qmp", "vnc"], &[], d) {
         c.boot_key_driver = if s == "vnc" {
