@@ -43,6 +43,7 @@ pub mod cd;
 pub mod cli;
 pub mod communicator;
 pub mod download;
+pub mod engine;
 pub mod fmt;
 pub mod hint;
 pub mod http_server;
