@@ -48,3 +48,16 @@ pub struct Disk {
     /// driver follows it.
     pub accelerated: bool,
 }
+
+/// Packer's builder ids of the docker artifacts: the docker builder makes them and the docker
+/// post-processors check them (each takes only some).
+pub mod docker_id {
+    /// The docker builder's exported container (`export_path`) or nothing (`discard`).
+    pub const EXPORT: &str = "packer.docker";
+    /// An image: the docker builder's with `commit`, docker-import's and docker-push's.
+    pub const IMAGE: &str = "packer.post-processor.docker-import";
+    /// An image docker-tag named.
+    pub const TAG: &str = "packer.post-processor.docker-tag";
+    /// Files the artifice post-processor names (docker-import takes them too).
+    pub const ARTIFICE: &str = "packer.post-processor.artifice";
+}

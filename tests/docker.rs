@@ -251,6 +251,8 @@ source "docker" "app" {{
   image       = "{base}"
   pull        = false
   commit      = true
+  author      = "kiln tests"
+  message     = "provisioned by kiln"
   changes = [
     "CMD [\"/bin/sh\", \"-c\", \"cat /srv/hello.txt /srv/by.txt; echo $GREETING\"]",
     "ENV GREETING hello from ENV",
@@ -314,6 +316,14 @@ build {{
     assert_eq!(config["WorkingDir"], "/srv");
     assert_eq!(config["Labels"]["built.by"], "kiln");
     assert_eq!(config["Entrypoint"], serde_json::json!([""]), "{config}");
+    let meta = engine.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Author}}|{{.Comment}}",
+        &image,
+    ]);
+    assert_eq!(meta, "kiln tests|provisioned by kiln");
     engine.ok(&["rmi", &image]);
 }
 
@@ -402,16 +412,20 @@ build {{
     engine.ok(&["rmi", &image]);
 }
 
-/// A failing provisioner fails the build and the container is gone; so does Ctrl-C.
+/// A failing provisioner fails the build and the container is gone; so does Ctrl-C. Without
+/// `docker_path` and without docker, podman stands in.
 #[test]
 fn failure_and_ctrl_c_leave_no_container() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(dir.path(), None);
+    // A PATH with podman and no docker.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/podman", bin.join("podman")).unwrap();
     let template = |inline: &str| {
         format!(
             r#"
 source "docker" "app" {{
-  docker_path = "podman"
   image       = "{base}"
   pull        = false
   discard     = true
@@ -428,8 +442,19 @@ build {{
         )
     };
     std::fs::write(dir.path().join("fail.pkr.hcl"), template("exit 3")).unwrap();
-    let out = engine.kiln_build(dir.path(), "fail.pkr.hcl");
+    let out = kiln()
+        .args(["build", "fail.pkr.hcl"])
+        .current_dir(dir.path())
+        .envs(engine.env.iter().cloned())
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("`docker` is not installed: using podman"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("Provisioner 1 (`shell`) failed"),
@@ -447,6 +472,7 @@ build {{
         .args(["build", "hang.pkr.hcl"])
         .current_dir(dir.path())
         .envs(engine.env.iter().cloned())
+        .env("PATH", &bin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

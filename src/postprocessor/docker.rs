@@ -14,15 +14,10 @@
 use std::path::PathBuf;
 
 use super::Written;
+use crate::artifact::docker_id::{ARTIFICE, EXPORT, IMAGE, TAG};
 use crate::artifact::{Artifact, Image};
-use crate::builder::docker::{BUILDER_ID, IMAGE_ID};
 use crate::engine::{self, Engine, Flavor, Input, Login, argv};
 use crate::ui::Ui;
-
-/// Packer's id of docker-tag's artifact.
-pub const TAG_ID: &str = "packer.post-processor.docker-tag";
-/// Packer's id of the artifice post-processor, whose files docker-import also takes.
-const ARTIFICE_ID: &str = "packer.post-processor.artifice";
 
 /// `post-processor "docker-tag"`.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +164,7 @@ fn image_artifact(
 pub async fn import(cfg: &ImportConfig, input: &Artifact, ui: &Ui) -> Result<Outcome, Error> {
     expect(
         input,
-        &[BUILDER_ID, ARTIFICE_ID],
+        &[EXPORT, ARTIFICE],
         "docker-import takes the docker builder's `export_path` (with `commit = true` the image is already imported)",
     )?;
     let file = input.files.first().ok_or(Error::NothingToImport)?;
@@ -199,7 +194,7 @@ pub async fn import(cfg: &ImportConfig, input: &Artifact, ui: &Ui) -> Result<Out
         "Imported ID: {}",
         id.lines().last().unwrap_or_default()
     ));
-    let artifact = image_artifact(input, IMAGE_ID, repository, &engine, Vec::new());
+    let artifact = image_artifact(input, IMAGE, repository, &engine, Vec::new());
     Ok((artifact, false, false))
 }
 
@@ -207,7 +202,7 @@ pub async fn import(cfg: &ImportConfig, input: &Artifact, ui: &Ui) -> Result<Out
 pub async fn tag(cfg: &TagConfig, input: &Artifact, ui: &Ui) -> Result<Outcome, Error> {
     expect(
         input,
-        &[TAG_ID, IMAGE_ID],
+        &[TAG, IMAGE],
         "docker-tag takes an image: the docker builder's with `commit = true`, or docker-import's",
     )?;
     let engine = engine_for(cfg.docker_path.as_deref(), input).await?;
@@ -246,18 +241,14 @@ pub async fn tag(cfg: &TagConfig, input: &Artifact, ui: &Ui) -> Result<Outcome, 
         names
     };
     // Tagging an image and then deleting it would undo the tag: the input is always kept.
-    Ok((
-        image_artifact(input, TAG_ID, last, &engine, tags),
-        true,
-        true,
-    ))
+    Ok((image_artifact(input, TAG, last, &engine, tags), true, true))
 }
 
 /// docker-push: pushes the image's id (a `repository:tag`) and its tags.
 pub async fn push(cfg: &PushConfig, input: &Artifact, ui: &Ui) -> Result<Outcome, Error> {
     expect(
         input,
-        &[IMAGE_ID, TAG_ID],
+        &[IMAGE, TAG],
         "docker-push takes docker-import and docker-tag artifacts",
     )?;
     let engine = engine_for(cfg.docker_path.as_deref(), input).await?;
@@ -306,7 +297,7 @@ pub async fn push(cfg: &PushConfig, input: &Artifact, ui: &Ui) -> Result<Outcome
         }
     }
     pushed?;
-    let artifact = image_artifact(input, IMAGE_ID, input.id.clone(), &engine, tags);
+    let artifact = image_artifact(input, IMAGE, input.id.clone(), &engine, tags);
     Ok((artifact, true, false))
 }
 
@@ -319,7 +310,7 @@ pub async fn save(
 ) -> Result<Outcome, Error> {
     expect(
         input,
-        &[IMAGE_ID, TAG_ID],
+        &[IMAGE, TAG],
         "docker-save takes an image: the docker builder's with `commit = true`, docker-import's or docker-tag's",
     )?;
     let engine = engine_for(cfg.docker_path.as_deref(), input).await?;
@@ -340,10 +331,7 @@ pub async fn save(
 
 /// Removes `artifact`'s image when it is one (an image no post-processor keeps).
 pub async fn remove(artifact: &Artifact, ui: &Ui) -> Result<(), Error> {
-    let (Some(image), true) = (
-        &artifact.image,
-        [IMAGE_ID, TAG_ID].contains(&artifact.builder_id),
-    ) else {
+    let (Some(image), true) = (&artifact.image, [IMAGE, TAG].contains(&artifact.builder_id)) else {
         return Ok(());
     };
     let engine = Engine::detect(&image.engine).await.map_err(Error::Engine)?;
@@ -403,15 +391,15 @@ mod tests {
         };
         // (post-processor, builder id, taken)
         let cases = [
-            ("tag", IMAGE_ID, true),
-            ("tag", TAG_ID, true),
-            ("tag", BUILDER_ID, false),
+            ("tag", IMAGE, true),
+            ("tag", TAG, true),
+            ("tag", EXPORT, false),
             ("tag", qemu, false),
-            ("import", BUILDER_ID, true),
-            ("import", IMAGE_ID, false),
-            ("push", IMAGE_ID, true),
-            ("push", TAG_ID, true),
-            ("push", BUILDER_ID, false),
+            ("import", EXPORT, true),
+            ("import", IMAGE, false),
+            ("push", IMAGE, true),
+            ("push", TAG, true),
+            ("push", EXPORT, false),
         ];
         for (pp, id, taken) in cases {
             let mut input = artifact(id);
@@ -439,7 +427,7 @@ mod tests {
             changes: Vec::new(),
             platform: None,
         };
-        let err = import(&cfg, &artifact(BUILDER_ID), &ui).await.err();
+        let err = import(&cfg, &artifact(EXPORT), &ui).await.err();
         assert!(matches!(err, Some(Error::NothingToImport)), "{err:?}");
     }
 }

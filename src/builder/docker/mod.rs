@@ -11,15 +11,10 @@ mod steps;
 use std::path::PathBuf;
 
 use super::{Core, HasCore, Provision};
-use crate::artifact::{Artifact, Image};
+use crate::artifact::{Artifact, Image, docker_id};
 use crate::engine::{self, Engine, Login, RunOptions};
 use crate::provisioner::BuildEnv;
 use crate::step::{self, OnError, Step, Timings};
-
-/// Packer's id of the docker builder (the artifact of `export_path` and `discard`).
-pub const BUILDER_ID: &str = "packer.docker";
-/// Packer's id of an image artifact (what `commit` and docker-import produce).
-pub const IMAGE_ID: &str = "packer.post-processor.docker-import";
 
 /// Packer's default `run_command`: a shell kept waiting on a terminal, so `exec` can run in it.
 pub const DEFAULT_RUN_COMMAND: [&str; 6] =
@@ -44,8 +39,9 @@ pub const CHANGE_INSTRUCTIONS: [&str; 11] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub name: String,
-    /// `docker_path` (default `docker`): the engine command.
-    pub docker_path: String,
+    /// `docker_path`: the engine command. `None`: `docker`, or `podman` when docker is not
+    /// installed.
+    pub docker_path: Option<String>,
     /// `image`: what the container starts from.
     pub image: String,
     /// `pull` (default true): pull `image` first.
@@ -90,7 +86,7 @@ impl Config {
     pub fn with_defaults(name: &str, image: String, output: Output) -> Self {
         Self {
             name: name.to_owned(),
-            docker_path: "docker".into(),
+            docker_path: None,
             image,
             pull: true,
             login: None,
@@ -229,14 +225,14 @@ pub async fn build(
 ) -> Result<Artifact, step::Error<Error>> {
     let cancel = ctx.core.cancel.clone();
     step::run(&mut steps(&ctx.config), ctx, &cancel, on_error, timings).await?;
-    let image = Some(Image {
-        engine: ctx.config.docker_path.clone(),
+    let image = ctx.engine.as_ref().map(|e| Image {
+        engine: e.program().to_owned(),
         tags: Vec::new(),
     });
     let artifact = match (&ctx.config.output, &ctx.image_id) {
         (Output::Commit { .. }, Some(id)) => Artifact {
             builder_type: "docker",
-            builder_id: IMAGE_ID,
+            builder_id: docker_id::IMAGE,
             id: id.clone(),
             files: Vec::new(),
             disk: None,
@@ -244,7 +240,7 @@ pub async fn build(
         },
         (Output::Export(path), _) => Artifact {
             builder_type: "docker",
-            builder_id: BUILDER_ID,
+            builder_id: docker_id::EXPORT,
             id: "Container".into(),
             files: vec![path.clone()],
             disk: None,
@@ -252,7 +248,7 @@ pub async fn build(
         },
         _ => Artifact {
             builder_type: "docker",
-            builder_id: BUILDER_ID,
+            builder_id: docker_id::EXPORT,
             id: "Container".into(),
             files: Vec::new(),
             disk: None,

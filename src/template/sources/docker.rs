@@ -74,9 +74,7 @@ fn source(name: &str, o: &Options<'_>, _template_dir: &Path, d: &mut Vec<Diagnos
         o.missing("image", " (the image the container starts from)", d);
     }
     let mut c = Config::with_defaults(name, image, output);
-    if let Some(s) = non_empty(o, "docker_path", d) {
-        c.docker_path = s;
-    }
+    c.docker_path = non_empty(o, "docker_path", d);
     if let Some(b) = o.bool("pull", d) {
         c.pull = b;
     }
@@ -200,7 +198,7 @@ fn changes(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> Vec<String> {
         let message = if word.is_empty() {
             "an empty change: write a Dockerfile instruction such as `CMD [\"app\"]`".to_owned()
         } else if CHANGE_INSTRUCTIONS.contains(&upper.as_str()) {
-            format!("`{word}` needs its arguments (e.g. `{upper} …`)")
+            format!("`{word}` needs its arguments")
         } else {
             format!(
                 "`{word}` is not an instruction an image change can hold (one of {})",
