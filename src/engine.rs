@@ -89,6 +89,9 @@ pub fn hint(err: &Error) -> Option<String> {
         Error::NotFound { .. } => Some(
             "install docker or podman (Debian: `apt-get install podman`), or set `docker_path` to the engine's command".into(),
         ),
+        Error::Failed { stderr, .. } if stderr.contains("Cannot connect to the Docker daemon") => {
+            Some("start the Docker daemon, or use podman, which needs none: `docker_path = \"podman\"`".into())
+        }
         _ => None,
     }
 }
@@ -147,24 +150,59 @@ impl Engine {
         self.flavor
     }
 
-    /// The engine command with `args`, killed when dropped; the caller sets up its pipes.
-    pub fn command(&self, args: &[String]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(args).kill_on_drop(true);
-        cmd
+    /// Starts the engine with `args` and the pipes `stdin`, `stdout` (standard error is
+    /// piped, for [`finished`](Self::finished)); it is killed when dropped.
+    pub fn spawn(
+        &self,
+        args: &[String],
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> Result<tokio::process::Child, Error> {
+        tracing::debug!(
+            program = self.program,
+            ?args,
+            "running the container engine"
+        );
+        tokio::process::Command::new(&self.program)
+            .args(args)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    Error::NotFound {
+                        program: self.program.clone(),
+                    }
+                } else {
+                    Error::Spawn {
+                        program: self.program.clone(),
+                        source,
+                    }
+                }
+            })
     }
 
-    fn spawn_error(&self, source: std::io::Error) -> Error {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound {
-                program: self.program.clone(),
-            }
-        } else {
-            Error::Spawn {
-                program: self.program.clone(),
-                source,
-            }
+    /// How the engine run with `args` ended (`wait_with_output`'s result): its standard output,
+    /// or what it said on standard error when it failed.
+    pub fn finished(
+        &self,
+        args: &[String],
+        out: std::io::Result<std::process::Output>,
+    ) -> Result<Vec<u8>, Error> {
+        let out = out.map_err(|source| Error::Pipe {
+            command: self.describe(args),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(Error::Failed {
+                command: self.describe(args),
+                status: status_text(&out.status),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
         }
+        Ok(out.stdout)
     }
 
     /// `program` and its subcommand, for messages (never the whole line: it may name files
@@ -221,12 +259,6 @@ impl Engine {
         input: Input<'_>,
         stdout: Stdio,
     ) -> Result<Vec<u8>, Error> {
-        let command = self.describe(args);
-        tracing::debug!(
-            program = self.program,
-            ?args,
-            "running the container engine"
-        );
         let stdin = match input {
             Input::Nothing => Stdio::null(),
             Input::Bytes(_) => Stdio::piped(),
@@ -237,34 +269,12 @@ impl Engine {
                 })?)
             }
         };
-        let mut child = self
-            .command(args)
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.spawn_error(e))?;
+        let mut child = self.spawn(args, stdin, stdout)?;
         if let (Input::Bytes(data), Some(mut pipe)) = (input, child.stdin.take()) {
-            pipe.write_all(data).await.map_err(|source| Error::Pipe {
-                command: command.clone(),
-                source,
-            })?;
+            // An engine that exits early closes its end: its own error says why.
+            let _ = pipe.write_all(data).await;
         }
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|source| Error::Pipe {
-                command: command.clone(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(Error::Failed {
-                command,
-                status: status_text(&out.status),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
-        Ok(out.stdout)
+        self.finished(args, child.wait_with_output().await)
     }
 
     /// Logs in to `login.server` with a private credential store; pass its

@@ -131,14 +131,7 @@ impl DockerCommunicator {
         + 'static,
     ) -> Result<(), Error> {
         let args = argv::copy_in(&self.container, dir);
-        let mut child = self
-            .engine
-            .command(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| self.spawn_error(source))?;
+        let mut child = self.engine.spawn(&args, Stdio::piped(), Stdio::null())?;
         let stdin = child.stdin.take().map(SyncIoBridge::new);
         let packer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let stdin = stdin.ok_or(std::io::ErrorKind::BrokenPipe)?;
@@ -149,7 +142,7 @@ impl DockerCommunicator {
             tar.into_inner()?.flush()
         });
         let (packed, out) = tokio::join!(packer, child.wait_with_output());
-        self.check(&args, out)?;
+        self.engine.finished(&args, out)?;
         packed
             .map_err(std::io::Error::other)
             .and_then(|r| r)
@@ -169,14 +162,7 @@ impl DockerCommunicator {
         + 'static,
     ) -> Result<T, Error> {
         let args = argv::copy_out(&self.container, path);
-        let mut child = self
-            .engine
-            .command(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| self.spawn_error(source))?;
+        let mut child = self.engine.spawn(&args, Stdio::null(), Stdio::piped())?;
         let stdout = child.stdout.take().map(SyncIoBridge::new);
         let what = path.to_owned();
         let unpacker = tokio::task::spawn_blocking(move || -> Result<T, Error> {
@@ -192,39 +178,11 @@ impl DockerCommunicator {
         });
         let (unpacked, out) = tokio::join!(unpacker, child.wait_with_output());
         // The engine's own error (no such path, container gone) says more than a broken stream.
-        self.check(&args, out)?;
+        self.engine.finished(&args, out)?;
         unpacked.map_err(|e| Error::Tar {
             path: path.to_owned(),
             source: std::io::Error::other(e),
         })?
-    }
-
-    fn spawn_error(&self, source: std::io::Error) -> Error {
-        Error::Engine(engine::Error::Spawn {
-            program: self.engine.program().to_owned(),
-            source,
-        })
-    }
-
-    /// The engine's exit, as an error when it failed.
-    fn check(
-        &self,
-        args: &[String],
-        out: std::io::Result<std::process::Output>,
-    ) -> Result<(), Error> {
-        let command = format!("{} {}", self.engine.program(), args[0]);
-        let out = out.map_err(|source| engine::Error::Pipe {
-            command: command.clone(),
-            source,
-        })?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(Error::Engine(engine::Error::Failed {
-            command,
-            status: engine::status_text(&out.status),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        }))
     }
 
     /// Uploads one file entry named after `remote_path`'s last part into its directory.
@@ -295,12 +253,8 @@ impl Communicator for DockerCommunicator {
         );
         let mut child = self
             .engine
-            .command(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| self.spawn_error(source))?;
+            .spawn(&args, Stdio::null(), Stdio::piped())
+            .map_err(Error::from)?;
         let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
         let (mut out_buf, mut err_buf) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
         while out.is_some() || err.is_some() {
