@@ -427,9 +427,11 @@ pub mod argv {
         )
     }
 
-    pub fn pull(
+    /// `pull` or `push` of `name`, for one platform, with credentials.
+    fn transfer(
         flavor: Flavor,
-        image: &str,
+        sub: &str,
+        name: &str,
         platform: Option<&str>,
         auth: Option<&Path>,
     ) -> Vec<String> {
@@ -437,8 +439,17 @@ pub mod argv {
         if let Some(p) = platform {
             rest.extend(["--platform".to_owned(), p.to_owned()]);
         }
-        rest.push(image.to_owned());
-        with_auth(flavor, auth, "pull", rest)
+        rest.push(name.to_owned());
+        with_auth(flavor, auth, sub, rest)
+    }
+
+    pub fn pull(
+        flavor: Flavor,
+        image: &str,
+        platform: Option<&str>,
+        auth: Option<&Path>,
+    ) -> Vec<String> {
+        transfer(flavor, "pull", image, platform, auth)
     }
 
     /// `run` with the options, then `run_command` (already rendered: it names the image).
@@ -619,12 +630,7 @@ pub mod argv {
         platform: Option<&str>,
         auth: Option<&Path>,
     ) -> Vec<String> {
-        let mut rest = Vec::new();
-        if let Some(p) = platform {
-            rest.extend(["--platform".to_owned(), p.to_owned()]);
-        }
-        rest.push(name.to_owned());
-        with_auth(flavor, auth, "push", rest)
+        transfer(flavor, "push", name, platform, auth)
     }
 
     /// The image as a tar archive on standard output.

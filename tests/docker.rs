@@ -227,6 +227,14 @@ fn write_rootfs(tar_path: &Path) {
     tar.finish().unwrap();
 }
 
+/// `source "docker" "app"` from the base image (not pulled: it is local) with `options`.
+fn app_source(options: &str) -> String {
+    format!(
+        "source \"docker\" \"app\" {{\n  image = \"{}\"\n  pull  = false\n{options}\n}}\n",
+        base_image_name()
+    )
+}
+
 /// The container id kiln reported (`Container ID: …`).
 fn container_id(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout)
@@ -244,12 +252,9 @@ fn commit_applies_changes_and_the_image_runs() {
     let engine = Engine::new(dir.path(), None);
     let repository = format!("localhost/kiln-test-commit-{}", std::process::id());
     std::fs::write(dir.path().join("hello.txt"), "hello from the host\n").unwrap();
-    let template = format!(
+    let source = app_source(
         r#"
-source "docker" "app" {{
   docker_path = "podman"
-  image       = "{base}"
-  pull        = false
   commit      = true
   author      = "kiln tests"
   message     = "provisioned by kiln"
@@ -258,9 +263,10 @@ source "docker" "app" {{
     "ENV GREETING hello from ENV",
     "LABEL built.by=kiln",
     "WORKDIR /srv",
-  ]
-}}
-
+  ]"#,
+    );
+    let template = format!(
+        r#"{source}
 build {{
   sources = ["source.docker.app"]
   provisioner "shell" {{
@@ -283,8 +289,7 @@ build {{
     tags       = ["1"]
   }}
 }}
-"#,
-        base = base_image_name(),
+"#
     );
     std::fs::write(dir.path().join("app.pkr.hcl"), template).unwrap();
     let out = engine.kiln_build(dir.path(), "app.pkr.hcl");
@@ -335,16 +340,14 @@ fn export_then_import_and_save() {
     let engine = Engine::new(dir.path(), None);
     let repository = format!("localhost/kiln-test-import-{}", std::process::id());
     std::fs::write(dir.path().join("note.txt"), "a note\n").unwrap();
-    let template = format!(
+    let source = app_source(
         r#"
-source "docker" "app" {{
   docker_path = "podman"
-  image       = "{base}"
-  pull        = false
   export_path = "out/app.tar"
-  run_command = ["-d", "-i", "-t", "--user", "app", "--entrypoint=/bin/sh", "--", "{{{{.Image}}}}"]
-}}
-
+  run_command = ["-d", "-i", "-t", "--user", "app", "--entrypoint=/bin/sh", "--", "{{.Image}}"]"#,
+    );
+    let template = format!(
+        r#"{source}
 build {{
   sources = ["source.docker.app"]
   provisioner "file" {{
@@ -366,8 +369,7 @@ build {{
     }}
   }}
 }}
-"#,
-        base = base_image_name(),
+"#
     );
     std::fs::write(dir.path().join("app.pkr.hcl"), template).unwrap();
     let out = engine.kiln_build(dir.path(), "app.pkr.hcl");
@@ -422,23 +424,17 @@ fn failure_and_ctrl_c_leave_no_container() {
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     std::os::unix::fs::symlink("/usr/bin/podman", bin.join("podman")).unwrap();
+    let source = app_source("  discard = true");
     let template = |inline: &str| {
         format!(
-            r#"
-source "docker" "app" {{
-  image       = "{base}"
-  pull        = false
-  discard     = true
-}}
-
+            r#"{source}
 build {{
   sources = ["source.docker.app"]
   provisioner "shell" {{
     inline = ["{inline}"]
   }}
 }}
-"#,
-            base = base_image_name(),
+"#
         )
     };
     std::fs::write(dir.path().join("fail.pkr.hcl"), template("exit 3")).unwrap();
@@ -601,15 +597,9 @@ fn push_then_pull_back_from_a_local_registry() {
   login_username = "kiln"
   login_password = "s3cret-pw""#
     );
+    let source = app_source("  docker_path = \"podman\"\n  commit = true");
     let push = format!(
-        r#"
-source "docker" "app" {{
-  docker_path = "podman"
-  image       = "{base}"
-  pull        = false
-  commit      = true
-}}
-
+        r#"{source}
 build {{
   sources = ["source.docker.app"]
   provisioner "shell" {{
@@ -625,8 +615,7 @@ build {{
     }}
   }}
 }}
-"#,
-        base = base_image_name(),
+"#
     );
     std::fs::write(dir.path().join("push.pkr.hcl"), push).unwrap();
     let out = engine.kiln_build(dir.path(), "push.pkr.hcl");
