@@ -430,4 +430,88 @@ mod tests {
         let err = import(&cfg, &artifact(EXPORT), &ui).await.err();
         assert!(matches!(err, Some(Error::NothingToImport)), "{err:?}");
     }
+
+    /// A stand-in engine in `dir`: a script that logs each command line to `log`.
+    fn fake_engine(dir: &std::path::Path) -> (String, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let (script, log) = (dir.join("fake-docker"), dir.join("calls.log"));
+        let text = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$1\" = --version ] && echo 'Docker version 99.0'\nexit 0\n",
+            log.display()
+        );
+        std::fs::write(&script, text).expect("write");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        (script.display().to_string(), log)
+    }
+
+    /// tag → push(keep_input_artifact = false): the tags are pushed with the image's name, by
+    /// the engine that made the image; the tagged name nobody keeps is removed, and the
+    /// committed image, which docker-tag always keeps, stays.
+    #[tokio::test]
+    async fn push_sends_the_tags_and_an_image_nobody_keeps_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (engine, log) = fake_engine(dir.path());
+        let mut built = artifact(IMAGE);
+        built.image = Some(Image {
+            engine,
+            tags: Vec::new(),
+        });
+        let block = |kind, keep| super::super::PostProcessorBlock {
+            name: None,
+            only: Vec::new(),
+            except: Vec::new(),
+            keep_input_artifact: keep,
+            kind,
+        };
+        let chain = vec![
+            block(
+                super::super::PostProcessor::DockerTag(TagConfig {
+                    docker_path: None,
+                    repository: "reg/app".into(),
+                    tags: vec!["1".into(), "latest".into()],
+                    deprecated_tag: false,
+                    force: false,
+                }),
+                Some(false),
+            ),
+            block(
+                super::super::PostProcessor::DockerPush(PushConfig {
+                    docker_path: None,
+                    login: None,
+                    platform: None,
+                }),
+                Some(false),
+            ),
+        ];
+        let info = super::super::BuildInfo {
+            build_name: "app".into(),
+            source: "docker.app".into(),
+            run_uuid: "run".into(),
+            force: false,
+        };
+        let (ui, said) = Ui::memory();
+        super::super::run_chains(
+            &[chain],
+            &built,
+            &info,
+            &ui,
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("runs");
+        let calls = std::fs::read_to_string(&log).expect("log");
+        let calls: Vec<&str> = calls.lines().filter(|l| *l != "--version").collect();
+        assert_eq!(
+            calls,
+            [
+                "tag sha256:1 reg/app:1",
+                "tag sha256:1 reg/app:latest",
+                "push reg/app:latest",
+                "push reg/app:1",
+                "rmi reg/app:latest",
+            ]
+        );
+        let said = said.lock().expect("ui").join("\n");
+        assert!(said.contains("always keeps its input"), "{said}");
+    }
 }
