@@ -109,13 +109,19 @@ impl Engine {
         self.podman(&[what, "exists", name]).status.success()
     }
 
-    /// Runs `image` with its own CMD; returns what it printed and its exit code. (`logs -f`
-    /// returns when the container exits; an attached `run` would wait for the engine's monitor
-    /// process, which only this machine's init reaps, about 20 s later.)
+    /// Runs `image` with its own CMD; returns what it printed and its exit code. (Not an
+    /// attached `run`, `wait` or `logs -f`: they wait for the engine's monitor process, which
+    /// only this machine's init reaps, 20 s to minutes later. The state is polled instead.)
     fn run_image(&self, image: &str) -> (String, String) {
         let id = self.ok(&["run", "-d", image]);
-        let logs = self.ok(&["logs", "-f", &id]);
-        let code = self.ok(&["inspect", "--format", "{{.State.ExitCode}}", &id]);
+        let state = |field: &str| self.ok(&["inspect", "--format", field, &id]);
+        // `stopped` until the engine's cleanup has run: the process has exited either way.
+        let exited = eventually(Duration::from_secs(60), || {
+            matches!(state("{{.State.Status}}").as_str(), "stopped" | "exited")
+        });
+        assert!(exited, "the container of {image} did not exit");
+        let logs = self.ok(&["logs", &id]);
+        let code = state("{{.State.ExitCode}}");
         self.ok(&["rm", &id]);
         (logs, code)
     }
