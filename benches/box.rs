@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "amd64",
         &out,
         &mut |_| {},
+        &tokio_util::sync::CancellationToken::new(),
     )?;
     println!(
         "kiln_box_seconds={:.3} kiln_box_bytes={} threads={}",

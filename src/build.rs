@@ -102,7 +102,7 @@ pub async fn run(
                 None => full_name.clone(),
             };
             let bui = ui.with_prefix(shown);
-            let core = Core::new(
+            let mut core = Core::new(
                 source,
                 bui.clone(),
                 cancel.clone(),
@@ -110,6 +110,16 @@ pub async fn run(
                 build.error_cleanup.clone(),
                 opts.run_uuid.clone(),
             );
+            let info = postprocessor::BuildInfo {
+                build_name: name.to_owned(),
+                source: full_name.clone(),
+                run_uuid: opts.run_uuid.clone(),
+                force: opts.force,
+            };
+            if let Some(arch) = source.architecture() {
+                core.post_outputs =
+                    postprocessor::disk_outputs(&build.post_processors, &info, kind, arch);
+            }
             let mut timings = Timings::default();
             let artifact = builder::run(source.clone(), core, &settings, &mut timings)
                 .await
@@ -117,12 +127,6 @@ pub async fn run(
                     name: full_name.clone(),
                     source,
                 })?;
-            let info = postprocessor::BuildInfo {
-                build_name: name.to_owned(),
-                source: full_name.clone(),
-                run_uuid: opts.run_uuid.clone(),
-                force: opts.force,
-            };
             let outcome =
                 postprocessor::run_chains(&build.post_processors, &artifact, &info, &bui, cancel)
                     .await

@@ -14,9 +14,10 @@
 //!    [`communicator::Communicator`] trait ([`communicator::ssh`] is one), reconnecting through
 //!    [`communicator::Connect`]. The builder returns one shared [`artifact::Artifact`].
 //!    The qemu builder's steps use [`download`], [`cd`], [`qemu_img`], [`http_server`],
-//!    [`bootcmd`] and its own `qmp`/`process`; the docker builder's use the container
-//!    [`engine`] (as do its communicator, [`communicator::docker`], and the docker
-//!    post-processors).
+//!    [`bootcmd`] and its own `qmp`/`process`; its `monitor` follows QEMU's events for the
+//!    whole build, so a full disk, a guest panic or a boot loop stops it at once. The docker
+//!    builder's steps use the container [`engine`] (as do its communicator,
+//!    [`communicator::docker`], and the docker post-processors).
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
 //!    (archives from [`archive`]).
 //!

@@ -59,10 +59,17 @@ pub enum Error {
     /// `qemu-img resize` failed.
     #[error("Cannot resize disk image {}: {stderr}", path.display())]
     Resize { path: PathBuf, stderr: String },
-    /// `qemu-img convert` failed.
-    #[error("Cannot convert disk image {} to {}: {stderr}", src.display(), dst.display())]
+    /// `qemu-img convert` failed; `temp` is the file it was writing (removed), which would
+    /// have replaced `dst`.
+    #[error(
+        "Cannot convert disk image {} into {} (to become {}): {stderr}",
+        src.display(),
+        temp.display(),
+        dst.display()
+    )]
     Convert {
         src: PathBuf,
+        temp: PathBuf,
         dst: PathBuf,
         stderr: String,
     },
@@ -219,7 +226,8 @@ pub async fn resize(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<
 }
 
 /// Converts `src` into `dst` (they may be the same file): writes `<dst>.convert`, then renames
-/// it over `dst`, so `dst` is never half-written.
+/// it over `dst`, so `dst` is never half-written. The temporary file is removed when the
+/// conversion fails (a full disk, an I/O error) or is dropped half-way (Ctrl-C).
 pub async fn convert(
     format: DiskFormat,
     compress: bool,
@@ -228,24 +236,26 @@ pub async fn convert(
 ) -> Result<(), Error> {
     let mut tmp = OsString::from(dst.as_os_str());
     tmp.push(".convert");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tempfile::TempPath::try_from_path(tmp).map_err(|source| Error::Run {
+        path: dst.to_owned(),
+        source,
+    })?;
     let args = convert_args(format, compress, src, &tmp);
     let out = run(QEMU_IMG, "convert", &args, src, CONVERT_TIMEOUT).await?;
     if !out.status.success() {
-        let _ = tokio::fs::remove_file(&tmp).await;
         return Err(Error::Convert {
             src: src.to_owned(),
+            temp: tmp.to_path_buf(),
             dst: dst.to_owned(),
             stderr: stderr_of(&out),
         });
     }
-    tokio::fs::rename(&tmp, dst)
-        .await
-        .map_err(|source| Error::Rename {
-            from: tmp.clone(),
-            to: dst.to_owned(),
-            source,
-        })
+    let from = tmp.to_path_buf();
+    tmp.persist(dst).map_err(|e| Error::Rename {
+        from,
+        to: dst.to_owned(),
+        source: e.error,
+    })
 }
 
 /// Reads the format and sizes of the image at `path`.

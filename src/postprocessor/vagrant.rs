@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::archive::{self, Codec, Encoder, Member};
 
 /// A validated `post-processor "vagrant"` block.
@@ -172,7 +174,8 @@ pub fn render_output_name(config: &Config, build_name: &str, architecture: &str)
 }
 
 /// Writes the box to `output` (temp name in the same dir, renamed when complete), for a guest of
-/// `architecture`. `progress` gets the running total of input bytes archived.
+/// `architecture`. `progress` gets the running total of input bytes archived; `cancel` stops
+/// the writing (the temporary file is removed).
 ///
 /// Synchronous and long (it reads the whole disk): run it in `spawn_blocking`.
 pub fn write_box(
@@ -181,6 +184,7 @@ pub fn write_box(
     architecture: &str,
     output: &Path,
     progress: &mut dyn FnMut(u64),
+    cancel: &CancellationToken,
 ) -> Result<BoxInfo, Error> {
     if disk.format != "qcow2" {
         return Err(Error::UnsupportedFormat {
@@ -255,7 +259,7 @@ pub fn write_box(
         Codec::Gzip { level }
     };
     tracing::info!(box_path = %output.display(), disk = %disk.path.display(), level, "writing Vagrant box");
-    let size = archive::write_atomically(output, |sink| {
+    let size = archive::write_atomically(output, cancel, |sink| {
         let enc = Encoder::new(codec, sink)?;
         archive::write_tar(enc, members, progress)?.finish()?;
         Ok(())
@@ -336,13 +340,25 @@ mod tests {
         names
     }
 
+    /// [`write_box`] for an amd64 guest, without progress or cancellation.
+    fn boxed(config: &Config, disk: &DiskInput, out: &Path) -> Result<BoxInfo, Error> {
+        write_box(
+            config,
+            disk,
+            "amd64",
+            out,
+            &mut |_| {},
+            &CancellationToken::new(),
+        )
+    }
+
     #[test]
     fn writes_a_libvirt_box() {
         let dir = tempfile::tempdir().unwrap();
         let img = qcow2(dir.path(), "1500M");
         let out = dir.path().join("test.box");
         let config = Config::default();
-        let info = write_box(&config, &disk(&img, 1500 << 20), "amd64", &out, &mut |_| {}).unwrap();
+        let info = boxed(&config, &disk(&img, 1500 << 20), &out).unwrap();
         assert_eq!(info.virtual_size_gb, 2);
         assert_eq!(info.size, std::fs::metadata(&out).unwrap().len());
 
@@ -379,7 +395,7 @@ mod tests {
         };
         let mut input = disk(&img, 10 << 20);
         input.accelerator_is_kvm = false;
-        write_box(&config, &input, "amd64", &out, &mut |_| {}).unwrap();
+        boxed(&config, &input, &out).unwrap();
         let members = read_box(&out, false);
         assert_eq!(members.len(), 3);
         assert!(String::from_utf8_lossy(&members[1].1).contains("libvirt.driver = \"qemu\""));
@@ -394,22 +410,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = qcow2(dir.path(), "100M");
         let (a, b) = (dir.path().join("a.box"), dir.path().join("b.box"));
-        write_box(
-            &Config::default(),
-            &disk(&img, 100 << 20),
-            "amd64",
-            &a,
-            &mut |_| {},
-        )
-        .unwrap();
-        write_box(
-            &Config::default(),
-            &disk(&img, 100 << 20),
-            "amd64",
-            &b,
-            &mut |_| {},
-        )
-        .unwrap();
+        boxed(&Config::default(), &disk(&img, 100 << 20), &a).unwrap();
+        boxed(&Config::default(), &disk(&img, 100 << 20), &b).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     }
 
@@ -421,12 +423,12 @@ mod tests {
         let out = dir.path().join("x.box");
         let mut input = disk(&img, 4096);
         input.format = "raw";
-        let err = write_box(&Config::default(), &input, "amd64", &out, &mut |_| {}).unwrap_err();
+        let err = boxed(&Config::default(), &input, &out).unwrap_err();
         assert!(matches!(err, Error::UnsupportedFormat { .. }), "{err:?}");
         assert!(err.to_string().contains("qcow2"));
         // Declared qcow2 but is not: caught by the signature check.
         input.format = "qcow2";
-        let err = write_box(&Config::default(), &input, "amd64", &out, &mut |_| {}).unwrap_err();
+        let err = boxed(&Config::default(), &input, &out).unwrap_err();
         assert!(matches!(err, Error::NotQcow2 { .. }), "{err:?}");
         assert_eq!(entries(dir.path()), ["disk.raw"]);
     }
@@ -436,14 +438,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("absent.qcow2");
         let out = dir.path().join("x.box");
-        let err = write_box(
-            &Config::default(),
-            &disk(&img, 1 << 30),
-            "amd64",
-            &out,
-            &mut |_| {},
-        )
-        .unwrap_err();
+        let err = boxed(&Config::default(), &disk(&img, 1 << 30), &out).unwrap_err();
         assert!(err.to_string().contains("absent.qcow2"), "{err}");
         assert_eq!(entries(dir.path()), Vec::<String>::new());
     }
@@ -467,9 +462,14 @@ mod tests {
             ..Config::default()
         };
         let mut last = 0;
-        write_box(&config, &disk(&img, 10 << 20), "arm64", &out, &mut |n| {
-            last = n
-        })
+        write_box(
+            &config,
+            &disk(&img, 10 << 20),
+            "arm64",
+            &out,
+            &mut |n| last = n,
+            &CancellationToken::new(),
+        )
         .unwrap();
         let members = read_box(&out, true);
         let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
@@ -497,8 +497,7 @@ mod tests {
             ..Config::default()
         };
         let out2 = dir.path().join("y.box");
-        let err =
-            write_box(&config, &disk(&img, 10 << 20), "amd64", &out2, &mut |_| {}).unwrap_err();
+        let err = boxed(&config, &disk(&img, 10 << 20), &out2).unwrap_err();
         assert!(matches!(err, Error::IncludeClash { .. }), "{err:?}");
         assert!(!out2.exists());
         // A missing vagrantfile_template is reported with its path, before anything is written.
@@ -506,8 +505,7 @@ mod tests {
             vagrantfile_template: Some(dir.path().join("absent.tpl")),
             ..Config::default()
         };
-        let err =
-            write_box(&config, &disk(&img, 10 << 20), "amd64", &out2, &mut |_| {}).unwrap_err();
+        let err = boxed(&config, &disk(&img, 10 << 20), &out2).unwrap_err();
         assert!(err.to_string().contains("absent.tpl"), "{err}");
         assert!(!out2.exists());
     }

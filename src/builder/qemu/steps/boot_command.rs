@@ -72,7 +72,7 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         if compiled.iter().all(|(a, _)| a.is_empty()) {
             return Ok(());
         }
-        let qmp = ctx.qmp.as_ref().ok_or(Error::Missing { what: "qmp" })?;
+        let qmp = ctx.qmp.as_deref().ok_or(Error::Missing { what: "qmp" })?;
         let (pacing, mut reads) = match (cfg.boot_key_interval, &ctx.key_trace) {
             (Some(interval), _) => (Pacing::Interval(interval), None),
             (None, Some(trace)) => (

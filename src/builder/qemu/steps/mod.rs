@@ -1,6 +1,7 @@
 //! One file per step of the qemu builder, in the order [`super::steps`] runs them.
 
 pub mod boot_command;
+pub mod check_space;
 pub mod compact_disk;
 pub mod copy_disk;
 pub mod create_cd;
