@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
+use tokio_util::io::SyncIoBridge;
+use tokio_util::sync::CancellationToken;
 
 use crate::types::Secret;
 
@@ -71,6 +73,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The engine's output could not be written to its file.
+    #[error(transparent)]
+    Write(crate::archive::Error),
     /// A local file could not be read or written.
     #[error("Cannot access `{}`", path.display())]
     Local {
@@ -230,26 +235,57 @@ impl Engine {
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
     }
 
-    /// Runs the engine with `args`, writing its standard output to `dest` (through a
-    /// temporary file beside it, renamed once the engine succeeded: a failure leaves nothing).
-    pub async fn output_to_file(&self, args: Vec<String>, dest: &Path) -> Result<(), Error> {
-        let local = |source| Error::Local {
-            path: dest.to_owned(),
-            source,
-        };
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        tokio::fs::create_dir_all(&dir).await.map_err(local)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".kiln-")
-            .tempfile_in(&dir)
-            .map_err(local)?;
-        let file = tmp.reopen().map_err(local)?;
-        self.run(&args, Input::Nothing, Stdio::from(file)).await?;
-        tmp.persist(dest).map_err(|e| local(e.error))?;
-        Ok(())
+    /// Runs the engine with `args`, writing its standard output to `dest` the way every kiln
+    /// artifact is written ([`crate::archive::write_atomically`]): under a temporary name,
+    /// renamed only once the engine succeeded, removed when it fails or `cancel` fires.
+    pub async fn output_to_file(
+        &self,
+        args: Vec<String>,
+        dest: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|source| Error::Local {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+        }
+        let mut child = self.spawn(&args, Stdio::null(), Stdio::piped())?;
+        let stdout = child.stdout.take().map(SyncIoBridge::new);
+        let (engine, dest, cancel) = (self.clone(), dest.to_owned(), cancel.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let work = tokio::task::spawn_blocking(move || {
+            let mut finished = None;
+            let written = crate::archive::write_atomically(&dest, &cancel, |sink| {
+                let mut out = stdout.ok_or(std::io::ErrorKind::BrokenPipe)?;
+                let copied = std::io::copy(&mut out, sink);
+                // Closed before waiting: an engine still writing (the copy stopped on Ctrl-C or
+                // a full disk) gets a broken pipe instead of blocking.
+                drop(out);
+                // The file is kept only when the engine says it wrote all of it.
+                let result = engine.finished(&args, runtime.block_on(child.wait_with_output()));
+                // A failed write (Ctrl-C, a full disk) is the cause; the engine then only died
+                // of the broken pipe.
+                copied?;
+                let failed = result.is_err();
+                finished = Some(result);
+                if failed {
+                    return Err(std::io::Error::other("the engine failed"));
+                }
+                Ok(())
+            });
+            (finished, written)
+        });
+        let (finished, written) = work.await.map_err(|e| Error::Pipe {
+            command: self.describe(&[]),
+            source: std::io::Error::other(e),
+        })?;
+        if let Some(Err(e)) = finished {
+            return Err(e);
+        }
+        written.map(drop).map_err(Error::Write)
     }
 
     /// Runs the engine; `stdout` is where its output goes (returned when piped).
@@ -844,10 +880,20 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let dest = dir.path().join("sub/out.tar");
-        let err = sh.output_to_file(args("echo partial; exit 1"), &dest).await;
-        assert!(err.is_err());
-        assert!(!dest.exists(), "a failed export leaves no file");
-        sh.output_to_file(args("echo whole"), &dest)
+        let cancel = CancellationToken::new();
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::fs::write(&dest, "old\n").expect("write");
+        let err = sh
+            .output_to_file(args("echo partial; exit 1"), &dest, &cancel)
+            .await
+            .expect_err("fails");
+        assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+        assert_eq!(
+            std::fs::read_to_string(&dest).expect("read"),
+            "old\n",
+            "a failed export leaves the old file"
+        );
+        sh.output_to_file(args("echo whole"), &dest, &cancel)
             .await
             .expect("writes");
         assert_eq!(std::fs::read_to_string(&dest).expect("read"), "whole\n");
@@ -855,5 +901,27 @@ mod tests {
             .expect("list")
             .collect();
         assert_eq!(left.len(), 1, "no temporary file is left beside it");
+
+        // Ctrl-C during an endless export: stopped, nothing written, nothing left.
+        let endless = dir.path().join("endless.tar");
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            stop.cancel();
+        });
+        let err = sh
+            .output_to_file(args("yes"), &endless, &cancel)
+            .await
+            .expect_err("cancelled");
+        assert!(
+            matches!(err, Error::Write(crate::archive::Error::Cancelled { .. })),
+            "{err:?}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left, ["sub"], "no file, no temporary file");
     }
 }

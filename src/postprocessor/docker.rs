@@ -13,6 +13,8 @@
 
 use std::path::PathBuf;
 
+use tokio_util::sync::CancellationToken;
+
 use super::Written;
 use crate::artifact::docker_id::{ARTIFICE, EXPORT, IMAGE, TAG};
 use crate::artifact::{Artifact, Image};
@@ -306,6 +308,7 @@ pub async fn save(
     cfg: &SaveConfig,
     input: &Artifact,
     ui: &Ui,
+    cancel: &CancellationToken,
     written: &mut Vec<Written>,
 ) -> Result<Outcome, Error> {
     expect(
@@ -317,7 +320,7 @@ pub async fn save(
     ui.say("Running post-processor: docker-save");
     ui.message(format!("Saving image: {}", input.id));
     engine
-        .output_to_file(argv::save(&input.id), &cfg.path)
+        .output_to_file(argv::save(&input.id), &cfg.path, cancel)
         .await
         .map_err(|source| Error::Save {
             image: input.id.clone(),

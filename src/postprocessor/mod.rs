@@ -415,7 +415,7 @@ async fn run_one(
         PostProcessor::DockerImport(cfg) => Ok(docker::import(cfg, input, ui).await?),
         PostProcessor::DockerTag(cfg) => Ok(docker::tag(cfg, input, ui).await?),
         PostProcessor::DockerPush(cfg) => Ok(docker::push(cfg, input, ui).await?),
-        PostProcessor::DockerSave(cfg) => Ok(docker::save(cfg, input, ui, written).await?),
+        PostProcessor::DockerSave(cfg) => Ok(docker::save(cfg, input, ui, cancel, written).await?),
     }
 }
 

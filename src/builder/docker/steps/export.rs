@@ -1,5 +1,6 @@
 //! Step: export the container's filesystem to `export_path` (a tar file, written beside it
-//! under a temporary name and renamed when complete: a failed export leaves the old file).
+//! under a temporary name and renamed when complete: a failed or interrupted export leaves the
+//! old file, and no temporary one).
 //!
 //! Uses: `engine`, `container`, `config.output`. Produces: the file. Cleanup: none (the file
 //! is the artifact).
@@ -26,7 +27,7 @@ impl Step<DockerContext, Error> for Export {
         };
         ctx.core.ui.say("Exporting the container");
         engine
-            .output_to_file(argv::export(container), path)
+            .output_to_file(argv::export(container), path, &ctx.core.cancel)
             .await
             .map_err(|source| Error::Export {
                 path: path.clone(),
