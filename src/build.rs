@@ -19,6 +19,8 @@ pub struct Options {
     pub force: bool,
     pub on_error: OnError,
     pub cache_dir: PathBuf,
+    /// `-install-cache`: use the install cache in every qemu build.
+    pub install_cache: bool,
     /// This run's id (`packer_run_uuid` in manifests).
     pub run_uuid: String,
 }
@@ -90,6 +92,7 @@ pub async fn run(
         force: opts.force,
         on_error: opts.on_error,
         cache_dir: opts.cache_dir.clone(),
+        install_cache: opts.install_cache,
     };
     let mut outputs = Vec::new();
     for build in &tpl.builds {

@@ -32,6 +32,9 @@
 //! [`builder::run`]); its reader `src/template/sources/NAME.rs`; and its row in the kinds table
 //! in `src/template/sources/mod.rs`.
 //!
+//! With the install cache on, the installed system is kept at the moment SSH first answers
+//! ([`install_cache`]) and later builds with the same install inputs resume it.
+//!
 //! Packer's legacy `{{ .Name }}` text, filled in while a build runs, is [`render`]ed in one
 //! place. Beside the build, [`fmt`] lays templates out as `packer fmt` does.
 //!
@@ -51,6 +54,7 @@ pub mod engine;
 pub mod fmt;
 pub mod hint;
 pub mod http_server;
+pub mod install_cache;
 pub mod postprocessor;
 pub mod provisioner;
 pub mod qemu_img;

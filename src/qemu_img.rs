@@ -73,6 +73,14 @@ pub enum Error {
         dst: PathBuf,
         stderr: String,
     },
+    /// Copying an image file failed.
+    #[error("Cannot copy disk image {} to {}", src.display(), dst.display())]
+    Copy {
+        src: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Moving the converted image over the destination failed.
     #[error("Cannot rename {} to {}", from.display(), to.display())]
     Rename {
@@ -104,6 +112,9 @@ pub struct ImageInfo {
     /// Bytes used on the host, when known.
     #[serde(rename = "actual-size")]
     pub actual_size: Option<u64>,
+    /// The image's backing file, when it is an overlay.
+    #[serde(rename = "backing-filename", default)]
+    pub backing_filename: Option<String>,
 }
 
 fn os(path: &Path) -> String {
@@ -258,6 +269,34 @@ pub async fn convert(
     })
 }
 
+/// Copies the standalone image `src` to `dst` byte for byte (`copy_file_range`, so the kernel
+/// copies, or clones on a filesystem with reflinks), through `<dst>.copy` renamed when complete
+/// (removed if the copy fails). For a qcow2 without a backing file this is the same image
+/// `convert` would give, without decoding and encoding every cluster.
+pub async fn copy(src: &Path, dst: &Path) -> Result<(), Error> {
+    let mut tmp = OsString::from(dst.as_os_str());
+    tmp.push(".copy");
+    let tmp = tempfile::TempPath::try_from_path(tmp).map_err(|source| Error::Run {
+        path: dst.to_owned(),
+        source,
+    })?;
+    let (from, to) = (src.to_owned(), tmp.to_path_buf());
+    tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+        .map_err(|source| Error::Copy {
+            src: src.to_owned(),
+            dst: dst.to_owned(),
+            source,
+        })?;
+    let from = tmp.to_path_buf();
+    tmp.persist(dst).map_err(|e| Error::Rename {
+        from,
+        to: dst.to_owned(),
+        source: e.error,
+    })
+}
+
 /// Reads the format and sizes of the image at `path`.
 pub async fn info(path: &Path) -> Result<ImageInfo, Error> {
     let out = run(QEMU_IMG, "info", &info_args(path), path, QUICK_TIMEOUT).await?;
@@ -355,7 +394,8 @@ mod tests {
             ImageInfo {
                 format: "qcow2".into(),
                 virtual_size: 1 << 30,
-                actual_size: Some(200704)
+                actual_size: Some(200704),
+                backing_filename: None,
             }
         );
         let no_actual = parse_info(r#"{"virtual-size": 5, "format": "raw"}"#).expect("parse");
@@ -390,6 +430,17 @@ mod tests {
             super::info(&disk).await.expect("info").virtual_size,
             64 << 20
         );
+
+        let copied = dir.path().join("disk.copy.qcow2");
+        copy(&disk, &copied).await.expect("copy");
+        assert_eq!(
+            std::fs::read(&copied).unwrap(),
+            std::fs::read(&disk).unwrap()
+        );
+        let err = copy(&dir.path().join("absent"), &copied)
+            .await
+            .expect_err("no source");
+        assert!(err.to_string().contains("absent"), "{err}");
 
         let raw = dir.path().join("disk.raw");
         convert(DiskFormat::Raw, false, &disk, &raw)

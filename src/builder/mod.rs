@@ -129,8 +129,10 @@ pub struct Settings {
     pub force: bool,
     /// `-on-error`.
     pub on_error: OnError,
-    /// Where downloads are cached.
+    /// Where downloads (and install layers) are cached.
     pub cache_dir: PathBuf,
+    /// `-install-cache`: keep and reuse installed systems in every build that can.
+    pub install_cache: bool,
 }
 
 /// Why a build failed: its builder's step error.

@@ -157,6 +157,94 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Boots `disk` with `-snapshot` (the file is not changed), runs `command` over SSH with kiln's
+/// own communicator, powers the guest off and returns the command's stdout.
+pub fn read_back(disk: &Path, work: &Path, command: &str) -> String {
+    use kiln::builder::qemu::process::QemuProcess;
+    use kiln::communicator::ssh::{self, SshTarget};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let port =
+            kiln::builder::qemu::args::find_free_port("127.0.0.1".parse().unwrap(), 24000, 24999)
+                .unwrap();
+        let args: Vec<String> = [
+            "-accel",
+            "tcg",
+            "-machine",
+            "pc",
+            "-m",
+            "512",
+            "-smp",
+            "2",
+            "-display",
+            "none",
+            "-snapshot",
+            "-drive",
+            &format!("file={},if=virtio,format=qcow2", disk.display()),
+            "-netdev",
+            &format!("user,id=user.0,hostfwd=tcp:127.0.0.1:{port}-:22"),
+            "-device",
+            "virtio-net,netdev=user.0",
+            "-serial",
+            &format!("file:{}", work.join("readback-serial.log").display()),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut qemu = QemuProcess::spawn(
+            "qemu-system-x86_64",
+            &args,
+            &work.join("readback-stderr.log"),
+        )
+        .unwrap();
+        let target = SshTarget {
+            host: "127.0.0.1".into(),
+            port,
+            username: "root".into(),
+            private_key: None,
+            password: Some(kiln::types::Secret::new("kiln")),
+            pty: false,
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let comm = match ssh::wait_for_ssh(&target, Duration::from_secs(300), qemu.died(), &cancel)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "the built disk did not come up with SSH: {e:?}\nserial:\n{}",
+                read_or_note(&work.join("readback-serial.log"))
+            ),
+        };
+        let mut stdout = Vec::new();
+        let status = comm
+            .exec(command, &mut |s, chunk| {
+                if s == kiln::communicator::Stream::Stdout {
+                    stdout.extend_from_slice(chunk)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            status,
+            0,
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&stdout)
+        );
+        let _ = comm.exec("poweroff", &mut |_, _| {}).await;
+        comm.close().await;
+        if qemu
+            .wait_exit(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            qemu.kill().await.unwrap();
+        }
+        String::from_utf8(stdout).unwrap()
+    })
+}
+
 /// A small tmpfs the test mounts itself (needs root, as in CI), for what kiln does when a
 /// filesystem fills up. Unmounted on drop, also when the test fails.
 pub struct SmallFs {

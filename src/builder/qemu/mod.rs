@@ -8,6 +8,7 @@ pub mod accel;
 pub mod args;
 pub mod config;
 pub mod firmware;
+pub mod install;
 pub mod monitor;
 pub mod process;
 pub mod qmp;
@@ -70,10 +71,17 @@ pub struct BuildContext {
     /// The build's temporary SSH key pair and its public key (`ssh-ed25519 …`), made when the
     /// template gives neither `ssh_password` nor `ssh_private_key_file` (as Packer does).
     pub ssh_temp_key: Option<(Arc<PrivateKey>, String)>,
+    /// The install cache layer this build resumes (`install_cache`, on a hit); held against
+    /// removal until the build ends.
+    pub install_layer: Option<crate::install_cache::Layer>,
+    /// The install cache key to keep the installed system under (`install_cache`, on a miss);
+    /// `save_install` takes it.
+    pub install_key: Option<String>,
 }
 
 impl BuildContext {
-    pub fn new(config: Config, core: Core, settings: &Settings) -> Self {
+    pub fn new(mut config: Config, core: Core, settings: &Settings) -> Self {
+        config.install_cache |= settings.install_cache;
         let ssh_temp_key = config
             .ssh
             .as_ref()
@@ -98,6 +106,8 @@ impl BuildContext {
             serial_log: None,
             key_trace: None,
             vnc_addr: None,
+            install_layer: None,
+            install_key: None,
         }
     }
 }
@@ -129,6 +139,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::download_iso::DownloadIso),
         Box::new(steps::output_dir::PrepareOutputDir::default()),
         Box::new(steps::create_cd::CreateCd::default()),
+        Box::new(steps::install_cache::FindInstall),
         Box::new(steps::create_disk::CreateDisk),
         Box::new(steps::copy_disk::CopyDisk),
         Box::new(steps::resize_disk::ResizeDisk),
@@ -137,6 +148,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::boot_command::TypeBootCommand),
         Box::new(steps::wait_ssh::WaitSsh),
+        Box::new(steps::save_install::SaveInstall),
         Box::new(Provision),
         Box::new(steps::shutdown::Shutdown),
         Box::new(steps::compact_disk::CompactDisk),
@@ -380,6 +392,18 @@ pub enum Error {
     /// `qemu-img convert` failed.
     #[error("Could not compact the disk")]
     CompactDisk(#[source] crate::qemu_img::Error),
+    /// The inputs of the install cache key could not be read.
+    #[error("Could not read the inputs of the install cache key")]
+    InstallInputs(#[source] std::io::Error),
+    /// The install cache could not be read or written.
+    #[error("Could not use the install cache")]
+    InstallCache(#[source] crate::install_cache::Error),
+    /// The SSH key kept with an install cache layer could not be loaded.
+    #[error("Could not load the SSH key of the install cache layer")]
+    InstallKey(#[source] crate::communicator::ssh::Error),
+    /// The guest could not be resumed from an install cache layer.
+    #[error("Could not resume the installed system from the install cache")]
+    ResumeInstall(#[source] qmp::Error),
     /// `qemu-img info` failed on the built disk.
     #[error("Could not inspect the built disk")]
     InspectDisk(#[source] crate::qemu_img::Error),

@@ -1,8 +1,11 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
 //! Uses: `config` (machine options), `disk_path`, `additional_disk_paths`, `iso_path` (not
-//! attached with `disk_image`: it is the disk), `cd_path`. With `efi_boot` it copies the OVMF
+//! attached with `disk_image`: it is the disk), `cd_path`, `install_layer`. With `efi_boot` it copies the OVMF
 //! variable store to `<output_directory>/efivars.fd` (removed with the output directory).
+//! Resuming an install cache layer (`install_layer`), QEMU starts with `-incoming defer`, the
+//! UEFI variables come from the layer, and the guest's RAM state is loaded before this step
+//! ends: the guest then runs on from the moment it was kept.
 //! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`,
 //! and starts the QMP event watcher ([`monitor`]) that records a guest fault in `monitor` and
 //! cancels `cancel`.
@@ -77,7 +80,8 @@ impl Step<BuildContext, Error> for RunQemu {
         self.socket_dir = Some(socket_dir);
 
         // Guest-paced typing follows the guest's keyboard reads through a QEMU trace file.
-        let types_paced = cfg.boot_key_interval.is_none()
+        let types_paced = ctx.install_layer.is_none()
+            && cfg.boot_key_interval.is_none()
             && (cfg.boot_command.iter().any(|c| !c.is_empty()) || !cfg.boot_steps.is_empty());
         let key_trace = if types_paced && feedback::qemu_can_trace_reads(&cfg.qemu_binary).await {
             Some(socket_dir_path.join("keyboard-reads.trace"))
@@ -92,6 +96,11 @@ impl Step<BuildContext, Error> for RunQemu {
             )
             .map_err(Error::Firmware)?;
             let copy = cfg.output_directory.join("efivars.fd");
+            let kept = ctx
+                .install_layer
+                .as_ref()
+                .and_then(|l| l.meta.efivars.as_ref().map(|name| l.file(name)));
+            let vars = kept.unwrap_or(vars);
             firmware::copy_vars(&vars, &copy).map_err(Error::Firmware)?;
             ctx.core.ui.message(format!(
                 "UEFI firmware `{}`, variables copied from `{}`",
@@ -111,7 +120,9 @@ impl Step<BuildContext, Error> for RunQemu {
         }
         ctx.core.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
-            if cfg.disk_image {
+            if ctx.install_layer.is_some() {
+                "nothing: resuming the install cache layer"
+            } else if cfg.disk_image {
                 "disk image"
             } else {
                 "from CD-ROM"
@@ -154,7 +165,10 @@ impl Step<BuildContext, Error> for RunQemu {
                 key_trace: key_trace.clone(),
                 efi: efi.clone(),
             };
-            let argv = args::qemu_args(&rendered, &params);
+            let mut argv = args::qemu_args(&rendered, &params);
+            if ctx.install_layer.is_some() {
+                argv.extend(["-incoming".to_owned(), "defer".to_owned()]);
+            }
             tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
             let qemu = QemuProcess::spawn(&cfg.qemu_binary, &argv, &stderr_log)
                 .map_err(Error::StartQemu)?;
@@ -192,6 +206,16 @@ impl Step<BuildContext, Error> for RunQemu {
             cfg.vnc_bind_address,
             serial_log.display()
         ));
+        if let (Some(layer), Some(qemu)) = (&ctx.install_layer, &ctx.qemu) {
+            let vmstate = layer.file(&layer.meta.vmstate);
+            tokio::select! {
+                r = super::super::install::resume(&qmp, &vmstate) => r.map_err(Error::ResumeInstall)?,
+                reason = qemu.died() => return Err(Error::QemuExited { during: "resuming the install cache layer", reason }),
+            }
+            ctx.core
+                .ui
+                .say("Resumed the installed system from the install cache");
+        }
         let qmp = Arc::new(qmp);
         self.watcher = Some(monitor::spawn(
             ctx.monitor.clone(),
