@@ -5,10 +5,12 @@
 //! post-processor ran, its input is deleted unless it keeps it (`keep_input_artifact`); the
 //! builder's disk survives when the first post-processor of any chain keeps it. kiln's vagrant
 //! and compress keep their input by default (Packer's delete it, a known pain); checksum,
-//! manifest and shell-local always keep it.
+//! manifest and shell-local always keep it. An image that is not kept is removed from its
+//! engine ([`docker`] has the docker post-processors' own rules).
 
 pub mod checksum;
 pub mod compress;
+pub mod docker;
 pub mod manifest;
 pub mod vagrant;
 
@@ -52,6 +54,10 @@ pub enum PostProcessor {
     Manifest(manifest::Config),
     Compress(compress::Config),
     ShellLocal(shell_local::Config),
+    DockerImport(docker::ImportConfig),
+    DockerTag(docker::TagConfig),
+    DockerPush(docker::PushConfig),
+    DockerSave(docker::SaveConfig),
     /// A type kiln does not have (`utm-vagrant`): kept as written, never run (`kiln build`
     /// refuses a build that would run one).
     Unknown(UnknownType),
@@ -66,6 +72,10 @@ impl PostProcessor {
             Self::Manifest(_) => "manifest",
             Self::Compress(_) => "compress",
             Self::ShellLocal(_) => "shell-local",
+            Self::DockerImport(_) => "docker-import",
+            Self::DockerTag(_) => "docker-tag",
+            Self::DockerPush(_) => "docker-push",
+            Self::DockerSave(_) => "docker-save",
             Self::Unknown(u) => &u.type_name,
         }
     }
@@ -99,6 +109,8 @@ pub enum Error {
     Compress(#[from] compress::Error),
     #[error(transparent)]
     ShellLocal(#[from] shell_local::Error),
+    #[error(transparent)]
+    Docker(#[from] docker::Error),
     /// The block's type is not one kiln has.
     #[error("kiln has no `{0}` post-processor")]
     NotBuiltIn(String),
@@ -195,17 +207,24 @@ pub async fn run_chains(
                     remove(f).await.map_err(failed)?;
                     out.written.retain(|(_, w)| w != f);
                 }
+                docker::remove(&input, ui)
+                    .await
+                    .map_err(|e| failed(e.into()))?;
             }
             input = output;
         }
     }
     if !keep_builder {
+        let failed = |source| Failed {
+            name: "keep_input_artifact".into(),
+            source,
+        };
         for f in &builder.files {
-            remove(f).await.map_err(|source| Failed {
-                name: "keep_input_artifact".into(),
-                source,
-            })?;
+            remove(f).await.map_err(failed)?;
         }
+        docker::remove(builder, ui)
+            .await
+            .map_err(|e| failed(e.into()))?;
         out.removed_builder_disk = true;
     }
     Ok(out)
@@ -403,6 +422,10 @@ async fn run_one(
             shell_local::run(cfg, ui, &env, cancel).await?;
             Ok((input.clone(), true, true))
         }
+        PostProcessor::DockerImport(cfg) => Ok(docker::import(cfg, input, ui).await?),
+        PostProcessor::DockerTag(cfg) => Ok(docker::tag(cfg, input, ui).await?),
+        PostProcessor::DockerPush(cfg) => Ok(docker::push(cfg, input, ui).await?),
+        PostProcessor::DockerSave(cfg) => Ok(docker::save(cfg, input, ui, cancel, written).await?),
     }
 }
 
@@ -468,6 +491,7 @@ mod tests {
                 architecture: "arm64".into(),
                 accelerated: false,
             }),
+            image: None,
         }
     }
 
