@@ -35,8 +35,8 @@ variable "ssh_timeout" {
 # Paths in options are relative to the directory kiln runs in, as in Packer: files of this
 # repository are named from the template's own directory, `path.root`.
 locals {
-  name     = "testos"
-  iso_path = var.iso_path != "" ? var.iso_path : "${path.root}/../../target/test-iso/kiln-testos.iso"
+  name             = "testos"
+  iso_path         = var.iso_path != "" ? var.iso_path : "${path.root}/../../target/test-iso/kiln-testos.iso"
   provision_script = var.provision_script != "" ? var.provision_script : "${path.root}/../../scripts/testos-provision.sh"
 }
 
