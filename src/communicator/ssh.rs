@@ -692,6 +692,11 @@ impl Connect for Reconnect {
             port: self.target.port,
             user: self.target.username.clone(),
             password: self.target.password.clone(),
+            private_key: self.target.private_key.as_ref().and_then(|k| {
+                k.to_openssh(russh::keys::ssh_key::LineEnding::LF)
+                    .ok()
+                    .map(|text| Secret::new(text.as_str()))
+            }),
         }
     }
 }
