@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
+# shellcheck source=scripts/lib/sshd.sh
+source scripts/lib/sshd.sh
 ensure_commands /usr/sbin/sshd:openssh-server ssh:openssh-client ansible-playbook:ansible-core bc:bc
 kiln=${KILN:-target/release/kiln}
 runs=${RUNS:-3}
@@ -20,29 +22,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p /run/sshd "$work/out"
-ssh-keygen -q -t ed25519 -N "" -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N "" -f "$work/client_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $work/host_key
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-StrictModes no
-UsePAM no
-Subsystem sftp internal-sftp
-CONF
-/usr/sbin/sshd -D -f "$work/sshd_config" -E "$work/sshd.log" &
-sshd_pid=$!
-for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
+mkdir -p "$work/out"
+sshd_setup "$work"
+port=$sshd_port
+sshd_start "$work"
 
 cat >"$work/play.yml" <<'YAML'
 - hosts: default
