@@ -332,7 +332,7 @@ async fn password_login_failing_task_and_missing_ansible() {
     let (out, text) = case.build("missing.pkr.hcl", &missing).await;
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("Cannot run `kiln-no-such-ansible --version`")
+        text.contains("`kiln-no-such-ansible` is not installed here")
             && text.contains("apt-get install ansible-core"),
         "{text}"
     );
