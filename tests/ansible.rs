@@ -278,17 +278,19 @@ async fn ansible_provisions_over_the_builds_ssh_connection() {
 }
 
 /// With a password login, Ansible gets the password through `sshpass` (never on a command
-/// line or in kiln's output); a failing task fails the build with Ansible's status. A missing
-/// `ansible-playbook` is a clear error with the package to install.
+/// line or in kiln's output), also with the template's own `inventory_file`; a failing task
+/// fails the build with Ansible's status. A missing `ansible-playbook` is a clear error with
+/// the package to install.
 #[tokio::test]
 async fn password_login_failing_task_and_missing_ansible() {
     require_ansible();
     let case = Case::new(Sshd::start().await);
     write_files(
         case.dir(),
-        &[(
-            "playbook.yml",
-            r#"
+        &[
+            (
+                "playbook.yml",
+                r#"
 - hosts: default
   gather_facts: false
   tasks:
@@ -297,7 +299,15 @@ async fn password_login_failing_task_and_missing_ansible() {
         msg: deliberate failure
     - command: touch {{ out_dir }}/never
 "#,
-        )],
+            ),
+            (
+                "hosts.ini",
+                &format!(
+                    "default ansible_host=127.0.0.1 ansible_port={} ansible_user={USER}\n",
+                    case.sshd.port
+                ),
+            ),
+        ],
     );
     let template = |command: &str| {
         case.template(
@@ -305,6 +315,7 @@ async fn password_login_failing_task_and_missing_ansible() {
             &format!(
                 r#"  provisioner "ansible" {{
     playbook_file   = "playbook.yml"
+    inventory_file  = "hosts.ini"
     extra_arguments = ["-e", "out_dir={out}"]
     {command}
   }}"#,
@@ -341,8 +352,9 @@ async fn password_login_failing_task_and_missing_ansible() {
 /// `ansible-local` uploads a playbook directory, a role, group and host variables into the
 /// staging directory on the machine (here this host, through sshd), runs `ansible-playbook
 /// -c local` there with the made inventory's groups, and removes the staging directory; a
-/// second block runs `playbook_files` (inside and outside `playbook_dir`) after installing a
-/// role with `ansible-galaxy` on the machine.
+/// second block runs `playbook_files` (inside and outside `playbook_dir`, one importing a
+/// playbook from `playbook_paths`) after installing a role with `ansible-galaxy` on the
+/// machine.
 #[tokio::test]
 async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
     require_ansible();
@@ -375,7 +387,12 @@ async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
             ("vars/host/127.0.0.1.yml", "host_greeting: hello-host\n"),
             (
                 "ansible/second.yml",
-                "- hosts: all\n  roles: [myrole]\n  tasks:\n    - command: touch {{ out_dir }}/second\n",
+                "- hosts: all\n  roles: [myrole]\n  tasks:\n    - command: touch {{ out_dir }}/second\n\
+                 - import_playbook: playbooks/more/included.yml\n",
+            ),
+            (
+                "more/included.yml",
+                "- hosts: all\n  tasks:\n    - command: touch {{ out_dir }}/included\n",
             ),
             (
                 "elsewhere/third.yml",
@@ -401,6 +418,7 @@ async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
   provisioner "ansible-local" {{
     playbook_files          = ["ansible/second.yml", "elsewhere/third.yml"]
     playbook_dir            = "ansible"
+    playbook_paths          = ["more"]
     galaxy_file             = "requirements.yml"
     inventory_groups        = "one,two"
     extra_arguments         = ["--extra-vars", "out_dir={out}"]
@@ -433,6 +451,10 @@ async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
     );
     assert!(case.out_dir.join("second").exists(), "{text}");
     assert!(case.out_dir.join("third").exists(), "{text}");
+    assert!(
+        case.out_dir.join("included").exists(),
+        "playbook_paths\n{text}"
+    );
     // Packer's default staging directory's parent stays, as with Packer; empty.
     let _ = std::fs::remove_dir("/tmp/packer-provisioner-ansible-local");
 }
