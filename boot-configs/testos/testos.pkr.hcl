@@ -21,6 +21,12 @@ variable "output_directory" {
   default = "output-testos"
 }
 
+variable "provision_script" {
+  type        = string
+  description = "The provisioning script run over SSH once the test OS is installed."
+  default     = "../../scripts/testos-provision.sh"
+}
+
 variable "ssh_timeout" {
   type    = string
   default = "10m"
@@ -45,9 +51,11 @@ source "qemu" "testos" {
   headless    = true
 
   http_directory = "../../http"
-  boot_wait      = "10s"
+  # No fixed wait: kiln's <waitFor 'TEXT'> types as soon as the boot prompt is on the screen
+  # ("-1s" is Packer's way to turn boot_wait off).
+  boot_wait = "-1s"
   boot_command = [
-    "install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
+    "<waitFor 'boot:'>install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
   ]
 
   communicator     = "ssh"
@@ -61,7 +69,7 @@ build {
   sources = ["source.qemu.testos"]
 
   provisioner "shell" {
-    script = "../../scripts/testos-provision.sh"
+    script = var.provision_script
   }
 
   post-processor "vagrant" {
