@@ -20,6 +20,7 @@ use crate::provisioner::shell::{self, ShellSource};
 use crate::provisioner::shell_local;
 use crate::provisioner::{breakpoint, file};
 
+use super::ansible;
 use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
 use super::load::SourceTable;
@@ -821,6 +822,8 @@ fn provisioner(
             ],
         ),
         "breakpoint" => (&["note", "disable"], &["continue_on_error"]),
+        "ansible" => (ansible::OPTIONS, ansible::KNOWN),
+        "ansible-local" => (ansible::LOCAL_OPTIONS, ansible::LOCAL_KNOWN),
         _ => {
             let what = if block.ident.as_str() == "provisioner" {
                 "provisioner"
@@ -840,6 +843,10 @@ fn provisioner(
         "shell" => Provisioner::Shell(shell(o, base_dir, d)),
         "file" => Provisioner::File(file_provisioner(o, base_dir, d)),
         "shell-local" => Provisioner::ShellLocal(shell_local_pp(o, base_dir, d)),
+        "ansible" => Provisioner::Ansible(Box::new(ansible::ansible(o, base_dir, d))),
+        "ansible-local" => {
+            Provisioner::AnsibleLocal(Box::new(ansible::ansible_local(o, base_dir, d)))
+        }
         _ => Provisioner::Breakpoint(breakpoint::Config {
             note: o.string("note", d).unwrap_or_default(),
             disable: o.bool("disable", d).unwrap_or(false),
@@ -909,11 +916,15 @@ fn provisioner(
     })
 }
 
-/// `KEY=VALUE` strings of `environment_vars`.
-fn env_pairs(o: &Options, d: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
+/// `KEY=VALUE` strings of list option `option` (`environment_vars`).
+pub(super) fn env_pairs(
+    o: &Options,
+    option: &str,
+    d: &mut Vec<Diagnostic>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (i, kv) in o
-        .string_list("environment_vars", d)
+        .string_list(option, d)
         .unwrap_or_default()
         .iter()
         .enumerate()
@@ -921,9 +932,9 @@ fn env_pairs(o: &Options, d: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
         match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => out.push((k.to_owned(), v.to_owned())),
             _ => o.error(
-                "environment_vars",
+                option,
                 format!(
-                    "element {} of `environment_vars` is not in the form `KEY=VALUE`",
+                    "element {} of `{option}` is not in the form `KEY=VALUE`",
                     i + 1
                 ),
                 d,
@@ -1000,7 +1011,8 @@ fn shell(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Config
     };
     let mut c = shell::Config::with_defaults(source);
     c.environment_vars = string_map(o, "env", d).into_iter().collect();
-    c.environment_vars.extend(env_pairs(o, d));
+    c.environment_vars
+        .extend(env_pairs(o, "environment_vars", d));
     if let Some(s) = o.string("execute_command", d) {
         c.execute_command = s;
     }
