@@ -24,7 +24,7 @@ pub struct Artifact {
 }
 
 /// A container image (or an exported container) and the engine that holds or made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Image {
     /// The engine command (`docker_path`): the docker post-processors use it unless they set
     /// their own.
@@ -35,7 +35,7 @@ pub struct Image {
 }
 
 /// A machine disk, with what the post-processors that package disks need to know.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Disk {
     pub path: PathBuf,
     /// `qcow2` or `raw` (as `qemu-img info` reports it).

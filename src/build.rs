@@ -121,6 +121,14 @@ pub async fn run(
             source: template::Error::Unrunnable(tpl.unrunnable.clone()),
         });
     }
+    // As Packer prepares every plugin before a build starts: a wrong option stops it here.
+    let problems = check_plugins(&tpl, &opts.run_uuid, ui, cancel).await;
+    if !problems.is_empty() {
+        return Err(Error::LoadTemplate {
+            path: path.to_owned(),
+            source: template::Error::Invalid(problems),
+        });
+    }
     let runs: Vec<template::Run> = tpl.builds.into_iter().flat_map(|b| b.runs).collect();
     if runs.is_empty() {
         return Err(Error::NoBuilds {
@@ -180,6 +188,103 @@ pub async fn run(
         }
     }
     Ok(summary)
+}
+
+/// Asks every plugin the selected builds would run to check its configuration (the protocol's
+/// `validate` mode, once per build it runs in): each problem at its attribute's place (the
+/// block's when it names none), and a plugin that fails at the block.
+pub async fn check_plugins(
+    tpl: &template::Template,
+    run_id: &str,
+    ui: &Ui,
+    cancel: &CancellationToken,
+) -> Vec<template::Diagnostic> {
+    let location = |p: &crate::plugin::Place| template::Location {
+        file: p.file.clone(),
+        line: p.line,
+        col: p.col,
+    };
+    let mut out: Vec<template::Diagnostic> = Vec::new();
+    for run in tpl.builds.iter().flat_map(|b| &b.runs) {
+        let (builder_type, name) = run.source.key();
+        let build = crate::plugin::BuildRef {
+            name: name.to_owned(),
+            builder_type: builder_type.to_owned(),
+            source: format!("{builder_type}.{name}"),
+        };
+        let provisioners = run
+            .provisioners
+            .iter()
+            .chain(&run.error_cleanup)
+            .flat_map(|p| std::iter::once(&p.kind).chain(p.overrides.values()))
+            .filter_map(|k| match k {
+                crate::provisioner::Provisioner::Plugin(p) => Some(p.as_ref()),
+                _ => None,
+            });
+        let post_processors =
+            run.post_processors
+                .iter()
+                .flatten()
+                .filter_map(|pp| match &pp.kind {
+                    postprocessor::PostProcessor::Plugin(p) => Some(p.as_ref()),
+                    _ => None,
+                });
+        for plugin in provisioners.chain(post_processors) {
+            let ui = ui.with_prefix(format!("{} ({})", run.name, plugin.type_name));
+            let found = match crate::plugin::validate(plugin, &build, run_id, &ui, cancel).await {
+                Ok(problems) => problems
+                    .into_iter()
+                    .map(|p| {
+                        let (at, what) = match p.attribute.as_deref() {
+                            Some(a) => match plugin.attributes_at.get(a) {
+                                Some(at) => (at, format!("`{a}`: ")),
+                                None => (&plugin.at, format!("`{a}` (not set): ")),
+                            },
+                            None => (&plugin.at, String::new()),
+                        };
+                        template::Diagnostic {
+                            location: location(at),
+                            message: format!(
+                                "{} `{}`: {what}{}",
+                                plugin.kind.as_str(),
+                                plugin.type_name,
+                                p.message
+                            ),
+                            hint: None,
+                        }
+                    })
+                    .collect(),
+                Err(e) => vec![template::Diagnostic {
+                    location: location(&plugin.at),
+                    message: format!(
+                        "{} `{}` could not check its configuration: {}",
+                        plugin.kind.as_str(),
+                        plugin.type_name,
+                        chain_text(&e)
+                    ),
+                    hint: None,
+                }],
+            };
+            for d in found {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An error and its causes, on one line.
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// One build: its builder, then its post-processor chains.

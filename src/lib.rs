@@ -21,6 +21,10 @@
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
 //!    (archives from [`archive`]).
 //!
+//! A provisioner or post-processor type kiln does not have is run by an external [`plugin`]
+//! (`kiln-plugin-TYPE`, any language, JSON on stdin and stdout) when one is found; otherwise it
+//! stays an [`unknown`] block.
+//!
 //! Dependencies point one way: `main`/[`cli`] → [`build`] → [`template`] → domain modules
 //! ([`builder`], [`provisioner`], [`postprocessor`], [`communicator`], …) → leaf modules
 //! ([`types`], [`render`], [`suggest`], [`wait`], [`ui`], [`engine`]). No runtime module imports
@@ -56,6 +60,7 @@ pub mod fmt;
 pub mod hint;
 pub mod http_server;
 pub mod install_cache;
+pub mod plugin;
 pub mod postprocessor;
 pub mod provisioner;
 pub mod qemu_img;

@@ -98,6 +98,13 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                 let text = std::fs::read_to_string(&w.location.file).ok();
                 ui.raw(true, format!("warning: {}", w.render(text.as_deref())));
             }
+            // Each plugin checks its own configuration, as Packer's plugins do when prepared.
+            let run_id = kiln::postprocessor::manifest::new_run_uuid();
+            let problems =
+                kiln::build::check_plugins(&template, &run_id, ui, &CancellationToken::new()).await;
+            if !problems.is_empty() {
+                return Err(kiln::template::Error::Invalid(problems).into());
+            }
             ui.raw(false, "The configuration is valid.");
             Ok(())
         }

@@ -4,7 +4,8 @@
 //! Templates carry such blocks for the platforms kiln does not build, so loading keeps them
 //! instead of failing: the block's type, what its attributes evaluate to (as JSON, the form a
 //! plugin takes), and where it is written. Whether one is a problem depends on whether a
-//! selected build would run it: `kiln validate` then warns, `kiln build` refuses.
+//! selected build would run it: `kiln validate` then warns, `kiln build` refuses. A provisioner
+//! or post-processor type for which a plugin is found is a [`crate::plugin::Plugin`] instead.
 
 use std::fmt;
 

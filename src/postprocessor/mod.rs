@@ -61,6 +61,8 @@ pub enum PostProcessor {
     /// A type kiln does not have (`utm-vagrant`): kept as written, never run (`kiln build`
     /// refuses a build that would run one).
     Unknown(UnknownType),
+    /// A type kiln does not have, run by its external plugin (`kiln-plugin-TYPE`).
+    Plugin(Box<crate::plugin::Plugin>),
 }
 
 impl PostProcessor {
@@ -77,6 +79,7 @@ impl PostProcessor {
             Self::DockerPush(_) => "docker-push",
             Self::DockerSave(_) => "docker-save",
             Self::Unknown(u) => &u.type_name,
+            Self::Plugin(p) => &p.type_name,
         }
     }
 }
@@ -111,6 +114,8 @@ pub enum Error {
     ShellLocal(#[from] shell_local::Error),
     #[error(transparent)]
     Docker(#[from] docker::Error),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::Error),
     /// The block's type is not one kiln has.
     #[error("kiln has no `{0}` post-processor")]
     NotBuiltIn(String),
@@ -283,6 +288,24 @@ async fn run_one(
 ) -> Result<(Artifact, bool, bool), Error> {
     match pp {
         PostProcessor::Unknown(u) => Err(Error::NotBuiltIn(u.type_name.clone())),
+        PostProcessor::Plugin(plugin) => {
+            let build = crate::plugin::BuildRef {
+                name: info.build_name.clone(),
+                builder_type: input.builder_type.to_owned(),
+                source: info.source.clone(),
+            };
+            let (artifact, keep) =
+                crate::plugin::post_process(plugin, &build, &info.run_uuid, input, ui, cancel)
+                    .await?;
+            written.extend(
+                artifact
+                    .files
+                    .iter()
+                    .filter(|f| !input.files.contains(f))
+                    .map(|f| ("plugin output", f.clone())),
+            );
+            Ok((artifact, keep, false))
+        }
         PostProcessor::Vagrant(cfg) => {
             let disk = input.disk.clone().ok_or_else(|| Error::NotADisk {
                 files: input.files.clone(),

@@ -1,12 +1,12 @@
-//! A command run on the build machine for a provisioner (`shell-local`, `ansible`): its output
-//! shown line by line, in its own process group, which is killed when the build is cancelled
-//! or the provisioner's future is dropped (its `timeout`), so nothing it started outlives it.
+//! A command run on the build machine for a provisioner (`shell-local`, `ansible`) or a plugin:
+//! its output shown line by line, in its own process group, which is killed when the build is
+//! cancelled or the future is dropped (its `timeout`), so nothing it started outlives it.
 
 use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::ui::Ui;
@@ -24,6 +24,13 @@ pub enum Error {
     /// Waiting for it failed.
     #[error("Lost track of `{program}` while it ran")]
     Wait {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its input could not be written (other than it closing its stdin early).
+    #[error("Cannot write the input of `{program}`")]
+    Write {
         program: String,
         #[source]
         source: std::io::Error,
@@ -97,6 +104,107 @@ pub async fn run(
     guard.disarm();
     let status = status.map_err(|source| Error::Wait { program, source })?;
     Ok(status.code())
+}
+
+/// What [`exchange`] got back.
+#[derive(Debug)]
+pub(crate) struct Exchanged {
+    /// The exit code, or `None` when a signal killed it.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    /// The last [`TAIL`] lines of its stderr.
+    pub stderr_tail: Vec<String>,
+}
+
+/// How many of the last stderr lines [`exchange`] keeps.
+pub(crate) const TAIL: usize = 20;
+
+/// Runs `command` with `input` on its stdin (then closed), its stdout collected and its stderr
+/// lines shown through `ui` (the last [`TAIL`] kept), in its own process group as [`run`].
+pub(crate) async fn exchange(
+    command: &mut tokio::process::Command,
+    input: &[u8],
+    ui: &Ui,
+    cancel: &CancellationToken,
+) -> Result<Exchanged, Error> {
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    tracing::debug!(program, "running a plugin");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let mut guard = GroupGuard(
+        child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(Pid::from_raw),
+    );
+    let stdin = child.stdin.take();
+    let write = async move {
+        let Some(mut stdin) = stdin else {
+            return Ok(());
+        };
+        match stdin.write_all(input).await {
+            // A program may answer without reading all of its input.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+        // Dropping `stdin` closes it.
+    };
+    let stdout = child.stdout.take();
+    let read = async move {
+        let mut buf = Vec::new();
+        if let Some(mut out) = stdout {
+            // A read error ends the output; the exit status tells the rest.
+            let _ = out.read_to_end(&mut buf).await;
+        }
+        buf
+    };
+    let stderr = child.stderr.take();
+    let tail = async move {
+        let mut tail = std::collections::VecDeque::new();
+        let Some(err) = stderr else { return tail };
+        let mut lines = BufReader::new(err).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            ui.message(&line);
+            if tail.len() == TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+        tail
+    };
+    let all = async {
+        let (written, stdout, tail, status) = tokio::join!(write, read, tail, child.wait());
+        (written, stdout, tail, status)
+    };
+    let (written, stdout, tail, status) = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(Error::Cancelled { program }),
+        r = all => r,
+    };
+    guard.disarm();
+    let status = status.map_err(|source| Error::Wait {
+        program: program.clone(),
+        source,
+    })?;
+    written.map_err(|source| Error::Write { program, source })?;
+    Ok(Exchanged {
+        code: status.code(),
+        stdout,
+        stderr_tail: tail.into(),
+    })
 }
 
 /// Shows each line of `stream` through `ui` until it ends.

@@ -11,7 +11,7 @@ pub mod ansible;
 pub mod ansible_local;
 pub mod breakpoint;
 pub mod file;
-mod local_process;
+pub(crate) mod local_process;
 pub mod shell;
 pub mod shell_local;
 
@@ -82,6 +82,8 @@ pub enum Provisioner {
     Unknown(UnknownType),
     Ansible(Box<ansible::Config>),
     AnsibleLocal(Box<ansible_local::Config>),
+    /// A type kiln does not have, run by its external plugin (`kiln-plugin-TYPE`).
+    Plugin(Box<crate::plugin::Plugin>),
 }
 
 impl Provisioner {
@@ -95,6 +97,7 @@ impl Provisioner {
             Self::Unknown(u) => &u.type_name,
             Self::Ansible(_) => "ansible",
             Self::AnsibleLocal(_) => "ansible-local",
+            Self::Plugin(p) => &p.type_name,
         }
     }
 }
@@ -277,6 +280,7 @@ fn with_build_data(kind: &Provisioner, data: &[(String, String)]) -> Provisioner
             c.extra_arguments = c.extra_arguments.iter().map(r).collect();
             c.command = r(&c.command);
         }
+        Provisioner::Plugin(p) => p.config = crate::plugin::render_config(&p.config, data),
     }
     kind
 }
@@ -296,6 +300,8 @@ pub enum Error {
     Ansible(#[from] ansible::Error),
     #[error(transparent)]
     AnsibleLocal(#[from] ansible_local::Error),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::Error),
     /// No connection could be (re)made.
     #[error("No connection to the machine to run it on")]
     Connect(#[source] communicator::Error),
@@ -460,6 +466,39 @@ async fn run_kind(
                 .await
                 .map_err(Error::Connect)?;
             Ok(ansible_local::run(cfg, comm, build, ui).await?)
+        }
+        Provisioner::Plugin(plugin) => {
+            let value = |name: &str| {
+                build
+                    .env
+                    .iter()
+                    .chain(&build.data)
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let (builder_type, name) = build
+                .source
+                .split_once('.')
+                .unwrap_or(("", build.source.as_str()));
+            let build_ref = crate::plugin::BuildRef {
+                name: Some(value("PACKER_BUILD_NAME"))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| name.to_owned()),
+                builder_type: builder_type.to_owned(),
+                source: build.source.clone(),
+            };
+            let run_id = value("PackerRunUUID");
+            Ok(crate::plugin::provision(
+                plugin,
+                &build_ref,
+                &run_id,
+                &build.data,
+                &build.env,
+                ui,
+                &session.cancel,
+            )
+            .await?)
         }
     }
 }

@@ -235,7 +235,8 @@ async fn run_one(
         .await
         .map_err(|e| match e {
             local_process::Error::Spawn { program, source } => Error::Spawn { program, source },
-            local_process::Error::Wait { source, .. } => Error::Wait {
+            local_process::Error::Wait { source, .. }
+            | local_process::Error::Write { source, .. } => Error::Wait {
                 script: script.to_owned(),
                 source,
             },

@@ -29,6 +29,7 @@ use super::select::Matcher;
 use super::sources::{self, non_negative, read_source, resolve};
 use super::{Build, Diagnostic, Location, Outline, Run};
 use crate::builder::SourceConfig;
+use crate::plugin;
 use crate::postprocessor::{PostProcessor, PostProcessorBlock};
 use crate::provisioner::{Provisioner, ProvisionerBlock};
 use crate::unknown::UnknownType;
@@ -573,14 +574,33 @@ pub(crate) fn runs(
             let hint = match suggest(kind, kiln.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!(
-                    "kiln's {what}s are {}; keep this one away from the builds kiln runs with \
-                     `only` / `except`",
-                    list(kiln)
+                    "kiln's {what}s are {}; a plugin runs any other type (an executable \
+                     `{}{kind}`, see docs/plugins.md); or keep this one away from the builds \
+                     kiln runs with `only` / `except`",
+                    list(kiln),
+                    plugin::PREFIX
                 ),
+            };
+            let places = plugin::places(kind, &template_dir(file));
+            let looked = if places.is_empty() {
+                format!(
+                    "and `{kind}` cannot name a plugin (`{}{kind}`)",
+                    plugin::PREFIX
+                )
+            } else {
+                format!(
+                    "and no plugin `{}{kind}` was found; kiln looked for `{}`",
+                    plugin::PREFIX,
+                    places
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join("`, `")
+                )
             };
             unrunnable.add(
                 at,
-                format!("{what} type `{kind}` is not built into kiln"),
+                format!("{what} type `{kind}` is not built into kiln, {looked}"),
                 Some(hint),
                 &shown,
             );
@@ -673,10 +693,26 @@ fn outline(block: &Block) -> Outline {
 }
 
 /// The provisioner types kiln runs.
-const PROVISIONER_TYPES: [&str; 4] = ["shell", "file", "shell-local", "breakpoint"];
+const PROVISIONER_TYPES: [&str; 6] = [
+    "shell",
+    "file",
+    "shell-local",
+    "breakpoint",
+    "ansible",
+    "ansible-local",
+];
 /// The post-processor types kiln runs.
-const POST_PROCESSOR_TYPES: [&str; 5] =
-    ["vagrant", "checksum", "manifest", "compress", "shell-local"];
+const POST_PROCESSOR_TYPES: [&str; 9] = [
+    "vagrant",
+    "checksum",
+    "manifest",
+    "compress",
+    "shell-local",
+    "docker-import",
+    "docker-tag",
+    "docker-push",
+    "docker-save",
+];
 
 /// `only` / `except` of a provisioner or post-processor, read before anything else: whether
 /// it runs for `source` (`TYPE.NAME`). A name the build does not build is a warning, as
@@ -830,11 +866,28 @@ fn provisioner(
             } else {
                 "error-cleanup-provisioner"
             };
-            let mut p = ProvisionerBlock::new(Provisioner::Unknown(unknown_block(
-                file, scope, block, what,
-            )));
+            let unknown = unknown_block(file, scope, block, what);
+            let Some((plugin, o)) = plugin_block(
+                file,
+                scope,
+                block,
+                unknown.attributes.clone(),
+                plugin::Kind::Provisioner,
+                &PROVISIONER_COMMON,
+                d,
+            ) else {
+                let mut p = ProvisionerBlock::new(Provisioner::Unknown(unknown));
+                p.only = only;
+                p.except = except;
+                return Some(p);
+            };
+            let mut p = ProvisionerBlock::new(Provisioner::Plugin(Box::new(plugin)));
             p.only = only;
             p.except = except;
+            p.pause_before = non_negative(&o, "pause_before", d).unwrap_or_default();
+            p.max_retries = o.uint("max_retries", 0, 1000, d).unwrap_or(0) as u32;
+            p.timeout = non_negative(&o, "timeout", d).filter(|t| !t.is_zero());
+            let _ = o.string("name", d);
             return Some(p);
         }
     };
@@ -1107,6 +1160,102 @@ fn file_provisioner(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> fi
 /// Options every post-processor has.
 const PP_COMMON: [&str; 4] = ["name", "only", "except", "keep_input_artifact"];
 
+/// Options kiln reads from a post-processor that a plugin runs (`timeout` is kiln's: Packer's
+/// post-processors have none).
+const PLUGIN_PP_COMMON: [&str; 5] = ["name", "only", "except", "keep_input_artifact", "timeout"];
+
+/// A block of a type kiln does not have, as the [`plugin::Plugin`] that runs it (with the
+/// options kiln reads from it, `common`), when one is found: the one its `kiln_plugin`
+/// attribute names (relative to the template file's directory), or `kiln-plugin-TYPE` in
+/// [`plugin::places`]. `attributes` are the block's as JSON.
+fn plugin_block<'a>(
+    file: &'a SourceFile,
+    scope: &'a Scope,
+    block: &'a Block,
+    mut attributes: serde_json::Map<String, serde_json::Value>,
+    kind: plugin::Kind,
+    common: &[&'static str],
+    d: &mut Vec<Diagnostic>,
+) -> Option<(plugin::Plugin, Options<'a>)> {
+    let type_name = block.labels.first().map(|l| l.as_str()).unwrap_or_default();
+    let dir = template_dir(file);
+    let mut supported = common.to_vec();
+    supported.push(plugin::PATH_ATTRIBUTE);
+    let at = file.at(block.ident.span());
+    // The plugin's own attributes are its to check (`validate` mode), not kiln's.
+    let o = Options::read(
+        file,
+        scope,
+        &block.body,
+        at.clone(),
+        &supported,
+        &[],
+        &mut Vec::new(),
+    );
+    let program = match o.string(plugin::PATH_ATTRIBUTE, d) {
+        Some(path) => {
+            let path = resolve(&dir, Path::new(&path));
+            if !plugin::is_executable(&path) {
+                o.error(
+                    plugin::PATH_ATTRIBUTE,
+                    format!(
+                        "`{}`: `{}` is not an executable file",
+                        plugin::PATH_ATTRIBUTE,
+                        path.display()
+                    ),
+                    d,
+                );
+                return None;
+            }
+            path
+        }
+        None => plugin::find(type_name, &dir).ok()?,
+    };
+    for name in &supported {
+        attributes.remove(*name);
+    }
+    let place = |l: Location| plugin::Place {
+        file: l.file,
+        line: l.line,
+        col: l.col,
+    };
+    let mut attributes_at = BTreeMap::new();
+    for attr in block.body.attributes() {
+        attributes_at.insert(
+            attr.key.as_str().to_owned(),
+            place(file.at(attr.key.span())),
+        );
+    }
+    for inner in block.body.blocks() {
+        attributes_at
+            .entry(inner.ident.as_str().to_owned())
+            .or_insert_with(|| place(file.at(inner.ident.span())));
+    }
+    let plugin = plugin::Plugin {
+        kind,
+        type_name: type_name.to_owned(),
+        program,
+        config: attributes,
+        timeout: non_negative(&o, "timeout", d).filter(|t| !t.is_zero()),
+        at: place(at),
+        attributes_at,
+    };
+    Some((plugin, o))
+}
+
+/// The directory of the template file `file`, where kiln first looks for plugins.
+fn template_dir(file: &SourceFile) -> PathBuf {
+    let dir = match file.path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    // Absolute, so that messages say where kiln looked.
+    match std::env::current_dir() {
+        Ok(cwd) if dir.is_relative() => resolve(&cwd, &dir),
+        _ => dir,
+    }
+}
+
 /// A `post-processors { post-processor "TYPE" { … } … }` chain: the post-processors that run
 /// for `source`, each with where it is written.
 #[allow(clippy::too_many_arguments)]
@@ -1206,12 +1355,30 @@ fn post_processor(
                 .and_then(|a| scope.eval(file, &a.value, &mut Vec::new()))
                 .as_ref()
                 .and_then(to_string);
+            let unknown = unknown_block(file, scope, block, "post-processor");
+            let Some((plugin, o)) = plugin_block(
+                file,
+                scope,
+                block,
+                unknown.attributes.clone(),
+                plugin::Kind::PostProcessor,
+                &PLUGIN_PP_COMMON,
+                d,
+            ) else {
+                return Some(PostProcessorBlock {
+                    name,
+                    only,
+                    except,
+                    keep_input_artifact: None,
+                    kind: PostProcessor::Unknown(unknown),
+                });
+            };
             return Some(PostProcessorBlock {
                 name,
                 only,
                 except,
-                keep_input_artifact: None,
-                kind: PostProcessor::Unknown(unknown_block(file, scope, block, "post-processor")),
+                keep_input_artifact: o.bool("keep_input_artifact", d),
+                kind: PostProcessor::Plugin(Box::new(plugin)),
             });
         }
     };
