@@ -260,7 +260,7 @@ pub async fn check_plugins(
                         "{} `{}` could not check its configuration: {}",
                         plugin.kind.as_str(),
                         plugin.type_name,
-                        chain_text(&e)
+                        crate::ui::error_chain(&e)
                     ),
                     hint: None,
                 }],
@@ -273,18 +273,6 @@ pub async fn check_plugins(
         }
     }
     out
-}
-
-/// An error and its causes, on one line.
-fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// One build: its builder, then its post-processor chains.

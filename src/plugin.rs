@@ -229,6 +229,23 @@ struct Request<'a> {
     artifact: Option<ArtifactIn<'a>>,
 }
 
+impl<'a> Request<'a> {
+    /// The request for `plugin` in `mode`, without the optional parts.
+    fn new(plugin: &'a Plugin, mode: &'static str, build: &'a BuildRef, run_id: &'a str) -> Self {
+        Self {
+            protocol: PROTOCOL,
+            kind: plugin.kind.as_str(),
+            type_name: &plugin.type_name,
+            mode,
+            config: &plugin.config,
+            build,
+            run_id,
+            build_values: None,
+            artifact: None,
+        }
+    }
+}
+
 /// A post-processor's input artifact, as sent.
 #[derive(Serialize)]
 struct ArtifactIn<'a> {
@@ -277,17 +294,7 @@ pub async fn validate(
     ui: &Ui,
     cancel: &CancellationToken,
 ) -> Result<Vec<Problem>, Error> {
-    let request = Request {
-        protocol: PROTOCOL,
-        kind: plugin.kind.as_str(),
-        type_name: &plugin.type_name,
-        mode: "validate",
-        config: &plugin.config,
-        build,
-        run_id,
-        build_values: None,
-        artifact: None,
-    };
+    let request = Request::new(plugin, "validate", build, run_id);
     let limit = plugin.timeout.unwrap_or(VALIDATE_TIMEOUT);
     let response = call(plugin, &request, &[], Some(limit), ui, cancel).await?;
     Ok(response.errors)
@@ -309,20 +316,13 @@ pub async fn provision(
         plugin.program.display()
     ));
     let request = Request {
-        protocol: PROTOCOL,
-        kind: plugin.kind.as_str(),
-        type_name: &plugin.type_name,
-        mode: "run",
-        config: &plugin.config,
-        build,
-        run_id,
         build_values: Some(
             build_values
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
         ),
-        artifact: None,
+        ..Request::new(plugin, "run", build, run_id)
     };
     let response = call(plugin, &request, env, None, ui, cancel).await?;
     rejected(plugin, response).map(|_| ())
@@ -343,14 +343,6 @@ pub async fn post_process(
         plugin.program.display()
     ));
     let request = Request {
-        protocol: PROTOCOL,
-        kind: plugin.kind.as_str(),
-        type_name: &plugin.type_name,
-        mode: "run",
-        config: &plugin.config,
-        build,
-        run_id,
-        build_values: None,
         artifact: Some(ArtifactIn {
             builder_type: input.builder_type,
             builder_id: input.builder_id,
@@ -361,6 +353,7 @@ pub async fn post_process(
                 image: input.image.clone(),
             },
         }),
+        ..Request::new(plugin, "run", build, run_id)
     };
     let env = [
         ("PACKER_BUILD_NAME".to_owned(), build.name.clone()),

@@ -27,6 +27,18 @@ const BUILD_COLORS: [u8; 5] = [32, 36, 35, 33, 34];
 /// The colour of errors and warnings (red).
 const ERROR_COLOR: u8 = 31;
 
+/// `e: cause: cause`, on one line (a log line, a warning, a diagnostic).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
 /// `2024-05-01T12:00:00Z`: the current time in RFC 3339, UTC.
 pub fn rfc3339_now() -> String {
     let secs = std::time::SystemTime::now()

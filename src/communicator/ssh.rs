@@ -386,7 +386,7 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
         match SshCommunicator::connect(target, ATTEMPT_TIMEOUT).await {
             Ok(comm) => Attempt::Done(comm),
             Err(e) => {
-                tracing::debug!(addr, error = %error_chain(&e), "SSH not ready");
+                tracing::debug!(addr, error = %crate::ui::error_chain(&e), "SSH not ready");
                 Attempt::Retry(e)
             }
         }
@@ -406,18 +406,6 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
             Err(wait::Error::Fatal(e)) => Err(e),
         },
     }
-}
-
-/// `e: cause: cause`, for a log line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 /// The command an upload runs: write stdin to `path`, then set its mode.

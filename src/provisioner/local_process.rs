@@ -72,24 +72,7 @@ pub async fn run(
         .to_string_lossy()
         .into_owned();
     tracing::debug!(?command, "running a local command");
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so that cancelling kills what it started too.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-    let mut guard = GroupGuard(
-        child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .map(Pid::from_raw),
-    );
+    let (mut child, mut guard) = spawn(command, Stdio::null(), &program)?;
     let out = show_lines(child.stdout.take(), ui);
     let err = show_lines(child.stderr.take(), ui);
     let wait = async {
@@ -132,24 +115,9 @@ pub(crate) async fn exchange(
         .get_program()
         .to_string_lossy()
         .into_owned();
+    // Not the command: its input may hold secrets.
     tracing::debug!(program, "running a plugin");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-    let mut guard = GroupGuard(
-        child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .map(Pid::from_raw),
-    );
+    let (mut child, mut guard) = spawn(command, Stdio::piped(), &program)?;
     let stdin = child.stdin.take();
     let write = async move {
         let Some(mut stdin) = stdin else {
@@ -205,6 +173,33 @@ pub(crate) async fn exchange(
         stdout,
         stderr_tail: tail.into(),
     })
+}
+
+/// Starts `command` with `stdin`, its stdout and stderr piped, as the leader of its own process
+/// group (so that cancelling kills what it started too), with the guard that kills the group.
+fn spawn(
+    command: &mut tokio::process::Command,
+    stdin: Stdio,
+    program: &str,
+) -> Result<(tokio::process::Child, GroupGuard), Error> {
+    let child = command
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
+    let guard = GroupGuard(
+        child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(Pid::from_raw),
+    );
+    Ok((child, guard))
 }
 
 /// Shows each line of `stream` through `ui` until it ends.
