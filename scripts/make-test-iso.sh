@@ -64,23 +64,9 @@ CACHE=${KILN_TEST_CACHE:-$HOME/.cache/kiln-test}
 DEB_DIR=$CACHE/debs
 
 # --- host tools ---------------------------------------------------------------
-ensure_host_tools() {
-    local entry tool pkg missing=()
-    for entry in "${HOST_TOOLS[@]}"; do
-        tool=${entry%%:*} pkg=${entry#*:}
-        command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-    if [ "$(id -u)" -eq 0 ]; then
-        log "installing missing host packages: ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 ||
-            die "apt-get install ${missing[*]} failed"
-    else
-        die "missing host tools; install the Debian package(s): ${missing[*]} (sudo apt-get install ${missing[*]})"
-    fi
-}
-ensure_host_tools
+# shellcheck source=scripts/lib/deps.sh
+source "$SCRIPT_DIR/lib/deps.sh"
+ensure_commands "${HOST_TOOLS[@]}" || die "missing host tools (see above)"
 [ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 hosts are supported"
 
 APT_OPTS=(-q)

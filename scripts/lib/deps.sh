@@ -15,12 +15,13 @@
 # KILN_APT (default `apt-get`) and KILN_APT_CACHE (default `apt-cache`) name the tools; the
 # tests point them at a fake apt that records its calls.
 
-# _deps_present CMD: whether the command (or absolute path) exists.
+# _deps_present CMD: whether the command (or absolute path) exists. Commands are also looked for
+# in the sbin directories, which a non-root user's PATH often lacks (depmod, mkfs.ext4, ...).
 _deps_present() {
     if [[ $1 == /* ]]; then
         [[ -e $1 ]]
     else
-        command -v "$1" >/dev/null 2>&1
+        PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v "$1" >/dev/null 2>&1
     fi
 }
 
