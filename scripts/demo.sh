@@ -8,7 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
 
-ensure_commands "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}"
+ensure_rust
+ensure_commands "${KILN_BUILD_DEPS[@]}" "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}"
 
 echo "==> Building kiln (release)" >&2
 cargo build --release --locked

@@ -14,8 +14,8 @@ use common::*;
 
 /// The walking skeleton end to end (issue 2): `kiln build` of the test-OS template types the
 /// boot command, the installer fetches its answer file from kiln, installs, reboots; kiln
-/// provisions over SSH, shuts down, compacts and packs a Vagrant box. Then the produced disk is
-/// booted (with `-snapshot`) and the provisioner's mark is read back over kiln's communicator.
+/// provisions over SSH, shuts down, compacts and packs a Vagrant box. Then real Vagrant boots
+/// the box under libvirt and reads the provisioner's mark back over `vagrant ssh` (issue 15).
 #[test]
 fn build_test_os_into_a_vagrant_box() {
     require_qemu();
@@ -95,18 +95,36 @@ fn build_test_os_into_a_vagrant_box() {
     assert!(build["build_time"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(build["packer_run_uuid"], manifest["last_run_uuid"]);
 
-    // A real `vagrant box add` (Vagrant + vagrant-libvirt from Debian) accepts the box.
-    vagrant_box_add(&box_path, work.path());
-
-    // Boot the produced disk and read the provisioner's mark back.
-    let mark = read_back(&disk, work.path(), "cat /etc/kiln-provisioned");
-    assert_eq!(mark.trim(), "kiln-provisioned build=testos");
+    // Real Vagrant (Debian's vagrant + vagrant-libvirt) adds the box and boots it.
+    vagrant_up(&box_path, work.path());
 }
 
-/// Adds `box_path` with the real `vagrant` (in a private `VAGRANT_HOME` under `work`) and checks
-/// what Vagrant stored: the libvirt provider, the v1 metadata with an integer `virtual_size`,
-/// and the disk (issue 7).
-fn vagrant_box_add(box_path: &Path, work: &Path) {
+/// The Vagrantfile of the `vagrant up` check: vagrant-libvirt with a `qemu` (TCG) domain,
+/// no synced folder; everything else (the insecure key swap, the box's `config.ssh.shell`) as
+/// a user gets it.
+const VAGRANTFILE: &str = r#"Vagrant.configure("2") do |config|
+  config.vm.box = "kiln/testos"
+  config.vm.box_check_update = false
+  config.vm.synced_folder ".", "/vagrant", disabled: true
+  config.vm.boot_timeout = 600
+  config.vm.provider :libvirt do |lv|
+    lv.driver = "qemu"
+    lv.uri = "qemu:///system"
+    lv.memory = 512
+    lv.cpus = 2
+    lv.graphics_type = "none"
+    lv.video_type = "none"
+  end
+end
+"#;
+
+/// Issue 15: the box works with real Vagrant (Debian's vagrant + vagrant-libvirt). In a
+/// private libvirt (its own network namespace): `vagrant box add` (checking what Vagrant stored:
+/// the libvirt provider, v1 metadata with an integer `virtual_size`, the disk; issue 7),
+/// `vagrant up --provider=libvirt`, `vagrant ssh -c` reading the provisioner's mark and using
+/// passwordless sudo, a graceful `vagrant halt`, `vagrant destroy -f`, `vagrant box remove`.
+#[allow(clippy::print_stderr)] // the phase timings, shown with --no-capture
+fn vagrant_up(box_path: &Path, work: &Path) {
     require("vagrant", "vagrant");
     let plugin = Path::new("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json");
     assert!(
@@ -114,17 +132,29 @@ fn vagrant_box_add(box_path: &Path, work: &Path) {
         "vagrant-libvirt is not installed: install the Debian package `vagrant-libvirt` \
          (scripts/test.sh does)"
     );
+    let libvirt = common::libvirt::PrivateLibvirt::start(&work.join("libvirt-state"));
     let home = work.join("vagrant.d");
+    let project = work.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("Vagrantfile"), VAGRANTFILE).unwrap();
     let vagrant = |args: &[&str]| {
-        let out = std::process::Command::new("vagrant")
+        let t0 = std::time::Instant::now();
+        let out = libvirt
+            .command("vagrant", &project)
+            .arg("--no-tty")
             .args(args)
             .env("VAGRANT_HOME", &home)
             .env("VAGRANT_CHECKPOINT_DISABLE", "1")
             .env("VAGRANT_DEFAULT_PROVIDER", "libvirt")
-            .current_dir(work)
             .output()
             .unwrap();
-        assert_ok(&out, "vagrant {args:?} failed");
+        eprintln!("vagrant {args:?}: {:.1}s", t0.elapsed().as_secs_f64());
+        assert!(
+            out.status.success(),
+            "vagrant {args:?} failed\n{}\n{}",
+            describe(&out),
+            libvirt.logs()
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let box_arg = box_path.to_string_lossy();
@@ -155,7 +185,30 @@ fn vagrant_box_add(box_path: &Path, work: &Path) {
         serde_json::json!({"provider": "libvirt", "format": "qcow2", "virtual_size": 1, "architecture": "amd64"})
     );
     assert!(provider_dir.join("box.img").is_file());
+
+    let up = vagrant(&["up", "--provider=libvirt"]);
+    assert!(up.contains("Machine booted and ready!"), "{up}");
+    assert!(
+        up.contains("Key inserted!"),
+        "Vagrant did not replace its insecure key\n{up}"
+    );
+    let ssh = vagrant(&["ssh", "-c", "cat /etc/kiln-provisioned; sudo -n id -u"]);
+    let lines: Vec<&str> = ssh.lines().map(str::trim).collect();
+    assert_eq!(lines, ["kiln-provisioned build=testos", "0"], "{ssh}");
+    let halt = vagrant(&["halt"]);
+    assert!(
+        halt.contains("Attempting graceful shutdown of VM")
+            && !halt.contains("direct shutdown")
+            && !halt.contains("Halting domain"),
+        "the guest did not shut down when Vagrant asked\n{halt}"
+    );
+    vagrant(&["destroy", "-f"]);
     vagrant(&["box", "remove", "kiln/testos", "--provider", "libvirt"]);
+    assert_eq!(
+        libvirt.names(&["list", "--all", "--name"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(libvirt.names(&["net-list", "--name"]), Vec::<String>::new());
 }
 
 /// A `shutdown_command` that leaves the guest running makes kiln press the ACPI power button
@@ -210,95 +263,6 @@ fn shutdown_escalates_to_acpi_power_button() {
     );
     assert!(read_or_note(&outdir.join("serial.log")).contains("reboot: Power down"));
     assert!(outdir.join("acpi.qcow2").is_file());
-}
-
-/// Boots `disk` with `-snapshot` (the file is not changed), runs `command` over SSH with kiln's
-/// own communicator, powers the guest off and returns the command's stdout.
-fn read_back(disk: &Path, work: &Path, command: &str) -> String {
-    use kiln::builder::qemu::process::QemuProcess;
-    use kiln::communicator::Communicator;
-    use kiln::communicator::ssh::{self, SshTarget};
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let port =
-            kiln::builder::qemu::args::find_free_port("127.0.0.1".parse().unwrap(), 24000, 24999)
-                .unwrap();
-        let args: Vec<String> = [
-            "-accel",
-            "tcg",
-            "-machine",
-            "pc",
-            "-m",
-            "512",
-            "-smp",
-            "2",
-            "-display",
-            "none",
-            "-snapshot",
-            "-drive",
-            &format!("file={},if=virtio,format=qcow2", disk.display()),
-            "-netdev",
-            &format!("user,id=user.0,hostfwd=tcp:127.0.0.1:{port}-:22"),
-            "-device",
-            "virtio-net,netdev=user.0",
-            "-serial",
-            &format!("file:{}", work.join("readback-serial.log").display()),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let mut qemu = QemuProcess::spawn(
-            "qemu-system-x86_64",
-            &args,
-            &work.join("readback-stderr.log"),
-        )
-        .unwrap();
-        let target = SshTarget {
-            host: "127.0.0.1".into(),
-            port,
-            username: "root".into(),
-            private_key: None,
-            password: Some(kiln::types::Secret::new("kiln")),
-            pty: false,
-        };
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let comm = match ssh::wait_for_ssh(&target, Duration::from_secs(300), qemu.died(), &cancel)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "the built disk did not come up with SSH: {e:?}\nserial:\n{}",
-                read_or_note(&work.join("readback-serial.log"))
-            ),
-        };
-        let mut stdout = Vec::new();
-        let status = comm
-            .exec(command, &mut |s, chunk| {
-                if s == kiln::communicator::Stream::Stdout {
-                    stdout.extend_from_slice(chunk)
-                }
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            status,
-            0,
-            "`{command}` failed: {}",
-            String::from_utf8_lossy(&stdout)
-        );
-        let _ = comm.exec("poweroff", &mut |_, _| {}).await;
-        comm.close().await;
-        if qemu
-            .wait_exit(Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_none()
-        {
-            qemu.kill().await.unwrap();
-        }
-        String::from_utf8(stdout).unwrap()
-    })
 }
 
 /// `-var=output_directory=<work>/output-nossh`: an absolute path, so QEMU's command line names

@@ -1,6 +1,8 @@
 # kiln's offline test OS: the ISO built by scripts/make-test-iso.sh stops at an isolinux
 # `boot:` prompt like a real installer; the boot command points its installer at the answer
 # file kiln serves from http/, and the installed system comes back up with an SSH server.
+# The answer file makes it a Vagrant box: user `vagrant` with passwordless sudo and Vagrant's
+# insecure key, so `vagrant up` of the box works (tests/guest.rs does it).
 #
 #   scripts/make-test-iso.sh && kiln build boot-configs/testos
 
@@ -51,21 +53,23 @@ source "qemu" "testos" {
   ]
 
   communicator     = "ssh"
-  ssh_username     = "root"
-  ssh_password     = "kiln"
+  ssh_username     = "vagrant"
+  ssh_password     = "vagrant"
   ssh_timeout      = var.ssh_timeout
-  shutdown_command = "poweroff"
+  shutdown_command = "echo 'vagrant' | sudo -S shutdown -P now"
 }
 
 build {
   sources = ["source.qemu.testos"]
 
   provisioner "shell" {
-    script = "../../scripts/testos-provision.sh"
+    execute_command = "echo 'vagrant' | {{ .Vars }} sudo -S -E sh -eu '{{ .Path }}'"
+    script          = "../../scripts/testos-provision.sh"
   }
 
   post-processor "vagrant" {
-    output = "${var.output_directory}/${local.name}.box"
+    output               = "${var.output_directory}/${local.name}.box"
+    vagrantfile_template = "Vagrantfile"
   }
 
   post-processor "checksum" {
