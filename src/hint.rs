@@ -21,6 +21,20 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
             _ => None,
         };
     }
+    if let Some(crate::postprocessor::Error::VagrantCatalog(e)) =
+        err.downcast_ref::<crate::postprocessor::Error>()
+    {
+        use crate::postprocessor::vagrant_catalog::Error as Catalog;
+        return match e {
+            Catalog::AlreadyListed { .. } => Some(
+                "give the build a new `version`, or pass `-force` to replace that entry".into(),
+            ),
+            Catalog::NoBox { .. } | Catalog::NotABox { .. } => Some(
+                "put `vagrant-catalog` right after `vagrant` in a `post-processors` block".into(),
+            ),
+            _ => None,
+        };
+    }
     match err.downcast_ref::<crate::download::Error>() {
         Some(crate::download::Error::ChecksumMismatch { .. }) => {
             return Some(

@@ -95,13 +95,14 @@ fn build_test_os_into_a_vagrant_box() {
     assert!(build["build_time"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(build["packer_run_uuid"], manifest["last_run_uuid"]);
 
-    // Real Vagrant (Debian's vagrant + vagrant-libvirt) adds the box and boots it.
-    vagrant_up(&box_path, work.path());
+    // Real Vagrant (Debian's vagrant + vagrant-libvirt) adds the box from its catalog and
+    // boots it.
+    vagrant_up(&outdir.join("testos.json"), work.path());
 }
 
-/// The Vagrantfile of the `vagrant up` check: vagrant-libvirt with a `qemu` (TCG) domain,
-/// no synced folder; everything else (the insecure key swap, the box's `config.ssh.shell`) as
-/// a user gets it.
+/// The Vagrantfile of the `vagrant up` check: vagrant-libvirt with a `qemu` (TCG) domain, its
+/// serial console in a file (shown when the check fails), no synced folder; everything else
+/// (the insecure key swap, the box's `config.ssh.shell`) as a user gets it.
 const VAGRANTFILE: &str = r#"Vagrant.configure("2") do |config|
   config.vm.box = "kiln/testos"
   config.vm.box_check_update = false
@@ -114,17 +115,19 @@ const VAGRANTFILE: &str = r#"Vagrant.configure("2") do |config|
     lv.cpus = 2
     lv.graphics_type = "none"
     lv.video_type = "none"
+    lv.serial :type => "file", :source => {:path => "/var/log/libvirt/qemu/kiln-serial.log"}
   end
 end
 "#;
 
 /// Issue 15: the box works with real Vagrant (Debian's vagrant + vagrant-libvirt). In a
-/// private libvirt (its own network namespace): `vagrant box add` (checking what Vagrant stored:
-/// the libvirt provider, v1 metadata with an integer `virtual_size`, the disk; issue 7),
+/// private libvirt (its own network namespace): `vagrant box add` of the build's catalog
+/// (checking what Vagrant stored: version 1.0.0, the libvirt provider, v1 metadata with an
+/// integer `virtual_size`, the disk; issue 7),
 /// `vagrant up --provider=libvirt`, `vagrant ssh -c` reading the provisioner's mark and using
 /// passwordless sudo, a graceful `vagrant halt`, `vagrant destroy -f`, `vagrant box remove`.
 #[allow(clippy::print_stderr)] // the phase timings, shown with --no-capture
-fn vagrant_up(box_path: &Path, work: &Path) {
+fn vagrant_up(catalog: &Path, work: &Path) {
     require("vagrant", "vagrant");
     let plugin = Path::new("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json");
     assert!(
@@ -157,23 +160,14 @@ fn vagrant_up(box_path: &Path, work: &Path) {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let box_arg = box_path.to_string_lossy();
-    vagrant(&[
-        "box",
-        "add",
-        "--name",
-        "kiln/testos",
-        "--provider",
-        "libvirt",
-        &box_arg,
-    ]);
-    let list = vagrant(&["box", "list"]);
+    let catalog = catalog.to_string_lossy();
+    let added = vagrant(&["box", "add", "--provider", "libvirt", &catalog]);
     assert!(
-        list.contains("kiln/testos") && list.contains("libvirt"),
-        "{list}"
+        added.contains("Successfully added box 'kiln/testos' (v1.0.0) for 'libvirt'"),
+        "{added}"
     );
-    // Vagrant stores it under boxes/kiln-VAGRANTSLASH-testos/0/[ARCH/]libvirt/.
-    let stored = home.join("boxes/kiln-VAGRANTSLASH-testos/0");
+    // Vagrant stores it under boxes/kiln-VAGRANTSLASH-testos/1.0.0/[ARCH/]libvirt/.
+    let stored = home.join("boxes/kiln-VAGRANTSLASH-testos/1.0.0");
     let provider_dir = [stored.join("libvirt"), stored.join("amd64/libvirt")]
         .into_iter()
         .find(|d| d.is_dir())
@@ -203,7 +197,7 @@ fn vagrant_up(box_path: &Path, work: &Path) {
         "the guest did not shut down when Vagrant asked\n{halt}"
     );
     vagrant(&["destroy", "-f"]);
-    vagrant(&["box", "remove", "kiln/testos", "--provider", "libvirt"]);
+    vagrant(&["box", "remove", "kiln/testos", "--all", "--force"]);
     assert_eq!(
         libvirt.names(&["list", "--all", "--name"]),
         Vec::<String>::new()

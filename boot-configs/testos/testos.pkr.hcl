@@ -23,6 +23,12 @@ variable "output_directory" {
   default = "output-testos"
 }
 
+variable "version" {
+  type        = string
+  description = "The box's version in its catalog (output-testos/testos.json)."
+  default     = "1.0.0"
+}
+
 variable "ssh_timeout" {
   type    = string
   default = "10m"
@@ -67,9 +73,19 @@ build {
     script          = "../../scripts/testos-provision.sh"
   }
 
-  post-processor "vagrant" {
-    output               = "${var.output_directory}/${local.name}.box"
-    vagrantfile_template = "Vagrantfile"
+  # The box, and a versioned catalog listing it: `vagrant box add output-testos/testos.json`.
+  post-processors {
+    post-processor "vagrant" {
+      output               = "${var.output_directory}/${local.name}.box"
+      vagrantfile_template = "Vagrantfile"
+    }
+    post-processor "vagrant-catalog" {
+      catalog     = "${var.output_directory}/${local.name}.json"
+      url         = "file://${abspath(var.output_directory)}/{{ .BoxName }}"
+      version     = var.version
+      box_name    = "kiln/${local.name}"
+      description = "kiln's offline test OS (busybox, dropbear, sudo)"
+    }
   }
 
   post-processor "checksum" {

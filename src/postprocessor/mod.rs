@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod compress;
 pub mod manifest;
 pub mod vagrant;
+pub mod vagrant_catalog;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,6 +73,8 @@ pub enum Error {
     Compress(#[from] compress::Error),
     #[error(transparent)]
     ShellLocal(#[from] shell_local::Error),
+    #[error(transparent)]
+    VagrantCatalog(#[from] vagrant_catalog::Error),
     /// vagrant got an artifact that is not the builder's disk (e.g. after compress).
     #[error("The vagrant post-processor needs the builder's disk as input, but got {files:?}")]
     NotADisk { files: Vec<PathBuf> },
@@ -306,6 +309,40 @@ async fn run_one(
             };
             Ok((artifact, true, false))
         }
+        PostProcessor::VagrantCatalog(cfg) => {
+            let box_path = vagrant_catalog::box_of(&input.files)?;
+            let catalog = vagrant_catalog::catalog_path(cfg, &info.build_name);
+            ui.say(format!(
+                "Running post-processor: vagrant-catalog (adding `{}` to `{}`)",
+                box_path.display(),
+                catalog.display()
+            ));
+            let (cfg, name, force) = (cfg.clone(), info.build_name.clone(), info.force);
+            let up =
+                blocking(move || vagrant_catalog::update(&cfg, &box_path, &name, force)).await??;
+            ui.message(format!(
+                "Catalog `{}`: box `{}` version {} for {}{}{} at {}",
+                up.catalog.display(),
+                up.box_name,
+                up.version,
+                up.provider,
+                up.architecture
+                    .as_ref()
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default(),
+                if up.replaced {
+                    ", replacing the old entry"
+                } else {
+                    ""
+                },
+                up.url
+            ));
+            written.push(("Vagrant box catalog", up.catalog.clone()));
+            // The catalog points at the box: the box is always kept.
+            let mut artifact = input.clone();
+            artifact.files.push(up.catalog);
+            Ok((artifact, true, true))
+        }
         PostProcessor::ShellLocal(cfg) => {
             let env = vec![
                 ("PACKER_BUILD_NAME".to_owned(), info.build_name.clone()),
@@ -470,6 +507,55 @@ mod tests {
         let err = run(&chains, &art).await.unwrap_err();
         assert_eq!(err.name, "vagrant");
         assert!(matches!(err.source, Error::NotADisk { .. }), "{err:?}");
+    }
+
+    /// vagrant → vagrant-catalog (issue 15): the catalog lists the box just written and both
+    /// are kept (the catalog points at the box); without a box first it fails, named.
+    #[tokio::test]
+    async fn catalog_follows_the_box() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = builder(dir.path());
+        let (boxed, catalog) = (dir.path().join("x.box"), dir.path().join("cat.json"));
+        let cat = PostProcessor::VagrantCatalog(vagrant_catalog::Config {
+            catalog: catalog.display().to_string(),
+            url: "file:///srv/boxes/{{ .BoxName }}".into(),
+            version: "1.0.0".into(),
+            box_name: None,
+            description: None,
+            architecture: None,
+        });
+        let chains = vec![vec![
+            block(vagrant_to(&boxed), None),
+            block(cat.clone(), Some(false)),
+        ]];
+        let out = run(&chains, &art).await.unwrap();
+        assert!(boxed.exists(), "the box stays");
+        assert_eq!(
+            out.written,
+            [
+                ("Vagrant box", boxed.clone()),
+                ("Vagrant box catalog", catalog.clone())
+            ]
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&catalog).unwrap()).unwrap();
+        assert_eq!(json["name"], "x");
+        let p = &json["versions"][0]["providers"][0];
+        assert_eq!(p["url"], "file:///srv/boxes/x.box");
+        assert_eq!(
+            (&p["name"], &p["architecture"]),
+            (&"libvirt".into(), &"arm64".into())
+        );
+
+        let err = run(&[vec![block(cat, None)]], &art).await.unwrap_err();
+        assert_eq!(err.name, "vagrant-catalog");
+        assert!(
+            matches!(
+                err.source,
+                Error::VagrantCatalog(vagrant_catalog::Error::NotABox { .. })
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -262,6 +262,7 @@ pub enum PostProcessor {
     Manifest(crate::postprocessor::manifest::Config),
     Compress(crate::postprocessor::compress::Config),
     ShellLocal(crate::provisioner::shell_local::Config),
+    VagrantCatalog(crate::postprocessor::vagrant_catalog::Config),
 }
 
 impl PostProcessor {
@@ -273,6 +274,7 @@ impl PostProcessor {
             Self::Manifest(_) => "manifest",
             Self::Compress(_) => "compress",
             Self::ShellLocal(_) => "shell-local",
+            Self::VagrantCatalog(_) => "vagrant-catalog",
         }
     }
 }

@@ -498,6 +498,57 @@ fn post_processor_errors_are_all_reported() {
     }
 }
 
+/// Issue 15: `vagrant-catalog` follows `vagrant` in a chain; its required options and the forms
+/// of `url` and `version` (what Vagrant accepts) are checked when the template loads.
+#[test]
+fn vagrant_catalog_options() {
+    let text = with_build(
+        r#"
+  post-processors {
+    post-processor "vagrant" {}
+    post-processor "vagrant-catalog" {
+      catalog     = "boxes/{{ .BuildName }}.json"
+      url         = "https://boxes.example/{{ .Version }}/{{ .BoxName }}"
+      version     = "2026.06.01"
+      box_name    = "acme/m"
+      description = "M, for tests"
+    }
+  }
+"#,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let chain = &t.builds[0].post_processors[0];
+    let PostProcessor::VagrantCatalog(c) = &chain[1].kind else {
+        panic!("vagrant-catalog second in the chain");
+    };
+    assert_eq!(
+        c,
+        &crate::postprocessor::vagrant_catalog::Config {
+            catalog: "boxes/{{ .BuildName }}.json".into(),
+            url: "https://boxes.example/{{ .Version }}/{{ .BoxName }}".into(),
+            version: "2026.06.01".into(),
+            box_name: Some("acme/m".into()),
+            description: Some("M, for tests".into()),
+            architecture: None,
+        }
+    );
+    let got = errors(&with_build(
+        r#"
+  post-processor "vagrant-catalog" {
+    url     = "boxes/{{ .BoxName }}"
+    version = "v1"
+  }
+"#,
+    ));
+    for want in [
+        "missing required option `catalog`",
+        "`url` must be an https://, http:// or file:// URL, got `boxes/{{ .BoxName }}`",
+        "`version` `v1` is not a version Vagrant accepts",
+    ] {
+        assert!(got.contains(want), "missing {want:?} in:\n{got}");
+    }
+}
+
 /// The input options of issue 4: `iso_urls` in order, `file:` checksums beside the template,
 /// target path and extension, `iso_skip_cache` forcing `none`.
 #[test]

@@ -4,6 +4,12 @@
 //! vagrant-libvirt management network (bridge, dnsmasq, NAT rules), its domains and volumes
 //! exist only there, and concurrent runs never meet. Dropping it stops everything it started,
 //! by pid, and removes the namespace.
+//!
+//! KVM is hidden from this libvirt (an empty file stands in for `/dev/kvm`): guests run under
+//! TCG here anyway, and with the host's root-only `/dev/kvm` libvirt finds KVM usable when it
+//! probes QEMU but not for its `libvirt-qemu` user, so it throws its capabilities away and
+//! probes again on every lookup (a minute per `vagrant up` step). The stand-in cannot be moved
+//! into a per-domain `/dev`, so the private `qemu.conf` turns those namespaces off.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -80,6 +86,11 @@ impl PrivateLibvirt {
         }
         // /run/libvirt (sockets, pid files, network state) on a private /run.
         script.push_str("mount -t tmpfs -o mode=0755 tmpfs /run\n");
+        if Path::new("/dev/kvm").exists() {
+            let no_kvm = dir.join("no-kvm");
+            std::fs::write(&no_kvm, "").unwrap();
+            script.push_str(&format!("mount --bind {} /dev/kvm\n", shell_quote(&no_kvm)));
+        }
         for daemon in ["virtlogd", "libvirtd"] {
             script.push_str(&format!(
                 "LIBVIRT_LOG_OUTPUTS=3:file:{} {daemon} -d -p {}\n",
@@ -140,16 +151,28 @@ impl PrivateLibvirt {
             .collect()
     }
 
-    /// The daemons' logs, for failure messages.
+    /// Where `/var/log/libvirt/qemu` of this libvirt is, seen from outside the namespace.
+    pub fn qemu_log_dir(&self) -> PathBuf {
+        self.dir.join("libvirt/log/qemu")
+    }
+
+    /// The last lines of the daemons' logs and the domains' (serial consoles included), for
+    /// failure messages.
     pub fn logs(&self) -> String {
-        ["virtlogd.log", "libvirtd.log"]
+        let mut files: Vec<PathBuf> = ["virtlogd.log", "libvirtd.log"]
+            .iter()
+            .map(|f| self.dir.join("logs").join(f))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(self.qemu_log_dir()) {
+            files.extend(entries.flatten().map(|e| e.path()));
+        }
+        files
             .iter()
             .map(|f| {
-                let text =
-                    std::fs::read_to_string(self.dir.join("logs").join(f)).unwrap_or_default();
+                let text = std::fs::read_to_string(f).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(20).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                format!("--- {f} (last lines)\n{}", tail.join("\n"))
+                format!("--- {} (last lines)\n{}", f.display(), tail.join("\n"))
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -257,5 +280,10 @@ fn copy_skeleton(from: &Path, to: &Path, config: bool) {
     }
     if config && from == Path::new("/etc/libvirt") {
         std::fs::create_dir_all(to.join("qemu/networks/autostart")).unwrap();
+        let mut conf = std::fs::read_to_string(to.join("qemu.conf")).unwrap_or_default();
+        conf.push_str(
+            "\n# kiln's tests: no per-domain /dev (tests/common/libvirt.rs)\nnamespaces = []\n",
+        );
+        std::fs::write(to.join("qemu.conf"), conf).unwrap();
     }
 }
