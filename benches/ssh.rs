@@ -11,7 +11,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kiln::communicator::Communicator;
 use kiln::communicator::ssh::{self, SshCommunicator, SshTarget};
 use tokio_util::sync::CancellationToken;
 

@@ -1,14 +1,14 @@
-//! `kiln build`: runs every build of a template — the builder's steps, then the
-//! post-processors — and reports what it produced.
+//! `kiln build`: runs every build of a template — core → [`builder::run`] → artifact →
+//! post-processors, the same path for every builder — and reports what it produced.
 
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::builder::qemu::{self, BuildContext};
+use crate::builder::{self, Core};
 use crate::postprocessor;
-use crate::step::{self, OnError, Timings};
-use crate::template::{self, Source};
+use crate::step::{OnError, Timings};
+use crate::template;
 use crate::ui::Ui;
 
 /// Options of `kiln build` that are not in the template.
@@ -28,6 +28,8 @@ pub struct Options {
 pub struct Output {
     /// `TYPE.NAME`.
     pub name: String,
+    /// Packer's id of the builder that ran (`transcend.qemu`).
+    pub builder_id: &'static str,
     /// The built disk (none for a `null` build).
     pub disk: Option<PathBuf>,
     /// What the post-processors wrote, each with a short description.
@@ -53,18 +55,8 @@ pub enum Error {
     Build {
         name: String,
         #[source]
-        source: step::Error<qemu::Error>,
+        source: builder::Error,
     },
-    /// The null builder failed.
-    #[error("Build `{name}` failed")]
-    NullBuild {
-        name: String,
-        #[source]
-        source: step::Error<crate::builder::null::Error>,
-    },
-    /// The built disk could not be inspected.
-    #[error("Could not inspect the built disk")]
-    InspectDisk(#[source] crate::qemu_img::Error),
     /// A post-processor failed.
     #[error("Post-processing of build `{name}` failed")]
     PostProcess {
@@ -94,6 +86,11 @@ pub async fn run(
             path: path.to_owned(),
         });
     }
+    let settings = builder::Settings {
+        force: opts.force,
+        on_error: opts.on_error,
+        cache_dir: opts.cache_dir.clone(),
+    };
     let mut outputs = Vec::new();
     for build in &tpl.builds {
         for source in &build.sources {
@@ -105,148 +102,51 @@ pub async fn run(
                 None => full_name.clone(),
             };
             let bui = ui.with_prefix(shown);
-            let output = match source {
-                Source::Qemu(config) => {
-                    run_one(&full_name, (**config).clone(), build, opts, &bui, cancel).await?
-                }
-                Source::Null(config) => {
-                    run_null(&full_name, config.clone(), build, opts, &bui, cancel).await?
-                }
+            let core = Core::new(
+                source,
+                bui.clone(),
+                cancel.clone(),
+                build.provisioners.clone(),
+                build.error_cleanup.clone(),
+                opts.run_uuid.clone(),
+            );
+            let mut timings = Timings::default();
+            let artifact = builder::run(source.clone(), core, &settings, &mut timings)
+                .await
+                .map_err(|source| Error::Build {
+                    name: full_name.clone(),
+                    source,
+                })?;
+            let info = postprocessor::BuildInfo {
+                build_name: name.to_owned(),
+                source: full_name.clone(),
+                run_uuid: opts.run_uuid.clone(),
+                force: opts.force,
             };
-            outputs.push(output);
+            let outcome =
+                postprocessor::run_chains(&build.post_processors, &artifact, &info, &bui, cancel)
+                    .await
+                    .map_err(|source| Error::PostProcess {
+                        name: full_name.clone(),
+                        source,
+                    })?;
+            timings.0.extend(outcome.timings);
+            if outcome.removed_builder_disk {
+                for f in &artifact.files {
+                    bui.say(format!(
+                        "Deleted `{}`: no post-processor keeps it (keep_input_artifact = false)",
+                        f.display()
+                    ));
+                }
+            }
+            outputs.push(Output {
+                name: full_name,
+                builder_id: artifact.builder_id,
+                disk: artifact.disk.map(|d| d.path),
+                artifacts: outcome.written,
+                timings,
+            });
         }
     }
     Ok(outputs)
 }
-
-async fn run_one(
-    full_name: &str,
-    config: qemu::config::Config,
-    build: &template::Build,
-    opts: &Options,
-    ui: &Ui,
-    cancel: &CancellationToken,
-) -> Result<Output, Error> {
-    let mut ctx = BuildContext::new(
-        config.clone(),
-        ui.clone(),
-        cancel.clone(),
-        opts.force,
-        opts.cache_dir.clone(),
-        build.provisioners.clone(),
-        build.error_cleanup.clone(),
-    );
-    ctx.run_uuid = opts.run_uuid.clone();
-    let mut timings = Timings::default();
-    let artifact = qemu::build(&mut ctx, opts.on_error, &mut timings)
-        .await
-        .map_err(|source| Error::Build {
-            name: full_name.to_owned(),
-            source,
-        })?;
-    let info = crate::qemu_img::info(&artifact.disk_path)
-        .await
-        .map_err(Error::InspectDisk)?;
-    let builder = postprocessor::Artifact {
-        files: vec![artifact.disk_path.clone()],
-        id: "VM".into(),
-        disk: Some(postprocessor::Disk {
-            path: artifact.disk_path.clone(),
-            format: info.format.clone(),
-            virtual_size: info.virtual_size,
-            accelerator_is_kvm: artifact.accel == qemu::accel::ResolvedAccel::Kvm,
-        }),
-    };
-    let build_info = postprocessor::BuildInfo {
-        build_name: config.name.clone(),
-        builder_type: BUILDER_TYPE,
-        source: full_name.to_owned(),
-        qemu_binary: config.qemu_binary.clone(),
-        run_uuid: opts.run_uuid.clone(),
-        force: opts.force,
-    };
-    let outcome = post_process(full_name, build, &builder, &build_info, ui, cancel).await?;
-    timings.0.extend(outcome.timings);
-    if outcome.removed_builder_disk {
-        ui.say(format!(
-            "Deleted `{}`: no post-processor keeps it (keep_input_artifact = false)",
-            artifact.disk_path.display()
-        ));
-    }
-    Ok(Output {
-        name: full_name.to_owned(),
-        disk: Some(artifact.disk_path),
-        artifacts: outcome.written,
-        timings,
-    })
-}
-
-/// A `null` build: the provisioners against an existing SSH host, then the post-processors on
-/// an artifact without files.
-async fn run_null(
-    full_name: &str,
-    config: crate::builder::null::Config,
-    build: &template::Build,
-    opts: &Options,
-    ui: &Ui,
-    cancel: &CancellationToken,
-) -> Result<Output, Error> {
-    let name = config.name.clone();
-    let mut ctx = crate::builder::null::NullContext {
-        config,
-        ui: ui.clone(),
-        cancel: cancel.clone(),
-        provisioners: build.provisioners.clone(),
-        error_cleanup: build.error_cleanup.clone(),
-        ssh_target: None,
-        comm: None,
-        run_uuid: opts.run_uuid.clone(),
-    };
-    let mut timings = Timings::default();
-    crate::builder::null::build(&mut ctx, opts.on_error, &mut timings)
-        .await
-        .map_err(|source| Error::NullBuild {
-            name: full_name.to_owned(),
-            source,
-        })?;
-    let builder = postprocessor::Artifact {
-        files: Vec::new(),
-        id: "Null".into(),
-        disk: None,
-    };
-    let build_info = postprocessor::BuildInfo {
-        build_name: name,
-        builder_type: "null",
-        source: full_name.to_owned(),
-        qemu_binary: String::new(),
-        run_uuid: opts.run_uuid.clone(),
-        force: opts.force,
-    };
-    let outcome = post_process(full_name, build, &builder, &build_info, ui, cancel).await?;
-    timings.0.extend(outcome.timings);
-    Ok(Output {
-        name: full_name.to_owned(),
-        disk: None,
-        artifacts: outcome.written,
-        timings,
-    })
-}
-
-async fn post_process(
-    full_name: &str,
-    build: &template::Build,
-    builder: &postprocessor::Artifact,
-    info: &postprocessor::BuildInfo,
-    ui: &Ui,
-    cancel: &CancellationToken,
-) -> Result<postprocessor::Outcome, Error> {
-    postprocessor::run_chains(&build.post_processors, builder, info, ui, cancel)
-        .await
-        .map_err(|source| Error::PostProcess {
-            name: full_name.to_owned(),
-            source,
-        })
-}
-
-/// Packer's builder type name for this builder, as post-processors report it.
-const BUILDER_TYPE: &str = "qemu";

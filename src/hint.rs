@@ -3,23 +3,10 @@
 
 use std::error::Error;
 
-use crate::builder::qemu;
-
 /// The hint for this one error (not its causes), if kiln has one.
 pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
-    if let Some(e) = err.downcast_ref::<qemu::Error>() {
-        return match e {
-            qemu::Error::OutputDirExists { .. } => {
-                Some("pass `-force` to replace it, or remove it yourself".into())
-            }
-            qemu::Error::WaitSsh(_) => Some(
-                "check the guest's serial console log in the output directory (rerun with \
-                 `-on-error=abort` to keep it and the VM), and that ssh_username/ssh_password \
-                 match what the answer file creates"
-                    .into(),
-            ),
-            _ => None,
-        };
+    if let Some(h) = crate::builder::hint(err) {
+        return Some(h);
     }
     if let Some(crate::postprocessor::Error::VagrantCatalog(e)) =
         err.downcast_ref::<crate::postprocessor::Error>()

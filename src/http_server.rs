@@ -297,7 +297,7 @@ async fn serve_content(content: Arc<BTreeMap<String, String>>, req: Request) -> 
             r
         }
         None => {
-            let hint = crate::template::closest(&path, content.keys().map(String::as_str))
+            let hint = crate::suggest::suggest(&path, content.keys().map(String::as_str))
                 .map(|near| format!(" Did you mean \"{near}\"?"))
                 .unwrap_or_default();
             text(StatusCode::NOT_FOUND, format!("{path} not found.{hint}\n"))

@@ -1,25 +1,41 @@
-//! kiln builds virtual machine images from installer ISOs by driving QEMU, the way Packer's
-//! `qemu` builder does, and reads the same HCL2 templates.
+//! kiln builds machine images the way Packer does and reads the same HCL2 templates: from an
+//! installer ISO by driving QEMU (`qemu`), or by provisioning an existing host (`null`).
 //!
-//! The path of one build, each stage a module:
+//! One build, as [`build`] runs it for every builder alike:
 //!
-//! 1. [`template`] loads `*.pkr.hcl` files into typed configurations (all errors at once).
-//! 2. [`builder::qemu`] runs the build as a literal list of steps ([`step`] is the runner):
-//!    fetch and verify the ISO or disk image into a content-addressed cache ([`download`]),
-//!    build the `cd_files` CD ([`cd`]), create the disks ([`qemu_img`]), serve `http_directory`
-//!    ([`http_server`]), start QEMU with a QMP socket ([`builder::qemu::qmp`]), type the
-//!    `boot_command` ([`bootcmd`]), wait for SSH ([`communicator`]), run the provisioners
-//!    ([`provisioner`]), shut down, compact the disk.
-//! 3. [`postprocessor`] turns the disk into artifacts such as a Vagrant `.box` (archives come
-//!    from [`archive`]: deterministic tar, gzip on every core, zstd, zip).
+//! 1. [`template`] loads `*.pkr.hcl` files into the domain modules' config types, reporting all
+//!    errors at once: a [`builder::SourceConfig`] per source, the provisioner and post-processor
+//!    blocks.
+//! 2. [`builder::run`] (the one dispatch point) runs that builder's literal list of steps over
+//!    its context, which embeds the shared [`builder::Core`] (ui, cancel, provisioners, run id,
+//!    the communicator session); [`step`] is the runner. Every builder's list has the one
+//!    [`builder::Provision`] step: [`provisioner`]s talk to the machine only through the
+//!    [`communicator::Communicator`] trait ([`communicator::ssh`] is one), reconnecting through
+//!    [`communicator::Connect`]. The builder returns one shared [`artifact::Artifact`].
+//!    The qemu builder's steps use [`download`], [`cd`], [`qemu_img`], [`http_server`],
+//!    [`bootcmd`] and its own `qmp`/`process`.
+//! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
+//!    (archives from [`archive`]).
+//!
+//! Dependencies point one way: `main`/[`cli`] → [`build`] → [`template`] → domain modules
+//! ([`builder`], [`provisioner`], [`postprocessor`], [`communicator`], …) → leaf modules
+//! ([`types`], [`render`], [`suggest`], [`wait`], [`ui`]). No runtime module imports
+//! [`template`]; only the qemu builder (and the dispatch) imports `builder::qemu`.
+//!
+//! A new builder touches four files: its module `src/builder/NAME/` (config, context embedding
+//! `Core`, error, `steps()` with `Provision`, its artifact); `src/builder/mod.rs` (a variant of
+//! [`builder::SourceConfig`] and of [`builder::Error`], an arm in `type_name`, `name` and
+//! [`builder::run`]); its reader `src/template/sources/NAME.rs`; and its row in the kinds table
+//! in `src/template/sources/mod.rs`.
 //!
 //! Packer's legacy `{{ .Name }}` text, filled in while a build runs, is [`render`]ed in one
-//! place.
-//! Beside the build, [`fmt`] lays templates out as `packer fmt` does.
+//! place. Beside the build, [`fmt`] lays templates out as `packer fmt` does.
 //!
-//! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`.
+//! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`;
+//! [`hint`] (used by `main` only) adds the fix to an error.
 
 pub mod archive;
+pub mod artifact;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;
@@ -35,6 +51,7 @@ pub mod provisioner;
 pub mod qemu_img;
 pub mod render;
 pub mod step;
+pub mod suggest;
 pub mod template;
 pub mod types;
 pub mod ui;

@@ -136,7 +136,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                 ui.raw(false, format!("    {}: phases: {}", o.name, o.timings));
                 let i = i.to_string();
                 bui.machine("artifact-count", &["1"]);
-                bui.machine("artifact", &[&i, "builder-id", "kiln.qemu"]);
+                bui.machine("artifact", &[&i, "builder-id", o.builder_id]);
                 bui.machine("artifact", &[&i, "id", &o.name]);
                 bui.machine("artifact", &[&i, "files-count", &files.len().to_string()]);
                 for (j, f) in files.iter().enumerate() {

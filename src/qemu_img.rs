@@ -10,14 +10,28 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::builder::qemu::config::DiskFormat;
-
 const QEMU_IMG: &str = "qemu-img";
 const INSTALL_HINT: &str = "install the Debian package qemu-utils (apt-get install -y qemu-utils)";
 /// Deadline for `create` and `info`, which only touch metadata.
 const QUICK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Deadline for `convert`, which copies (and maybe compresses) every used block of the disk.
 const CONVERT_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+
+/// Disk image format (a qemu source's `format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    Qcow2,
+    Raw,
+}
+
+impl DiskFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+        }
+    }
+}
 
 /// Why a `qemu-img` run failed. `stderr` is qemu-img's own explanation.
 #[derive(Debug, thiserror::Error)]

@@ -307,4 +307,9 @@ fn build_machine_readable_lines() {
         "{stdout}"
     );
     assert!(stdout.contains(",null.local,artifact,0,end\n"), "{stdout}");
+    // The builder id comes from the artifact: Packer's null builder, not a qemu id (issue 16).
+    assert!(
+        stdout.contains(",null.local,artifact,0,builder-id,fnoeding.null\n"),
+        "{stdout}"
+    );
 }

@@ -20,7 +20,7 @@ use kiln::communicator::ssh::{self, SshCommunicator, SshTarget, wait_for_ssh};
 use kiln::communicator::{Communicator, Stream};
 use kiln::provisioner::shell::{self, Config, ShellSource};
 use kiln::provisioner::{self, BuildEnv, Session};
-use kiln::template::{Provisioner, ProvisionerBlock};
+use kiln::provisioner::{Provisioner, ProvisionerBlock};
 use kiln::types::Secret;
 use kiln::ui::Ui;
 use kiln::wait::{Attempt, until_ok};
@@ -667,13 +667,11 @@ async fn directory_upload_and_download_round_trip() {
 }
 
 /// The session the provisioner layer runs on, for `sshd`.
-fn session(sshd: &Sshd) -> Session<'static> {
-    Session::new(
-        None,
-        sshd.target(PASSWORD),
-        Box::new(|| Box::pin(std::future::pending::<String>())),
-        CancellationToken::new(),
-    )
+fn session(sshd: &Sshd) -> Session {
+    let cancel = CancellationToken::new();
+    let never = Box::new(|| Box::pin(std::future::pending::<String>()) as ssh::AbortFuture);
+    let reconnect = ssh::Reconnect::new(sshd.target(PASSWORD), never, cancel.clone());
+    Session::new(None, Some(Box::new(reconnect)), cancel)
 }
 
 fn block(kind: Provisioner) -> ProvisionerBlock {

@@ -183,7 +183,7 @@ fn bento_inspect_is_pinned() {
 }
 
 /// `kiln fmt` round-trips every template and var file of the repository: all are in canonical
-/// layout already (the syntax-error fixture aside, which cannot be parsed).
+/// layout already (the syntax-error fixtures aside, which cannot be parsed).
 #[test]
 fn fixtures_and_boot_configs_are_in_fmt_layout() {
     let mut argv = vec![
@@ -196,7 +196,7 @@ fn fixtures_and_boot_configs_are_in_fmt_layout() {
         format!("{BAD}/var-file"),
     ];
     for (name, path) in bad_fixtures() {
-        if name != "syntax-error" && path.is_file() {
+        if !["syntax-error", "unclosed-block"].contains(&name.as_str()) && path.is_file() {
             argv.push(format!("{BAD}/{name}.pkr.hcl"));
         }
     }

@@ -5,17 +5,16 @@
 
 use serde_json::{Value, json};
 
-use super::{Error, KeyDriver, KeyEvent};
-use crate::builder::qemu::qmp::Qmp;
+use super::{Error, KeyDriver, KeyEvent, Monitor};
 
 /// Sends key events to the VM's keyboard over a QMP connection.
 pub struct QmpKeyDriver<'a> {
-    qmp: &'a Qmp,
+    qmp: &'a dyn Monitor,
 }
 
 impl<'a> QmpKeyDriver<'a> {
     /// A driver typing through `qmp`.
-    pub fn new(qmp: &'a Qmp) -> Self {
+    pub fn new(qmp: &'a dyn Monitor) -> Self {
         QmpKeyDriver { qmp }
     }
 }
@@ -53,7 +52,7 @@ mod tests {
 
     use super::*;
     use crate::bootcmd::{Pacing, keys, parse, type_actions};
-    use crate::builder::qemu::qmp::test_qemu;
+    use crate::builder::qemu::qmp::{Qmp, test_qemu};
 
     #[test]
     fn arguments_shape() {

@@ -29,7 +29,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::builder::qemu::qmp::Qmp;
+use super::{Monitor, MonitorError};
 
 /// The QEMU trace event fired each time the guest reads a byte from the PS/2 keyboard.
 pub const READ_EVENT: &str = "ps2_read_data";
@@ -71,7 +71,7 @@ pub async fn qemu_can_trace_reads(qemu_binary: &str) -> bool {
 pub enum Error {
     /// Reading the BIOS keyboard buffer's pointers over QMP failed.
     #[error("Could not read the guest's BIOS keyboard buffer over QMP")]
-    ReadBiosBuffer(#[source] crate::builder::qemu::qmp::Error),
+    ReadBiosBuffer(#[source] MonitorError),
     /// The trace file exists but could not be read.
     #[error("Could not read QEMU's keyboard trace `{}`", path.display())]
     ReadTrace {
@@ -99,7 +99,7 @@ pub trait GuestReads: Send {
 /// QEMU's view of the guest keyboard: the read trace plus the BIOS buffer (see the module doc).
 pub struct QemuKeyboard<'a> {
     trace: TraceFileReads,
-    qmp: &'a Qmp,
+    qmp: &'a dyn Monitor,
     /// Whether the BIOS data area holds the standard buffer; `None` until first looked at.
     bios: Option<bool>,
     /// The last BIOS buffer reading: PS/2 reads at the time, and keys waiting.
@@ -115,7 +115,7 @@ const BDA_START: u32 = 0x480;
 impl<'a> QemuKeyboard<'a> {
     /// Follows `trace` and, over `qmp`, the BIOS buffer; the BIOS buffer is read exactly only
     /// when it might hold `bios_exact_from` keys or more.
-    pub fn new(trace: PathBuf, qmp: &'a Qmp, bios_exact_from: u32) -> Self {
+    pub fn new(trace: PathBuf, qmp: &'a dyn Monitor, bios_exact_from: u32) -> Self {
         QemuKeyboard {
             trace: TraceFileReads::new(trace),
             qmp,

@@ -23,6 +23,21 @@ pub use grammar::parse;
 pub use keys::Key;
 pub use vnc::VncKeyDriver;
 
+/// The VM's monitor: what [`QmpKeyDriver`] types through and [`QemuKeyboard`] reads guest memory
+/// with. The qemu builder's QMP client implements it, so this module does not depend on it.
+#[async_trait::async_trait]
+pub trait Monitor: Sync {
+    /// Runs `command` with `arguments` and returns its reply.
+    async fn execute(
+        &self,
+        command: &str,
+        arguments: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, MonitorError>;
+}
+
+/// Why a [`Monitor`] command failed (the monitor's own error).
+pub type MonitorError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a boot command could not be rendered, parsed or typed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -47,7 +62,7 @@ pub enum Error {
     },
     /// The driver could not deliver key events to the VM.
     #[error("Could not send key events to the VM")]
-    SendKeys(#[source] crate::builder::qemu::qmp::Error),
+    SendKeys(#[source] MonitorError),
     /// The VNC driver could not deliver key events.
     #[error("Could not send key events over VNC")]
     Vnc(#[source] vnc::VncError),

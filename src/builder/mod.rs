@@ -1,5 +1,153 @@
-//! Builders: what makes a machine and hands back its artifact. `qemu` installs from an ISO;
+//! Builders: what makes a machine and hands back its [`Artifact`]. `qemu` installs from an ISO;
 //! `null` makes nothing and provisions an existing SSH host.
+//!
+//! This module is the one place that knows the builder kinds: [`SourceConfig`] (a source block,
+//! validated) and [`run`] (the dispatch). Each builder is a module with its `Config`, its context
+//! (the shared [`Core`] plus its own outputs), its literal `steps()` list and how it makes its
+//! artifact. Every builder's list uses the one [`Provision`] step.
 
 pub mod null;
+mod provision;
 pub mod qemu;
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::artifact::Artifact;
+use crate::provisioner::{BuildEnv, ProvisionerBlock, Session};
+use crate::step::{self, OnError, Timings};
+use crate::ui::Ui;
+pub use provision::Provision;
+
+/// A `source "TYPE" "NAME"` block, validated: one variant per builder kind.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Qemu(Box<qemu::config::Config>),
+    Null(null::Config),
+}
+
+impl SourceConfig {
+    /// Packer's type name, as in `source "TYPE" "NAME"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Qemu(_) => "qemu",
+            Self::Null(_) => "null",
+        }
+    }
+
+    /// The source's name (`NAME`, or the `name` a build gave it).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Qemu(c) => &c.name,
+            Self::Null(c) => &c.name,
+        }
+    }
+
+    /// `(type, name)`.
+    pub fn key(&self) -> (&'static str, &str) {
+        (self.type_name(), self.name())
+    }
+}
+
+/// What every builder's context holds (inputs set before the run; `session` filled by the
+/// builder's connect step). Builders embed it as `core`.
+pub struct Core {
+    /// Packer's type of the source (`qemu`) and its name: the build is `TYPE.NAME`.
+    pub builder_type: &'static str,
+    pub name: String,
+    pub ui: Ui,
+    pub cancel: CancellationToken,
+    /// The build's provisioners, in order.
+    pub provisioners: Vec<ProvisionerBlock>,
+    /// The build's `error-cleanup-provisioner`.
+    pub error_cleanup: Option<ProvisionerBlock>,
+    /// This run's id (`build.PackerRunUUID`).
+    pub run_uuid: String,
+    /// The communicator: the connection (the builder's connect step makes it; `provision` may
+    /// replace it after a reboot; shutdown takes it) and how to make a new one.
+    pub session: Session,
+}
+
+impl Core {
+    /// The core of a build of `source`, not connected yet.
+    pub fn new(
+        source: &SourceConfig,
+        ui: Ui,
+        cancel: CancellationToken,
+        provisioners: Vec<ProvisionerBlock>,
+        error_cleanup: Option<ProvisionerBlock>,
+        run_uuid: String,
+    ) -> Self {
+        Self {
+            builder_type: source.type_name(),
+            name: source.name().to_owned(),
+            session: Session::new(None, None, cancel.clone()),
+            ui,
+            cancel,
+            provisioners,
+            error_cleanup,
+            run_uuid,
+        }
+    }
+}
+
+/// A builder's context: the [`Core`] inside it, and what it tells provisioners about the build.
+pub trait HasCore {
+    fn core(&self) -> &Core;
+    fn core_mut(&mut self) -> &mut Core;
+
+    /// What the provisioners learn about the build. A builder with an HTTP server or a
+    /// temporary key pair adds them.
+    fn build_env(&self) -> BuildEnv {
+        provision::build_env(self.core(), None, None)
+    }
+}
+
+/// What `kiln build` decides for every builder (the command line, not the template).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `-force`: replace an existing output directory.
+    pub force: bool,
+    /// `-on-error`.
+    pub on_error: OnError,
+    /// Where downloads are cached.
+    pub cache_dir: PathBuf,
+}
+
+/// Why a build failed: its builder's step error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Qemu(step::Error<qemu::Error>),
+    #[error(transparent)]
+    Null(step::Error<null::Error>),
+}
+
+/// Runs the builder of `source` over `core`: its steps, then its artifact.
+pub async fn run(
+    source: SourceConfig,
+    core: Core,
+    settings: &Settings,
+    timings: &mut Timings,
+) -> Result<Artifact, Error> {
+    match source {
+        SourceConfig::Qemu(config) => {
+            let mut ctx = qemu::BuildContext::new(*config, core, settings);
+            qemu::build(&mut ctx, settings.on_error, timings)
+                .await
+                .map_err(Error::Qemu)
+        }
+        SourceConfig::Null(config) => {
+            let mut ctx = null::NullContext::new(config, core);
+            null::build(&mut ctx, settings.on_error, timings)
+                .await
+                .map_err(Error::Null)
+        }
+    }
+}
+
+/// The hint for one builder error (not its causes), if the builder has one.
+pub fn hint(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    err.downcast_ref::<qemu::Error>().and_then(qemu::hint)
+}

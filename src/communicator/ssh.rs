@@ -15,7 +15,8 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect, MethodKind};
 use tokio_util::sync::CancellationToken;
 
-use super::{Communicator, Stream};
+pub use super::sh_quote;
+use super::{Communicator, Connect, Endpoint, Stream};
 use crate::types::Secret;
 use crate::wait::{self, Attempt};
 
@@ -136,6 +137,31 @@ pub enum Error {
         #[source]
         source: russh::keys::Error,
     },
+}
+
+/// SSH settings (`ssh_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// `ssh_username` (required with the SSH communicator).
+    pub username: String,
+    /// `ssh_password`; sensitive, never logged.
+    pub password: Option<Secret>,
+    /// `ssh_port`: the guest's port (default 22).
+    pub port: u16,
+    /// `ssh_timeout` (default 5m).
+    pub timeout: Duration,
+    /// `ssh_private_key_file` (resolved against the template directory). Without it and
+    /// without a password, kiln generates a temporary ed25519 key pair for the build.
+    pub private_key_file: Option<PathBuf>,
+    /// `pause_before_connecting` (default 0): wait this long before the first attempt.
+    pub pause_before_connecting: Duration,
+    /// `ssh_clear_authorized_keys`: remove the temporary key from the guest before shutdown.
+    pub clear_authorized_keys: bool,
+    /// `ssh_pty`: run commands on a pseudo-terminal.
+    pub pty: bool,
+    /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
+    pub host_port_min: u16,
+    pub host_port_max: u16,
 }
 
 /// Where and as whom to connect.
@@ -388,11 +414,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Quotes `s` for a POSIX shell: `'...'`, with each `'` written as `'"'"'`.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r#"'"'"'"#))
-}
-
 /// The command an upload runs: write stdin to `path`, then set its mode.
 fn upload_command(path: &str, mode: u32) -> String {
     let path = sh_quote(path);
@@ -442,9 +463,11 @@ async fn drain<F: FnMut(Stream, &[u8]) + Send + ?Sized>(
     outcome
 }
 
-#[async_trait]
-impl Communicator for SshCommunicator {
-    async fn exec(
+/// The transfers, with SSH's own errors; the [`Communicator`] impl below passes them on.
+impl SshCommunicator {
+    /// Runs `command` through the remote user's shell, passing output chunks to `output` as
+    /// they arrive; returns the exit status.
+    pub async fn exec(
         &self,
         command: &str,
         output: &mut (dyn for<'b> FnMut(Stream, &'b [u8]) + Send),
@@ -471,7 +494,8 @@ impl Communicator for SshCommunicator {
         Ok(status)
     }
 
-    async fn upload(&self, remote_path: &str, data: &[u8], mode: u32) -> Result<(), Error> {
+    /// Writes `data` to `remote_path` (created or truncated) with permission bits `mode`.
+    pub async fn upload(&self, remote_path: &str, data: &[u8], mode: u32) -> Result<(), Error> {
         tracing::debug!(
             path = remote_path,
             bytes = data.len(),
@@ -482,7 +506,13 @@ impl Communicator for SshCommunicator {
             .await
     }
 
-    async fn upload_file(&self, remote_path: &str, local: &Path, mode: u32) -> Result<(), Error> {
+    /// Streams the local file `local` to `remote_path` (created or truncated), mode `mode`.
+    pub async fn upload_file(
+        &self,
+        remote_path: &str,
+        local: &Path,
+        mode: u32,
+    ) -> Result<(), Error> {
         let file = tokio::fs::File::open(local)
             .await
             .map_err(|source| Error::Local {
@@ -495,7 +525,9 @@ impl Communicator for SshCommunicator {
             .await
     }
 
-    async fn upload_dir(&self, remote_dir: &str, local: &Path) -> Result<(), Error> {
+    /// Copies the local directory `local` into `remote_dir` (created if missing): its contents,
+    /// not the directory itself. Needs `tar` on the remote side.
+    pub async fn upload_dir(&self, remote_dir: &str, local: &Path) -> Result<(), Error> {
         let local_err = |source| Error::Local {
             path: local.to_owned(),
             source,
@@ -529,7 +561,9 @@ impl Communicator for SshCommunicator {
         packed.map_err(local_err)
     }
 
-    async fn download(&self, remote_path: &str, local: &Path) -> Result<(), Error> {
+    /// Copies the remote file `remote_path` to `local` (written to a temporary name beside it,
+    /// then renamed).
+    pub async fn download(&self, remote_path: &str, local: &Path) -> Result<(), Error> {
         let command = format!("cat {}", sh_quote(remote_path));
         let tmp = self.collect(remote_path, &command, local).await?;
         tmp.persist(local).map_err(|e| Error::Local {
@@ -539,7 +573,9 @@ impl Communicator for SshCommunicator {
         Ok(())
     }
 
-    async fn download_dir(&self, remote_dir: &str, local: &Path) -> Result<(), Error> {
+    /// Copies the contents of the remote directory `remote_dir` into `local` (created if
+    /// missing). Needs `tar` on the remote side.
+    pub async fn download_dir(&self, remote_dir: &str, local: &Path) -> Result<(), Error> {
         let local_err = |source| Error::Local {
             path: local.to_owned(),
             source,
@@ -557,6 +593,106 @@ impl Communicator for SshCommunicator {
         .await
         .map_err(|e| local_err(std::io::Error::other(e)))?
         .map_err(local_err)
+    }
+}
+
+#[async_trait]
+impl Communicator for SshCommunicator {
+    async fn exec(
+        &self,
+        command: &str,
+        output: &mut (dyn for<'b> FnMut(Stream, &'b [u8]) + Send),
+    ) -> Result<u32, super::Error> {
+        Ok(SshCommunicator::exec(self, command, output).await?)
+    }
+
+    async fn upload(&self, remote_path: &str, data: &[u8], mode: u32) -> Result<(), super::Error> {
+        Ok(SshCommunicator::upload(self, remote_path, data, mode).await?)
+    }
+
+    async fn upload_file(
+        &self,
+        remote_path: &str,
+        local: &Path,
+        mode: u32,
+    ) -> Result<(), super::Error> {
+        Ok(SshCommunicator::upload_file(self, remote_path, local, mode).await?)
+    }
+
+    async fn upload_dir(&self, remote_dir: &str, local: &Path) -> Result<(), super::Error> {
+        Ok(SshCommunicator::upload_dir(self, remote_dir, local).await?)
+    }
+
+    async fn download(&self, remote_path: &str, local: &Path) -> Result<(), super::Error> {
+        Ok(SshCommunicator::download(self, remote_path, local).await?)
+    }
+
+    async fn download_dir(&self, remote_dir: &str, local: &Path) -> Result<(), super::Error> {
+        Ok(SshCommunicator::download_dir(self, remote_dir, local).await?)
+    }
+
+    async fn close(self: Box<Self>) {
+        SshCommunicator::close(*self).await;
+    }
+}
+
+/// A transfer's error as the provisioner layer sees it: a broken channel or connection is
+/// [`Lost`](super::Error::Lost) (reconnecting may help), anything else
+/// [`Failed`](super::Error::Failed).
+impl From<Error> for super::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Upload { .. } | Error::Disconnected | Error::Exec { .. } => {
+                super::Error::Lost(Box::new(e))
+            }
+            e => super::Error::Failed(Box::new(e)),
+        }
+    }
+}
+
+/// A future that resolves with a reason when the machine is gone (e.g. "QEMU exited: …").
+pub type AbortFuture = std::pin::Pin<Box<dyn Future<Output = String> + Send>>;
+
+/// How the provisioner layer reconnects over SSH: [`wait_for_ssh`] on the same target, stopped
+/// when the machine is gone (`abort`) or the build is cancelled.
+pub struct Reconnect {
+    target: SshTarget,
+    abort: Box<dyn Fn() -> AbortFuture + Send + Sync>,
+    cancel: CancellationToken,
+}
+
+impl Reconnect {
+    /// Reconnects to `target`; `abort` makes a future that resolves when reconnecting is
+    /// pointless (the machine is gone).
+    pub fn new(
+        target: SshTarget,
+        abort: Box<dyn Fn() -> AbortFuture + Send + Sync>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            target,
+            abort,
+            cancel,
+        }
+    }
+}
+
+#[async_trait]
+impl Connect for Reconnect {
+    async fn connect(&self, timeout: Duration) -> Result<Box<dyn Communicator>, super::Error> {
+        tracing::info!(addr = %self.target.addr(), "reconnecting SSH");
+        let comm = wait_for_ssh(&self.target, timeout, (self.abort)(), &self.cancel).await?;
+        Ok(Box::new(comm))
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            kind: "ssh",
+            host: self.target.host.clone(),
+            port: self.target.port,
+            user: self.target.username.clone(),
+            password: self.target.password.clone(),
+        }
     }
 }
 

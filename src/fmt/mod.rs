@@ -392,7 +392,9 @@ mod tests {
         let mut checked = 0;
         for f in files {
             let text = std::fs::read_to_string(&f).expect("reads");
-            if f.to_string_lossy().contains("syntax-error") {
+            let name = f.to_string_lossy();
+            // The syntax-error fixtures cannot be parsed: formatting them must fail.
+            if name.contains("syntax-error") || name.contains("unclosed-block") {
                 assert!(format_source(&text).is_err(), "{}", f.display());
                 continue;
             }

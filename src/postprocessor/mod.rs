@@ -1,4 +1,4 @@
-//! Post-processors: turn the builder's disk into what users ship.
+//! Post-processors: turn the builder's [`Artifact`] into what users ship.
 //!
 //! A build's post-processors form chains ([`run_chains`]), as in Packer: each chain starts from
 //! the builder's artifact and hands each post-processor's artifact to the next. After a
@@ -18,27 +18,55 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::artifact::Artifact;
 use crate::provisioner::shell_local;
-use crate::template::{PostProcessor, PostProcessorBlock};
 use crate::ui::Ui;
 
-/// What flows along a chain: files, and the builder's disk facts while the artifact is the disk.
+/// One `post-processor` block: its type's options and the options every type has.
 #[derive(Debug, Clone)]
-pub struct Artifact {
-    pub files: Vec<PathBuf>,
-    /// Packer's artifact id (`VM` for the builder's disk, `libvirt` for a box).
-    pub id: String,
-    /// The builder's disk, while this artifact is (or passes through) it.
-    pub disk: Option<Disk>,
+pub struct PostProcessorBlock {
+    /// `name`, shown in messages instead of the type.
+    pub name: Option<String>,
+    /// `only`: the sources (`qemu.NAME`) it runs for; empty = all.
+    pub only: Vec<String>,
+    /// `except`: the sources it skips.
+    pub except: Vec<String>,
+    /// `keep_input_artifact`, when set (each type has its default).
+    pub keep_input_artifact: Option<bool>,
+    pub kind: PostProcessor,
 }
 
-/// The builder's disk, as vagrant needs it.
+impl PostProcessorBlock {
+    /// Whether it runs for the source `qemu.NAME` (Packer matches `TYPE.NAME` exactly).
+    pub fn runs_for(&self, source: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|s| s == source))
+            && !self.except.iter().any(|s| s == source)
+    }
+}
+
+/// A `post-processor` block inside `build`.
 #[derive(Debug, Clone)]
-pub struct Disk {
-    pub path: PathBuf,
-    pub format: String,
-    pub virtual_size: u64,
-    pub accelerator_is_kvm: bool,
+pub enum PostProcessor {
+    Vagrant(vagrant::Config),
+    Checksum(checksum::Config),
+    Manifest(manifest::Config),
+    Compress(compress::Config),
+    ShellLocal(shell_local::Config),
+    VagrantCatalog(vagrant_catalog::Config),
+}
+
+impl PostProcessor {
+    /// The type's name, as in `post-processor "TYPE"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Vagrant(_) => "vagrant",
+            Self::Checksum(_) => "checksum",
+            Self::Manifest(_) => "manifest",
+            Self::Compress(_) => "compress",
+            Self::ShellLocal(_) => "shell-local",
+            Self::VagrantCatalog(_) => "vagrant-catalog",
+        }
+    }
 }
 
 /// What the post-processors need to know about the build.
@@ -46,12 +74,8 @@ pub struct Disk {
 pub struct BuildInfo {
     /// The source's name (`packer_build_name`), e.g. `testos`.
     pub build_name: String,
-    /// `qemu`.
-    pub builder_type: &'static str,
-    /// `qemu.NAME`, which `only` / `except` match.
+    /// `TYPE.NAME` of the source, which `only` / `except` match.
     pub source: String,
-    /// The builder's `qemu_binary`, for the default box architecture.
-    pub qemu_binary: String,
     pub run_uuid: String,
     /// `-force`.
     pub force: bool,
@@ -206,7 +230,7 @@ async fn run_one(
             let arch = cfg
                 .architecture
                 .clone()
-                .unwrap_or_else(|| vagrant::default_architecture(&info.qemu_binary).to_owned());
+                .unwrap_or_else(|| disk.architecture.clone());
             let out = PathBuf::from(vagrant::render_output_name(cfg, &info.build_name, &arch));
             ui.say(format!(
                 "Running post-processor: vagrant (writing `{}`)",
@@ -219,7 +243,7 @@ async fn run_one(
                     path: &disk.path,
                     virtual_size: disk.virtual_size,
                     format: &disk.format,
-                    accelerator_is_kvm: disk.accelerator_is_kvm,
+                    accelerator_is_kvm: disk.accelerated,
                 };
                 let mut progress = ui2.progress("Packing the box", Some(total));
                 let res = vagrant::write_box(&cfg, &input, &arch, &out2, &mut |n| {
@@ -240,6 +264,7 @@ async fn run_one(
                 files: vec![out],
                 id: "libvirt".into(),
                 disk: None,
+                ..input.clone()
             };
             Ok((artifact, true, false))
         }
@@ -249,7 +274,7 @@ async fn run_one(
                 cfg.clone(),
                 input.files.clone(),
                 info.build_name.clone(),
-                info.builder_type,
+                input.builder_type,
             );
             let outs = blocking(move || checksum::write(&cfg, &files, &name, ty)).await??;
             written.extend(outs.iter().map(|o| ("checksum file", o.clone())));
@@ -264,7 +289,7 @@ async fn run_one(
             ));
             let minput = manifest::Input {
                 build_name: &info.build_name,
-                builder_type: info.builder_type,
+                builder_type: input.builder_type,
                 artifact_id: &input.id,
                 files: &input.files,
                 run_uuid: &info.run_uuid,
@@ -281,7 +306,7 @@ async fn run_one(
             let out = PathBuf::from(compress::render_output_name(
                 cfg,
                 &info.build_name,
-                info.builder_type,
+                input.builder_type,
             ));
             ui.say(format!(
                 "Running post-processor: compress (writing `{}`)",
@@ -306,6 +331,7 @@ async fn run_one(
                 files: vec![out],
                 id: "compressed".into(),
                 disk: None,
+                ..input.clone()
             };
             Ok((artifact, true, false))
         }
@@ -348,7 +374,7 @@ async fn run_one(
                 ("PACKER_BUILD_NAME".to_owned(), info.build_name.clone()),
                 (
                     "PACKER_BUILDER_TYPE".to_owned(),
-                    info.builder_type.to_owned(),
+                    input.builder_type.to_owned(),
                 ),
             ];
             shell_local::run(cfg, ui, &env, cancel).await?;
@@ -371,6 +397,7 @@ pub fn render_vars(template: &str, vars: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifact::Disk;
 
     fn block(kind: PostProcessor, keep: Option<bool>) -> PostProcessorBlock {
         PostProcessorBlock {
@@ -407,13 +434,16 @@ mod tests {
             .expect("qemu-img is installed");
         assert!(ok.success());
         Artifact {
+            builder_type: "qemu",
+            builder_id: "transcend.qemu",
             files: vec![path.clone()],
             id: "VM".into(),
             disk: Some(Disk {
                 path,
                 format: "qcow2".into(),
                 virtual_size: 64 << 20,
-                accelerator_is_kvm: false,
+                architecture: "arm64".into(),
+                accelerated: false,
             }),
         }
     }
@@ -421,9 +451,7 @@ mod tests {
     fn info() -> BuildInfo {
         BuildInfo {
             build_name: "x".into(),
-            builder_type: "qemu",
             source: "qemu.x".into(),
-            qemu_binary: "qemu-system-aarch64".into(),
             run_uuid: "run".into(),
             force: false,
         }

@@ -20,8 +20,8 @@ pub struct Config {
     pub output: String,
     /// `compression_level` 0–9 (default 6; 0 = plain tar).
     pub compression_level: u32,
-    /// `architecture` of the guest; by default derived from the builder's `qemu_binary`
-    /// ([`default_architecture`]) — Packer writes the build host's instead.
+    /// `architecture` of the guest; by default the one the builder reports (the qemu builder
+    /// derives it from `qemu_binary`) — Packer writes the build host's instead.
     pub architecture: Option<String>,
     /// `include`: files copied into the box's root under their base names.
     pub include: Vec<PathBuf>,
@@ -156,21 +156,6 @@ fn vagrantfile(accelerator_is_kvm: bool, custom: Option<(&Path, &str)>) -> Strin
         }
     }
     s
-}
-
-/// The Vagrant architecture name of the guest a `qemu-system-*` binary emulates (`amd64` for
-/// anything unrecognised, as for x86_64).
-pub fn default_architecture(qemu_binary: &str) -> &'static str {
-    let base = qemu_binary.rsplit('/').next().unwrap_or(qemu_binary);
-    match base.strip_prefix("qemu-system-").unwrap_or(base) {
-        "aarch64" => "arm64",
-        "i386" => "i386",
-        "arm" => "arm",
-        "riscv64" => "riscv64",
-        "ppc64" | "ppc64le" => "ppc64le",
-        "s390x" => "s390x",
-        _ => "amd64",
-    }
 }
 
 /// Expands `{{ .BuildName }}`, `{{ .Provider }}` and `{{ .Architecture }}` in `config.output`
@@ -525,20 +510,6 @@ mod tests {
             write_box(&config, &disk(&img, 10 << 20), "amd64", &out2, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("absent.tpl"), "{err}");
         assert!(!out2.exists());
-    }
-
-    #[test]
-    fn architecture_follows_the_qemu_binary() {
-        let table = [
-            ("qemu-system-x86_64", "amd64"),
-            ("/usr/bin/qemu-system-aarch64", "arm64"),
-            ("qemu-system-i386", "i386"),
-            ("qemu-system-riscv64", "riscv64"),
-            ("/opt/qemu/bin/qemu-kvm", "amd64"),
-        ];
-        for (binary, want) in table {
-            assert_eq!(default_architecture(binary), want, "{binary}");
-        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::communicator::{Communicator, ssh};
+use crate::communicator::{self, Communicator};
 use crate::ui::Ui;
 
 /// What the provisioner copies.
@@ -56,7 +56,7 @@ pub enum Error {
         from: String,
         to: String,
         #[source]
-        source: ssh::Error,
+        source: communicator::Error,
     },
 }
 

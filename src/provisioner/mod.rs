@@ -1,6 +1,7 @@
 //! Provisioners: what runs against the machine once the communicator is connected. The layer
-//! is the same for every builder: a builder hands [`run_all`] a [`Session`] (how to reach the
-//! machine, and how to reconnect after it rebooted) and the build's provisioner blocks.
+//! is the same for every builder: a builder hands [`run_all`] a [`Session`] (the connection it
+//! made, and how to make a new one after the machine rebooted) and the build's provisioner
+//! blocks. Provisioners see only the [`Communicator`] trait, never SSH.
 //!
 //! Each block runs through Packer's wrappers, outermost first: `only`/`except` →
 //! `pause_before` (cancellable) → `max_retries` (retried at once, saying so) → `timeout`. When
@@ -12,52 +13,118 @@ pub mod shell;
 pub mod shell_local;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::communicator::ssh::{self, SshCommunicator, SshTarget};
-use crate::template::{Provisioner, ProvisionerBlock};
+use crate::communicator::{self, Communicator, Connect, Endpoint};
 use crate::ui::Ui;
 
-/// A future that resolves with a reason when the machine is gone (e.g. "QEMU exited: …").
-pub type AbortFuture<'a> = Pin<Box<dyn Future<Output = String> + Send + 'a>>;
+/// A `provisioner` block: its type's options and the options every type has.
+#[derive(Debug, Clone)]
+pub struct ProvisionerBlock {
+    /// `only`: the sources (`TYPE.NAME`) it runs for; empty = all.
+    pub only: Vec<String>,
+    /// `except`: the sources it skips.
+    pub except: Vec<String>,
+    /// `pause_before` (default 0).
+    pub pause_before: std::time::Duration,
+    /// `max_retries` (default 0): further attempts after a failure.
+    pub max_retries: u32,
+    /// `timeout`: the longest one attempt may take.
+    pub timeout: Option<std::time::Duration>,
+    pub kind: Provisioner,
+    /// `override`: the block as configured for a source, by the source's name (not
+    /// `TYPE.NAME`, as in Packer).
+    pub overrides: std::collections::BTreeMap<String, Provisioner>,
+}
 
-/// How provisioners reach the machine: the current SSH connection, and what it takes to make a
-/// new one after a reboot (`expect_disconnect`) or a dropped connection.
-pub struct Session<'a> {
-    comm: Option<SshCommunicator>,
-    target: SshTarget,
-    /// Makes a future that resolves when reconnecting is pointless (the VM is gone).
-    abort: Box<dyn Fn() -> AbortFuture<'a> + Send + Sync + 'a>,
+impl ProvisionerBlock {
+    /// A block of `kind` with Packer's defaults for the common options.
+    pub fn new(kind: Provisioner) -> Self {
+        Self {
+            only: Vec::new(),
+            except: Vec::new(),
+            pause_before: std::time::Duration::ZERO,
+            max_retries: 0,
+            timeout: None,
+            kind,
+            overrides: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// What it runs for the source `TYPE.NAME`: its `override` for NAME, if any.
+    pub fn kind_for(&self, source: &str) -> &Provisioner {
+        let name = source.split_once('.').map_or(source, |(_, n)| n);
+        self.overrides.get(name).unwrap_or(&self.kind)
+    }
+
+    /// Whether it runs for the source `TYPE.NAME`.
+    pub fn runs_for(&self, source: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|s| s == source))
+            && !self.except.iter().any(|s| s == source)
+    }
+}
+
+/// The provisioner types kiln runs.
+#[derive(Debug, Clone)]
+pub enum Provisioner {
+    Shell(shell::Config),
+    File(file::Config),
+    ShellLocal(shell_local::Config),
+    Breakpoint(breakpoint::Config),
+}
+
+impl Provisioner {
+    /// The type's name, as in `provisioner "TYPE"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Shell(_) => "shell",
+            Self::File(_) => "file",
+            Self::ShellLocal(_) => "shell-local",
+            Self::Breakpoint(_) => "breakpoint",
+        }
+    }
+}
+
+/// How provisioners reach the machine: the current connection, and what makes a new one after a
+/// reboot (`expect_disconnect`) or a dropped connection. Without a connector (a build with
+/// `communicator = "none"`) only local provisioners can run.
+pub struct Session {
+    comm: Option<Box<dyn Communicator>>,
+    connector: Option<Box<dyn Connect>>,
     cancel: CancellationToken,
 }
 
-impl<'a> Session<'a> {
+impl Session {
+    /// A session that starts from `comm` (if connected) and reconnects through `connector`.
     pub fn new(
-        comm: Option<SshCommunicator>,
-        target: SshTarget,
-        abort: Box<dyn Fn() -> AbortFuture<'a> + Send + Sync + 'a>,
+        comm: Option<Box<dyn Communicator>>,
+        connector: Option<Box<dyn Connect>>,
         cancel: CancellationToken,
     ) -> Self {
         Self {
             comm,
-            target,
-            abort,
+            connector,
             cancel,
         }
     }
 
     /// The connection, reconnecting (within `timeout`) when there is none.
-    pub async fn connect(&mut self, timeout: Duration) -> Result<&SshCommunicator, ssh::Error> {
+    pub async fn connect(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<&dyn Communicator, communicator::Error> {
         if self.comm.is_none() {
-            tracing::info!(addr = %self.target.addr(), "reconnecting SSH");
-            let comm =
-                ssh::wait_for_ssh(&self.target, timeout, (self.abort)(), &self.cancel).await?;
-            self.comm = Some(comm);
+            let connector = self
+                .connector
+                .as_ref()
+                .ok_or(communicator::Error::NoCommunicator)?;
+            self.comm = Some(connector.connect(timeout).await?);
         }
-        self.comm.as_ref().ok_or(ssh::Error::Disconnected)
+        self.comm
+            .as_deref()
+            .ok_or(communicator::Error::NoCommunicator)
     }
 
     /// Forgets the connection (the machine went away); the next [`connect`](Self::connect)
@@ -68,9 +135,19 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The connection left at the end, for the builder's shutdown.
-    pub fn into_comm(self) -> Option<SshCommunicator> {
-        self.comm
+    /// Whether a connection can be (re)made.
+    pub fn can_connect(&self) -> bool {
+        self.connector.is_some()
+    }
+
+    /// Where the connector connects, for the `build.*` values.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        self.connector.as_ref().map(|c| c.endpoint())
+    }
+
+    /// Takes the connection left at the end, e.g. for the builder's shutdown command.
+    pub fn take_comm(&mut self) -> Option<Box<dyn Communicator>> {
+        self.comm.take()
     }
 }
 
@@ -90,7 +167,8 @@ pub struct BuildEnv {
 pub struct DataSources<'a> {
     /// `TYPE.NAME`.
     pub source: &'a str,
-    pub target: Option<&'a SshTarget>,
+    /// Where the communicator connects, when there is one.
+    pub endpoint: Option<&'a Endpoint>,
     /// The build's HTTP server as the guest reaches it, when there is one.
     pub http: Option<(&'a str, u16)>,
     /// The build's temporary key pair (private, public).
@@ -109,15 +187,12 @@ pub fn build_data(from: &DataSources) -> Vec<(String, String)> {
         ("SourceName", source_name.to_owned()),
         ("BuilderType", builder_type.to_owned()),
         ("PackerRunUUID", from.run_uuid.to_owned()),
-        (
-            "ConnType",
-            if from.target.is_some() { "ssh" } else { "" }.to_owned(),
-        ),
+        ("ConnType", from.endpoint.map_or("", |e| e.kind).to_owned()),
     ];
-    if let Some(t) = from.target {
+    if let Some(t) = from.endpoint {
         data.push(("Host", t.host.clone()));
         data.push(("Port", t.port.to_string()));
-        data.push(("User", t.username.clone()));
+        data.push(("User", t.user.clone()));
         let password = t.password.as_ref().map(|p| p.expose().to_owned());
         data.push(("Password", password.unwrap_or_default()));
     }
@@ -194,9 +269,9 @@ pub enum Error {
     ShellLocal(#[from] shell_local::Error),
     #[error(transparent)]
     Breakpoint(#[from] breakpoint::Error),
-    /// No SSH connection could be (re)made.
+    /// No connection could be (re)made.
     #[error("No SSH connection to run it on")]
-    Connect(#[source] ssh::Error),
+    Connect(#[source] communicator::Error),
     /// The provisioner ran longer than its `timeout`.
     #[error("Timed out after {0:?}")]
     Timeout(Duration),
@@ -215,42 +290,25 @@ pub struct Failed {
     pub source: Error,
 }
 
-/// What a builder's provision step does: runs `blocks` (and `error_cleanup`) over a session
-/// that starts from `comm` and reconnects to `target` when needed (a placeholder target that
-/// cannot connect when the build has no SSH: only local provisioners can run then). Returns the
-/// outcome and the connection left at the end (re-made if the last provisioner dropped it).
-#[allow(clippy::too_many_arguments)]
-pub async fn provision<'a>(
+/// What the provision step of every builder does: runs `blocks` (and `error_cleanup`) over
+/// `session`. When they succeeded and the last one dropped the connection (a reboot), makes a
+/// new one, so that the builder's shutdown command can run.
+pub async fn provision(
     blocks: &[ProvisionerBlock],
     error_cleanup: Option<&ProvisionerBlock>,
-    comm: Option<SshCommunicator>,
-    target: Option<SshTarget>,
-    abort: Box<dyn Fn() -> AbortFuture<'a> + Send + Sync + 'a>,
+    session: &mut Session,
     build: &BuildEnv,
     ui: &Ui,
-    cancel: CancellationToken,
-) -> (Result<(), Failed>, Option<SshCommunicator>) {
-    let has_ssh = target.is_some();
-    let target = target.unwrap_or(SshTarget {
-        host: "127.0.0.1".into(),
-        port: 0,
-        username: String::new(),
-        private_key: None,
-        password: None,
-        pty: false,
-    });
-    let mut session = Session::new(comm, target, abort, cancel);
-    let result = run_all(blocks, error_cleanup, &mut session, build, ui).await;
-    // The last provisioner rebooted the machine (`expect_disconnect`): reconnect, so that the
-    // builder's shutdown_command can run. Without a connection the builder falls back to its
-    // other ways of stopping the machine.
+) -> Result<(), Failed> {
+    let result = run_all(blocks, error_cleanup, session, build, ui).await;
+    // Without a connection the builder falls back to its other ways of stopping the machine.
     if result.is_ok()
-        && has_ssh
+        && session.can_connect()
         && let Err(e) = session.connect(shell::DEFAULT_START_RETRY).await
     {
         ui.warn(format!("Could not reconnect after the provisioners: {e}"));
     }
-    (result, session.into_comm())
+    result
 }
 
 /// Runs `blocks` in order; when one fails, runs `error_cleanup` (if any) and returns the
@@ -258,7 +316,7 @@ pub async fn provision<'a>(
 pub async fn run_all(
     blocks: &[ProvisionerBlock],
     error_cleanup: Option<&ProvisionerBlock>,
-    session: &mut Session<'_>,
+    session: &mut Session,
     build: &BuildEnv,
     ui: &Ui,
 ) -> Result<(), Failed> {
@@ -287,7 +345,7 @@ pub async fn run_all(
 /// One block with its `pause_before`, `max_retries` and `timeout`.
 async fn run_block(
     block: &ProvisionerBlock,
-    session: &mut Session<'_>,
+    session: &mut Session,
     build: &BuildEnv,
     ui: &Ui,
 ) -> Result<(), Error> {
@@ -336,7 +394,7 @@ async fn with_timeout(
 
 async fn run_kind(
     kind: &Provisioner,
-    session: &mut Session<'_>,
+    session: &mut Session,
     build: &BuildEnv,
     ui: &Ui,
 ) -> Result<(), Error> {
@@ -353,5 +411,28 @@ async fn run_kind(
             Ok(shell_local::run(cfg, ui, &build.env, &session.cancel).await?)
         }
         Provisioner::Breakpoint(cfg) => Ok(breakpoint::run(cfg, ui, &session.cancel).await?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a communicator (`communicator = "none"`), a provisioner that needs the machine
+    /// fails at once instead of retrying a connection that cannot exist (issue 16).
+    #[tokio::test]
+    async fn a_session_without_a_connector_fails_at_once() {
+        let mut session = Session::new(None, None, CancellationToken::new());
+        assert!(!session.can_connect());
+        assert!(session.endpoint().is_none());
+        let err = session
+            .connect(Duration::from_secs(300))
+            .await
+            .err()
+            .expect("no communicator");
+        assert!(
+            matches!(err, communicator::Error::NoCommunicator),
+            "{err:?}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::communicator::{Communicator, Stream, ssh};
+use crate::communicator::{self, Communicator, Stream, sh_quote};
 use crate::ui::Ui;
 
 /// What a `provisioner "shell"` block runs.
@@ -96,14 +96,14 @@ pub enum Error {
     Upload {
         path: String,
         #[source]
-        source: ssh::Error,
+        source: communicator::Error,
     },
     /// Running the script failed (not a non-zero exit: the command could not run or finish).
     #[error("Cannot run script {script}")]
     Run {
         script: String,
         #[source]
-        source: ssh::Error,
+        source: communicator::Error,
     },
     /// The script ran and exited with a status not in `valid_exit_codes`.
     #[error("Script exited with non-zero exit status: {status}")]
@@ -113,7 +113,7 @@ pub enum Error {
     Remove {
         path: String,
         #[source]
-        source: Option<ssh::Error>,
+        source: Option<communicator::Error>,
     },
 }
 
@@ -138,7 +138,7 @@ pub async fn run(
 /// `expect_disconnect`, the connection dropping while a script runs ends it successfully.
 pub async fn run_with_session(
     config: &Config,
-    session: &mut super::Session<'_>,
+    session: &mut super::Session,
     ui: &Ui,
     env: &[(String, String)],
 ) -> Result<(), super::Error> {
@@ -177,11 +177,8 @@ pub async fn run_with_session(
 }
 
 /// Whether an upload failed because the connection (not the remote command) failed.
-fn is_connection_error(e: &ssh::Error) -> bool {
-    matches!(
-        e,
-        ssh::Error::Upload { .. } | ssh::Error::Disconnected | ssh::Error::Exec { .. }
-    )
+fn is_connection_error(e: &communicator::Error) -> bool {
+    matches!(e, communicator::Error::Lost(_))
 }
 
 /// Every script of the provisioner, as (name for messages, bytes to upload).
@@ -275,7 +272,7 @@ async fn run_script(
         return Ok(());
     }
     let remove = comm
-        .exec(&format!("rm -f {}", ssh::sh_quote(&remote)), &mut |_, _| {})
+        .exec(&format!("rm -f {}", sh_quote(&remote)), &mut |_, _| {})
         .await;
     match remove {
         Ok(0) => Ok(()),
@@ -326,7 +323,7 @@ fn vars_string(base: &[(String, String)], overrides: &[(String, String)]) -> Str
         .collect();
     merged
         .into_iter()
-        .map(|(k, v)| format!("{k}={} ", ssh::sh_quote(v)))
+        .map(|(k, v)| format!("{k}={} ", sh_quote(v)))
         .collect()
 }
 

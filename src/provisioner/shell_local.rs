@@ -10,7 +10,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use crate::communicator::ssh::sh_quote;
+use crate::communicator::sh_quote;
 use crate::ui::Ui;
 
 /// What a `shell-local` block runs.

@@ -17,14 +17,13 @@ use crate::provisioner::{breakpoint, file};
 
 use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
-use super::load::{SourceTable, read_source};
+use super::load::SourceTable;
 use super::options::{Options, list, reject_blocks, unknown};
-use super::qemu_source;
-use super::qemu_source::{non_negative, resolve};
-use super::{
-    Build, Diagnostic, Location, PostProcessor, PostProcessorBlock, Provisioner, ProvisionerBlock,
-    Source,
-};
+use super::sources::{self, non_negative, read_source, resolve};
+use super::{Build, Diagnostic, Location};
+use crate::builder::SourceConfig;
+use crate::postprocessor::{PostProcessor, PostProcessorBlock};
+use crate::provisioner::{Provisioner, ProvisionerBlock};
 
 /// Declared sources as `(type, name)`, each with whether kiln supports its type (references to
 /// unsupported ones are not reported again).
@@ -259,7 +258,7 @@ fn sources(
     block: &Block,
     table: &SourceTable,
     d: &mut Vec<Diagnostic>,
-) -> Vec<Source> {
+) -> Vec<SourceConfig> {
     let Some(attr) = block.body.get_attribute("sources") else {
         return Vec::new();
     };
@@ -270,7 +269,7 @@ fn sources(
         ));
         return Vec::new();
     };
-    let mut out: Vec<Source> = Vec::new();
+    let mut out: Vec<SourceConfig> = Vec::new();
     for item in items.iter() {
         let at = file.at(item.span());
         let Some(v) = scope.eval(file, item, d) else {
@@ -308,7 +307,7 @@ fn source_block(
     block: &Block,
     table: &SourceTable,
     d: &mut Vec<Diagnostic>,
-) -> Option<Source> {
+) -> Option<SourceConfig> {
     let at = file.at(block.ident.span());
     let [label] = block.labels.as_slice() else {
         d.push(Diagnostic::new(
@@ -322,11 +321,8 @@ fn source_block(
     reject_blocks(file, &block.body, &[], d);
     let mut name = key.1.clone();
     let mut values = BTreeMap::new();
-    let supported = if key.0 == "null" {
-        qemu_source::NULL_SUPPORTED
-    } else {
-        qemu_source::SUPPORTED
-    };
+    let kind = sources::kind(&key.0)?;
+    let supported = kind.supported;
     for attr in block.body.attributes() {
         let option = attr.key.as_str();
         let Some(v) = scope.eval(file, &attr.value, d) else {
@@ -348,13 +344,14 @@ fn source_block(
                 "option",
                 option,
                 supported,
-                qemu_source::KNOWN,
+                kind.known,
             ));
         }
     }
     // Problems of the declared block itself were reported when it was read: keep only new ones.
     let mut fresh = Vec::new();
     let source = read_source(
+        kind,
         src_file,
         src_block,
         &name,

@@ -1,9 +1,12 @@
-//! Turning byte offsets into `file:line:col`, rendering diagnostics with their source line, and
-//! "did you mean" suggestions. Kept apart so every other template module only builds messages.
+//! Turning byte offsets into `file:line:col` and rendering diagnostics with their source line.
+//! Kept apart so every other template module only builds messages. "Did you mean" suggestions
+//! come from [`crate::suggest`].
 
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::PathBuf;
+
+pub(crate) use crate::suggest::{did_you_mean, suggest};
 
 use super::{Diagnostic, Location};
 
@@ -83,43 +86,6 @@ pub(crate) fn command_line() -> Location {
     }
 }
 
-/// The candidate closest to `name`, if it is close enough to be a likely typo.
-pub(crate) fn suggest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-/// "did you mean `X`?" for `name` among `candidates`.
-pub(crate) fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    suggest(name, candidates).map(|s| format!("did you mean `{s}`?"))
-}
-
-/// Levenshtein distance in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,19 +134,5 @@ mod tests {
     fn command_line_problems_have_no_position() {
         let d = Diagnostic::new(command_line(), "m");
         assert_eq!(d.render(Some("x")), "command line: m");
-    }
-
-    #[test]
-    fn suggestions() {
-        let names = ["iso_url", "iso_checksum", "memory", "cpus"];
-        let table = [
-            ("iso_ur", Some("iso_url"), "one letter missing"),
-            ("memroy", Some("memory"), "swapped letters"),
-            ("cpu", Some("cpus"), "short name"),
-            ("banana", None, "nothing close"),
-        ];
-        for (name, want, reason) in table {
-            assert_eq!(suggest(name, names), want, "{reason}");
-        }
     }
 }

@@ -422,6 +422,13 @@ impl Visit for Collector {
             kind: RefKind::Func(name.join("::")),
             span: call.span(),
         });
+        // `convert(value, list(string))`: the second argument is a type, not an expression.
+        if call.name.namespace.is_empty() && call.name.name.as_str() == "convert" {
+            if let Some(value) = call.args.iter().next() {
+                self.visit_expr(value);
+            }
+            return;
+        }
         visit::visit_func_call(self, call);
     }
 

@@ -38,6 +38,10 @@ use sha1::Digest as _;
 
 use super::eval::{number_value, to_bool, to_number, to_string, type_name};
 
+mod datetime;
+mod decode;
+mod net;
+
 type Func = fn(FuncArgs) -> Result<Value, String>;
 
 /// Every function kiln offers: name, implementation, fewest and most arguments (`None`: any
@@ -50,6 +54,10 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("timeadd", timeadd, 2, Some(2)),
     ("uuidv4", uuidv4, 0, Some(0)),
     ("uuidv5", uuidv5, 2, Some(2)),
+    ("legacy_isotime", datetime::legacy_isotime, 1, Some(1)),
+    ("legacy_strftime", datetime::legacy_strftime, 1, Some(1)),
+    ("rfc3339_parse", datetime::rfc3339_parse, 1, Some(1)),
+    ("unix_timestamp_parse", datetime::unix_timestamp_parse, 1, Some(1)),
     // Files and paths.
     ("file", file, 1, Some(1)),
     ("filebase64", filebase64, 1, Some(1)),
@@ -108,6 +116,7 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("setintersection", setintersection, 1, None),
     ("alltrue", alltrue, 1, Some(1)),
     ("anytrue", anytrue, 1, Some(1)),
+    ("setproduct", setproduct, 1, None),
     // Numbers.
     ("min", min, 1, None),
     ("max", max, 1, None),
@@ -119,6 +128,11 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("log", log, 2, Some(2)),
     ("signum", signum, 1, Some(1)),
     ("parseint", parseint, 2, Some(2)),
+    // Networks.
+    ("cidrhost", net::cidrhost, 2, Some(2)),
+    ("cidrnetmask", net::cidrnetmask, 1, Some(1)),
+    ("cidrsubnet", net::cidrsubnet, 3, Some(3)),
+    ("cidrsubnets", net::cidrsubnets, 2, None),
     // Conversions (Terraform's; Packer converts implicitly, kiln offers both).
     ("tostring", tostring, 1, Some(1)),
     ("tonumber", tonumber, 1, Some(1)),
@@ -130,6 +144,10 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("jsonencode", jsonencode, 1, Some(1)),
     ("jsondecode", jsondecode, 1, Some(1)),
     ("yamlencode", yamlencode, 1, Some(1)),
+    ("yamldecode", decode::yamldecode, 1, Some(1)),
+    ("csvdecode", decode::csvdecode, 1, Some(1)),
+    ("textencodebase64", decode::textencodebase64, 2, Some(2)),
+    ("textdecodebase64", decode::textdecodebase64, 2, Some(2)),
     ("base64encode", base64encode, 1, Some(1)),
     ("base64decode", base64decode, 1, Some(1)),
     ("base64gzip", base64gzip, 1, Some(1)),
@@ -141,8 +159,9 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("bcrypt", bcrypt, 1, Some(2)),
 ];
 
-/// Names evaluated by [`evaluate`] itself rather than declared in the context.
-const LAZY: &[&str] = &["try", "can"];
+/// Names evaluated by [`evaluate`] itself rather than declared in the context: `try` and
+/// `can` look at their arguments' failures, `convert`'s second argument is a type.
+const LAZY: &[&str] = &["try", "can", "convert"];
 
 /// Names kiln offers that are not in Packer's list (Terraform's conversions).
 pub(super) const KILN_ONLY: &[&str] =
@@ -291,6 +310,20 @@ impl Lazy<'_, '_> {
             let owned: hcl::Expression = e.clone().into();
             owned.evaluate(self.ctx)
         };
+        if name == "convert" {
+            let [value, ty] = args.as_slice() else {
+                return Err(Failure::At(
+                    at,
+                    format!("function `convert` takes 2 arguments, got {}", args.len()),
+                ));
+            };
+            let ty = super::vartype::VarType::parse(ty)
+                .map_err(|bad| Failure::At(bad.span.or(ty.span()), bad.message))?;
+            let value = attempt(value).map_err(Failure::Eval)?;
+            return ty.convert(&value).map_err(|why| {
+                Failure::At(at, format!("cannot convert the value to `{ty}`: {why}"))
+            });
+        }
         if name == "can" {
             let [arg] = args.as_slice() else {
                 return Err(Failure::At(
@@ -1647,6 +1680,27 @@ fn setintersection(args: FuncArgs) -> Result<Value, String> {
             .into_iter()
             .filter(|v| rest.iter().all(|l| l.iter().any(|o| same(o, v))))
             .collect(),
+    ))
+}
+
+/// Every combination of one element from each list, in order.
+fn setproduct(args: FuncArgs) -> Result<Value, String> {
+    let mut product: Vec<Vec<Value>> = vec![Vec::new()];
+    for i in 0..args.len() {
+        let list = list_arg(&args, i)?;
+        product = product
+            .iter()
+            .flat_map(|prefix| {
+                list.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push(v.clone());
+                    p
+                })
+            })
+            .collect();
+    }
+    Ok(Value::Array(
+        product.into_iter().map(Value::Array).collect(),
     ))
 }
 

@@ -13,9 +13,11 @@ use super::build::{Declared, build};
 use super::diag::SourceFile;
 use super::eval::{Scope, local_refs};
 use super::options::{Options, reject_blocks, unknown};
+use super::sources::{self, read_source};
 use super::variables::{self, Inputs, VarDecl, VarFile};
 use super::vartype::VarType;
-use super::{Diagnostic, Error, Location, Source, Template, qemu_source as qemu};
+use super::{Diagnostic, Error, Location, Template};
+use crate::builder::SourceConfig;
 
 /// Top-level blocks Packer knows that kiln does not read yet.
 const UNSUPPORTED_TOP: &[&str] = &["data", "variables", "hcp_packer_registry"];
@@ -111,14 +113,51 @@ pub enum Stage {
 
 fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
     hcl::edit::parser::parse_body(&file.text).map_err(|e| {
-        Diagnostic::new(
+        let d = Diagnostic::new(
             Location {
                 file: file.path.clone(),
                 line: e.location().line(),
                 col: e.location().column(),
             },
             format!("syntax error: {}", e.message()),
-        )
+        );
+        match bracket_hint(file) {
+            Some(hint) => d.with_hint(hint),
+            None => d,
+        }
+    })
+}
+
+/// Where the bracket a syntax error is about was opened, with that line, when the parser's
+/// position is elsewhere (an unclosed block is reported at the end of the file).
+fn bracket_hint(file: &SourceFile) -> Option<String> {
+    let line_of = |offset: usize| {
+        let at = file.location(offset);
+        let text = file.text.lines().nth(at.line - 1).unwrap_or("").trim();
+        (at, text.to_owned())
+    };
+    Some(match super::brackets::problem(&file.text)? {
+        super::brackets::Problem::Unclosed { open, bracket } => {
+            let (at, text) = line_of(open);
+            format!(
+                "the `{bracket}` opened at line {}, column {} is never closed: `{text}`",
+                at.line, at.col
+            )
+        }
+        super::brackets::Problem::Mismatched {
+            open,
+            bracket,
+            at,
+            closer,
+        } => {
+            let (opened, text) = line_of(open);
+            let closed = file.location(at);
+            format!(
+                "the `{closer}` at line {}, column {} closes the `{bracket}` opened at line {}, \
+                 column {} (`{text}`): a closing bracket is missing or extra",
+                closed.line, closed.col, opened.line, opened.col
+            )
+        }
     })
 }
 
@@ -196,7 +235,7 @@ fn check(
     let mut local_attrs: BTreeMap<String, LocalDef> = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut said_plugins = false;
-    let mut qemu_sources: Vec<(&SourceFile, &Block, String)> = Vec::new();
+    let mut kinded: Vec<(&sources::Kind, &SourceFile, &Block, String)> = Vec::new();
     let mut declared = Declared::new();
     let mut builds = Vec::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
@@ -317,19 +356,16 @@ fn check(
                         ));
                         continue;
                     }
-                    declared.insert(key, matches!(*kind, "qemu" | "null"));
-                    if matches!(*kind, "qemu" | "null") {
-                        qemu_sources.push((file, block, (*name).to_owned()));
-                    } else {
-                        d.push(
+                    declared.insert(key, sources::kind(kind).is_some());
+                    match sources::kind(kind) {
+                        Some(k) => kinded.push((k, file, block, (*name).to_owned())),
+                        None => d.push(
                             Diagnostic::new(
                                 at,
                                 format!("source type `{kind}` is not supported by kiln yet"),
                             )
-                            .with_hint(
-                                "kiln builds with `source \"qemu\" \"NAME\"` (or `\"null\"`)",
-                            ),
-                        );
+                            .with_hint(sources::supported_hint()),
+                        ),
                     }
                 }
                 ("build", []) => builds.push((file, block)),
@@ -411,12 +447,12 @@ fn check(
         blocks: BTreeMap::new(),
         template_dir,
     };
-    for (file, block, name) in qemu_sources {
-        let kind = block.labels.first().map_or("", |l| l.as_str()).to_owned();
-        let source = read_source(file, block, &name, &scope, None, template_dir, &mut d);
+    for (kind, file, block, name) in kinded {
+        let source = read_source(kind, file, block, &name, &scope, None, template_dir, &mut d);
         template.sources.push(source.clone());
-        table.read.insert((kind.clone(), name.clone()), source);
-        table.blocks.insert((kind, name), (file, block));
+        let key = (kind.type_name.to_owned(), name);
+        table.read.insert(key.clone(), source);
+        table.blocks.insert(key, (file, block));
     }
     for (file, block) in builds {
         template
@@ -449,41 +485,11 @@ pub(crate) fn mask(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// Reads a `source "qemu"|"null" "NAME"` block as `name`, with `overrides` (from a `source`
-/// block inside `build`) replacing or adding options.
-pub(crate) fn read_source(
-    file: &SourceFile,
-    block: &Block,
-    name: &str,
-    scope: &Scope,
-    overrides: Option<(BTreeMap<String, Value>, Location)>,
-    template_dir: &Path,
-    d: &mut Vec<Diagnostic>,
-) -> Source {
-    let at = file.at(block.ident.span());
-    let null = block.labels.first().map(|l| l.as_str()) == Some("null");
-    let supported = if null {
-        qemu::NULL_SUPPORTED
-    } else {
-        qemu::SUPPORTED
-    };
-    let mut o = Options::read(file, scope, &block.body, at, supported, qemu::KNOWN, d);
-    if let Some((values, at)) = overrides {
-        o = o.with_overrides(values, at);
-    }
-    if null {
-        reject_blocks(file, &block.body, &[], d);
-        return Source::Null(qemu::null_source(name, &o, template_dir, d));
-    }
-    reject_blocks(file, &block.body, qemu::KNOWN, d);
-    Source::Qemu(Box::new(qemu::source(name, &o, template_dir, d)))
-}
-
 /// The template's sources, for `build` blocks: as read, and their blocks to read again with a
 /// build's overrides.
 pub(crate) struct SourceTable<'a> {
     pub declared: Declared,
-    pub read: BTreeMap<(String, String), Source>,
+    pub read: BTreeMap<(String, String), SourceConfig>,
     pub blocks: BTreeMap<(String, String), (&'a SourceFile, &'a Block)>,
     pub template_dir: &'a Path,
 }

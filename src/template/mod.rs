@@ -5,20 +5,25 @@
 //! options and bad references, each as a [`Diagnostic`] with its `file:line:col`.
 //!
 //! The subset read now: `packer` (ignored), `variable` (string/number/bool), `locals`,
-//! `source "qemu"`, and `build` with `provisioner "shell"`, `post-processor` blocks (vagrant,
-//! checksum, manifest, compress, shell-local) and `post-processors` chains.
+//! `source` blocks of the kinds in `sources/` (one table: qemu, null), and `build` with
+//! `provisioner` blocks, `post-processor` blocks (vagrant, checksum, manifest, compress,
+//! shell-local) and `post-processors` chains.
+//!
+//! The parser depends on the domain modules (it builds their config types:
+//! [`crate::builder::SourceConfig`], [`crate::provisioner::ProvisionerBlock`],
+//! [`crate::postprocessor::PostProcessorBlock`]); no runtime module imports it.
 //! Expressions may use `var.*`, `local.*`, `path.root`, `path.cwd` and Packer's functions
 //! (`functions.rs`); `{{ .HTTPIP }}`-style text is left for the build to render.
 
+mod brackets;
 mod build;
 mod diag;
-pub(crate) use diag::suggest as closest;
 mod eval;
 mod functions;
 pub mod inspect;
 mod load;
 mod options;
-mod qemu_source;
+mod sources;
 mod variables;
 mod vartype;
 
@@ -29,9 +34,9 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::builder::qemu;
-use crate::postprocessor::vagrant;
-use crate::provisioner::shell;
+use crate::builder::SourceConfig;
+use crate::postprocessor::PostProcessorBlock;
+use crate::provisioner::ProvisionerBlock;
 
 /// Loads the template at `path` (a `.pkr.hcl` file, or a directory whose `*.pkr.hcl` files are
 /// read in name order, with its `*.auto.pkrvars.hcl` files), with variable values from
@@ -104,7 +109,7 @@ pub struct Template {
     pub path: PathBuf,
     /// Declared variables with their values, in name order.
     pub variables: Vec<Variable>,
-    pub sources: Vec<Source>,
+    pub sources: Vec<SourceConfig>,
     pub builds: Vec<Build>,
     /// Things that work but deserve a word (print each with [`Diagnostic::render`]).
     pub warnings: Vec<Diagnostic>,
@@ -130,23 +135,6 @@ impl Template {
     }
 }
 
-/// A `source` block.
-#[derive(Debug, Clone)]
-pub enum Source {
-    Qemu(Box<qemu::config::Config>),
-    Null(crate::builder::null::Config),
-}
-
-impl Source {
-    /// `(type, name)`, as in `source "TYPE" "NAME"`.
-    pub fn key(&self) -> (&'static str, &str) {
-        match self {
-            Self::Qemu(c) => ("qemu", &c.name),
-            Self::Null(c) => ("null", &c.name),
-        }
-    }
-}
-
 /// A `build` block.
 #[derive(Debug, Clone)]
 pub struct Build {
@@ -155,7 +143,7 @@ pub struct Build {
     pub description: Option<String>,
     /// The sources it builds, with the build's own `source` blocks applied (options and
     /// `name`), in order: the `sources` list, then the `source` blocks.
-    pub sources: Vec<Source>,
+    pub sources: Vec<SourceConfig>,
     pub provisioners: Vec<ProvisionerBlock>,
     /// `error-cleanup-provisioner`: runs when a provisioner failed.
     pub error_cleanup: Option<ProvisionerBlock>,
@@ -163,120 +151,6 @@ pub struct Build {
     /// is a chain of one; a `post-processors` block is a chain whose post-processors each get
     /// the previous one's artifact.
     pub post_processors: Vec<Vec<PostProcessorBlock>>,
-}
-
-/// One `post-processor` block: its type's options and the options every type has.
-#[derive(Debug, Clone)]
-pub struct PostProcessorBlock {
-    /// `name`, shown in messages instead of the type.
-    pub name: Option<String>,
-    /// `only`: the sources (`qemu.NAME`) it runs for; empty = all.
-    pub only: Vec<String>,
-    /// `except`: the sources it skips.
-    pub except: Vec<String>,
-    /// `keep_input_artifact`, when set (each type has its default).
-    pub keep_input_artifact: Option<bool>,
-    pub kind: PostProcessor,
-}
-
-impl PostProcessorBlock {
-    /// Whether it runs for the source `qemu.NAME` (Packer matches `TYPE.NAME` exactly).
-    pub fn runs_for(&self, source: &str) -> bool {
-        (self.only.is_empty() || self.only.iter().any(|s| s == source))
-            && !self.except.iter().any(|s| s == source)
-    }
-}
-
-/// A `provisioner` block: its type's options and the options every type has.
-#[derive(Debug, Clone)]
-pub struct ProvisionerBlock {
-    /// `only`: the sources (`TYPE.NAME`) it runs for; empty = all.
-    pub only: Vec<String>,
-    /// `except`: the sources it skips.
-    pub except: Vec<String>,
-    /// `pause_before` (default 0).
-    pub pause_before: std::time::Duration,
-    /// `max_retries` (default 0): further attempts after a failure.
-    pub max_retries: u32,
-    /// `timeout`: the longest one attempt may take.
-    pub timeout: Option<std::time::Duration>,
-    pub kind: Provisioner,
-    /// `override`: the block as configured for a source, by the source's name (not
-    /// `TYPE.NAME`, as in Packer).
-    pub overrides: std::collections::BTreeMap<String, Provisioner>,
-}
-
-impl ProvisionerBlock {
-    /// A block of `kind` with Packer's defaults for the common options.
-    pub fn new(kind: Provisioner) -> Self {
-        Self {
-            only: Vec::new(),
-            except: Vec::new(),
-            pause_before: std::time::Duration::ZERO,
-            max_retries: 0,
-            timeout: None,
-            kind,
-            overrides: std::collections::BTreeMap::new(),
-        }
-    }
-
-    /// What it runs for the source `TYPE.NAME`: its `override` for NAME, if any.
-    pub fn kind_for(&self, source: &str) -> &Provisioner {
-        let name = source.split_once('.').map_or(source, |(_, n)| n);
-        self.overrides.get(name).unwrap_or(&self.kind)
-    }
-
-    /// Whether it runs for the source `TYPE.NAME`.
-    pub fn runs_for(&self, source: &str) -> bool {
-        (self.only.is_empty() || self.only.iter().any(|s| s == source))
-            && !self.except.iter().any(|s| s == source)
-    }
-}
-
-/// The provisioner types kiln runs.
-#[derive(Debug, Clone)]
-pub enum Provisioner {
-    Shell(shell::Config),
-    File(crate::provisioner::file::Config),
-    ShellLocal(crate::provisioner::shell_local::Config),
-    Breakpoint(crate::provisioner::breakpoint::Config),
-}
-
-impl Provisioner {
-    /// The type's name, as in `provisioner "TYPE"`.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Shell(_) => "shell",
-            Self::File(_) => "file",
-            Self::ShellLocal(_) => "shell-local",
-            Self::Breakpoint(_) => "breakpoint",
-        }
-    }
-}
-
-/// A `post-processor` block inside `build`.
-#[derive(Debug, Clone)]
-pub enum PostProcessor {
-    Vagrant(vagrant::Config),
-    Checksum(crate::postprocessor::checksum::Config),
-    Manifest(crate::postprocessor::manifest::Config),
-    Compress(crate::postprocessor::compress::Config),
-    ShellLocal(crate::provisioner::shell_local::Config),
-    VagrantCatalog(crate::postprocessor::vagrant_catalog::Config),
-}
-
-impl PostProcessor {
-    /// The type's name, as in `post-processor "TYPE"`.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Vagrant(_) => "vagrant",
-            Self::Checksum(_) => "checksum",
-            Self::Manifest(_) => "manifest",
-            Self::Compress(_) => "compress",
-            Self::ShellLocal(_) => "shell-local",
-            Self::VagrantCatalog(_) => "vagrant-catalog",
-        }
-    }
 }
 
 #[cfg(test)]

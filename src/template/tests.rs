@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::builder::SourceConfig;
 use crate::builder::qemu::config::{Accelerator, CommunicatorKind, DiskFormat};
+use crate::postprocessor::{PostProcessor, PostProcessorBlock};
+use crate::provisioner::Provisioner;
 use crate::provisioner::shell::ShellSource;
 use crate::types::Checksum;
 
@@ -76,7 +79,7 @@ fn errors(text: &str) -> String {
 
 fn qemu_of(t: &Template) -> &crate::builder::qemu::config::Config {
     match t.sources.first() {
-        Some(Source::Qemu(c)) => c,
+        Some(SourceConfig::Qemu(c)) => c,
         _ => panic!("no qemu source"),
     }
 }
@@ -976,13 +979,13 @@ fn build_blocks_rename_and_override_sources() {
     let b = &t.builds[0];
     assert_eq!(b.name.as_deref(), Some("golden"));
     assert_eq!(keys(b), ["qemu.m", "qemu.big"]);
-    let Source::Qemu(big) = &b.sources[1] else {
+    let SourceConfig::Qemu(big) = &b.sources[1] else {
         panic!("not qemu")
     };
     assert_eq!(big.memory, 4096, "override applied");
     assert_eq!(big.vm_name, format!("v{}", env!("CARGO_PKG_VERSION")));
     assert_eq!(big.output_directory, PathBuf::from("output-big"), "renamed");
-    let Source::Qemu(m) = &b.sources[0] else {
+    let SourceConfig::Qemu(m) = &b.sources[0] else {
         panic!("not qemu")
     };
     assert_eq!(
@@ -1027,4 +1030,26 @@ fn build_block_source_errors() {
         outside.contains("`build.User` can only be used inside a `build` block"),
         "{outside}"
     );
+}
+
+/// Every kind in the template's table reads into the builder config of the same type name, so
+/// the parser and the dispatch agree (issue 16).
+#[test]
+fn each_source_kind_reads_into_its_builder() {
+    let text = r#"
+source "qemu" "q" {
+  iso_url      = "https://example.org/a.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+}
+source "null" "n" {
+  communicator = "none"
+}
+build { sources = ["source.qemu.q", "source.null.n"] }
+"#;
+    let t = load_text(text, &[]).expect("loads");
+    let got: Vec<(&str, &str)> = t.sources.iter().map(|s| s.key()).collect();
+    assert_eq!(got, [("qemu", "q"), ("null", "n")]);
+    let kinds: Vec<&str> = super::sources::KINDS.iter().map(|k| k.type_name).collect();
+    assert_eq!(kinds, ["qemu", "null"]);
 }

@@ -4,13 +4,10 @@
 
 mod steps;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::builder::qemu::config::SshConfig;
-use crate::communicator::ssh::{SshCommunicator, SshTarget};
+use super::{Core, HasCore, Provision};
+use crate::artifact::Artifact;
+use crate::communicator::ssh::SshConfig;
 use crate::step::{self, OnError, Step, Timings};
-use crate::template::ProvisionerBlock;
-use crate::ui::Ui;
 
 /// A `source "null" "NAME"` block, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,21 +19,26 @@ pub struct Config {
     pub ssh: Option<SshConfig>,
 }
 
-/// Everything the steps share (see the qemu builder's `BuildContext`).
+/// Everything the steps share: the [`Core`] (`connect` fills its session) and the config.
 pub struct NullContext {
-    // Inputs.
     pub config: Config,
-    pub ui: Ui,
-    pub cancel: CancellationToken,
-    pub provisioners: Vec<ProvisionerBlock>,
-    pub error_cleanup: Option<ProvisionerBlock>,
-    // Outputs.
-    /// Where and as whom SSH connects (`connect`).
-    pub ssh_target: Option<SshTarget>,
-    /// The connection (`connect`; `provision` may replace it).
-    pub comm: Option<SshCommunicator>,
-    /// This run's id (`build.PackerRunUUID`).
-    pub run_uuid: String,
+    pub core: Core,
+}
+
+impl NullContext {
+    pub fn new(config: Config, core: Core) -> Self {
+        Self { config, core }
+    }
+}
+
+impl HasCore for NullContext {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
 }
 
 /// Why a null build failed.
@@ -47,20 +49,30 @@ pub enum Error {
     Connect(#[source] crate::communicator::ssh::Error),
     /// A provisioner failed.
     #[error("Provisioning failed")]
-    Provision(#[source] crate::provisioner::Failed),
+    Provision(#[from] crate::provisioner::Failed),
 }
+
+/// Packer's id of the null builder.
+pub const BUILDER_ID: &str = "fnoeding.null";
 
 /// The steps of a null build, in order.
 pub fn steps() -> Vec<Box<dyn Step<NullContext, Error>>> {
-    vec![Box::new(steps::Connect), Box::new(steps::Provision)]
+    vec![Box::new(steps::Connect), Box::new(Provision)]
 }
 
-/// Runs the null build.
+/// Runs the null build; its artifact has no files.
 pub async fn build(
     ctx: &mut NullContext,
     on_error: OnError,
     timings: &mut Timings,
-) -> Result<(), step::Error<Error>> {
-    let cancel = ctx.cancel.clone();
-    step::run(&mut steps(), ctx, &cancel, on_error, timings).await
+) -> Result<Artifact, step::Error<Error>> {
+    let cancel = ctx.core.cancel.clone();
+    step::run(&mut steps(), ctx, &cancel, on_error, timings).await?;
+    Ok(Artifact {
+        builder_type: "null",
+        builder_id: BUILDER_ID,
+        id: "Null".into(),
+        files: Vec::new(),
+        disk: None,
+    })
 }

@@ -1,8 +1,7 @@
-//! The null builder's two steps.
+//! The null builder's own step (the other is the shared `Provision`).
 //!
-//! `Connect` — uses `config.host`, `config.ssh`; produces `ssh_target`, `comm`; cleanup closes
-//! the connection. `Provision` — uses `provisioners`, `error_cleanup`, `comm`, `ssh_target`;
-//! produces changes on the host; cleanup: none.
+//! `Connect` — uses `config.host`, `config.ssh`; produces `core.session` (the connection, and how
+//! to reconnect); cleanup closes the connection.
 
 use std::sync::Arc;
 
@@ -10,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{Error, NullContext};
 use crate::communicator::ssh::{self, SshTarget};
-use crate::provisioner::{self, BuildEnv};
+use crate::provisioner::Session;
 use crate::step::{Outcome, Step};
 
 pub struct Connect;
@@ -37,7 +36,7 @@ impl Step<NullContext, Error> for Connect {
             password: cfg.password.clone(),
             pty: cfg.pty,
         };
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Waiting for SSH on {} (timeout {}s)",
             target.addr(),
             cfg.timeout.as_secs()
@@ -46,60 +45,19 @@ impl Step<NullContext, Error> for Connect {
             &target,
             cfg.timeout,
             std::future::pending::<String>(),
-            &ctx.cancel,
+            &ctx.core.cancel,
         )
         .await
         .map_err(Error::Connect)?;
-        ctx.ui.say("Connected to SSH");
-        ctx.comm = Some(comm);
-        ctx.ssh_target = Some(target);
+        ctx.core.ui.say("Connected to SSH");
+        let cancel = ctx.core.cancel.clone();
+        let never = Box::new(|| Box::pin(std::future::pending::<String>()) as ssh::AbortFuture);
+        let reconnect = ssh::Reconnect::new(target, never, cancel.clone());
+        ctx.core.session = Session::new(Some(Box::new(comm)), Some(Box::new(reconnect)), cancel);
         Ok(())
     }
 
     async fn cleanup(&mut self, ctx: &mut NullContext, _outcome: Outcome) {
-        if let Some(comm) = ctx.comm.take() {
-            comm.close().await;
-        }
-    }
-}
-
-pub struct Provision;
-
-#[async_trait]
-impl Step<NullContext, Error> for Provision {
-    fn name(&self) -> &'static str {
-        "provision"
-    }
-
-    async fn run(&mut self, ctx: &mut NullContext) -> Result<(), Error> {
-        let source = format!("null.{}", ctx.config.name);
-        let data = provisioner::build_data(&provisioner::DataSources {
-            source: &source,
-            target: ctx.ssh_target.as_ref(),
-            http: None,
-            temporary_key: None,
-            run_uuid: &ctx.run_uuid,
-        });
-        let build = BuildEnv {
-            source,
-            data,
-            env: vec![
-                ("PACKER_BUILD_NAME".to_owned(), ctx.config.name.clone()),
-                ("PACKER_BUILDER_TYPE".to_owned(), "null".to_owned()),
-            ],
-        };
-        let (result, comm) = provisioner::provision(
-            &ctx.provisioners,
-            ctx.error_cleanup.as_ref(),
-            ctx.comm.take(),
-            ctx.ssh_target.clone(),
-            Box::new(|| Box::pin(std::future::pending::<String>())),
-            &build,
-            &ctx.ui,
-            ctx.cancel.clone(),
-        )
-        .await;
-        ctx.comm = comm;
-        result.map_err(Error::Provision)
+        ctx.core.session.disconnect().await;
     }
 }

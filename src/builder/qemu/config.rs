@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::types::{Checksum, GoDuration, Secret};
+use crate::types::{Checksum, GoDuration};
 
 /// How QEMU accelerates the guest (`accelerator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,21 +20,8 @@ pub enum Accelerator {
     None,
 }
 
-/// Disk image format (`format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskFormat {
-    Qcow2,
-    Raw,
-}
-
-impl DiskFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiskFormat::Qcow2 => "qcow2",
-            DiskFormat::Raw => "raw",
-        }
-    }
-}
+/// Disk image format (`format`), defined where disks are made.
+pub use crate::qemu_img::DiskFormat;
 
 /// How the boot command reaches the guest's keyboard (`boot_key_driver`, a kiln option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,30 +47,8 @@ pub enum CommunicatorKind {
     None,
 }
 
-/// SSH settings (`ssh_*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshConfig {
-    /// `ssh_username` (required with the SSH communicator).
-    pub username: String,
-    /// `ssh_password`; sensitive, never logged.
-    pub password: Option<Secret>,
-    /// `ssh_port`: the guest's port (default 22).
-    pub port: u16,
-    /// `ssh_timeout` (default 5m).
-    pub timeout: Duration,
-    /// `ssh_private_key_file` (resolved against the template directory). Without it and
-    /// without a password, kiln generates a temporary ed25519 key pair for the build.
-    pub private_key_file: Option<PathBuf>,
-    /// `pause_before_connecting` (default 0): wait this long before the first attempt.
-    pub pause_before_connecting: Duration,
-    /// `ssh_clear_authorized_keys`: remove the temporary key from the guest before shutdown.
-    pub clear_authorized_keys: bool,
-    /// `ssh_pty`: run commands on a pseudo-terminal.
-    pub pty: bool,
-    /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
-    pub host_port_min: u16,
-    pub host_port_max: u16,
-}
+/// SSH settings (`ssh_*`), shared with the other builders that connect over SSH.
+pub use crate::communicator::ssh::SshConfig;
 
 /// A `source "qemu" "NAME"` block, validated.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,8 @@
 //! The `qemu` builder: from an installer ISO to a provisioned, compacted disk.
 //!
 //! A build is the literal list of steps in [`steps`]; read it as the builder's architecture.
-//! Every step documents what it uses from [`BuildContext`] and what it produces there; whatever
-//! it acquires it releases in its cleanup (see [`crate::step`]).
+//! Every step documents what it uses from [`BuildContext`] (its [`Core`] included) and what it
+//! produces there; whatever it acquires it releases in its cleanup (see [`crate::step`]).
 
 pub mod accel;
 pub mod args;
@@ -15,12 +15,10 @@ mod steps;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::communicator::ssh::SshCommunicator;
+use super::{Core, HasCore, Provision, Settings};
+use crate::artifact::{Artifact, Disk};
+use crate::provisioner::BuildEnv;
 use crate::step::{self, OnError, Step, Timings};
-use crate::template::ProvisionerBlock;
-use crate::ui::Ui;
 use config::Config;
 use russh::keys::PrivateKey;
 
@@ -29,16 +27,13 @@ use russh::keys::PrivateKey;
 pub struct BuildContext {
     // Inputs.
     pub config: Config,
-    pub ui: Ui,
-    pub cancel: CancellationToken,
+    /// What every builder has: ui, cancel, provisioners, run id, and the communicator session
+    /// (`wait_ssh` connects it).
+    pub core: Core,
     /// `-force`: replace an existing output directory.
     pub force: bool,
     /// Where downloaded ISOs are cached.
     pub cache_dir: PathBuf,
-    /// The build's provisioners, in order.
-    pub provisioners: Vec<ProvisionerBlock>,
-    /// The build's `error-cleanup-provisioner`.
-    pub error_cleanup: Option<ProvisionerBlock>,
 
     // Outputs.
     /// Local path of the verified ISO (`download_iso`).
@@ -65,27 +60,13 @@ pub struct BuildContext {
     pub key_trace: Option<PathBuf>,
     /// The address of QEMU's VNC server (`run_qemu`).
     pub vnc_addr: Option<std::net::SocketAddr>,
-    /// The connected communicator (`wait_ssh`; `provision` may replace it after a reboot).
-    pub comm: Option<SshCommunicator>,
-    /// Where and as whom SSH connects (`wait_ssh`), for reconnecting.
-    pub ssh_target: Option<crate::communicator::ssh::SshTarget>,
     /// The build's temporary SSH key pair and its public key (`ssh-ed25519 …`), made when the
     /// template gives neither `ssh_password` nor `ssh_private_key_file` (as Packer does).
     pub ssh_temp_key: Option<(Arc<PrivateKey>, String)>,
-    /// This run's id (`build.PackerRunUUID`); empty unless the caller sets it.
-    pub run_uuid: String,
 }
 
 impl BuildContext {
-    pub fn new(
-        config: Config,
-        ui: Ui,
-        cancel: CancellationToken,
-        force: bool,
-        cache_dir: PathBuf,
-        provisioners: Vec<ProvisionerBlock>,
-        error_cleanup: Option<ProvisionerBlock>,
-    ) -> Self {
+    pub fn new(config: Config, core: Core, settings: &Settings) -> Self {
         let ssh_temp_key = config
             .ssh
             .as_ref()
@@ -94,12 +75,9 @@ impl BuildContext {
         Self {
             ssh_temp_key,
             config,
-            ui,
-            cancel,
-            force,
-            cache_dir,
-            provisioners,
-            error_cleanup,
+            core,
+            force: settings.force,
+            cache_dir: settings.cache_dir.clone(),
             iso_path: None,
             cd_path: None,
             disk_path: None,
@@ -112,10 +90,28 @@ impl BuildContext {
             serial_log: None,
             key_trace: None,
             vnc_addr: None,
-            comm: None,
-            ssh_target: None,
-            run_uuid: String::new(),
         }
+    }
+}
+
+impl HasCore for BuildContext {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// Packer's view plus the build's HTTP server and temporary key pair.
+    fn build_env(&self) -> BuildEnv {
+        super::provision::build_env(
+            &self.core,
+            (self.http_port != 0).then_some((steps::boot_command::HTTP_IP, self.http_port)),
+            self.ssh_temp_key
+                .as_ref()
+                .map(|(private, public)| (&**private, public.as_str())),
+        )
     }
 }
 
@@ -132,22 +128,14 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::boot_command::TypeBootCommand),
         Box::new(steps::wait_ssh::WaitSsh),
-        Box::new(steps::provision::Provision),
+        Box::new(Provision),
         Box::new(steps::shutdown::Shutdown),
         Box::new(steps::compact_disk::CompactDisk),
     ]
 }
 
-/// What a successful qemu build produced.
-#[derive(Debug, Clone)]
-pub struct Artifact {
-    pub output_directory: PathBuf,
-    pub disk_path: PathBuf,
-    pub format: config::DiskFormat,
-    /// Virtual size of the disk in bytes.
-    pub virtual_size: u64,
-    pub accel: accel::ResolvedAccel,
-}
+/// Packer's id of the qemu builder.
+pub const BUILDER_ID: &str = "transcend.qemu";
 
 /// Runs the qemu build for `config` and returns the disk it produced.
 pub async fn build(
@@ -155,22 +143,71 @@ pub async fn build(
     on_error: OnError,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
-    let cancel = ctx.cancel.clone();
+    let cancel = ctx.core.cancel.clone();
     let mut steps = steps();
     step::run(&mut steps, ctx, &cancel, on_error, timings).await?;
-    let missing = |what: &'static str| step::Error::Failed {
+    artifact(ctx).await.map_err(|source| step::Error::Failed {
         step: "artifact",
-        source: Error::Missing { what },
-    };
-    let disk_path = ctx.disk_path.clone().ok_or_else(|| missing("disk_path"))?;
-    let accel = ctx.accel.ok_or_else(|| missing("accelerator"))?;
-    Ok(Artifact {
-        output_directory: ctx.config.output_directory.clone(),
-        disk_path,
-        format: ctx.config.format,
-        virtual_size: ctx.config.disk_size,
-        accel,
+        source,
     })
+}
+
+/// The disk the steps left, as the post-processors see it.
+async fn artifact(ctx: &BuildContext) -> Result<Artifact, Error> {
+    let disk_path = ctx
+        .disk_path
+        .clone()
+        .ok_or(Error::Missing { what: "disk_path" })?;
+    let accel = ctx.accel.ok_or(Error::Missing {
+        what: "accelerator",
+    })?;
+    let info = crate::qemu_img::info(&disk_path)
+        .await
+        .map_err(Error::InspectDisk)?;
+    Ok(Artifact {
+        builder_type: "qemu",
+        builder_id: BUILDER_ID,
+        id: "VM".into(),
+        files: vec![disk_path.clone()],
+        disk: Some(Disk {
+            path: disk_path,
+            format: info.format,
+            virtual_size: info.virtual_size,
+            architecture: default_architecture(&ctx.config.qemu_binary).to_owned(),
+            accelerated: accel == accel::ResolvedAccel::Kvm,
+        }),
+    })
+}
+
+/// The Vagrant architecture name of the guest a `qemu-system-*` binary emulates (`amd64` for
+/// anything unrecognised, as for x86_64).
+pub fn default_architecture(qemu_binary: &str) -> &'static str {
+    let base = qemu_binary.rsplit('/').next().unwrap_or(qemu_binary);
+    match base.strip_prefix("qemu-system-").unwrap_or(base) {
+        "aarch64" => "arm64",
+        "i386" => "i386",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "ppc64" | "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        _ => "amd64",
+    }
+}
+
+/// The hint for a qemu build error, if kiln has one.
+pub(super) fn hint(e: &Error) -> Option<String> {
+    match e {
+        Error::OutputDirExists { .. } => {
+            Some("pass `-force` to replace it, or remove it yourself".into())
+        }
+        Error::WaitSsh(_) => Some(
+            "check the guest's serial console log in the output directory (rerun with \
+             `-on-error=abort` to keep it and the VM), and that ssh_username/ssh_password \
+             match what the answer file creates"
+                .into(),
+        ),
+        _ => None,
+    }
 }
 
 /// Why a qemu build failed.
@@ -234,7 +271,7 @@ pub enum Error {
     WaitSsh(#[source] crate::communicator::ssh::Error),
     /// A provisioner failed.
     #[error("Provisioning failed")]
-    Provision(#[source] crate::provisioner::Failed),
+    Provision(#[from] crate::provisioner::Failed),
     /// The guest did not power off in time after `shutdown_command`.
     #[error("Timeout while waiting for the machine to shut down ({}s)", timeout.as_secs())]
     ShutdownTimeout { timeout: std::time::Duration },
@@ -244,7 +281,29 @@ pub enum Error {
     /// `qemu-img convert` failed.
     #[error("Could not compact the disk")]
     CompactDisk(#[source] crate::qemu_img::Error),
+    /// `qemu-img info` failed on the built disk.
+    #[error("Could not inspect the built disk")]
+    InspectDisk(#[source] crate::qemu_img::Error),
     /// A step ran without what an earlier step should have produced (a bug in the step list).
     #[error("Internal error: `{what}` was not produced by an earlier step")]
     Missing { what: &'static str },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architecture_follows_the_qemu_binary() {
+        let table = [
+            ("qemu-system-x86_64", "amd64"),
+            ("/usr/bin/qemu-system-aarch64", "arm64"),
+            ("qemu-system-i386", "i386"),
+            ("qemu-system-riscv64", "riscv64"),
+            ("/opt/qemu/bin/qemu-kvm", "amd64"),
+        ];
+        for (binary, want) in table {
+            assert_eq!(default_architecture(binary), want, "{binary}");
+        }
+    }
 }

@@ -194,23 +194,16 @@ impl QemuProcess {
     /// Resolves when the process exits, with a description for an error message: how it ended
     /// (`exit status N`, `killed by signal N`) and the last lines of its stderr.
     pub async fn died(&self) -> String {
-        let mut rx = self.status.clone();
-        let how = match rx.wait_for(Option::is_some).await {
-            Ok(seen) => describe(seen.as_ref().expect("wait_for checked is_some")),
-            Err(_) => "its watcher stopped".to_owned(),
-        };
-        let mut done = self.stderr_done.clone();
-        if tokio::time::timeout(STDERR_DRAIN, done.wait_for(|d| *d))
-            .await
-            .is_err()
-        {
-            tracing::debug!("stderr not drained {STDERR_DRAIN:?} after exit");
-        }
-        let tail = self.stderr_tail(DIED_LINES);
-        if tail.is_empty() {
-            how
-        } else {
-            format!("{how}; stderr ends with:\n{tail}")
+        self.death_watch().died().await
+    }
+
+    /// What [`died`](Self::died) waits on, apart from the guard, for whatever outlives a borrow
+    /// of it (a communicator that reconnects later).
+    pub fn death_watch(&self) -> DeathWatch {
+        DeathWatch {
+            status: self.status.clone(),
+            stderr_done: self.stderr_done.clone(),
+            tail: Arc::clone(&self.tail),
         }
     }
 
@@ -232,14 +225,49 @@ impl QemuProcess {
 
     /// The last `lines` lines QEMU wrote to stderr, joined with newlines.
     pub fn stderr_tail(&self, lines: usize) -> String {
-        let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
-        let skip = tail.len().saturating_sub(lines);
-        tail.iter()
-            .skip(skip)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        last_lines(&self.tail, lines)
     }
+}
+
+/// Tells when the process died (see [`QemuProcess::death_watch`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DeathWatch {
+    status: watch::Receiver<Option<Exit>>,
+    stderr_done: watch::Receiver<bool>,
+    tail: Tail,
+}
+
+impl DeathWatch {
+    /// [`QemuProcess::died`].
+    pub async fn died(mut self) -> String {
+        let how = match self.status.wait_for(Option::is_some).await {
+            Ok(seen) => describe(seen.as_ref().expect("wait_for checked is_some")),
+            Err(_) => "its watcher stopped".to_owned(),
+        };
+        if tokio::time::timeout(STDERR_DRAIN, self.stderr_done.wait_for(|d| *d))
+            .await
+            .is_err()
+        {
+            tracing::debug!("stderr not drained {STDERR_DRAIN:?} after exit");
+        }
+        let tail = last_lines(&self.tail, DIED_LINES);
+        if tail.is_empty() {
+            how
+        } else {
+            format!("{how}; stderr ends with:\n{tail}")
+        }
+    }
+}
+
+/// The last `lines` lines of `tail`, joined with newlines.
+fn last_lines(tail: &Tail, lines: usize) -> String {
+    let tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+    let skip = tail.len().saturating_sub(lines);
+    tail.iter()
+        .skip(skip)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Drop for QemuProcess {

@@ -349,6 +349,20 @@ fn dispatch(line: &str, shared: &Mutex<Shared>) {
     }
 }
 
+/// Boot command typing goes through QMP (see [`crate::bootcmd::Monitor`]).
+#[async_trait::async_trait]
+impl crate::bootcmd::Monitor for Qmp {
+    async fn execute(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<Value, crate::bootcmd::MonitorError> {
+        Qmp::execute(self, command, arguments)
+            .await
+            .map_err(Into::into)
+    }
+}
+
 /// A real QEMU for tests: started with a QMP socket in a temporary directory, killed on drop.
 #[cfg(test)]
 pub(crate) mod test_qemu {

@@ -187,6 +187,40 @@ fn calls_give_values() {
         (r#"uuidv5("dns", "python.org")"#, r#""886313e1-3b8a-5372-9b90-0c9aee199e5d""#),
         (r#"uuidv5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org")"#, r#""886313e1-3b8a-5372-9b90-0c9aee199e5d""#),
         (r#"formatdate("YYYY", timestamp()) == formatdate("YYYY", timestamp())"#, "true"),
+        // Issue 13: the functions real templates use that kiln lacked.
+        (r#"rfc3339_parse("2023-07-25T23:43:16Z").unix"#, "1690328596"),
+        (r#"rfc3339_parse("2023-07-25 23:43:16.5+02:00")"#, r#"{year = 2023, year_day = 206, month = 7, month_name = "July", day = 25, weekday = 2, weekday_name = "Tuesday", hour = 23, minute = 43, second = 16, unix = 1690321396, iso_year = 2023, iso_week = 30}"#),
+        (r#"unix_timestamp_parse(0).weekday_name"#, r#""Thursday""#),
+        (r#"unix_timestamp_parse(1709251199).day"#, "29"),
+        (r#"length(legacy_isotime("2006-01-02"))"#, "10"),
+        (r#"legacy_isotime("2006") == formatdate("YYYY", timestamp())"#, "true"),
+        (r#"legacy_strftime("%Y%m%d") == formatdate("YYYYMMDD", timestamp())"#, "true"),
+        (r#"cidrhost("10.12.112.0/20", 16)"#, r#""10.12.112.16""#),
+        (r#"cidrhost("10.12.112.0/20", 268)"#, r#""10.12.113.12""#),
+        (r#"cidrhost("10.0.0.0/24", -1)"#, r#""10.0.0.255""#),
+        (r#"cidrhost("fd00:fd12:3456:7890:00a2::/72", 34)"#, r#""fd00:fd12:3456:7890::22""#),
+        (r#"cidrnetmask("172.16.0.0/12")"#, r#""255.240.0.0""#),
+        (r#"cidrsubnet("172.16.0.0/12", 4, 2)"#, r#""172.18.0.0/16""#),
+        (r#"cidrsubnet("10.1.2.0/24", 4, 15)"#, r#""10.1.2.240/28""#),
+        (r#"cidrsubnet("fd00:fd12:3456:7890::/56", 16, 162)"#, r#""fd00:fd12:3456:7800:a200::/72""#),
+        (r#"cidrsubnets("10.1.0.0/16", 4, 4, 8, 4)"#, r#"["10.1.0.0/20", "10.1.16.0/20", "10.1.32.0/24", "10.1.48.0/20"]"#),
+        (r#"cidrsubnets("fd00:fd12:3456:7890::/56", 16, 16, 16, 32)"#, r#"["fd00:fd12:3456:7800::/72", "fd00:fd12:3456:7800:100::/72", "fd00:fd12:3456:7800:200::/72", "fd00:fd12:3456:7800:300::/88"]"#),
+        (r#"setproduct(["a", "b"], [1, 2])"#, r#"[["a", 1], ["a", 2], ["b", 1], ["b", 2]]"#),
+        (r#"setproduct(["a"], [])"#, "[]"),
+        (r#"csvdecode("a,b\n1,x y\n\"q,\"\"\",2\n")"#, r#"[{a = "1", b = "x y"}, {a = "q,\"", b = "2"}]"#),
+        (r#"csvdecode("a,b\n")"#, "[]"),
+        (r#"yamldecode("a: 1\nb: [x, true, 2.5, null]\nc:\n  d: hi\n")"#, r#"{a = 1, b = ["x", true, 2.5, null], c = {d = "hi"}}"#),
+        (r#"yamldecode("")"#, "null"),
+        (r#"yamldecode("- &x {k: v}\n- *x\n")"#, r#"[{k = "v"}, {k = "v"}]"#),
+        (r#"textencodebase64("Hi", "UTF-16LE")"#, r#""SABpAA==""#),
+        (r#"textencodebase64("Hi", "utf-8")"#, r#""SGk=""#),
+        (r#"textdecodebase64("SABpAA==", "UTF-16LE")"#, r#""Hi""#),
+        (r#"textdecodebase64("/v8ASABp", "UTF-16")"#, r#""Hi""#),
+        (r#"textdecodebase64("6Q==", "ISO-8859-1")"#, r#""é""#),
+        (r#"convert(["a", 1], list(string))"#, r#"["a", "1"]"#),
+        (r#"convert({a = "2"}, map(number))"#, "{a = 2}"),
+        (r#"convert({a = 1, b = 2}, object({a = number}))"#, "{a = 1}"),
+        (r#"convert("true", bool)"#, "true"),
         // Files, relative to the template directory.
         (r#"file("hello.txt")"#, r#""hi\n""#),
         (r#"fileexists("hello.txt")"#, "true"),
@@ -256,6 +290,24 @@ fn bad_calls_say_why_without_values() {
         (r#"substr("abc", 0.5, 1)"#, "argument 2 must be a whole number"),
         (r#"try(var.m.x, var.m.y)"#, "no argument of `try` could be evaluated; the last one failed with: no such key `y`"),
         (r#"can()"#, "function `can` takes 1 argument, got 0"),
+        (r#"rfc3339_parse("2023-07-25")"#, "not an RFC 3339 timestamp"),
+        (r#"unix_timestamp_parse(1.5)"#, "whole number of seconds"),
+        (r#"cidrhost("10.0.0.0/30", 4)"#, "host number 4 is outside the prefix, which has 4 addresses"),
+        (r#"cidrhost("10.0.0.0/30", -5)"#, "outside the prefix"),
+        (r#"cidrsubnet("10.0.0.0/30", 3, 0)"#, "only 2 bits remain"),
+        (r#"cidrsubnet("10.0.0.0/24", 2, 4)"#, "network number must be between 0 and 3"),
+        (r#"cidrnetmask("fd00::/8")"#, "IPv4 prefix only"),
+        (r#"cidrnetmask("10.0.0.0")"#, "not a CIDR prefix"),
+        (r#"cidrsubnets("10.0.0.0/24", 1, 1, 1)"#, "not enough room left in 10.0.0.0/24 for a /25 subnet (argument 4)"),
+        (r#"csvdecode("a,b\n1\n")"#, "malformed CSV at line 2"),
+        (r#"yamldecode("a: [")"#, "invalid YAML at line"),
+        (r#"yamldecode("a: 1\n---\nb: 2\n")"#, "several YAML documents"),
+        (r#"textencodebase64("é", "US-ASCII")"#, "characters this encoding lacks"),
+        (r#"textencodebase64("x", "EBCDIC")"#, "kiln does not know the encoding `EBCDIC`"),
+        (r#"textdecodebase64("AA==", "UTF-16LE")"#, "not valid text in this encoding"),
+        (r#"convert(var.secret, number)"#, "cannot convert the value to `number`"),
+        (r#"convert("x", lisst(string))"#, "unknown type"),
+        (r#"convert("x")"#, "function `convert` takes 2 arguments, got 1"),
         (r#"[for x in ["a"] : try(x.nope, x)]"#, "`try` on a `for` variable is not supported by kiln yet"),
     ];
     for (call, want) in table {
@@ -402,9 +454,14 @@ fn scope_locates_function_errors_and_resolves_files() {
         ])
     );
     assert_eq!(
-        in_scope(&full_scope(), "cidrhost(\"10.0.0.0/8\", 2)"),
+        in_scope(&full_scope(), "convert([1], list(string))"),
+        Ok(lit(r#"["1"]"#)),
+        "a type argument is not checked as an expression (issue 13)"
+    );
+    assert_eq!(
+        in_scope(&full_scope(), "rsadecrypt(\"x\", \"k\")"),
         Err(vec![
-            "t.pkr.hcl:1:5: function `cidrhost` is not supported by kiln yet".to_owned()
+            "t.pkr.hcl:1:5: function `rsadecrypt` is not supported by kiln yet".to_owned()
         ])
     );
     assert_eq!(
@@ -447,7 +504,7 @@ build { sources = ["source.qemu.m"] }
         &crate::template::Inputs::default(),
     )
     .expect("loads");
-    let Some(crate::template::Source::Qemu(c)) = t.sources.first() else {
+    let Some(crate::builder::SourceConfig::Qemu(c)) = t.sources.first() else {
         panic!("no qemu source");
     };
     assert_eq!(c.vm_name, "debian-20240309.qcow2");

@@ -61,7 +61,8 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
         let wait = cfg.boot_wait.or_zero();
         if !wait.is_zero() {
-            ctx.ui
+            ctx.core
+                .ui
                 .say(format!("Waiting {}s for boot", wait.as_secs_f64()));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -84,13 +85,14 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         let mut vnc_driver;
         let driver: &mut dyn bootcmd::KeyDriver = match cfg.boot_key_driver {
             KeyDriverKind::Qmp => {
-                ctx.ui.say("Typing the boot command over QMP");
+                ctx.core.ui.say("Typing the boot command over QMP");
                 qmp_driver = QmpKeyDriver::new(qmp);
                 &mut qmp_driver
             }
             KeyDriverKind::Vnc => {
                 let addr = ctx.vnc_addr.ok_or(Error::Missing { what: "vnc_addr" })?;
-                ctx.ui
+                ctx.core
+                    .ui
                     .say(format!("Typing the boot command over VNC ({addr})"));
                 vnc_driver = VncKeyDriver::connect(addr)
                     .await
@@ -102,11 +104,11 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         let mut packer = std::time::Duration::ZERO;
         for (actions, description) in &compiled {
             if !description.is_empty() {
-                ctx.ui.say(format!("Typing boot step: {description}"));
+                ctx.core.ui.say(format!("Typing boot step: {description}"));
             }
             let reads = reads.as_mut().map(|r| r as &mut dyn bootcmd::GuestReads);
             let typed = tokio::select! {
-                r = bootcmd::type_actions(actions, driver, reads, &ctx.cancel, pacing) => r.map_err(Error::BootCommand)?,
+                r = bootcmd::type_actions(actions, driver, reads, &ctx.core.cancel, pacing) => r.map_err(Error::BootCommand)?,
                 reason = qemu.died() => return Err(Error::QemuExited { during: "boot command typing", reason }),
             };
             total.events += typed.events;
@@ -115,12 +117,12 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             packer += bootcmd::packer_typing_time(actions);
         }
         if total.fell_back {
-            ctx.ui.warn(format!(
+            ctx.core.ui.warn(format!(
                 "The guest's keyboard reads could not be followed; typed at {} ms per key event",
                 bootcmd::FALLBACK_INTERVAL.as_millis()
             ));
         }
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Typed the boot command: {} key events in {:.3}s ({}; Packer's 100 ms per event: {:.1}s)",
             total.events,
             total.typing.as_secs_f64(),

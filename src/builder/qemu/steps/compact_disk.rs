@@ -26,7 +26,7 @@ impl Step<BuildContext, Error> for CompactDisk {
             .disk_path
             .as_ref()
             .ok_or(Error::Missing { what: "disk_path" })?;
-        ctx.ui.say("Converting hard drive");
+        ctx.core.ui.say("Converting hard drive");
         crate::qemu_img::convert(cfg.format, cfg.disk_compression, disk, disk)
             .await
             .map_err(Error::CompactDisk)?;

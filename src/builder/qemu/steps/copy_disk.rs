@@ -26,7 +26,7 @@ impl Step<BuildContext, Error> for CopyDisk {
         let missing = |what| Error::Missing { what };
         let image = ctx.iso_path.as_ref().ok_or(missing("iso_path"))?;
         let disk = ctx.disk_path.as_ref().ok_or(missing("disk_path"))?;
-        ctx.ui.say("Copying hard drive");
+        ctx.core.ui.say("Copying hard drive");
         crate::qemu_img::convert(cfg.format, false, image, disk)
             .await
             .map_err(Error::CreateDisk)

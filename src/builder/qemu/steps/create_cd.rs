@@ -25,7 +25,7 @@ impl Step<BuildContext, Error> for CreateCd {
         if cfg.cd_files.is_empty() && cfg.cd_content.is_empty() {
             return Ok(());
         }
-        ctx.ui.say("Creating CD disk");
+        ctx.core.ui.say("Creating CD disk");
         let dir = tempfile::Builder::new()
             .prefix("kiln-cd-")
             .tempdir()
@@ -35,7 +35,7 @@ impl Step<BuildContext, Error> for CreateCd {
         let tool = crate::cd::build(&cfg.cd_files, &cfg.cd_content, &cfg.cd_label, &out)
             .await
             .map_err(Error::CreateCd)?;
-        ctx.ui.message(format!(
+        ctx.core.ui.message(format!(
             "CD `{}` (label `{}`) made with {}",
             out.display(),
             cfg.cd_label,
@@ -50,7 +50,7 @@ impl Step<BuildContext, Error> for CreateCd {
         if let Some(dir) = self.dir.take()
             && let Err(e) = dir.close()
         {
-            ctx.ui.error(format!(
+            ctx.core.ui.error(format!(
                 "Could not remove the CD's temporary directory: {e}"
             ));
         }

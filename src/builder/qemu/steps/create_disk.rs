@@ -37,7 +37,7 @@ impl Step<BuildContext, Error> for CreateDisk {
             let info = crate::qemu_img::info(&image)
                 .await
                 .map_err(Error::CreateDisk)?;
-            ctx.ui.say(format!(
+            ctx.core.ui.say(format!(
                 "Creating hard drive over `{}` ({}) as backing file",
                 image.display(),
                 info.format
@@ -47,7 +47,7 @@ impl Step<BuildContext, Error> for CreateDisk {
                 .await
                 .map_err(Error::CreateDisk)?;
         } else if !cfg.disk_image {
-            ctx.ui.say("Creating hard drive");
+            ctx.core.ui.say("Creating hard drive");
             crate::qemu_img::create(cfg.format, &path, cfg.disk_size)
                 .await
                 .map_err(Error::CreateDisk)?;
@@ -57,7 +57,8 @@ impl Step<BuildContext, Error> for CreateDisk {
             let extra = cfg
                 .output_directory
                 .join(format!("{}-{}", cfg.vm_name, i + 1));
-            ctx.ui
+            ctx.core
+                .ui
                 .message(format!("Creating additional disk `{}`", extra.display()));
             crate::qemu_img::create(cfg.format, &extra, *size)
                 .await

@@ -24,18 +24,19 @@ impl Step<BuildContext, Error> for DownloadIso {
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
-        ctx.ui.say("Retrieving ISO");
+        ctx.core.ui.say("Retrieving ISO");
         if cfg.iso_skip_cache {
-            let url = download::probe_byte_serving(&cfg.iso_urls, &ctx.ui)
+            let url = download::probe_byte_serving(&cfg.iso_urls, &ctx.core.ui)
                 .await
                 .map_err(Error::DownloadIso)?;
-            ctx.ui
+            ctx.core
+                .ui
                 .message(format!("QEMU will read `{url}` directly (iso_skip_cache)"));
             ctx.iso_path = Some(PathBuf::from(url));
             return Ok(());
         }
         if cfg.iso_checksum == Checksum::None {
-            ctx.ui.warn(
+            ctx.core.ui.warn(
                 "A checksum of `none` was specified: the ISO is not verified. \
                  Since ISO files are so big, a checksum is highly recommended",
             );
@@ -50,8 +51,8 @@ impl Step<BuildContext, Error> for DownloadIso {
             checksum: &cfg.iso_checksum,
             target,
             retry: Retry::default(),
-            ui: &ctx.ui,
-            cancel: &ctx.cancel,
+            ui: &ctx.core.ui,
+            cancel: &ctx.core.cancel,
         })
         .await
         .map_err(Error::DownloadIso)?;
@@ -61,7 +62,8 @@ impl Step<BuildContext, Error> for DownloadIso {
             Origin::Cached { rehashed: true } => "cached, verified again",
             Origin::Downloaded => "downloaded and verified",
         };
-        ctx.ui
+        ctx.core
+            .ui
             .message(format!("Using `{}` ({how})", fetched.path.display()));
         ctx.iso_path = Some(fetched.path);
         Ok(())

@@ -26,7 +26,7 @@ impl Step<BuildContext, Error> for StartHttpServer {
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
         let (bind, min, max) = (cfg.http_bind_address, cfg.http_port_min, cfg.http_port_max);
-        let ui = Some(ctx.ui.clone());
+        let ui = Some(ctx.core.ui.clone());
         let (server, what) = if let Some(dir) = cfg.http_directory.clone() {
             let server = HttpServer::start_logged(&dir, bind, min, max, ui).await;
             (server, format!("serving `{}`", dir.display()))
@@ -40,7 +40,7 @@ impl Step<BuildContext, Error> for StartHttpServer {
         };
         let server = server.map_err(Error::StartHttpServer)?;
         ctx.http_port = server.port();
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Starting HTTP server on {bind} port {} ({what})",
             server.port()
         ));

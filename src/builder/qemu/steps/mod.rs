@@ -8,7 +8,6 @@ pub mod create_disk;
 pub mod download_iso;
 pub mod http_server;
 pub mod output_dir;
-pub mod provision;
 pub mod resize_disk;
 pub mod run_qemu;
 pub mod shutdown;

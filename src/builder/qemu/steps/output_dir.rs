@@ -30,7 +30,7 @@ impl Step<BuildContext, Error> for PrepareOutputDir {
             if !ctx.force {
                 return Err(Error::OutputDirExists { path });
             }
-            ctx.ui.say(format!(
+            ctx.core.ui.say(format!(
                 "Deleting previous output directory `{}`",
                 path.display()
             ));
@@ -49,10 +49,12 @@ impl Step<BuildContext, Error> for PrepareOutputDir {
             return;
         }
         let path = &ctx.config.output_directory;
-        ctx.ui
+        ctx.core
+            .ui
             .say(format!("Deleting output directory `{}`", path.display()));
         if let Err(e) = tokio::fs::remove_dir_all(path).await {
-            ctx.ui
+            ctx.core
+                .ui
                 .error(format!("Could not delete `{}`: {e}", path.display()));
         }
     }

@@ -27,7 +27,7 @@ impl Step<BuildContext, Error> for ResizeDisk {
             .disk_path
             .as_ref()
             .ok_or(Error::Missing { what: "disk_path" })?;
-        ctx.ui.say("Resizing hard drive");
+        ctx.core.ui.say("Resizing hard drive");
         crate::qemu_img::resize(cfg.format, disk, cfg.disk_size)
             .await
             .map_err(Error::CreateDisk)

@@ -42,7 +42,7 @@ impl Step<BuildContext, Error> for RunQemu {
 
         let resolution = accel::resolve(cfg.accelerator);
         if let Some(reason) = &resolution.fallback_reason {
-            ctx.ui.warn(format!(
+            ctx.core.ui.warn(format!(
                 "KVM is not usable ({reason}); falling back to TCG software emulation, \
                  which is much slower"
             ));
@@ -97,7 +97,7 @@ impl Step<BuildContext, Error> for RunQemu {
             .map_err(Error::Firmware)?;
             let copy = cfg.output_directory.join("efivars.fd");
             firmware::copy_vars(&vars, &copy).map_err(Error::Firmware)?;
-            ctx.ui.message(format!(
+            ctx.core.ui.message(format!(
                 "UEFI firmware `{}`, variables copied from `{}`",
                 code.display(),
                 vars.display()
@@ -128,7 +128,7 @@ impl Step<BuildContext, Error> for RunQemu {
         }
         let argv = args::qemu_args(&rendered, &params);
         tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
             if cfg.disk_image {
                 "disk image"
@@ -140,7 +140,7 @@ impl Step<BuildContext, Error> for RunQemu {
         let stderr_log = cfg.output_directory.join("qemu-stderr.log");
         let qemu =
             QemuProcess::spawn(&cfg.qemu_binary, &argv, &stderr_log).map_err(Error::StartQemu)?;
-        ctx.ui.message(format!(
+        ctx.core.ui.message(format!(
             "To watch the VM, connect with VNC to {}:{vnc_port}; serial console log: `{}`",
             cfg.vnc_bind_address,
             serial_log.display()
@@ -165,10 +165,10 @@ impl Step<BuildContext, Error> for RunQemu {
         ctx.vnc_addr = None;
         if let Some(mut qemu) = ctx.qemu.take() {
             if qemu.exited().is_none() {
-                ctx.ui.say("Stopping QEMU");
+                ctx.core.ui.say("Stopping QEMU");
             }
             if let Err(e) = qemu.kill().await {
-                ctx.ui.error(format!("Could not kill QEMU: {e}"));
+                ctx.core.ui.error(format!("Could not kill QEMU: {e}"));
             }
         }
         self.socket_dir = None;

@@ -1,7 +1,7 @@
 //! Step: shut the guest down, escalating until QEMU has exited.
 //!
 //! Uses: `config.shutdown_command`, `config.shutdown_timeout`, `config.ssh`, `ssh_temp_key`,
-//! `comm`, `qmp`, `qemu`.
+//! `core.session`, `qmp`, `qemu`.
 //! Produces: a stopped QEMU. Cleanup: none (run_qemu's kills QEMU if it still runs).
 //!
 //! The ladder, each rung logged:
@@ -18,7 +18,6 @@ use async_trait::async_trait;
 
 use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::{BuildContext, Error};
-use crate::communicator::Communicator;
 use crate::step::Step;
 
 /// The longest kiln waits after pressing the ACPI power button.
@@ -44,7 +43,7 @@ impl Step<BuildContext, Error> for Shutdown {
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let timeout = ctx.config.shutdown_timeout;
         let qemu = ctx.qemu.as_mut().ok_or(Error::Missing { what: "qemu" })?;
-        let comm = ctx.comm.take();
+        let comm = ctx.core.session.take_comm();
         // `ssh_clear_authorized_keys`: remove the build's temporary key from the guest.
         if let (Some(comm), Some((_, public)), Some(ssh)) =
             (&comm, &ctx.ssh_temp_key, &ctx.config.ssh)
@@ -53,12 +52,14 @@ impl Step<BuildContext, Error> for Shutdown {
             let command = clear_key_command(public);
             match comm.exec(&command, &mut |_, _| {}).await {
                 Ok(0) => ctx
+                    .core
                     .ui
                     .say("Removed the temporary SSH key from authorized_keys"),
-                Ok(status) => ctx.ui.warn(format!(
+                Ok(status) => ctx.core.ui.warn(format!(
                     "Removing the temporary SSH key exited with status {status}"
                 )),
                 Err(e) => ctx
+                    .core
                     .ui
                     .warn(format!("Removing the temporary SSH key failed: {e}")),
             }
@@ -66,14 +67,14 @@ impl Step<BuildContext, Error> for Shutdown {
         // Whether the first rung was one the template asked for (so missing it is an error).
         let asked = match (&ctx.config.communicator, &ctx.config.shutdown_command, comm) {
             (CommunicatorKind::None, _, _) => {
-                ctx.ui.say(format!(
+                ctx.core.ui.say(format!(
                     "Waiting up to {}s for the guest to power off",
                     timeout.as_secs()
                 ));
                 true
             }
             (_, Some(cmd), Some(comm)) => {
-                ctx.ui.say("Gracefully halting virtual machine");
+                ctx.core.ui.say("Gracefully halting virtual machine");
                 let mut sink = |_: crate::communicator::Stream, chunk: &[u8]| {
                     tracing::debug!(output = %String::from_utf8_lossy(chunk), "shutdown_command output");
                 };
@@ -82,6 +83,7 @@ impl Step<BuildContext, Error> for Shutdown {
                 match tokio::time::timeout(timeout, comm.exec(cmd, &mut sink)).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(status)) => ctx
+                        .core
                         .ui
                         .warn(format!("shutdown_command exited with status {status}")),
                     Ok(Err(e)) => {
@@ -105,13 +107,14 @@ impl Step<BuildContext, Error> for Shutdown {
         }
 
         if asked {
-            ctx.ui.warn(format!(
+            ctx.core.ui.warn(format!(
                 "The guest did not power off within {}s; pressing the ACPI power button \
                  (QMP system_powerdown)",
                 timeout.as_secs()
             ));
         } else {
-            ctx.ui
+            ctx.core
+                .ui
                 .say("No shutdown_command: pressing the ACPI power button (QMP system_powerdown)");
         }
         let acpi_wait = timeout.min(ACPI_WAIT);
@@ -129,7 +132,7 @@ impl Step<BuildContext, Error> for Shutdown {
             }
         }
 
-        ctx.ui.warn(format!(
+        ctx.core.ui.warn(format!(
             "The guest ignored the ACPI power button for {}s; killing QEMU",
             acpi_wait.as_secs()
         ));

@@ -1,7 +1,8 @@
 //! Step: wait until the guest accepts SSH logins.
 //!
 //! Uses: `config.ssh`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `serial_log`.
-//! Produces: `comm`, `ssh_target`. Cleanup: closes the connection if a later step left it open.
+//! Produces: `core.session` (the connection, and how to reconnect while QEMU runs). Cleanup:
+//! closes the connection if a later step left it open.
 //! QEMU exiting during the wait fails the step at once; a timeout reports the last lines of
 //! the guest's serial console and saves a screenshot (`kiln-NAME-ssh-timeout.png` in the
 //! working directory).
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::communicator::ssh::{self, SshTarget};
+use crate::provisioner::Session;
 use crate::step::{Outcome, Step};
 
 /// Lines of the serial console shown when SSH never comes up.
@@ -49,36 +51,40 @@ impl Step<BuildContext, Error> for WaitSsh {
             pty: ssh_cfg.pty,
         };
         if !ssh_cfg.pause_before_connecting.is_zero() {
-            ctx.ui.say(format!(
+            ctx.core.ui.say(format!(
                 "Pausing {}s before connecting (pause_before_connecting)",
                 ssh_cfg.pause_before_connecting.as_secs()
             ));
             tokio::select! {
-                () = ctx.cancel.cancelled() => return Err(Error::WaitSsh(ssh::Error::Cancelled)),
+                () = ctx.core.cancel.cancelled() => return Err(Error::WaitSsh(ssh::Error::Cancelled)),
                 () = tokio::time::sleep(ssh_cfg.pause_before_connecting) => {}
             }
         }
-        ctx.ui.say(format!(
+        ctx.core.ui.say(format!(
             "Waiting for SSH on 127.0.0.1:{port} (timeout {}s)",
             ssh_cfg.timeout.as_secs()
         ));
-        match ssh::wait_for_ssh(&target, ssh_cfg.timeout, qemu.died(), &ctx.cancel).await {
+        match ssh::wait_for_ssh(&target, ssh_cfg.timeout, qemu.died(), &ctx.core.cancel).await {
             Ok(comm) => {
-                ctx.ui.say("Connected to SSH");
-                ctx.comm = Some(comm);
-                ctx.ssh_target = Some(target);
+                ctx.core.ui.say("Connected to SSH");
+                let watch = qemu.death_watch();
+                let died = Box::new(move || Box::pin(watch.clone().died()) as ssh::AbortFuture);
+                let cancel = ctx.core.cancel.clone();
+                let reconnect = ssh::Reconnect::new(target, died, cancel.clone());
+                ctx.core.session =
+                    Session::new(Some(Box::new(comm)), Some(Box::new(reconnect)), cancel);
                 Ok(())
             }
             Err(e) => {
                 if let Some(log) = &ctx.serial_log {
                     let tail = serial_tail(log, SERIAL_TAIL_LINES).await;
                     if !tail.is_empty() {
-                        ctx.ui.error(format!(
+                        ctx.core.ui.error(format!(
                             "Last lines of the guest's serial console ({}):",
                             log.display()
                         ));
                         for line in tail.lines() {
-                            ctx.ui.message(format!("serial: {line}"));
+                            ctx.core.ui.message(format!("serial: {line}"));
                         }
                     }
                 }
@@ -89,7 +95,7 @@ impl Step<BuildContext, Error> for WaitSsh {
                     ));
                     if let Some(qmp) = &ctx.qmp {
                         match screendump(qmp, &png).await {
-                            Ok(path) => ctx.ui.error(format!(
+                            Ok(path) => ctx.core.ui.error(format!(
                                 "The guest's screen when SSH gave up: {}",
                                 path.display()
                             )),
@@ -103,9 +109,7 @@ impl Step<BuildContext, Error> for WaitSsh {
     }
 
     async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
-        if let Some(comm) = ctx.comm.take() {
-            comm.close().await;
-        }
+        ctx.core.session.disconnect().await;
     }
 }
 

@@ -2,20 +2,29 @@
 //! names, types, defaults and cross-field rules (`packer-qemu.md` §1, §1.10).
 
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use crate::bootcmd::{self, BootVars};
+use crate::builder::SourceConfig;
 use crate::builder::qemu::config::{
-    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, SshConfig, smp_cpus,
+    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, smp_cpus,
 };
-use crate::types::{Checksum, GoDuration, Secret, parse_checksum, parse_disk_size, parse_duration};
+use crate::types::{Checksum, parse_checksum, parse_disk_size};
 
-use super::Diagnostic;
-use super::options::Options;
+use super::{Kind, duration, non_negative, port_range, resolve, ssh};
+use crate::template::Diagnostic;
+use crate::template::options::Options;
+
+pub(crate) const KIND: Kind = Kind {
+    type_name: "qemu",
+    supported: SUPPORTED,
+    known: KNOWN,
+    known_blocks: true,
+    read: |name, o, dir, d| SourceConfig::Qemu(Box::new(source(name, o, dir, d))),
+};
 
 /// The options kiln reads from a qemu source.
 #[rustfmt::skip]
-pub(crate) const SUPPORTED: &[&str] = &[
+const SUPPORTED: &[&str] = &[
     "iso_url", "iso_urls", "iso_checksum", "iso_target_path", "iso_target_extension",
     "iso_skip_cache", "output_directory", "vm_name", "disk_size", "format",
     "disk_interface", "disk_cache", "disk_discard", "skip_compaction", "disk_compression",
@@ -30,35 +39,6 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "display", "use_default_display", "disk_detect_zeroes", "qemuargs", "firmware", "efi_boot",
     "efi_firmware_code", "efi_firmware_vars",
 ];
-
-/// The options of `source "null"` kiln reads.
-#[rustfmt::skip]
-pub(crate) const NULL_SUPPORTED: &[&str] = &[
-    "communicator", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
-    "ssh_private_key_file", "ssh_timeout", "pause_before_connecting", "ssh_pty",
-];
-
-/// A `source "null"` block: the SSH host the provisioners run against.
-pub(crate) fn null_source(
-    name: &str,
-    o: &Options<'_>,
-    template_dir: &Path,
-    d: &mut Vec<Diagnostic>,
-) -> crate::builder::null::Config {
-    let none = o
-        .one_of("communicator", &["ssh", "none"], &["winrm"], d)
-        .as_deref()
-        == Some("none");
-    let host = o.string("ssh_host", d).unwrap_or_default();
-    if !none && host.is_empty() && !o.has("ssh_host") {
-        o.missing("ssh_host", " (the machine the provisioners run on)", d);
-    }
-    crate::builder::null::Config {
-        name: name.to_owned(),
-        host,
-        ssh: (!none).then(|| ssh(o, template_dir, d)),
-    }
-}
 
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
@@ -80,8 +60,6 @@ pub(crate) const KNOWN: &[&str] = &[
     "winrm_password", "winrm_host", "winrm_port", "winrm_timeout", "winrm_use_ssl",
     "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
 ];
-
-const PORT_MAX: u64 = u16::MAX as u64;
 
 /// Reads one qemu source. Problems go to `diags`; the returned config is only meaningful when
 /// none were added.
@@ -565,88 +543,6 @@ fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option
     Some(steps)
 }
 
-pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {
-    let username = o.string("ssh_username", d).unwrap_or_default();
-    if username.is_empty() && !o.has("ssh_username") {
-        o.missing(
-            "ssh_username",
-            " (required when `communicator` is `ssh`)",
-            d,
-        );
-    }
-    let (host_port_min, host_port_max) = port_range(o, "host_port", 0, (2222, 4444), d);
-    SshConfig {
-        username,
-        password: o.string("ssh_password", d).map(Secret::new),
-        port: o.uint("ssh_port", 0, PORT_MAX, d).map_or(22, |p| p as u16),
-        timeout: non_negative(o, "ssh_timeout", d).unwrap_or(Duration::from_secs(300)),
-        private_key_file: o.string("ssh_private_key_file", d).map(|f| {
-            let path = resolve(template_dir, Path::new(&f));
-            if !path.is_file() {
-                o.error(
-                    "ssh_private_key_file",
-                    format!("`{}` does not exist", path.display()),
-                    d,
-                );
-            }
-            path
-        }),
-        pause_before_connecting: non_negative(o, "pause_before_connecting", d).unwrap_or_default(),
-        clear_authorized_keys: o.bool("ssh_clear_authorized_keys", d).unwrap_or(false),
-        pty: o.bool("ssh_pty", d).unwrap_or(false),
-        host_port_min,
-        host_port_max,
-    }
-}
-
-/// Reads `<prefix>_min` / `<prefix>_max` (each within `floor..=65535`, min ≤ max).
-fn port_range(
-    o: &Options<'_>,
-    prefix: &str,
-    floor: u64,
-    default: (u16, u16),
-    d: &mut Vec<Diagnostic>,
-) -> (u16, u16) {
-    let (min_name, max_name) = (format!("{prefix}_min"), format!("{prefix}_max"));
-    let min = o
-        .uint(&min_name, floor, PORT_MAX, d)
-        .map_or(default.0, |p| p as u16);
-    let max = o
-        .uint(&max_name, floor, PORT_MAX, d)
-        .map_or(default.1, |p| p as u16);
-    if min > max {
-        let at = if o.has(&min_name) {
-            &min_name
-        } else {
-            &max_name
-        };
-        o.error(
-            at,
-            format!("`{min_name}` ({min}) is greater than `{max_name}` ({max})"),
-            d,
-        );
-    }
-    (min, max)
-}
-
-fn duration(o: &Options<'_>, name: &str, d: &mut Vec<Diagnostic>) -> Option<GoDuration> {
-    let s = o.string(name, d)?;
-    parse_duration(&s).map_err(|m| o.error(name, m, d)).ok()
-}
-
-pub(crate) fn non_negative(
-    o: &Options<'_>,
-    name: &str,
-    d: &mut Vec<Diagnostic>,
-) -> Option<Duration> {
-    let t = duration(o, name, d)?;
-    if t.negative {
-        o.error(name, format!("`{name}` must not be negative"), d);
-        return None;
-    }
-    Some(t.abs)
-}
-
 /// An `iso_url` as kiln will use it: `http(s)://` and `file://` URLs kept, paths resolved
 /// against the template directory.
 fn iso_url(url: &str, template_dir: &Path) -> Result<String, String> {
@@ -660,23 +556,6 @@ fn iso_url(url: &str, template_dir: &Path) -> Result<String, String> {
             .to_string_lossy()
             .into_owned()),
     }
-}
-
-/// `path` against `base` (unless absolute), with `.` and `..` removed lexically.
-pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for comp in base.join(path).components() {
-        match comp {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push(comp);
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,184 @@
+//! The source kinds kiln builds, in one table: for each, its type name, the options it reads,
+//! the options Packer has that kiln does not read yet, and its reader. The loader looks kinds
+//! up here; a new builder adds a module and one row to [`KINDS`].
+
+mod null;
+mod qemu;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use hcl::Value;
+use hcl::edit::Span;
+use hcl::edit::structure::Block;
+
+use super::diag::SourceFile;
+use super::eval::Scope;
+use super::options::{Options, reject_blocks};
+use super::{Diagnostic, Location};
+use crate::builder::SourceConfig;
+use crate::communicator::ssh::SshConfig;
+use crate::types::{GoDuration, Secret, parse_duration};
+
+/// One source kind.
+pub(crate) struct Kind {
+    /// As in `source "TYPE" "NAME"`.
+    pub type_name: &'static str,
+    /// The options kiln reads.
+    pub supported: &'static [&'static str],
+    /// Options and blocks Packer's builder has that kiln does not read yet ("not supported by
+    /// kiln yet" rather than "unknown").
+    pub known: &'static [&'static str],
+    /// Whether Packer's blocks in `known` are reported as such (else every block is unknown).
+    pub known_blocks: bool,
+    /// Turns the block's options into the builder's config, reporting problems.
+    pub read: fn(&str, &Options<'_>, &Path, &mut Vec<Diagnostic>) -> SourceConfig,
+}
+
+/// Every source kind kiln builds; the first is the one hints suggest.
+pub(crate) const KINDS: &[Kind] = &[qemu::KIND, null::KIND];
+
+/// The kind of `source "TYPE" …`, if kiln builds it.
+pub(crate) fn kind(type_name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.type_name == type_name)
+}
+
+/// The hint for a source type kiln does not build.
+pub(crate) fn supported_hint() -> String {
+    let others: Vec<String> = KINDS
+        .iter()
+        .skip(1)
+        .map(|k| format!("`\"{}\"`", k.type_name))
+        .collect();
+    format!(
+        "kiln builds with `source \"{}\" \"NAME\"` (or {})",
+        KINDS[0].type_name,
+        others.join(", ")
+    )
+}
+
+/// Reads a `source` block of `kind` as `name`, with `overrides` (from a `source` block inside
+/// `build`) replacing or adding options.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_source(
+    kind: &Kind,
+    file: &SourceFile,
+    block: &Block,
+    name: &str,
+    scope: &Scope,
+    overrides: Option<(BTreeMap<String, Value>, Location)>,
+    template_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> SourceConfig {
+    let at = file.at(block.ident.span());
+    let mut o = Options::read(file, scope, &block.body, at, kind.supported, kind.known, d);
+    if let Some((values, at)) = overrides {
+        o = o.with_overrides(values, at);
+    }
+    let known_blocks = if kind.known_blocks { kind.known } else { &[] };
+    reject_blocks(file, &block.body, known_blocks, d);
+    (kind.read)(name, &o, template_dir, d)
+}
+
+const PORT_MAX: u64 = u16::MAX as u64;
+
+/// The `ssh_*` options (and `host_port_*`) every builder that connects over SSH reads.
+pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {
+    let username = o.string("ssh_username", d).unwrap_or_default();
+    if username.is_empty() && !o.has("ssh_username") {
+        o.missing(
+            "ssh_username",
+            " (required when `communicator` is `ssh`)",
+            d,
+        );
+    }
+    let (host_port_min, host_port_max) = port_range(o, "host_port", 0, (2222, 4444), d);
+    SshConfig {
+        username,
+        password: o.string("ssh_password", d).map(Secret::new),
+        port: o.uint("ssh_port", 0, PORT_MAX, d).map_or(22, |p| p as u16),
+        timeout: non_negative(o, "ssh_timeout", d).unwrap_or(Duration::from_secs(300)),
+        private_key_file: o.string("ssh_private_key_file", d).map(|f| {
+            let path = resolve(template_dir, Path::new(&f));
+            if !path.is_file() {
+                o.error(
+                    "ssh_private_key_file",
+                    format!("`{}` does not exist", path.display()),
+                    d,
+                );
+            }
+            path
+        }),
+        pause_before_connecting: non_negative(o, "pause_before_connecting", d).unwrap_or_default(),
+        clear_authorized_keys: o.bool("ssh_clear_authorized_keys", d).unwrap_or(false),
+        pty: o.bool("ssh_pty", d).unwrap_or(false),
+        host_port_min,
+        host_port_max,
+    }
+}
+
+/// Reads `<prefix>_min` / `<prefix>_max` (each within `floor..=65535`, min ≤ max).
+pub(crate) fn port_range(
+    o: &Options<'_>,
+    prefix: &str,
+    floor: u64,
+    default: (u16, u16),
+    d: &mut Vec<Diagnostic>,
+) -> (u16, u16) {
+    let (min_name, max_name) = (format!("{prefix}_min"), format!("{prefix}_max"));
+    let min = o
+        .uint(&min_name, floor, PORT_MAX, d)
+        .map_or(default.0, |p| p as u16);
+    let max = o
+        .uint(&max_name, floor, PORT_MAX, d)
+        .map_or(default.1, |p| p as u16);
+    if min > max {
+        let at = if o.has(&min_name) {
+            &min_name
+        } else {
+            &max_name
+        };
+        o.error(
+            at,
+            format!("`{min_name}` ({min}) is greater than `{max_name}` ({max})"),
+            d,
+        );
+    }
+    (min, max)
+}
+
+pub(crate) fn duration(o: &Options<'_>, name: &str, d: &mut Vec<Diagnostic>) -> Option<GoDuration> {
+    let s = o.string(name, d)?;
+    parse_duration(&s).map_err(|m| o.error(name, m, d)).ok()
+}
+
+pub(crate) fn non_negative(
+    o: &Options<'_>,
+    name: &str,
+    d: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
+    let t = duration(o, name, d)?;
+    if t.negative {
+        o.error(name, format!("`{name}` must not be negative"), d);
+        return None;
+    }
+    Some(t.abs)
+}
+
+/// `path` against `base` (unless absolute), with `.` and `..` removed lexically.
+pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in base.join(path).components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(comp);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

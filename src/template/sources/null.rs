@@ -1,0 +1,42 @@
+//! `source "null" "NAME"` → [`crate::builder::null::Config`]: the SSH host the provisioners
+//! run against.
+
+use std::path::Path;
+
+use super::{Kind, qemu, ssh};
+use crate::builder::{SourceConfig, null::Config};
+use crate::template::Diagnostic;
+use crate::template::options::Options;
+
+pub(crate) const KIND: Kind = Kind {
+    type_name: "null",
+    supported: SUPPORTED,
+    // As before the table: Packer's qemu options are "not supported yet" here too.
+    known: qemu::KNOWN,
+    known_blocks: false,
+    read: |name, o, dir, d| SourceConfig::Null(source(name, o, dir, d)),
+};
+
+/// The options of `source "null"` kiln reads.
+#[rustfmt::skip]
+const SUPPORTED: &[&str] = &[
+    "communicator", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
+    "ssh_private_key_file", "ssh_timeout", "pause_before_connecting", "ssh_pty",
+];
+
+/// A `source "null"` block: the SSH host the provisioners run against.
+fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> Config {
+    let none = o
+        .one_of("communicator", &["ssh", "none"], &["winrm"], d)
+        .as_deref()
+        == Some("none");
+    let host = o.string("ssh_host", d).unwrap_or_default();
+    if !none && host.is_empty() && !o.has("ssh_host") {
+        o.missing("ssh_host", " (the machine the provisioners run on)", d);
+    }
+    Config {
+        name: name.to_owned(),
+        host,
+        ssh: (!none).then(|| ssh(o, template_dir, d)),
+    }
+}
