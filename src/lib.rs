@@ -15,7 +15,7 @@
 //!    The qemu builder's steps use [`download`], [`cd`], [`qemu_img`], [`http_server`],
 //!    [`bootcmd`] and its own `qmp`/`process`.
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
-//!    (archives from [`archive`]).
+//!    (archives from [`archive`]) and a versioned box catalog listing it.
 //!
 //! Dependencies point one way: `main`/[`cli`] → [`build`] → [`template`] → domain modules
 //! ([`builder`], [`provisioner`], [`postprocessor`], [`communicator`], …) → leaf modules

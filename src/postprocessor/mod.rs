@@ -5,7 +5,7 @@
 //! post-processor ran, its input is deleted unless it keeps it (`keep_input_artifact`); the
 //! builder's disk survives when the first post-processor of any chain keeps it. kiln's vagrant
 //! and compress keep their input by default (Packer's delete it, a known pain); checksum,
-//! manifest and shell-local always keep it.
+//! manifest, shell-local and vagrant-catalog (whose catalog points at the box) always keep it.
 
 pub mod checksum;
 pub mod compress;
