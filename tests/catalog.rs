@@ -1,8 +1,8 @@
 //! The `vagrant-catalog` post-processor's catalogs against real Vagrant (issue 15), with
 //! `file://` box URLs: `vagrant box add CATALOG.json` installs the newest version (Vagrant's
 //! version order, not the text's), verifying the checksum; after another version is added,
-//! `vagrant box outdated` reports it. No VM is booted: the boxes are small libvirt boxes made
-//! here (the `vagrant up` of a real kiln box is in tests/guest.rs).
+//! `vagrant box outdated` reports it. No VM is booted: the boxes are kiln's boxes of empty disks
+//! (the `vagrant up` of a real kiln box is in tests/guest.rs).
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,31 +11,37 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{describe, require};
+use kiln::postprocessor::vagrant;
 use kiln::postprocessor::vagrant_catalog::{self, Config};
 
 const BOX_NAME: &str = "kiln/catalog-test";
 
-/// A libvirt box in `dir`: a gzip'd tar of `metadata.json` and a (not bootable) `box.img`.
-fn make_box(dir: &Path, version: &str) -> PathBuf {
+/// A box kiln's `vagrant` post-processor writes in `dir`, of an empty qcow2 disk (not
+/// bootable: nothing here boots it) whose size differs per version.
+fn make_box(dir: &Path, version: &str, size_mib: u64) -> PathBuf {
+    let disk = dir.join(format!("disk-{version}.qcow2"));
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&disk)
+        .arg(format!("{size_mib}M"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
     let path = dir.join(format!("catalog-test-{version}.box"));
-    let gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    let mut tar = tar::Builder::new(gz);
-    let meta = r#"{"provider":"libvirt","format":"qcow2","virtual_size":1,"architecture":"amd64"}"#;
-    let image = format!("disk of version {version}");
-    for (member, data) in [
-        ("metadata.json", meta.as_bytes()),
-        ("box.img", image.as_bytes()),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, member, data).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap();
+    let input = vagrant::DiskInput {
+        path: &disk,
+        virtual_size: size_mib << 20,
+        format: "qcow2",
+        accelerator_is_kvm: false,
+    };
+    vagrant::write_box(
+        &vagrant::Config::default(),
+        &input,
+        "amd64",
+        &path,
+        &mut |_| {},
+    )
+    .unwrap();
     path
 }
 
@@ -60,6 +66,7 @@ fn vagrant(work: &Path, args: &[&str]) -> String {
 #[test]
 fn vagrant_installs_the_newest_version_and_sees_updates() {
     require("vagrant", "vagrant");
+    require("qemu-img", "qemu-utils");
     let work = tempfile::tempdir().unwrap();
     let boxes = work.path().join("boxes");
     std::fs::create_dir(&boxes).unwrap();
@@ -71,14 +78,14 @@ fn vagrant_installs_the_newest_version_and_sees_updates() {
         description: Some("kiln's catalog test box".into()),
         architecture: None,
     };
-    let publish = |version: &str| {
-        let b = make_box(&boxes, version);
+    let publish = |version: &str, size_mib: u64| {
+        let b = make_box(&boxes, version, size_mib);
         vagrant_catalog::update(&config(version), &b, "catalog-test", false).unwrap()
     };
 
     // 1.9.0 then 1.10.0: the newest is 1.10.0 although it sorts first as text.
-    publish("1.9.0");
-    let catalog = publish("1.10.0").catalog;
+    publish("1.9.0", 16);
+    let catalog = publish("1.10.0", 24).catalog;
     let added = vagrant(work.path(), &["box", "add", &catalog.display().to_string()]);
     assert!(
         added.contains(&format!(
@@ -94,7 +101,7 @@ fn vagrant_installs_the_newest_version_and_sees_updates() {
 
     // The next build publishes 1.11.0: Vagrant reports the installed box as outdated, and
     // adding the catalog again installs the new version (checksum verified).
-    publish("1.11.0");
+    publish("1.11.0", 32);
     let outdated = vagrant(work.path(), &["box", "outdated", "--global"]);
     assert!(
         outdated.contains("is outdated") && outdated.contains("Latest: 1.11.0"),
