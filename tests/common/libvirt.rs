@@ -124,7 +124,9 @@ impl PrivateLibvirt {
     pub fn command(&self, program: &str, cwd: &Path) -> Command {
         let pid = self.libvirtd.expect("libvirtd is running").to_string();
         let mut cmd = Command::new("nsenter");
-        cmd.args(["--target", &pid, "--mount", "--net"])
+        // --root: the daemons' root directory, which is not the mount namespace's own when
+        // the tests run in a chroot (scripts/check-fresh.sh).
+        cmd.args(["--target", &pid, "--mount", "--net", "--root"])
             .arg(format!("--wd={}", cwd.display()))
             .args(["--", program])
             .env("PATH", PATH);
