@@ -10,9 +10,9 @@
 //! provider and architecture is refused unless `-force`. Packer only publishes to HCP's
 //! registry (`vagrant-registry`); this is for serving boxes from any web server or file share.
 //!
-//! The catalog is rewritten under a temporary name and renamed, under a lock on
-//! `CATALOG.lock`, so concurrent builds add their entries one after the other and a failed run
-//! leaves the previous catalog as it was. Served over HTTP, it must come with
+//! The catalog is rewritten under a temporary name and renamed, under a lock on its directory
+//! (no lock file is left beside the boxes), so concurrent builds add their entries one after
+//! the other and a failed run leaves the previous catalog as it was. Served over HTTP, it must come with
 //! `Content-Type: application/json`, or Vagrant takes it for a box.
 
 use std::io::{self, Read, Write};
@@ -70,8 +70,8 @@ pub enum Error {
     /// The rendered `url` is not an absolute URL.
     #[error("The box URL `{url}` is not an http://, https:// or file:// URL")]
     RelativeUrl { url: String },
-    /// The catalog's lock file could not be taken.
-    #[error("Cannot lock `{}`", path.display())]
+    /// The catalog's directory could not be created or locked.
+    #[error("Cannot lock the catalog's directory `{}`", path.display())]
     Lock {
         path: PathBuf,
         #[source]
@@ -362,26 +362,21 @@ fn box_metadata(path: &Path) -> Result<Value, Error> {
     Err(not_a_box())
 }
 
-/// Takes the lock `CATALOG.lock` (creating the catalog's directory); held until dropped.
+/// Creates the catalog's directory and takes an exclusive lock on it (`flock`), held until
+/// the returned handle is dropped.
 fn lock(catalog: &Path) -> Result<std::fs::File, Error> {
-    let mut name = catalog.as_os_str().to_owned();
-    name.push(".lock");
-    let path = PathBuf::from(name);
+    let dir = catalog
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let lock_err = |source| Error::Lock {
-        path: path.clone(),
+        path: dir.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(lock_err)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(lock_err)?;
-    file.lock().map_err(lock_err)?;
-    Ok(file)
+    std::fs::create_dir_all(dir).map_err(lock_err)?;
+    let handle = std::fs::File::open(dir).map_err(lock_err)?;
+    handle.lock().map_err(lock_err)?;
+    Ok(handle)
 }
 
 /// The catalog at `path` as a JSON object; an empty one when the file does not exist.
@@ -484,12 +479,12 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    /// Files in the catalog's directory other than the catalog and its lock file.
+    /// Files in the catalog's directory other than the catalog.
     fn leftovers(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.ends_with(".json") && !n.ends_with(".json.lock"))
+            .filter(|n| !n.ends_with(".json"))
             .collect()
     }
 
@@ -569,6 +564,36 @@ mod tests {
             json!(checksum::hash_file(&b1, ChecksumType::Sha256).unwrap())
         );
         assert_eq!(providers[1]["architecture"], "arm64");
+    }
+
+    /// Builds publishing to one catalog at once each add their version (the directory lock).
+    #[test]
+    fn concurrent_updates_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let root = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    let b = make_box(&root, &format!("{i}.box"), LIBVIRT_AMD64, b"x");
+                    update(&config(&root, &format!("1.{i}")), &b, "testos", false).unwrap()
+                })
+            })
+            .collect();
+        let catalog = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .last()
+            .unwrap()
+            .catalog;
+        let mut versions: Vec<String> = read(&catalog)["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap().to_owned())
+            .collect();
+        versions.sort();
+        assert_eq!(versions, ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"]);
+        assert_eq!(leftovers(catalog.parent().unwrap()), Vec::<String>::new());
     }
 
     #[test]
