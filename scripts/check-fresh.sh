@@ -4,9 +4,11 @@
 # are in the work tree), and runs README's two commands there exactly as written:
 # `scripts/demo.sh`, then `scripts/test.sh`, as root. The host's Rust toolchain (rustup's home
 # and cargo's bin directory) is bind-mounted read-only, since README says Rust is a
-# prerequisite; nothing else comes from the host but the kernel's /dev, /proc and /sys, its
-# network and DNS settings, and its apt options for the mirror. Prints the wall time of each
-# command; exits non-zero if either fails.
+# prerequisite; nothing else comes from the host but the kernel's /dev, /proc and /sys, and
+# what the machine's network needs: DNS settings, apt options for the mirror, and the local CA
+# certificates (/usr/local/share/ca-certificates, e.g. an HTTPS proxy's; trusted once the
+# scripts install ca-certificates). Prints the wall time of each command; exits non-zero if
+# either fails.
 #
 # Usage: sudo scripts/check-fresh.sh [WORKDIR]
 #   WORKDIR (default: a new directory under ${TMPDIR:-/tmp}) holds the root and the logs
@@ -73,6 +75,10 @@ log "copying the repository's tracked files to /root/kiln"
 mkdir -p "$root/root/kiln"
 git -C "$REPO" ls-files -z | tar -C "$REPO" --null -T - -cf - | tar -C "$root/root/kiln" -xf -
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+if [[ -d /usr/local/share/ca-certificates ]]; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
 
 # The mounts and the two commands, in a private mount namespace.
 inner=$(
