@@ -1,8 +1,9 @@
 //! Box-packing benchmark, driven by `scripts/bench/box.sh` (which also times the baselines).
 //!
 //! `cargo bench --bench box -- DISK OUTDIR` packs DISK (a qcow2) into `OUTDIR/kiln.box` with the
-//! vagrant post-processor's defaults, then compresses the same disk with kiln's gzip on one
-//! thread, and prints one `key=value` line per measurement.
+//! vagrant post-processor's defaults, then as a zstd box (`compression = "zstd"`), then
+//! compresses the same disk with kiln's gzip on one thread, and prints one `key=value` line per
+//! measurement.
 
 #![allow(clippy::print_stdout)]
 
@@ -25,26 +26,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (disk, outdir) = (PathBuf::from(disk), PathBuf::from(outdir));
     let len = std::fs::metadata(&disk)?.len();
 
-    let out = outdir.join("kiln.box");
-    let t0 = Instant::now();
-    let info = vagrant::write_box(
-        &vagrant::Config::default(),
-        &DiskInput {
-            path: &disk,
-            virtual_size: len,
-            format: "qcow2",
-            accelerator_is_kvm: true,
-        },
-        "amd64",
-        &out,
-        &mut |_| {},
-    )?;
+    let pack = |config: &vagrant::Config, out: &std::path::Path| {
+        let t0 = Instant::now();
+        let info = vagrant::write_box(
+            config,
+            &DiskInput {
+                path: &disk,
+                virtual_size: len,
+                format: "qcow2",
+                accelerator_is_kvm: true,
+            },
+            "amd64",
+            out,
+            &mut |_| {},
+            &tokio_util::sync::CancellationToken::new(),
+        )?;
+        Ok::<_, vagrant::Error>((t0.elapsed().as_secs_f64(), info.size))
+    };
+    let (secs, size) = pack(&vagrant::Config::default(), &outdir.join("kiln.box"))?;
     println!(
-        "kiln_box_seconds={:.3} kiln_box_bytes={} threads={}",
-        t0.elapsed().as_secs_f64(),
-        info.size,
+        "kiln_box_seconds={secs:.3} kiln_box_bytes={size} threads={}",
         threads()
     );
+    // The same box with `compression = "zstd"` at its default level (issue 19).
+    let zst = outdir.join("kiln-zstd.box");
+    let zstd = vagrant::Config {
+        compression: vagrant::Compression::Zstd,
+        compression_level: vagrant::ZSTD_DEFAULT_LEVEL,
+        ..vagrant::Config::default()
+    };
+    let (secs, size) = pack(&zstd, &zst)?;
+    println!("kiln_zstd_box_seconds={secs:.3} kiln_zstd_box_bytes={size}");
+    std::fs::remove_file(&zst)?;
 
     // The same compression on one thread: how the box time scales with cores.
     let one = outdir.join("kiln-1thread.gz");

@@ -395,6 +395,14 @@ mkdir -p "$T"/{dev,proc}
 install_busybox "$T"
 install_file "$TESTOS_DIR/typing/init" "$T/init"
 
+# --- the fault-variant initrd (isolinux labels "panic" and "bootloop") --------------------
+F=$WORK/fault
+mkdir -p "$F"/{dev,etc,proc,sys,tmp,usr/lib/kiln-testos}
+install_busybox "$F"
+install_file "$TESTOS_DIR/fault/init" "$F/init"
+install_file "$TESTOS_DIR/rootfs/usr/lib/kiln-testos/common.sh" "$F/usr/lib/kiln-testos/common.sh"
+install_modules "$F"
+
 # --- the ISO ------------------------------------------------------------------------------------------
 log "writing the ISO"
 S=$WORK/iso
@@ -407,6 +415,8 @@ make_cpio_gz "$N" "$S/isolinux/initrd.gz"
 chmod 0644 "$S/isolinux/initrd.gz"
 make_cpio_gz "$T" "$S/isolinux/typing.gz"
 chmod 0644 "$S/isolinux/typing.gz"
+make_cpio_gz "$F" "$S/isolinux/fault.gz"
+chmod 0644 "$S/isolinux/fault.gz"
 find "$S" -exec touch -h -d "@$EPOCH" {} +
 
 TMP_ISO=$OUT.tmp.$$

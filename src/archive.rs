@@ -9,10 +9,12 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+
+use tokio_util::sync::CancellationToken;
 
 /// Modification time of every tar member (2000-01-01T00:00:00Z): fixed for reproducible output,
 /// and not 0, which GNU tar reports as "implausibly old".
@@ -32,37 +34,80 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Writing the archive failed (reading an input or writing the output).
-    #[error("Cannot write `{}`", path.display())]
+    /// Writing the archive failed (reading an input or writing the temporary file).
+    #[error("Cannot write `{}` (through the temporary file `{}`)", path.display(), temp.display())]
     Write {
         path: PathBuf,
+        temp: PathBuf,
         #[source]
         source: io::Error,
     },
     /// Renaming the finished archive to its name failed.
-    #[error("Cannot move the finished file to `{}`", path.display())]
+    #[error("Cannot rename the finished `{}` to `{}`", temp.display(), path.display())]
     Persist {
         path: PathBuf,
+        temp: PathBuf,
         #[source]
         source: io::Error,
     },
+    /// The build was cancelled while writing.
+    #[error("Writing `{}` was cancelled (its temporary file was removed)", path.display())]
+    Cancelled { path: PathBuf },
+}
+
+/// The error a write returns once the build is cancelled.
+const CANCELLED: &str = "cancelled";
+
+/// The temporary file behind [`write_atomically`]'s writer: every write first checks the
+/// build's cancellation, so Ctrl-C stops a long archive at once.
+pub struct Interruptible<'a> {
+    file: &'a File,
+    cancel: &'a CancellationToken,
+}
+
+impl Write for Interruptible<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other(CANCELLED));
+        }
+        (&*self.file).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.file).flush()
+    }
+}
+
+impl Seek for Interruptible<'_> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        (&*self.file).seek(pos)
+    }
 }
 
 /// Writes `output` through `fill`, which gets a buffered writer on a temporary file in the same
-/// directory. The file is synced, made 0644 and renamed to `output` only if `fill` succeeds;
-/// otherwise it is removed, so `output` is never left half-written. Returns the size written.
+/// directory (`.NAME.kiln-PID-XXXXXX.tmp`). The file is synced, made 0644 and renamed to
+/// `output` only if `fill` succeeds; otherwise (a full disk, an I/O error, `cancel` fired) it
+/// is removed, so `output` is never half-written and no temporary file stays behind. Temporary
+/// files of `output` left by a kiln that was killed are removed first. Returns the size
+/// written.
 pub fn write_atomically(
     output: &Path,
-    fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
+    cancel: &CancellationToken,
+    fill: impl FnOnce(&mut BufWriter<Interruptible<'_>>) -> io::Result<()>,
 ) -> Result<u64, Error> {
     let dir = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    let name = output.file_name().map_or_else(
+        || "archive".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    remove_stale_temps(dir, &name);
     // Deleted on drop: every early return below removes the partial file.
     let tmp = tempfile::Builder::new()
-        .prefix(".kiln-")
-        .suffix(".tmp")
+        .prefix(&temp_prefix(&name, std::process::id()))
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .map_err(|source| Error::CreateTemp {
             dir: dir.to_path_buf(),
@@ -70,19 +115,81 @@ pub fn write_atomically(
         })?;
     let write_err = |source| Error::Write {
         path: output.to_path_buf(),
+        temp: tmp.path().to_path_buf(),
         source,
     };
-    let mut sink = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    fill(&mut sink).map_err(write_err)?;
-    let file = sink.into_inner().map_err(|e| write_err(e.into_error()))?;
+    let mut sink = BufWriter::with_capacity(
+        1 << 20,
+        Interruptible {
+            file: tmp.as_file(),
+            cancel,
+        },
+    );
+    let filled = fill(&mut sink).and_then(|()| sink.flush());
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled {
+            path: output.to_path_buf(),
+        });
+    }
+    filled.map_err(write_err)?;
+    drop(sink);
+    let file = tmp.as_file();
     file.sync_all().map_err(write_err)?;
     let size = file.metadata().map_err(write_err)?.len();
     set_shareable(file).map_err(write_err)?;
+    let temp = tmp.path().to_path_buf();
     tmp.persist(output).map_err(|e| Error::Persist {
         path: output.to_path_buf(),
+        temp,
         source: e.error,
     })?;
     Ok(size)
+}
+
+/// Temporary files are `.NAME.kiln-PID-XXXXXX.tmp`: hidden, named after what they become and
+/// after the kiln writing them.
+fn temp_prefix(name: &str, pid: u32) -> String {
+    format!(".{name}.kiln-{pid}-")
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files of `name` in `dir` whose kiln no longer runs (it was killed
+/// before it could clean up); a file whose kiln runs, or whose name says no pid, is left alone.
+/// Only where `/proc` tells which processes run.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{name}.kiln-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .filter(|rest| rest.ends_with(TEMP_SUFFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => tracing::warn!(
+                path = %entry.path().display(),
+                pid,
+                "removed a temporary file left by a kiln that was killed"
+            ),
+            Err(e) => {
+                tracing::debug!(path = %entry.path().display(), error = %e, "stale temporary file stays")
+            }
+        }
+    }
 }
 
 /// An archive is an ordinary shareable file (temporary files start out 0600).
@@ -558,18 +665,69 @@ mod tests {
     }
 
     #[test]
-    fn failed_fill_leaves_nothing() {
+    fn failed_fill_leaves_nothing_and_names_the_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.tar");
-        let err = write_atomically(&out, |w| {
+        let none = CancellationToken::new();
+        let err = write_atomically(&out, &none, |w| {
             w.write_all(b"partial")?;
             Err(io::Error::other("boom"))
         })
         .unwrap_err();
-        assert!(err.to_string().contains("x.tar"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("x.tar") && msg.contains(".x.tar.kiln-"),
+            "{msg}"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let size = write_atomically(&out, |w| w.write_all(b"whole")).unwrap();
+        let size = write_atomically(&out, &none, |w| w.write_all(b"whole")).unwrap();
         assert_eq!((size, std::fs::read(&out).unwrap()), (5, b"whole".to_vec()));
+    }
+
+    #[test]
+    fn cancel_stops_the_writer_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.box");
+        let cancel = CancellationToken::new();
+        let err = write_atomically(&out, &cancel, |w| {
+            w.write_all(&[1; 4 << 20])?;
+            cancel.cancel();
+            // A writer that ignored cancellation would go on for ever.
+            loop {
+                w.write_all(&[2; 1 << 20])?;
+            }
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn temporary_files_of_killed_kilns_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid that does not run (above the kernel's pid_max) and one that does (ours).
+        let dead = dir.path().join(format!(
+            "{}abc123{TEMP_SUFFIX}",
+            temp_prefix("x.box", 4_999_999)
+        ));
+        let alive = dir.path().join(format!(
+            "{}abc123{TEMP_SUFFIX}",
+            temp_prefix("x.box", std::process::id())
+        ));
+        let other = dir.path().join(format!(
+            "{}abc123{TEMP_SUFFIX}",
+            temp_prefix("y.box", 4_999_999)
+        ));
+        for f in [&dead, &alive, &other] {
+            std::fs::write(f, b"partial").unwrap();
+        }
+        write_atomically(&dir.path().join("x.box"), &CancellationToken::new(), |w| {
+            w.write_all(b"box")
+        })
+        .unwrap();
+        assert!(!dead.exists(), "a dead kiln's temporary file is removed");
+        assert!(alive.exists(), "a running kiln's temporary file stays");
+        assert!(other.exists(), "another output's temporary file stays");
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Options {
     pub force: bool,
     pub on_error: OnError,
     pub cache_dir: PathBuf,
+    /// `-install-cache`: use the install cache in every qemu build.
+    pub install_cache: bool,
     /// This run's id (`packer_run_uuid` in manifests).
     pub run_uuid: String,
 }
@@ -90,6 +92,7 @@ pub async fn run(
         force: opts.force,
         on_error: opts.on_error,
         cache_dir: opts.cache_dir.clone(),
+        install_cache: opts.install_cache,
     };
     let mut outputs = Vec::new();
     for build in &tpl.builds {
@@ -102,7 +105,7 @@ pub async fn run(
                 None => full_name.clone(),
             };
             let bui = ui.with_prefix(shown);
-            let core = Core::new(
+            let mut core = Core::new(
                 source,
                 bui.clone(),
                 cancel.clone(),
@@ -110,6 +113,16 @@ pub async fn run(
                 build.error_cleanup.clone(),
                 opts.run_uuid.clone(),
             );
+            let info = postprocessor::BuildInfo {
+                build_name: name.to_owned(),
+                source: full_name.clone(),
+                run_uuid: opts.run_uuid.clone(),
+                force: opts.force,
+            };
+            if let Some(arch) = source.architecture() {
+                core.post_outputs =
+                    postprocessor::disk_outputs(&build.post_processors, &info, kind, arch);
+            }
             let mut timings = Timings::default();
             let artifact = builder::run(source.clone(), core, &settings, &mut timings)
                 .await
@@ -117,12 +130,6 @@ pub async fn run(
                     name: full_name.clone(),
                     source,
                 })?;
-            let info = postprocessor::BuildInfo {
-                build_name: name.to_owned(),
-                source: full_name.clone(),
-                run_uuid: opts.run_uuid.clone(),
-                force: opts.force,
-            };
             let outcome =
                 postprocessor::run_chains(&build.post_processors, &artifact, &info, &bui, cancel)
                     .await

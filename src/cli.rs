@@ -28,7 +28,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Rewrite `*.pkr.hcl` and `*.pkrvars.hcl` files in canonical layout, as `packer fmt`.
     Fmt(FmtArgs),
-    /// Inspect, check or clear the ISO cache (`KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`).
+    /// Inspect, check or clear the cache of ISOs and install layers (`KILN_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/kiln`).
     Cache {
         #[command(subcommand)]
         action: CacheAction,
@@ -39,9 +40,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheAction {
-    /// List the cached files: verified downloads (by digest), unverified ones, partial ones.
+    /// List the cached files (verified downloads by digest, unverified ones, partial ones) and
+    /// the install layers, with their sizes.
     List,
-    /// Remove every cached file that no running build is using.
+    /// Remove every cached file and install layer that no running build is using.
     Clean,
     /// Hash every verified file again; remove those that no longer match.
     Verify,
@@ -88,6 +90,10 @@ pub struct BuildArgs {
     /// Delete an existing output directory instead of refusing to build.
     #[arg(long)]
     pub force: bool,
+    /// Keep the installed system in kiln's cache when SSH first answers, and start from it
+    /// when nothing the install depends on has changed (as `install_cache = true` in a source).
+    #[arg(long)]
+    pub install_cache: bool,
     /// What to do when a step fails: `cleanup` everything (default) or `abort`, leaving the VM
     /// and output in place for debugging.
     #[arg(long = "on-error", value_enum, default_value_t = OnErrorArg::Cleanup)]
@@ -177,6 +183,7 @@ const SINGLE_DASH_FLAGS: &[&str] = &[
     "var",
     "var-file",
     "force",
+    "install-cache",
     "on-error",
     "help",
     "syntax-only",
@@ -229,6 +236,7 @@ mod tests {
             "-var=b=2",
             "-force",
             "-on-error=abort",
+            "-install-cache",
             "t.pkr.hcl",
         ]);
         let Command::Build(b) = cli.command else {
@@ -238,7 +246,7 @@ mod tests {
             b.vars.vars,
             [("a".into(), "1".into()), ("b".into(), "2".into())]
         );
-        assert!(b.force);
+        assert!(b.force && b.install_cache);
         assert_eq!(b.on_error, OnErrorArg::Abort);
         assert_eq!(b.template, PathBuf::from("t.pkr.hcl"));
     }

@@ -22,6 +22,22 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
             _ => None,
         };
     }
+    let no_space = match err.downcast_ref::<crate::qemu_img::Error>() {
+        Some(crate::qemu_img::Error::Convert { stderr, .. }) => {
+            stderr.contains("No space left on device")
+        }
+        _ => err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(ENOSPC)),
+    };
+    if no_space {
+        return Some(
+            "that filesystem is full (kiln removed what it was writing): free space there, or \
+             point `output_directory` (or the post-processor's `output`, or `KILN_CACHE_DIR` for \
+             the ISO cache) at a larger filesystem"
+                .into(),
+        );
+    }
     match err.downcast_ref::<crate::download::Error>() {
         Some(crate::download::Error::ChecksumMismatch { .. }) => {
             return Some(
@@ -37,6 +53,9 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
     }
     None
 }
+
+/// `ENOSPC`: no space left on device.
+const ENOSPC: i32 = 28;
 
 /// Every template diagnostic in the chain of `err`, rendered with source lines and carets.
 pub fn diagnostics(err: &(dyn Error + 'static)) -> Option<String> {
@@ -54,4 +73,23 @@ pub fn diagnostics(err: &(dyn Error + 'static)) -> Option<String> {
         cur = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_anywhere_gets_the_space_hint() {
+        let io = std::io::Error::from_raw_os_error(ENOSPC);
+        assert!(for_error(&io).is_some_and(|h| h.contains("filesystem is full")));
+        let convert = crate::qemu_img::Error::Convert {
+            src: "d".into(),
+            temp: "d.convert".into(),
+            dst: "d".into(),
+            stderr: "qemu-img: error while writing at byte 0: No space left on device".into(),
+        };
+        assert!(for_error(&convert).is_some_and(|h| h.contains("filesystem is full")));
+        assert!(for_error(&std::io::Error::other("x")).is_none());
+    }
 }

@@ -13,7 +13,8 @@
 //!    [`communicator::Communicator`] trait ([`communicator::ssh`] is one), reconnecting through
 //!    [`communicator::Connect`]. The builder returns one shared [`artifact::Artifact`].
 //!    The qemu builder's steps use [`download`], [`cd`], [`qemu_img`], [`http_server`],
-//!    [`bootcmd`] and its own `qmp`/`process`.
+//!    [`bootcmd`] and its own `qmp`/`process`; its `monitor` follows QEMU's events for the
+//!    whole build, so a full disk, a guest panic or a boot loop stops it at once.
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
 //!    (archives from [`archive`]) and a versioned box catalog listing it.
 //!
@@ -27,6 +28,9 @@
 //! [`builder::SourceConfig`] and of [`builder::Error`], an arm in `type_name`, `name` and
 //! [`builder::run`]); its reader `src/template/sources/NAME.rs`; and its row in the kinds table
 //! in `src/template/sources/mod.rs`.
+//!
+//! With the install cache on, the installed system is kept at the moment SSH first answers
+//! ([`install_cache`]) and later builds with the same install inputs resume it.
 //!
 //! Packer's legacy `{{ .Name }}` text, filled in while a build runs, is [`render`]ed in one
 //! place. Beside the build, [`fmt`] lays templates out as `packer fmt` does.
@@ -46,6 +50,7 @@ pub mod download;
 pub mod fmt;
 pub mod hint;
 pub mod http_server;
+pub mod install_cache;
 pub mod postprocessor;
 pub mod provisioner;
 pub mod qemu_img;

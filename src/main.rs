@@ -108,6 +108,7 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                 force: args.force,
                 on_error: args.on_error.into(),
                 cache_dir: kiln::download::default_cache_dir(),
+                install_cache: args.install_cache,
                 run_uuid: kiln::postprocessor::manifest::new_run_uuid(),
             };
             let started = std::time::Instant::now();
@@ -166,7 +167,8 @@ async fn run_cache(
     match action {
         CacheAction::List => {
             let entries = cache::list(&dir)?;
-            if entries.is_empty() {
+            let layers = kiln::install_cache::list(&dir)?;
+            if entries.is_empty() && layers.is_empty() {
                 ui.raw(false, format!("The cache `{}` is empty.", dir.display()));
             }
             for e in entries {
@@ -181,10 +183,21 @@ async fn run_cache(
                     format!("{:>14}  {kind:<15}  {}", e.size, e.path.display()),
                 );
             }
+            for l in layers {
+                let kind = match &l.meta {
+                    Some(m) => format!("install layer of {}", m.source),
+                    None => "install layer being written".to_owned(),
+                };
+                ui.raw(
+                    false,
+                    format!("{:>14}  {kind:<15}  {}", l.size, l.dir.display()),
+                );
+            }
         }
         CacheAction::Clean => {
             let done = cache::clean(&dir)?;
-            for p in &done.busy {
+            let layers = kiln::install_cache::clean(&dir)?;
+            for p in done.busy.iter().chain(&layers.busy) {
                 ui.raw(
                     true,
                     format!("skipped `{}`: in use by a build", p.display()),
@@ -197,6 +210,14 @@ async fn run_cache(
                     done.removed.len(),
                     done.bytes,
                     dir.display()
+                ),
+            );
+            ui.raw(
+                false,
+                format!(
+                    "Removed {} install layers ({} bytes).",
+                    layers.removed.len(),
+                    layers.bytes
                 ),
             );
         }

@@ -59,12 +59,27 @@ pub enum Error {
     /// `qemu-img resize` failed.
     #[error("Cannot resize disk image {}: {stderr}", path.display())]
     Resize { path: PathBuf, stderr: String },
-    /// `qemu-img convert` failed.
-    #[error("Cannot convert disk image {} to {}: {stderr}", src.display(), dst.display())]
+    /// `qemu-img convert` failed; `temp` is the file it was writing (removed), which would
+    /// have replaced `dst`.
+    #[error(
+        "Cannot convert disk image {} into {} (to become {}): {stderr}",
+        src.display(),
+        temp.display(),
+        dst.display()
+    )]
     Convert {
         src: PathBuf,
+        temp: PathBuf,
         dst: PathBuf,
         stderr: String,
+    },
+    /// Copying an image file failed.
+    #[error("Cannot copy disk image {} to {}", src.display(), dst.display())]
+    Copy {
+        src: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     /// Moving the converted image over the destination failed.
     #[error("Cannot rename {} to {}", from.display(), to.display())]
@@ -97,6 +112,9 @@ pub struct ImageInfo {
     /// Bytes used on the host, when known.
     #[serde(rename = "actual-size")]
     pub actual_size: Option<u64>,
+    /// The image's backing file, when it is an overlay.
+    #[serde(rename = "backing-filename", default)]
+    pub backing_filename: Option<String>,
 }
 
 fn os(path: &Path) -> String {
@@ -219,7 +237,8 @@ pub async fn resize(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<
 }
 
 /// Converts `src` into `dst` (they may be the same file): writes `<dst>.convert`, then renames
-/// it over `dst`, so `dst` is never half-written.
+/// it over `dst`, so `dst` is never half-written. The temporary file is removed when the
+/// conversion fails (a full disk, an I/O error) or is dropped half-way (Ctrl-C).
 pub async fn convert(
     format: DiskFormat,
     compress: bool,
@@ -228,24 +247,54 @@ pub async fn convert(
 ) -> Result<(), Error> {
     let mut tmp = OsString::from(dst.as_os_str());
     tmp.push(".convert");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tempfile::TempPath::try_from_path(tmp).map_err(|source| Error::Run {
+        path: dst.to_owned(),
+        source,
+    })?;
     let args = convert_args(format, compress, src, &tmp);
     let out = run(QEMU_IMG, "convert", &args, src, CONVERT_TIMEOUT).await?;
     if !out.status.success() {
-        let _ = tokio::fs::remove_file(&tmp).await;
         return Err(Error::Convert {
             src: src.to_owned(),
+            temp: tmp.to_path_buf(),
             dst: dst.to_owned(),
             stderr: stderr_of(&out),
         });
     }
-    tokio::fs::rename(&tmp, dst)
+    let from = tmp.to_path_buf();
+    tmp.persist(dst).map_err(|e| Error::Rename {
+        from,
+        to: dst.to_owned(),
+        source: e.error,
+    })
+}
+
+/// Copies the standalone image `src` to `dst` byte for byte (`copy_file_range`, so the kernel
+/// copies, or clones on a filesystem with reflinks), through `<dst>.copy` renamed when complete
+/// (removed if the copy fails). For a qcow2 without a backing file this is the same image
+/// `convert` would give, without decoding and encoding every cluster.
+pub async fn copy(src: &Path, dst: &Path) -> Result<(), Error> {
+    let mut tmp = OsString::from(dst.as_os_str());
+    tmp.push(".copy");
+    let tmp = tempfile::TempPath::try_from_path(tmp).map_err(|source| Error::Run {
+        path: dst.to_owned(),
+        source,
+    })?;
+    let (from, to) = (src.to_owned(), tmp.to_path_buf());
+    tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
         .await
-        .map_err(|source| Error::Rename {
-            from: tmp.clone(),
-            to: dst.to_owned(),
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+        .map_err(|source| Error::Copy {
+            src: src.to_owned(),
+            dst: dst.to_owned(),
             source,
-        })
+        })?;
+    let from = tmp.to_path_buf();
+    tmp.persist(dst).map_err(|e| Error::Rename {
+        from,
+        to: dst.to_owned(),
+        source: e.error,
+    })
 }
 
 /// Reads the format and sizes of the image at `path`.
@@ -345,7 +394,8 @@ mod tests {
             ImageInfo {
                 format: "qcow2".into(),
                 virtual_size: 1 << 30,
-                actual_size: Some(200704)
+                actual_size: Some(200704),
+                backing_filename: None,
             }
         );
         let no_actual = parse_info(r#"{"virtual-size": 5, "format": "raw"}"#).expect("parse");
@@ -380,6 +430,17 @@ mod tests {
             super::info(&disk).await.expect("info").virtual_size,
             64 << 20
         );
+
+        let copied = dir.path().join("disk.copy.qcow2");
+        copy(&disk, &copied).await.expect("copy");
+        assert_eq!(
+            std::fs::read(&copied).unwrap(),
+            std::fs::read(&disk).unwrap()
+        );
+        let err = copy(&dir.path().join("absent"), &copied)
+            .await
+            .expect_err("no source");
+        assert!(err.to_string().contains("absent"), "{err}");
 
         let raw = dir.path().join("disk.raw");
         convert(DiskFormat::Raw, false, &disk, &raw)

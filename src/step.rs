@@ -61,6 +61,15 @@ pub enum Error<E: std::error::Error + 'static> {
     Cancelled { step: &'static str },
 }
 
+impl<E: std::error::Error + 'static> Error<E> {
+    /// The step that failed or was interrupted.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Error::Failed { step, .. } | Error::Cancelled { step } => step,
+        }
+    }
+}
+
 /// How long each step took, in run order.
 #[derive(Debug, Default, Clone)]
 pub struct Timings(pub Vec<(&'static str, Duration)>);

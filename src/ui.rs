@@ -334,6 +334,11 @@ pub fn progress_line(label: &str, done: u64, total: Option<u64>, elapsed: Durati
     line
 }
 
+/// `1.5 GiB`, with binary units, for messages about sizes.
+pub fn human_bytes(n: u64) -> String {
+    bytes(n as f64)
+}
+
 /// `1.5 GiB`, with binary units.
 fn bytes(n: f64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];

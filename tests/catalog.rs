@@ -40,6 +40,7 @@ fn make_box(dir: &Path, version: &str, size_mib: u64) -> PathBuf {
         "amd64",
         &path,
         &mut |_| {},
+        &tokio_util::sync::CancellationToken::new(),
     )
     .unwrap();
     path

@@ -29,6 +29,12 @@ variable "version" {
   default     = "1.0.0"
 }
 
+variable "provision_script" {
+  type        = string
+  description = "The provisioning script run over SSH once the test OS is installed."
+  default     = "../../scripts/testos-provision.sh"
+}
+
 variable "ssh_timeout" {
   type    = string
   default = "10m"
@@ -53,9 +59,11 @@ source "qemu" "testos" {
   headless    = true
 
   http_directory = "../../http"
-  boot_wait      = "10s"
+  # No fixed wait: kiln's <waitFor 'TEXT'> types as soon as the boot prompt is on the screen
+  # ("-1s" is Packer's way to turn boot_wait off).
+  boot_wait = "-1s"
   boot_command = [
-    "install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
+    "<waitFor 'boot:'>install kiln.answer=http://{{ .HTTPIP }}:{{ .HTTPPort }}/testos.cfg<enter>",
   ]
 
   communicator     = "ssh"
@@ -70,7 +78,7 @@ build {
 
   provisioner "shell" {
     execute_command = "echo 'vagrant' | {{ .Vars }} sudo -S -E sh -eu '{{ .Path }}'"
-    script          = "../../scripts/testos-provision.sh"
+    script          = var.provision_script
   }
 
   # The box, and a versioned catalog listing it: `vagrant box add output-testos/testos.json`.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Box packing: kiln's vagrant post-processor vs `tar | gzip -6` and `tar | pigz -6` on the same
+# Box packing: kiln's vagrant post-processor (gzip, and zstd) vs `tar | gzip -6` and `tar | pigz -6` on the same
 # ~1 GiB qcow2 holding real files (an ext4 image of a system directory), in one run.
 # Prints times, sizes and ratios. Run through scripts/bench.sh, or alone from the repo root.
 set -euo pipefail
@@ -54,6 +54,8 @@ kv() { printf '%s\n' "$kiln_line" | sed -n "s/^$1=//p"; }
 kiln_s=$(kv kiln_box_seconds)
 kiln_b=$(kv kiln_box_bytes)
 one_s=$(kv kiln_gzip_1thread_seconds)
+zstd_s=$(kv kiln_zstd_box_seconds)
+zstd_b=$(kv kiln_zstd_box_bytes)
 rm -f "$work/kiln.box"
 
 mib() { echo "scale=1; $1 / 1048576" | bc -l; }
@@ -62,6 +64,9 @@ printf '%-28s %9s %12s\n' "box of $(mib "$disk_bytes") MiB" seconds MiB
 printf '%-28s %9.2f %12s\n' "tar | gzip -6" "$gzip_s" "$(mib "$gzip_b")"
 printf '%-28s %9.2f %12s\n' "tar | pigz -6" "$pigz_s" "$(mib "$pigz_b")"
 printf '%-28s %9.2f %12s\n' "kiln (vagrant, level 6)" "$kiln_s" "$(mib "$kiln_b")"
+printf '%-28s %9.2f %12s\n' "kiln (vagrant, zstd 3)" "$zstd_s" "$(mib "$zstd_b")"
 printf '%-28s %9.2f\n' "kiln gzip, 1 thread" "$one_s"
 echo "speed: kiln is $(ratio "$pigz_s" "$kiln_s")x tar|pigz -6, $(ratio "$gzip_s" "$kiln_s")x tar|gzip -6; $(ratio "$one_s" "$kiln_s")x its own 1-thread time on $(nproc) cores"
 echo "size:  kiln box / pigz -6 = $(ratio "$kiln_b" "$pigz_b"), / gzip -6 = $(ratio "$kiln_b" "$gzip_b")"
+echo "zstd box: $(ratio "$kiln_s" "$zstd_s")x faster than kiln's gzip box, size $(ratio "$zstd_b" "$kiln_b") of it"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -98,6 +98,7 @@ mod tests {
             &actions,
             &mut driver,
             None,
+            None,
             &CancellationToken::new(),
             Pacing::default(),
         )

@@ -17,6 +17,11 @@ pub fn parse(input: &str) -> Result<Vec<Action>, Error> {
     while let Some(c) = input[at..].chars().next() {
         let rest = &input[at..];
         if c == '<' {
+            if let Some((len, action)) = screen_wait(rest, at)? {
+                actions.push(action);
+                at += len;
+                continue;
+            }
             let matched = match wait(rest, at)? {
                 Some(m) => Some(m),
                 None => match char_toggle(rest, at)? {
@@ -76,6 +81,100 @@ fn wait(rest: &str, offset: usize) -> Result<Option<(usize, Action)>, Error> {
     Ok(body[len..]
         .starts_with('>')
         .then_some((HEAD + len + 1, Action::Wait(dur))))
+}
+
+/// kiln's screen waits, tried before Packer's grammar: `<waitFor "TEXT"[ DURATION]>` (or with
+/// single quotes, easier inside an HCL string; `\` escapes the next character) and
+/// `<waitStill[ DURATION]>`. Once the name and a space (or `>`) matched, anything malformed is an
+/// error rather than literal text.
+fn screen_wait(rest: &str, offset: usize) -> Result<Option<(usize, Action)>, Error> {
+    let bad = |text: &str, reason: &str| Error::Wait {
+        text: text.to_owned(),
+        offset,
+        reason: reason.to_owned(),
+    };
+    if let Some(body) = rest.strip_prefix("<waitFor")
+        && (body.starts_with(' ') || body.starts_with('>'))
+    {
+        let head = "<waitFor".len();
+        let after_space = body.trim_start_matches(' ');
+        let quote = after_space
+            .chars()
+            .next()
+            .filter(|q| *q == '"' || *q == '\'')
+            .ok_or_else(|| {
+                bad(
+                    "<waitFor",
+                    "expected the text to wait for, in quotes: <waitFor \"boot:\">",
+                )
+            })?;
+        let mut text = String::new();
+        let mut chars = after_space[1..].char_indices();
+        let mut end = None;
+        while let Some((i, ch)) = chars.next() {
+            if ch == '\\' {
+                if let Some((_, next)) = chars.next() {
+                    text.push(next);
+                }
+            } else if ch == quote {
+                end = Some(i + 1);
+                break;
+            } else {
+                text.push(ch);
+            }
+        }
+        let end = end.ok_or_else(|| bad("<waitFor", "the quoted text has no closing quote"))?;
+        if text.is_empty() {
+            return Err(bad("<waitFor", "the text to wait for is empty"));
+        }
+        let consumed = body.len() - after_space.len() + 1 + end;
+        let (len, timeout) = screen_wait_tail(&body[consumed..], &bad, "<waitFor")?;
+        let action = Action::WaitForText {
+            text,
+            timeout: timeout.unwrap_or(super::SCREEN_TIMEOUT),
+        };
+        return Ok(Some((head + consumed + len, action)));
+    }
+    if let Some(body) = rest.strip_prefix("<waitStill")
+        && (body.starts_with(' ') || body.starts_with('>'))
+    {
+        let (len, quiet) = screen_wait_tail(body, &bad, "<waitStill")?;
+        let action = Action::WaitStill {
+            quiet: quiet.unwrap_or(super::STILL_QUIET),
+            timeout: super::SCREEN_TIMEOUT,
+        };
+        return Ok(Some(("<waitStill".len() + len, action)));
+    }
+    Ok(None)
+}
+
+/// `( " "+ Duration )? " "* ">"`: the length matched and the duration, if any.
+fn screen_wait_tail(
+    s: &str,
+    bad: &dyn Fn(&str, &str) -> Error,
+    name: &str,
+) -> Result<(usize, Option<Duration>), Error> {
+    let trimmed = s.trim_start_matches(' ');
+    let mut len = s.len() - trimmed.len();
+    let mut duration = None;
+    if let Some(dlen) = duration_len(trimmed) {
+        let text = &trimmed[..dlen];
+        let d = crate::types::parse_duration(text).map_err(|reason| bad(text, &reason))?;
+        if d.negative || d.abs.is_zero() {
+            return Err(bad(text, "expected a positive duration"));
+        }
+        duration = Some(d.abs);
+        len += dlen;
+    }
+    let rest = &s[len..];
+    let spaces = rest.len() - rest.trim_start_matches(' ').len();
+    if !rest[spaces..].starts_with('>') {
+        return Err(bad(
+            name,
+            "expected `>` (after an optional duration such as 30s)",
+        ));
+    }
+    Ok((len + spaces + 1, duration))
 }
 
 /// `"<" Literal ( On / Off ) ">"`: hold or release one character.
@@ -191,6 +290,58 @@ mod tests {
     }
     fn secs(n: u64) -> Action {
         Action::Wait(Duration::from_secs(n))
+    }
+
+    /// Issue 19: kiln's screen waits.
+    #[test]
+    fn screen_waits() {
+        let text = |t: &str, secs: u64| Action::WaitForText {
+            text: t.into(),
+            timeout: Duration::from_secs(secs),
+        };
+        let ok = [
+            ("<waitFor \"boot:\">", vec![text("boot:", 300)]),
+            ("<waitFor 'boot:'>", vec![text("boot:", 300)]),
+            (
+                "<waitFor 'a \\'b' 30s>x",
+                [vec![text("a 'b", 30)], press("x")].concat(),
+            ),
+            ("<waitFor  \"x\"  1m >", vec![text("x", 60)]),
+            (
+                "<waitStill>",
+                vec![Action::WaitStill {
+                    quiet: Duration::from_secs(2),
+                    timeout: Duration::from_secs(300),
+                }],
+            ),
+            (
+                "<waitStill 500ms>",
+                vec![Action::WaitStill {
+                    quiet: Duration::from_millis(500),
+                    timeout: Duration::from_secs(300),
+                }],
+            ),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse(input).unwrap(), want, "{input}");
+        }
+        for bad in [
+            "<waitFor>",
+            "<waitFor boot:>",
+            "<waitFor 'x'",
+            "<waitFor 'x' 5>",
+            "<waitFor ''>",
+            "<waitStill -1s>",
+            "<waitFor 'open",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(
+                matches!(err, Error::Wait { offset: 0, .. }),
+                "{bad}: {err:?}"
+            );
+        }
+        // Not a screen wait: Packer's rules apply (typed literally).
+        assert_eq!(parse("<waitForever>").unwrap(), press("<waitForever>"));
     }
 
     #[test]

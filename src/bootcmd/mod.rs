@@ -9,6 +9,7 @@ mod driver;
 pub mod feedback;
 mod grammar;
 pub mod keys;
+pub mod screen;
 pub mod vnc;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use driver::QmpKeyDriver;
 pub use feedback::{Backlog, GuestReads, QemuKeyboard};
 pub use grammar::parse;
 pub use keys::Key;
+pub use screen::{QmpScreen, Screen};
 pub use vnc::VncKeyDriver;
 
 /// The VM's monitor: what [`QmpKeyDriver`] types through and [`QemuKeyboard`] reads guest memory
@@ -72,6 +74,36 @@ pub enum Error {
     /// The build was cancelled while typing.
     #[error("Typing the boot command was cancelled")]
     Cancelled,
+    /// A screen wait ran where kiln cannot see the screen (no QMP).
+    #[error("`<waitFor>` and `<waitStill>` need QEMU's QMP connection")]
+    NoScreen,
+    /// The guest's screen could not be read.
+    #[error("Could not read the guest's screen")]
+    ReadScreen(#[source] screen::ScreenError),
+    /// The text of a `<waitFor>` did not appear in time.
+    #[error(
+        "`<waitFor \"{text}\">`: the text did not appear on the guest's screen within {}s{}{}",
+        waited.as_secs(),
+        if *graphics { " (the screen was in a graphics mode, where kiln cannot read text: use <waitStill>)" } else { "" },
+        screenshot.as_ref().map(|p| format!("; the screen is saved as {}", p.display())).unwrap_or_default()
+    )]
+    ScreenTimeout {
+        text: String,
+        waited: Duration,
+        /// Whether the screen was never in text mode during the wait.
+        graphics: bool,
+        screenshot: Option<std::path::PathBuf>,
+    },
+    /// The screen did not stop changing in time.
+    #[error(
+        "`<waitStill>`: the guest's screen kept changing for {}s{}",
+        waited.as_secs(),
+        screenshot.as_ref().map(|p| format!("; the screen is saved as {}", p.display())).unwrap_or_default()
+    )]
+    StillTimeout {
+        waited: Duration,
+        screenshot: Option<std::path::PathBuf>,
+    },
 }
 
 impl Error {
@@ -151,7 +183,7 @@ fn render_mapped(template: &str, vars: &BootVars) -> Result<(String, Vec<usize>)
 }
 
 /// One step of a parsed boot command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Press and release a key (with Shift around it when the key needs it).
     Press(Key),
@@ -161,7 +193,18 @@ pub enum Action {
     Up(Key),
     /// Pause (`<wait>`, `<wait5>`, `<wait1m30s>`).
     Wait(Duration),
+    /// kiln's `<waitFor "TEXT">` / `<waitFor 'TEXT' 2m>`: wait until `text` is on the guest's
+    /// text-mode screen, for at most `timeout`.
+    WaitForText { text: String, timeout: Duration },
+    /// kiln's `<waitStill>` / `<waitStill 3s>`: wait until the screen has not changed for
+    /// `quiet`, for at most `timeout`.
+    WaitStill { quiet: Duration, timeout: Duration },
 }
+
+/// How long `<waitFor …>` and `<waitStill>` wait unless the command says otherwise.
+pub const SCREEN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the screen must stay unchanged for a bare `<waitStill>`.
+pub const STILL_QUIET: Duration = Duration::from_secs(2);
 
 /// One key going down or up, named by its QEMU qcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,17 +309,18 @@ fn key_events(action: &Action) -> Vec<KeyEvent> {
             .into_iter()
             .flatten()
             .collect(),
-        Action::Wait(_) => Vec::new(),
+        Action::Wait(_) | Action::WaitForText { .. } | Action::WaitStill { .. } => Vec::new(),
     }
 }
 
 /// Types `actions` through `driver`, one event per send, paced by `pacing` (guest pacing needs
-/// `reads`), and returns [`Error::Cancelled`] as soon as `cancel` fires (even mid-wait or
-/// mid-send).
+/// `reads`; screen waits need `screen`), and returns [`Error::Cancelled`] as soon as `cancel`
+/// fires (even mid-wait or mid-send).
 pub async fn type_actions(
     actions: &[Action],
     driver: &mut dyn KeyDriver,
     mut reads: Option<&mut dyn GuestReads>,
+    mut screen: Option<&mut dyn Screen>,
     cancel: &CancellationToken,
     pacing: Pacing,
 ) -> Result<Typed, Error> {
@@ -290,10 +334,23 @@ pub async fn type_actions(
     let mut base: Option<u64> = None;
     let mut seen_read = false;
     for action in actions {
-        if let Action::Wait(d) = action {
-            tracing::debug!(wait = ?d, "Boot command wait");
-            pause(*d, cancel).await?;
-            continue;
+        match action {
+            Action::Wait(d) => {
+                tracing::debug!(wait = ?d, "Boot command wait");
+                pause(*d, cancel).await?;
+                continue;
+            }
+            Action::WaitForText { text, timeout } => {
+                let screen = screen.as_deref_mut().ok_or(Error::NoScreen)?;
+                screen::wait_for_text(screen, text, *timeout, cancel).await?;
+                continue;
+            }
+            Action::WaitStill { quiet, timeout } => {
+                let screen = screen.as_deref_mut().ok_or(Error::NoScreen)?;
+                screen::wait_still(screen, *quiet, *timeout, cancel).await?;
+                continue;
+            }
+            _ => {}
         }
         for event in key_events(action) {
             let started = Instant::now();
@@ -486,6 +543,7 @@ mod tests {
             &actions,
             &mut rec,
             None,
+            None,
             &CancellationToken::new(),
             Pacing::default(),
         )
@@ -513,9 +571,16 @@ mod tests {
         let actions = parse("<leftCtrlOn>c<leftCtrlOff><AOn>").unwrap();
         let mut rec = Recorder::default();
         let pacing = Pacing::Interval(Duration::ZERO);
-        type_actions(&actions, &mut rec, None, &CancellationToken::new(), pacing)
-            .await
-            .unwrap();
+        type_actions(
+            &actions,
+            &mut rec,
+            None,
+            None,
+            &CancellationToken::new(),
+            pacing,
+        )
+        .await
+        .unwrap();
         let want = [
             ("ctrl", true),
             ("c", true),
@@ -534,6 +599,7 @@ mod tests {
         type_actions(
             &actions,
             &mut Recorder::default(),
+            None,
             None,
             &CancellationToken::new(),
             Pacing::Interval(Duration::from_millis(100)),
@@ -555,7 +621,7 @@ mod tests {
         });
         let start = tokio::time::Instant::now();
         let mut rec = Recorder::default();
-        let err = type_actions(&actions, &mut rec, None, &cancel, Pacing::default())
+        let err = type_actions(&actions, &mut rec, None, None, &cancel, Pacing::default())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Cancelled), "{err:?}");
@@ -571,6 +637,7 @@ mod tests {
         let err = type_actions(
             &parse("abc").unwrap(),
             &mut rec,
+            None,
             None,
             &cancel,
             Pacing::default(),
@@ -657,6 +724,7 @@ mod tests {
             &long_text(),
             &mut driver,
             Some(&mut reads),
+            None,
             &CancellationToken::new(),
             Pacing::guest_paced(),
         )
@@ -678,6 +746,7 @@ mod tests {
         type_actions(
             &long_text(),
             &mut driver,
+            None,
             None,
             &CancellationToken::new(),
             Pacing::Interval(Duration::from_millis(1)),
@@ -753,6 +822,7 @@ mod tests {
             &long_text(),
             &mut driver,
             Some(&mut reads),
+            None,
             &CancellationToken::new(),
             Pacing::guest_paced(),
         )
@@ -773,6 +843,7 @@ mod tests {
             &actions,
             &mut driver,
             Some(&mut reads),
+            None,
             &CancellationToken::new(),
             Pacing::guest_paced(),
         )

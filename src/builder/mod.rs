@@ -48,6 +48,15 @@ impl SourceConfig {
     pub fn key(&self) -> (&'static str, &str) {
         (self.type_name(), self.name())
     }
+
+    /// The architecture (Vagrant's names) of the disk the builder makes; `None` when it makes
+    /// none.
+    pub fn architecture(&self) -> Option<&'static str> {
+        match self {
+            Self::Qemu(c) => Some(qemu::default_architecture(&c.qemu_binary)),
+            Self::Null(_) => None,
+        }
+    }
 }
 
 /// What every builder's context holds (inputs set before the run; `session` filled by the
@@ -67,6 +76,9 @@ pub struct Core {
     /// The communicator: the connection (the builder's connect step makes it; `provision` may
     /// replace it after a reboot; shutdown takes it) and how to make a new one.
     pub session: Session,
+    /// What the post-processors will write from the builder's disk (boxes, archives), for the
+    /// builder's space check; empty unless the caller sets it.
+    pub post_outputs: Vec<PathBuf>,
 }
 
 impl Core {
@@ -88,6 +100,7 @@ impl Core {
             provisioners,
             error_cleanup,
             run_uuid,
+            post_outputs: Vec::new(),
         }
     }
 }
@@ -111,8 +124,10 @@ pub struct Settings {
     pub force: bool,
     /// `-on-error`.
     pub on_error: OnError,
-    /// Where downloads are cached.
+    /// Where downloads (and install layers) are cached.
     pub cache_dir: PathBuf,
+    /// `-install-cache`: keep and reuse installed systems in every build that can.
+    pub install_cache: bool,
 }
 
 /// Why a build failed: its builder's step error.

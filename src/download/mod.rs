@@ -389,7 +389,7 @@ pub async fn fetch(req: &Request<'_>) -> Result<Fetched, Error> {
 }
 
 /// `e: cause: cause`, for a one-line report of a URL that failed while others remain.
-fn chain(e: &Error) -> String {
+fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(c) = src {
@@ -590,8 +590,15 @@ async fn checksum_file(req: &Request<'_>, url: &str) -> Result<String, Error> {
     match fetch_text(url, req.cancel).await {
         Ok(text) => {
             if let Some(copy) = &copy {
+                // Replaced whole or not at all: a truncated copy would mislead an offline run.
                 let saved = std::fs::create_dir_all(copy.parent().unwrap_or(Path::new(".")))
-                    .and_then(|()| std::fs::write(copy, &text));
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        crate::archive::write_atomically(copy, req.cancel, |w| {
+                            w.write_all(text.as_bytes())
+                        })
+                        .map_err(|e| chain(&e))
+                    });
                 if let Err(e) = saved {
                     tracing::warn!(path = %copy.display(), error = %e, "cannot keep a copy of the checksum file");
                 }
@@ -784,7 +791,8 @@ async fn download(
             req.cancel,
             transfer(req, &client, url, &remote, &part, algo, may_resume),
         )
-        .await?;
+        .await
+        .map_err(|e| drop_part_on_local_failure(e, &part))?;
         let actual = sink.hasher.clone().finalize_hex();
         match verify(url, expected, &actual) {
             Ok(()) => break sink,
@@ -813,7 +821,8 @@ async fn download(
         .map_err(|source| Error::WriteFile {
             path: part.clone(),
             source,
-        })?;
+        })
+        .map_err(|e| drop_part_on_local_failure(e, &part))?;
     std::fs::rename(&part, dest).map_err(|source| Error::Persist {
         path: dest.to_path_buf(),
         source,
@@ -823,6 +832,22 @@ async fn download(
     }
     tracing::info!(path = %dest.display(), "downloaded and verified");
     Ok(())
+}
+
+/// Removes the partial download `part` when `e` is a failure to write it (a full disk, an I/O
+/// error): it would only hold the space the next try needs. An interrupted transfer keeps it,
+/// so the next run resumes.
+fn drop_part_on_local_failure(e: Error, part: &Path) -> Error {
+    if matches!(e, Error::WriteFile { .. } | Error::WriteTask { .. }) {
+        match std::fs::remove_file(part) {
+            Ok(()) => tracing::info!(path = %part.display(), "removed the partial download"),
+            Err(r) if r.kind() == io::ErrorKind::NotFound => {}
+            Err(r) => {
+                tracing::warn!(path = %part.display(), error = %r, "could not remove the partial download")
+            }
+        }
+    }
+    e
 }
 
 /// Fills `part` from `remote`, retrying (with `Range` from what has arrived) up to the retry

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
+use tokio_util::sync::CancellationToken;
 
 /// A hash `checksum_types` may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,13 +72,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A checksum file could not be written.
-    #[error("Cannot write `{}`", path.display())]
-    Write {
+    /// The existing checksum file could not be read, or its directory made.
+    #[error("Cannot prepare `{}`", path.display())]
+    Prepare {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// Writing the checksum file failed (it is unchanged, its temporary file removed).
+    #[error("Cannot write the checksum file")]
+    Write(#[source] crate::archive::Error),
 }
 
 /// The checksum file name for one type: `{{.BuildName}}`, `{{.BuilderType}}` and
@@ -138,7 +142,7 @@ pub fn write(
     let mut outputs = Vec::new();
     for &t in &config.checksum_types {
         let out = PathBuf::from(render_output(&config.output, build_name, builder_type, t));
-        let write_err = |source| Error::Write {
+        let prepare_err = |source| Error::Prepare {
             path: out.clone(),
             source,
         };
@@ -152,14 +156,20 @@ pub fn write(
             text.push_str(&format!("{}\t{name}\n", hash_file(f, t)?));
         }
         if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(write_err)?;
+            std::fs::create_dir_all(dir).map_err(prepare_err)?;
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&out)
-            .map_err(write_err)?;
-        file.write_all(text.as_bytes()).map_err(write_err)?;
+        // Appended by writing the whole file anew beside it and renaming it over the old one, so
+        // a full disk never leaves a half-written line. Small: nothing to cancel.
+        let old = match std::fs::read(&out) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(prepare_err(e)),
+        };
+        crate::archive::write_atomically(&out, &CancellationToken::new(), |w| {
+            w.write_all(&old)?;
+            w.write_all(text.as_bytes())
+        })
+        .map_err(Error::Write)?;
         outputs.push(out);
     }
     Ok(outputs)

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::archive::{self, Codec, Encoder, Member};
 
 /// A validated `post-processor "compress"` block.
@@ -139,13 +141,14 @@ pub fn format_of(config: &Config, output: &str) -> Result<Format, Error> {
 }
 
 /// Writes `inputs` into the archive `output` (temporary name, renamed when complete).
-/// `progress` gets the running total of input bytes read. Synchronous: run it off the async
-/// threads.
+/// `progress` gets the running total of input bytes read; `cancel` stops the writing (the
+/// temporary file is removed). Synchronous: run it off the async threads.
 pub fn write(
     config: &Config,
     inputs: &[PathBuf],
     output: &Path,
     progress: &mut dyn FnMut(u64),
+    cancel: &CancellationToken,
 ) -> Result<u64, Error> {
     let format = format_of(config, &output.to_string_lossy())?;
     if format.is_single_file() && inputs.len() != 1 {
@@ -187,7 +190,7 @@ pub fn write(
         },
     };
     tracing::info!(output = %output.display(), ?format, "compressing artifact");
-    archive::write_atomically(output, |sink| match format {
+    archive::write_atomically(output, cancel, |sink| match format {
         Format::Tar | Format::TarGz | Format::TarZst => {
             let enc = Encoder::new(codec, sink)?;
             archive::write_tar(enc, members, progress)?.finish()?;
@@ -318,9 +321,14 @@ mod tests {
             .collect()
     }
 
+    /// [`write`] without progress or cancellation.
+    fn write_plain(cfg: &Config, files: &[PathBuf], out: &Path) -> Result<u64, Error> {
+        write(cfg, files, out, &mut |_| {}, &CancellationToken::new())
+    }
+
     fn archive(dir: &Path, name: &str, files: &[PathBuf]) -> Vec<u8> {
         let out = dir.join(name);
-        write(&Config::default(), files, &out, &mut |_| {}).unwrap();
+        write_plain(&Config::default(), files, &out).unwrap();
         std::fs::read(&out).unwrap()
     }
 
@@ -380,23 +388,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = inputs(dir.path());
         let out = dir.path().join("two.gz");
-        let err = write(&Config::default(), &files, &out, &mut |_| {}).unwrap_err();
+        let err = write_plain(&Config::default(), &files, &out).unwrap_err();
         assert!(
             matches!(err, Error::SeveralInputs { count: 2, .. }),
             "{err:?}"
         );
         let out = dir.path().join("x.tar.xz");
-        let err = write(&Config::default(), &files, &out, &mut |_| {}).unwrap_err();
+        let err = write_plain(&Config::default(), &files, &out).unwrap_err();
         assert!(err.to_string().contains(".xz"), "{err}");
         let missing = vec![dir.path().join("absent.qcow2")];
         let out = dir.path().join("m.tar.gz");
-        let err = write(&Config::default(), &missing, &out, &mut |_| {}).unwrap_err();
+        let err = write_plain(&Config::default(), &missing, &out).unwrap_err();
         assert!(err.to_string().contains("absent.qcow2"), "{err}");
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
         std::fs::write(sub.join("notes.txt"), b"other").unwrap();
         let clash = vec![files[1].clone(), sub.join("notes.txt")];
-        let err = write(&Config::default(), &clash, &out, &mut |_| {}).unwrap_err();
+        let err = write_plain(&Config::default(), &clash, &out).unwrap_err();
         assert!(matches!(err, Error::NameClash { .. }), "{err:?}");
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -74,13 +74,16 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// The manifest could not be read or written.
-    #[error("Cannot write the manifest `{}`", path.display())]
-    Write {
+    /// The existing manifest could not be read, or its directory made.
+    #[error("Cannot prepare the manifest `{}`", path.display())]
+    Prepare {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// Writing the manifest failed (it is unchanged, its temporary file removed).
+    #[error("Cannot write the manifest")]
+    Write(#[source] crate::archive::Error),
 }
 
 /// What the build hands to the manifest.
@@ -127,8 +130,8 @@ pub fn entry(config: &Config, input: &Input) -> Result<Entry, Error> {
     })
 }
 
-/// Appends the build to the manifest at `config.output` (written to a temp file beside it, then
-/// renamed); returns the manifest's path. Blocking.
+/// Appends the build to the manifest at `config.output` (written to a temporary file beside it,
+/// then renamed, see `archive::write_atomically`); returns the manifest's path. Blocking.
 pub fn write(config: &Config, input: &Input) -> Result<PathBuf, Error> {
     let path = PathBuf::from(&config.output);
     let new = serde_json::to_value(entry(config, input)?).map_err(|source| Error::Parse {
@@ -145,18 +148,18 @@ pub fn write(config: &Config, input: &Input) -> Result<PathBuf, Error> {
         path: path.clone(),
         source,
     })?;
-    let write_err = |source| Error::Write {
-        path: path.clone(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(write_err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(write_err)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(write_err)?;
-    tmp.persist(&path).map_err(|e| write_err(e.error))?;
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Prepare {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    // Small: nothing to cancel.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    crate::archive::write_atomically(&path, &cancel, |w| {
+        std::io::Write::write_all(w, text.as_bytes())
+    })
+    .map_err(Error::Write)?;
     Ok(path)
 }
 
@@ -167,7 +170,7 @@ fn existing_builds(path: &Path, input: &Input) -> Result<Vec<serde_json::Value>,
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
-            return Err(Error::Write {
+            return Err(Error::Prepare {
                 path: path.to_owned(),
                 source,
             });

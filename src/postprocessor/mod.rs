@@ -105,6 +105,9 @@ pub enum Error {
     /// The blocking task panicked or was cancelled.
     #[error("The post-processor's worker thread did not finish")]
     Join(#[source] tokio::task::JoinError),
+    /// The build was cancelled (Ctrl-C) before this post-processor ran.
+    #[error("Cancelled before it ran")]
+    Cancelled,
     /// A file of an intermediate artifact could not be removed.
     #[error("Cannot remove `{}`", path.display())]
     RemoveInput {
@@ -161,6 +164,9 @@ pub async fn run_chains(
                 name: name.clone(),
                 source,
             };
+            if cancel.is_cancelled() {
+                return Err(failed(Error::Cancelled));
+            }
             let t0 = Instant::now();
             let (output, default_keep, forced) =
                 run_one(&pp.kind, &input, info, ui, cancel, &mut out.written)
@@ -201,6 +207,36 @@ pub async fn run_chains(
     Ok(out)
 }
 
+/// The files the post-processors that run for `info.source` will write from the disk a
+/// `builder_type` builder makes for an `architecture` guest (vagrant boxes, compress archives),
+/// each at most about the disk's size: the builder checks the free space for them before it
+/// starts.
+pub fn disk_outputs(
+    chains: &[Vec<PostProcessorBlock>],
+    info: &BuildInfo,
+    builder_type: &str,
+    architecture: &str,
+) -> Vec<PathBuf> {
+    chains
+        .iter()
+        .flatten()
+        .filter(|pp| pp.runs_for(&info.source))
+        .filter_map(|pp| match &pp.kind {
+            PostProcessor::Vagrant(cfg) => {
+                let arch = cfg.architecture.as_deref().unwrap_or(architecture);
+                Some(vagrant::render_output_name(cfg, &info.build_name, arch))
+            }
+            PostProcessor::Compress(cfg) => Some(compress::render_output_name(
+                cfg,
+                &info.build_name,
+                builder_type,
+            )),
+            _ => None,
+        })
+        .map(PathBuf::from)
+        .collect()
+}
+
 async fn remove(path: &Path) -> Result<(), Error> {
     match tokio::fs::remove_file(path).await {
         Ok(()) => Ok(()),
@@ -236,7 +272,7 @@ async fn run_one(
                 "Running post-processor: vagrant (writing `{}`)",
                 out.display()
             ));
-            let (cfg, out2, ui2) = (cfg.clone(), out.clone(), ui.clone());
+            let (cfg, out2, ui2, cancel2) = (cfg.clone(), out.clone(), ui.clone(), cancel.clone());
             let total = std::fs::metadata(&disk.path).map_or(0, |m| m.len());
             let boxed = blocking(move || {
                 let input = vagrant::DiskInput {
@@ -246,9 +282,14 @@ async fn run_one(
                     accelerator_is_kvm: disk.accelerated,
                 };
                 let mut progress = ui2.progress("Packing the box", Some(total));
-                let res = vagrant::write_box(&cfg, &input, &arch, &out2, &mut |n| {
-                    progress.set_position(n)
-                });
+                let res = vagrant::write_box(
+                    &cfg,
+                    &input,
+                    &arch,
+                    &out2,
+                    &mut |n| progress.set_position(n),
+                    &cancel2,
+                );
                 progress.finish();
                 res
             })
@@ -312,15 +353,26 @@ async fn run_one(
                 "Running post-processor: compress (writing `{}`)",
                 out.display()
             ));
-            let (cfg, files, out2, ui2) =
-                (cfg.clone(), input.files.clone(), out.clone(), ui.clone());
+            let (cfg, files, out2, ui2, cancel2) = (
+                cfg.clone(),
+                input.files.clone(),
+                out.clone(),
+                ui.clone(),
+                cancel.clone(),
+            );
             let total = files
                 .iter()
                 .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
                 .sum();
             let size = blocking(move || {
                 let mut progress = ui2.progress("Compressing", Some(total));
-                let res = compress::write(&cfg, &files, &out2, &mut |n| progress.set_position(n));
+                let res = compress::write(
+                    &cfg,
+                    &files,
+                    &out2,
+                    &mut |n| progress.set_position(n),
+                    &cancel2,
+                );
                 progress.finish();
                 res
             })

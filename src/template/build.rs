@@ -762,6 +762,7 @@ fn post_processor(
             &[
                 "output",
                 "compression_level",
+                "compression",
                 "architecture",
                 "include",
                 "vagrantfile_template",
@@ -922,8 +923,17 @@ fn vagrant(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant
     if let Some(s) = o.string("output", d) {
         c.output = s;
     }
+    if let Some(s) = o.one_of("compression", &["gzip", "zstd"], &[], d) {
+        c.compression = if s == "zstd" {
+            vagrant::Compression::Zstd
+        } else {
+            vagrant::Compression::Gzip
+        };
+    }
     if let Some(n) = o.uint("compression_level", 0, 9, d) {
         c.compression_level = n as u32;
+    } else if c.compression == vagrant::Compression::Zstd {
+        c.compression_level = vagrant::ZSTD_DEFAULT_LEVEL;
     }
     c.architecture = o.string("architecture", d);
     for f in o.string_list("include", d).unwrap_or_default() {

@@ -157,3 +157,282 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Boots `disk` with `-snapshot` (the file is not changed), runs `command` over SSH with kiln's
+/// own communicator, powers the guest off and returns the command's stdout.
+pub fn read_back(disk: &Path, work: &Path, command: &str) -> String {
+    use kiln::builder::qemu::process::QemuProcess;
+    use kiln::communicator::ssh::{self, SshTarget};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let port =
+            kiln::builder::qemu::args::find_free_port("127.0.0.1".parse().unwrap(), 24000, 24999)
+                .unwrap();
+        let args: Vec<String> = [
+            "-accel",
+            "tcg",
+            "-machine",
+            "pc",
+            "-m",
+            "512",
+            "-smp",
+            "2",
+            "-display",
+            "none",
+            "-snapshot",
+            "-drive",
+            &format!("file={},if=virtio,format=qcow2", disk.display()),
+            "-netdev",
+            &format!("user,id=user.0,hostfwd=tcp:127.0.0.1:{port}-:22"),
+            "-device",
+            "virtio-net,netdev=user.0",
+            "-serial",
+            &format!("file:{}", work.join("readback-serial.log").display()),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut qemu = QemuProcess::spawn(
+            "qemu-system-x86_64",
+            &args,
+            &work.join("readback-stderr.log"),
+        )
+        .unwrap();
+        let target = SshTarget {
+            host: "127.0.0.1".into(),
+            port,
+            username: "root".into(),
+            private_key: None,
+            password: Some(kiln::types::Secret::new("kiln")),
+            pty: false,
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let comm = match ssh::wait_for_ssh(&target, Duration::from_secs(300), qemu.died(), &cancel)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "the built disk did not come up with SSH: {e:?}\nserial:\n{}",
+                read_or_note(&work.join("readback-serial.log"))
+            ),
+        };
+        let mut stdout = Vec::new();
+        let status = comm
+            .exec(command, &mut |s, chunk| {
+                if s == kiln::communicator::Stream::Stdout {
+                    stdout.extend_from_slice(chunk)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            status,
+            0,
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&stdout)
+        );
+        let _ = comm.exec("poweroff", &mut |_, _| {}).await;
+        comm.close().await;
+        if qemu
+            .wait_exit(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            qemu.kill().await.unwrap();
+        }
+        String::from_utf8(stdout).unwrap()
+    })
+}
+
+/// A small tmpfs the test mounts itself (needs root, as in CI), for what kiln does when a
+/// filesystem fills up. Unmounted on drop, also when the test fails.
+pub struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `bytes` bytes on a new temporary directory.
+    pub fn mount(bytes: u64) -> SmallFs {
+        require("mount", "mount");
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=0755"))
+            .arg("kiln-test")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root (CI runs as root): mount failed\n{}",
+            describe(&out)
+        );
+        SmallFs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the filesystem: writes a file until the disk is full.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
+        let block = vec![0x5a_u8; 64 << 10];
+        loop {
+            if let Err(e) = f.write_all(&block) {
+                assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC: {e}");
+                break;
+            }
+        }
+        // Whatever fitted in part of a block is full too.
+        let _ = f.write_all(&[0x5a]);
+    }
+
+    /// The names in the filesystem's root, sorted (`filler` left out).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "filler")
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        // Lazy: a process of a failed test may still hold a file open.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A `kiln` run whose stdout and stderr are collected as they come, so a test can act when a
+/// build reaches a given step. Killed (SIGTERM, then SIGKILL) if the test fails first.
+pub struct Running {
+    pub child: KillOnDrop,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    err: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts `cmd` with its stdout and stderr piped.
+    pub fn spawn(cmd: &mut Command) -> Running {
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let collect = |mut from: Box<dyn std::io::Read + Send>| {
+            let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let into = text.clone();
+            let reader = std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = from.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    into.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            (text, reader)
+        };
+        let (out, r1) = collect(Box::new(child.stdout.take().unwrap()));
+        let (err, r2) = collect(Box::new(child.stderr.take().unwrap()));
+        Running {
+            child: KillOnDrop(child),
+            out,
+            err,
+            readers: vec![r1, r2],
+        }
+    }
+
+    /// Stdout and stderr so far.
+    pub fn output(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.out.lock().unwrap(),
+            self.err.lock().unwrap()
+        )
+    }
+
+    /// Waits until stdout or stderr holds `text`; false after `timeout` or if kiln exited first.
+    pub fn wait_for(&mut self, text: &str, timeout: Duration) -> bool {
+        eventually(timeout, || {
+            let seen =
+                self.out.lock().unwrap().contains(text) || self.err.lock().unwrap().contains(text);
+            seen || self.child.0.try_wait().unwrap().is_some()
+        }) && (self.out.lock().unwrap().contains(text) || self.err.lock().unwrap().contains(text))
+    }
+
+    /// Kills kiln with SIGKILL: no cleanup runs.
+    pub fn kill_9(&mut self) {
+        signal(self.child.0.id(), "KILL");
+        self.child.0.wait().unwrap();
+    }
+
+    /// Waits for kiln to exit; returns whether it succeeded and everything it printed.
+    pub fn finish(mut self, timeout: Duration) -> (bool, String) {
+        let exited = eventually(timeout, || self.child.0.try_wait().unwrap().is_some());
+        assert!(
+            exited,
+            "kiln did not finish within {timeout:?}\n{}",
+            self.output()
+        );
+        let ok = self.child.0.wait().unwrap().success();
+        for r in self.readers.drain(..) {
+            r.join().unwrap();
+        }
+        (ok, self.output())
+    }
+}
+
+/// Writes a raw disk image whose boot sector waits 2 s and powers the machine off (ACPI, the
+/// PIIX4 PM control port), followed by `noise_mib` MiB of incompressible data: the cheapest
+/// guest that boots and ends a `communicator = "none"` build, with data enough to make
+/// compaction and the box take a while.
+pub fn poweroff_image(path: &Path, noise_mib: u64) {
+    use std::io::{Read, Write};
+    #[rustfmt::skip]
+    let code: [u8; 19] = [
+        0xb4, 0x86,             // mov ah, 0x86      (BIOS: wait CX:DX µs)
+        0xb9, 0x1e, 0x00,       // mov cx, 0x001e
+        0xba, 0x80, 0x84,       // mov dx, 0x8480    (2 000 000 µs)
+        0xcd, 0x15,             // int 0x15
+        0xba, 0x04, 0x06,       // mov dx, 0x604     (PM1a control)
+        0xb8, 0x00, 0x20,       // mov ax, 0x2000    (SLP_EN, S5)
+        0xef,                   // out dx, ax
+        0xeb, 0xfe,             // jmp $
+    ];
+    let mut sector = [0u8; 512];
+    sector[..code.len()].copy_from_slice(&code);
+    sector[510] = 0x55;
+    sector[511] = 0xaa;
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(&sector).unwrap();
+    let mut noise = std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .take(noise_mib << 20);
+    std::io::copy(&mut noise, &mut f).unwrap();
+    // Whole MiB, as disk images are.
+    f.write_all(&[0u8; (1 << 20) - 512]).unwrap();
+}
+
+/// The sha256 of a file, as `sha256:HEX`.
+pub fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert_ok(&out, "sha256sum failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!("sha256:{}", text.split_whitespace().next().unwrap())
+}

@@ -47,6 +47,19 @@ pub struct RunParams {
     pub efi: Option<(PathBuf, PathBuf)>,
 }
 
+/// QEMU's ISA panic device: a guest kernel with the pvpanic driver reports a panic through it.
+pub const PVPANIC: &str = "pvpanic";
+
+/// Whether `machine_type` of `qemu_binary` has the ISA bus the pvpanic device sits on: the x86
+/// PC machines (`pc`, `q35` and their versions), not `microvm` or other architectures.
+pub fn has_isa_pvpanic(qemu_binary: &str, machine_type: &str) -> bool {
+    let binary = Path::new(qemu_binary)
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let x86 = binary.ends_with("x86_64") || binary.ends_with("i386");
+    x86 && (machine_type.starts_with("pc") || machine_type.starts_with("q35"))
+}
+
 /// Escapes a value inside a QEMU `key=value,...` option: a comma is written as `,,`.
 fn opt(path: &Path) -> String {
     path.to_string_lossy().replace(',', ",,")
@@ -141,6 +154,10 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     };
     push("-netdev", netdev);
     push("-device", format!("{},netdev=user.0", config.net_device));
+    if has_isa_pvpanic(&config.qemu_binary, &config.machine_type) {
+        // The guest's kernel tells QEMU it panicked (a `GUEST_PANICKED` event, see `monitor`).
+        push("-device", PVPANIC.into());
+    }
 
     let display_number = p.vnc_port.saturating_sub(5900);
     // QEMU delays each VNC key event by key-delay-ms (10 ms by default) in its own queue; when
@@ -186,7 +203,8 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
 /// every default value of that switch, in place of the switch's first default; switches kiln
 /// does not emit follow at the end in the user's order. A row is `[switch, parts…]` (parts
 /// joined with no separator; none gives a bare switch). As Packer, when the user's `-device`s
-/// do not mention `net_device`, the default network device is kept (core#6804).
+/// do not mention `net_device`, the default network device is kept (core#6804); so is the
+/// pvpanic device unless they name one.
 pub fn merge_qemuargs(
     defaults: Vec<String>,
     rows: &[Vec<String>],
@@ -203,10 +221,12 @@ pub fn merge_qemuargs(
         })
         .collect();
     let given = |switch: &str| user.iter().any(|(s, _)| *s == switch);
-    let keep_net = given("-device")
-        && !user
-            .iter()
-            .any(|(s, v)| *s == "-device" && v.as_deref().is_some_and(|v| v.contains(net_device)));
+    let user_device_has = |text: &str| {
+        user.iter()
+            .any(|(s, v)| *s == "-device" && v.as_deref().is_some_and(|v| v.contains(text)))
+    };
+    let keep_net = given("-device") && !user_device_has(net_device);
+    let keep_pvpanic = given("-device") && !user_device_has(PVPANIC);
     let mut out = Vec::with_capacity(defaults.len());
     let mut placed: Vec<&str> = Vec::new();
     for pair in defaults.chunks(2) {
@@ -218,7 +238,10 @@ pub fn merge_qemuargs(
             out.extend_from_slice(pair);
             continue;
         }
-        if keep_net && switch == "-device" && value.starts_with(&format!("{net_device},netdev=")) {
+        if switch == "-device"
+            && ((keep_net && value.starts_with(&format!("{net_device},netdev=")))
+                || (keep_pvpanic && value == PVPANIC))
+        {
             out.extend_from_slice(pair);
         }
         if placed.contains(&switch.as_str()) {
@@ -261,6 +284,20 @@ pub fn find_free_port(bind: IpAddr, min: u16, max: u16) -> Result<u16, Error> {
         }
     }
     Err(Error::NoFreePort { bind, min, max })
+}
+
+/// Which of kiln's ports QEMU could not bind, read from its stderr: a port probed free by
+/// [`find_free_port`] can be taken by another process (another build) before QEMU binds it.
+pub fn port_clash(stderr: &str) -> Option<&'static str> {
+    stderr.lines().find_map(|line| {
+        if line.contains("Could not set up host forwarding rule") {
+            Some("SSH forwarding")
+        } else if line.contains("-vnc ") && line.contains("Address already in use") {
+            Some("VNC")
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
@@ -349,6 +386,28 @@ mod tests {
                 &["-name", "n", "-m", "2G", "-drive", "a", "-drive", "b",
                   "-device", "virtio-net,netdev=user.0", "-display", "none"]),
         ];
+        let with_pvpanic = row(&[
+            "-m",
+            "512M",
+            "-device",
+            "virtio-net,netdev=user.0",
+            "-device",
+            "pvpanic",
+        ]);
+        #[rustfmt::skip]
+        let pvpanic_cases: &[(&str, Vec<Vec<String>>, &[&str])] = &[
+            ("user -device keeps pvpanic", vec![row(&["-device", "virtio-rng-pci"])],
+                &["-m", "512M", "-device", "virtio-net,netdev=user.0", "-device", "virtio-rng-pci", "-device", "pvpanic"]),
+            ("user pvpanic replaces kiln's", vec![row(&["-device", "pvpanic,ioport=0x506"])],
+                &["-m", "512M", "-device", "virtio-net,netdev=user.0", "-device", "pvpanic,ioport=0x506"]),
+        ];
+        for (why, rows, want) in pvpanic_cases {
+            assert_eq!(
+                merge_qemuargs(with_pvpanic.clone(), rows, "virtio-net"),
+                *want,
+                "{why}"
+            );
+        }
         for (why, rows, want) in cases {
             let got = merge_qemuargs(defaults.clone(), rows, "virtio-net");
             assert_eq!(got, *want, "{why}");
@@ -374,6 +433,7 @@ mod tests {
             "-boot", "once=d",
             "-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:3333-:22",
             "-device", "virtio-net,netdev=user.0",
+            "-device", "pvpanic",
             "-vnc", "127.0.0.1:1",
             "-qmp", "unix:/out/packer-t.monitor,server=on,wait=off",
             "-serial", "file:/out/serial.log",
@@ -414,20 +474,28 @@ mod tests {
             ("forward listens on IPv4 loopback only, to ssh_port", |c, _| c.ssh.as_mut().expect("set").port = 2200,
                 "-netdev", &["user,id=user.0,hostfwd=tcp:127.0.0.1:3333-:2200"]),
             ("virtio-scsi: controller, disk device, drive by id", |c, _| c.disk_interface = "virtio-scsi".into(),
-                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,drive=drive0", "virtio-net,netdev=user.0"]),
+                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,drive=drive0", "virtio-net,netdev=user.0", "pvpanic"]),
             ("commas in paths are doubled", |_, p| p.disk_path = "/o,ut/d".into(),
                 "-drive", &["file=/o,,ut/d,if=virtio,cache=writeback,discard=ignore,format=qcow2",
                             "file=/iso/in.iso,media=cdrom"]),
             ("VNC display is the port minus 5900, on vnc_bind_address", |c, p| { p.vnc_port = 5999; c.vnc_bind_address = "0.0.0.0".into() },
                 "-vnc", &["0.0.0.0:99"]),
             ("net_device", |c, _| c.net_device = "e1000".into(),
-                "-device", &["e1000,netdev=user.0"]),
+                "-device", &["e1000,netdev=user.0", "pvpanic"]),
+            ("pvpanic on q35 and versioned PC machines", |c, _| c.machine_type = "pc-q35-7.2".into(),
+                "-device", &["virtio-net,netdev=user.0", "pvpanic"]),
+            ("no pvpanic on microvm (no ISA bus)", |c, _| c.machine_type = "microvm".into(),
+                "-device", &["virtio-net,netdev=user.0"]),
+            ("no pvpanic for other architectures", |c, _| { c.qemu_binary = "/usr/bin/qemu-system-aarch64".into(); c.machine_type = "virt".into() },
+                "-device", &["virtio-net,netdev=user.0"]),
+            ("pvpanic for qemu-system-i386 by path", |c, _| c.qemu_binary = "/opt/q/qemu-system-i386".into(),
+                "-device", &["virtio-net,netdev=user.0", "pvpanic"]),
             ("additional disks follow the main one with its options", |_, p| p.additional_disks = vec!["/out/packer-t-1".into()],
                 "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
                             "file=/out/packer-t-1,if=virtio,cache=writeback,discard=ignore,format=qcow2",
                             "file=/iso/in.iso,media=cdrom"]),
             ("virtio-scsi: one controller, a device and drive id per disk", |c, p| { c.disk_interface = "virtio-scsi".into(); p.additional_disks = vec!["/out/packer-t-1".into()] },
-                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,drive=drive0", "scsi-hd,bus=scsi0.0,drive=drive1", "virtio-net,netdev=user.0"]),
+                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,drive=drive0", "scsi-hd,bus=scsi0.0,drive=drive1", "virtio-net,netdev=user.0", "pvpanic"]),
             ("cd_files CD after the ISO; still boots the ISO", |_, p| p.cd_path = Some("/tmp/cd.iso".into()),
                 "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
                             "file=/iso/in.iso,media=cdrom", "file=/tmp/cd.iso,media=cdrom"]),
@@ -469,6 +537,25 @@ mod tests {
             edit(&mut c, &mut p);
             let args = qemu_args(&c, &p);
             assert_eq!(values(&args, switch), *expected, "{reason}");
+        }
+    }
+
+    /// QEMU 7.2's own words when a port is taken.
+    #[test]
+    fn port_clash_table() {
+        #[rustfmt::skip]
+        let rows = [
+            ("qemu-system-x86_64: -netdev user,id=user.0,hostfwd=tcp:127.0.0.1:2222-:22: \
+              Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'", Some("SSH forwarding")),
+            ("qemu-system-x86_64: -vnc 127.0.0.1:0: Failed to find an available port: \
+              Address already in use", Some("VNC")),
+            ("some warning\nqemu-system-x86_64: -vnc 127.0.0.1:3: Failed to find an available port: \
+              Address already in use", Some("VNC")),
+            ("qemu-system-x86_64: -drive file=x: Could not open 'x': No such file or directory", None),
+            ("", None),
+        ];
+        for (stderr, want) in rows {
+            assert_eq!(port_clash(stderr), want, "{stderr}");
         }
     }
 

@@ -188,6 +188,11 @@ pub struct Config {
     pub shutdown_command: Option<String>,
     /// `shutdown_timeout` (default 5m).
     pub shutdown_timeout: Duration,
+
+    /// `install_cache` (a kiln option, default false; also `kiln build -install-cache`): keep
+    /// the installed system when SSH first answers, and start later builds with the same install
+    /// inputs from it (see `crate::install_cache`).
+    pub install_cache: bool,
 }
 
 impl Config {
@@ -263,6 +268,7 @@ impl Config {
             ssh: None,
             shutdown_command: None,
             shutdown_timeout: Duration::from_secs(300),
+            install_cache: false,
         }
     }
 }

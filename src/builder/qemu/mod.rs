@@ -8,15 +8,20 @@ pub mod accel;
 pub mod args;
 pub mod config;
 pub mod firmware;
+pub mod install;
+pub mod monitor;
 pub mod process;
 pub mod qmp;
+pub mod space;
 mod steps;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Core, HasCore, Provision, Settings};
 use crate::artifact::{Artifact, Disk};
+use crate::communicator::ssh;
 use crate::provisioner::BuildEnv;
 use crate::step::{self, OnError, Step, Timings};
 use config::Config;
@@ -52,8 +57,11 @@ pub struct BuildContext {
     pub ssh_host_port: Option<u16>,
     /// The running QEMU (`run_qemu`); killed by its cleanup, and by its guard on drop.
     pub qemu: Option<process::QemuProcess>,
-    /// QMP connection to that QEMU (`run_qemu`).
-    pub qmp: Option<qmp::Qmp>,
+    /// QMP connection to that QEMU (`run_qemu`), shared with the event watcher.
+    pub qmp: Option<Arc<qmp::Qmp>>,
+    /// The QMP event watcher's state: steps set its phase, it records a guest fault
+    /// (`run_qemu` starts it).
+    pub monitor: monitor::Monitor,
     /// The guest's serial console log (`run_qemu`).
     pub serial_log: Option<PathBuf>,
     /// QEMU's trace of the guest's keyboard reads, for guest-paced typing (`run_qemu`).
@@ -63,10 +71,17 @@ pub struct BuildContext {
     /// The build's temporary SSH key pair and its public key (`ssh-ed25519 …`), made when the
     /// template gives neither `ssh_password` nor `ssh_private_key_file` (as Packer does).
     pub ssh_temp_key: Option<(Arc<PrivateKey>, String)>,
+    /// The install cache layer this build resumes (`install_cache`, on a hit); held against
+    /// removal until the build ends.
+    pub install_layer: Option<crate::install_cache::Layer>,
+    /// The install cache key to keep the installed system under (`install_cache`, on a miss);
+    /// `save_install` takes it.
+    pub install_key: Option<String>,
 }
 
 impl BuildContext {
-    pub fn new(config: Config, core: Core, settings: &Settings) -> Self {
+    pub fn new(mut config: Config, core: Core, settings: &Settings) -> Self {
+        config.install_cache |= settings.install_cache;
         let ssh_temp_key = config
             .ssh
             .as_ref()
@@ -87,9 +102,12 @@ impl BuildContext {
             ssh_host_port: None,
             qemu: None,
             qmp: None,
+            monitor: monitor::Monitor::default(),
             serial_log: None,
             key_trace: None,
             vnc_addr: None,
+            install_layer: None,
+            install_key: None,
         }
     }
 }
@@ -121,13 +139,16 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::download_iso::DownloadIso),
         Box::new(steps::output_dir::PrepareOutputDir::default()),
         Box::new(steps::create_cd::CreateCd::default()),
+        Box::new(steps::install_cache::FindInstall),
         Box::new(steps::create_disk::CreateDisk),
         Box::new(steps::copy_disk::CopyDisk),
         Box::new(steps::resize_disk::ResizeDisk),
+        Box::new(steps::check_space::CheckSpace),
         Box::new(steps::http_server::StartHttpServer::default()),
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::boot_command::TypeBootCommand),
         Box::new(steps::wait_ssh::WaitSsh),
+        Box::new(steps::save_install::SaveInstall),
         Box::new(Provision),
         Box::new(steps::shutdown::Shutdown),
         Box::new(steps::compact_disk::CompactDisk),
@@ -137,15 +158,39 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
 /// Packer's id of the qemu builder.
 pub const BUILDER_ID: &str = "transcend.qemu";
 
+/// How long a failed build waits for the QMP event watcher to tell whether a fault explains it.
+const FAULT_SETTLE: Duration = Duration::from_secs(2);
+
 /// Runs the qemu build for `config` and returns the disk it produced.
+///
+/// The steps run under a child of the caller's cancellation token: the QMP event watcher
+/// ([`monitor`]) cancels it when the guest cannot go on, and the build then fails with that
+/// [`monitor::Fault`] rather than as cancelled (a Ctrl-C still cancels the whole build).
 pub async fn build(
     ctx: &mut BuildContext,
     on_error: OnError,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
+    let user_cancel = ctx.core.cancel.clone();
+    ctx.core.cancel = user_cancel.child_token();
     let cancel = ctx.core.cancel.clone();
     let mut steps = steps();
-    step::run(&mut steps, ctx, &cancel, on_error, timings).await?;
+    let result = step::run(&mut steps, ctx, &cancel, on_error, timings).await;
+    ctx.core.cancel = user_cancel.clone();
+    if let Err(e) = &result
+        && !user_cancel.is_cancelled()
+        && let Some(fault) = match ctx.qemu.as_mut().map(|q| q.exited()) {
+            // Still running (`-on-error=abort`): the watcher has said all it will say.
+            Some(None) => ctx.monitor.fault(),
+            _ => ctx.monitor.settle(FAULT_SETTLE).await,
+        }
+    {
+        return Err(step::Error::Failed {
+            step: e.step(),
+            source: Error::GuestFault(fault),
+        });
+    }
+    result?;
     artifact(ctx).await.map_err(|source| step::Error::Failed {
         step: "artifact",
         source,
@@ -197,16 +242,78 @@ pub fn default_architecture(qemu_binary: &str) -> &'static str {
 /// The hint for a qemu build error, if kiln has one.
 pub(super) fn hint(e: &Error) -> Option<String> {
     match e {
-        Error::OutputDirExists { .. } => {
-            Some("pass `-force` to replace it, or remove it yourself".into())
-        }
-        Error::WaitSsh(_) => Some(
-            "check the guest's serial console log in the output directory (rerun with \
-             `-on-error=abort` to keep it and the VM), and that ssh_username/ssh_password \
-             match what the answer file creates"
+        Error::OutputDirExists { .. } => Some(
+            "pass `-force` to replace it (also when a killed kiln left it half-written), or \
+             remove it yourself"
+                .into(),
+        ),
+        Error::WaitSsh(e) => ssh_hint(e),
+        Error::GuestFault(f) => Some(fault_hint(f).into()),
+        _ => None,
+    }
+}
+
+/// Why SSH never came up, as far as kiln can tell: the credentials hint only when the guest's
+/// SSH server answered and refused them.
+fn ssh_hint(e: &ssh::Error) -> Option<String> {
+    let refused = |e: &ssh::Error| matches!(e, ssh::Error::AuthenticationFailed { .. });
+    match e {
+        e if refused(e) => Some(CREDENTIALS.into()),
+        ssh::Error::Timeout {
+            last: Some(last), ..
+        } if refused(last) => Some(CREDENTIALS.into()),
+        ssh::Error::Timeout { .. } => Some(
+            "the guest never accepted an SSH login on its forwarded port: see its last serial \
+             lines and the screenshot above. The installer may wait for input (check \
+             `boot_command` and `boot_wait`) or still be running (raise `ssh_timeout`); rerun \
+             with `-on-error=abort` to keep the VM and the output directory"
+                .into(),
+        ),
+        ssh::Error::Aborted { .. } => Some(
+            "QEMU exited while kiln waited for SSH: its reason is above, its whole output in \
+             `qemu-stderr.log` (rerun with `-on-error=abort` to keep the output directory)"
                 .into(),
         ),
         _ => None,
+    }
+}
+
+const CREDENTIALS: &str = "the guest's SSH server answered but refused the login: check that \
+    `ssh_username` and `ssh_password` (or `ssh_private_key_file`) match the user the answer file \
+    creates";
+
+/// What to do about a guest fault.
+fn fault_hint(f: &monitor::Fault) -> &'static str {
+    use monitor::Fault;
+    match f {
+        Fault::DiskFull { .. } => {
+            "free space on that filesystem, or point `output_directory` at a larger one: the \
+             disk may grow to `disk_size`, and compaction and the post-processors need room \
+             for a copy each (kiln warns before starting QEMU when the build may not fit)"
+        }
+        Fault::IoError { .. } => {
+            "the host could not write the disk image: check the host's disk and its kernel log \
+             (`dmesg`)"
+        }
+        Fault::Panicked { .. } => {
+            "the guest's kernel crashed; its last serial lines are above. Common causes: a \
+             wrong kernel command line in `boot_command`, too little `memory`, or a `cpu_model` \
+             the kernel does not support"
+        }
+        Fault::InternalError => {
+            "QEMU could not run the guest's code: try another `cpu_model` or `accelerator`"
+        }
+        Fault::BootLoop { .. } => {
+            "the guest restarts before it comes up: its bootloader or kernel fails at once. See \
+             the screenshot and serial lines above (or watch over VNC); check `cpu_model`, \
+             `memory`, `efi_boot` and what the installer wrote to the disk"
+        }
+        Fault::PoweredOff => {
+            "the installer powered the guest off instead of rebooting into the installed \
+             system: make the answer file reboot at the end (Debian's preseed: `d-i \
+             debian-installer/exit/poweroff boolean false`), or set `communicator = \"none\"` \
+             when powering off is how the build ends"
+        }
     }
 }
 
@@ -269,6 +376,9 @@ pub enum Error {
     /// SSH never became available.
     #[error("Could not connect to the guest over SSH")]
     WaitSsh(#[source] crate::communicator::ssh::Error),
+    /// The guest cannot go on: a full disk, a panic, a boot loop… (see [`monitor`]).
+    #[error("The guest stopped making progress")]
+    GuestFault(#[source] monitor::Fault),
     /// A provisioner failed.
     #[error("Provisioning failed")]
     Provision(#[from] crate::provisioner::Failed),
@@ -281,6 +391,18 @@ pub enum Error {
     /// `qemu-img convert` failed.
     #[error("Could not compact the disk")]
     CompactDisk(#[source] crate::qemu_img::Error),
+    /// The inputs of the install cache key could not be read.
+    #[error("Could not read the inputs of the install cache key")]
+    InstallInputs(#[source] std::io::Error),
+    /// The install cache could not be read or written.
+    #[error("Could not use the install cache")]
+    InstallCache(#[source] crate::install_cache::Error),
+    /// The SSH key kept with an install cache layer could not be loaded.
+    #[error("Could not load the SSH key of the install cache layer")]
+    InstallKey(#[source] crate::communicator::ssh::Error),
+    /// The guest could not be resumed from an install cache layer.
+    #[error("Could not resume the installed system from the install cache")]
+    ResumeInstall(#[source] qmp::Error),
     /// `qemu-img info` failed on the built disk.
     #[error("Could not inspect the built disk")]
     InspectDisk(#[source] crate::qemu_img::Error),
@@ -292,6 +414,76 @@ pub enum Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use monitor::Fault;
+
+    fn hint_of(e: Error) -> String {
+        hint(&e).unwrap_or_default()
+    }
+
+    fn timeout(last: Option<ssh::Error>) -> Error {
+        Error::WaitSsh(ssh::Error::Timeout {
+            addr: "127.0.0.1:2222".into(),
+            waited: Duration::from_secs(600),
+            last: last.map(Box::new),
+        })
+    }
+
+    /// Issue 20: the credentials hint only when the guest's SSH server answered and refused.
+    #[test]
+    fn ssh_hints_follow_what_happened() {
+        let refused = || ssh::Error::AuthenticationFailed {
+            user: "root".into(),
+        };
+        assert!(hint_of(timeout(Some(refused()))).contains("refused the login"));
+        assert!(hint_of(Error::WaitSsh(refused())).contains("ssh_password"));
+        let never = timeout(Some(ssh::Error::ConnectTimeout {
+            addr: "127.0.0.1:2222".into(),
+            limit: Duration::from_secs(10),
+        }));
+        let h = hint_of(never);
+        assert!(h.contains("never accepted an SSH login"), "{h}");
+        assert!(!h.contains("ssh_password"), "{h}");
+        assert!(!hint_of(timeout(None)).contains("ssh_password"));
+        let gone = Error::WaitSsh(ssh::Error::Aborted {
+            reason: "exit status 1".into(),
+        });
+        assert!(hint_of(gone).contains("QEMU exited"));
+    }
+
+    #[test]
+    fn every_fault_has_its_own_hint() {
+        let faults = [
+            Fault::DiskFull {
+                device: "virtio0".into(),
+                file: None,
+                free: None,
+            },
+            Fault::IoError {
+                device: "virtio0".into(),
+                file: None,
+                reason: "Input/output error".into(),
+            },
+            Fault::Panicked {
+                action: "poweroff".into(),
+            },
+            Fault::InternalError,
+            Fault::BootLoop {
+                resets: 10,
+                within: Duration::from_secs(2),
+            },
+            Fault::PoweredOff,
+        ];
+        let hints: std::collections::BTreeSet<String> = faults
+            .into_iter()
+            .map(|f| hint_of(Error::GuestFault(f)))
+            .collect();
+        assert_eq!(hints.len(), 6, "{hints:#?}");
+        assert!(
+            hints
+                .iter()
+                .all(|h| !h.is_empty() && !h.contains("ssh_password"))
+        );
+    }
 
     #[test]
     fn architecture_follows_the_qemu_binary() {

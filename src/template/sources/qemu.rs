@@ -37,7 +37,7 @@ const SUPPORTED: &[&str] = &[
     "ssh_clear_authorized_keys", "ssh_pty", "http_content", "http_bind_address", "boot_steps",
     "boot_key_interval", "boot_key_driver", "cpu_model", "sockets", "cores", "threads", "vga",
     "display", "use_default_display", "disk_detect_zeroes", "qemuargs", "firmware", "efi_boot",
-    "efi_firmware_code", "efi_firmware_vars",
+    "efi_firmware_code", "efi_firmware_vars", "install_cache",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
@@ -364,6 +364,9 @@ pub(crate) fn source(
         if !t.negative && !t.abs.is_zero() {
             c.boot_key_interval = Some(t.abs);
         }
+    }
+    if let Some(b) = o.bool("install_cache", d) {
+        c.install_cache = b;
     }
     if let Some(s) = o.one_of("boot_key_driver", &["qmp", "vnc"], &[], d) {
         c.boot_key_driver = if s == "vnc" {

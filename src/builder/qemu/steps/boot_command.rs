@@ -3,13 +3,20 @@
 //! Uses: `config.boot_wait`, `config.boot_command`, `config.boot_steps`,
 //! `config.boot_key_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `qmp`,
 //! `qemu`, `key_trace`, `vnc_addr`.
+//! `install_layer`: a guest resumed from the install cache is past its boot command; nothing is
+//! waited for or typed.
 //! Produces: nothing. Cleanup: none.
+//! kiln's `<waitFor "TEXT">` and `<waitStill>` read the screen over QMP (see
+//! [`bootcmd::screen`]); a `<waitFor>` that times out saves the screen as
+//! `kiln-NAME-waitfor-timeout.png` in the working directory.
 //! Every command is rendered and parsed before the wait, so a bad one fails at once. Without
 //! `boot_key_interval`, keys go as fast as the guest reads them (see `bootcmd::Pacing`).
 
 use async_trait::async_trait;
 
-use crate::bootcmd::{self, BootVars, Pacing, QemuKeyboard, QmpKeyDriver, Typed, VncKeyDriver};
+use crate::bootcmd::{
+    self, BootVars, Pacing, QemuKeyboard, QmpKeyDriver, QmpScreen, Typed, VncKeyDriver,
+};
 use crate::builder::qemu::config::KeyDriverKind;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::step::Step;
@@ -41,6 +48,10 @@ impl Step<BuildContext, Error> for TypeBootCommand {
     }
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
+        if ctx.install_layer.is_some() {
+            // The guest was kept after its install: it waits for nothing to be typed.
+            return Ok(());
+        }
         let cfg = &ctx.config;
         let vars = boot_vars(ctx);
         // Packer joins boot_command's entries with no separator; boot_steps are typed one by one.
@@ -72,7 +83,7 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         if compiled.iter().all(|(a, _)| a.is_empty()) {
             return Ok(());
         }
-        let qmp = ctx.qmp.as_ref().ok_or(Error::Missing { what: "qmp" })?;
+        let qmp = ctx.qmp.as_deref().ok_or(Error::Missing { what: "qmp" })?;
         let (pacing, mut reads) = match (cfg.boot_key_interval, &ctx.key_trace) {
             (Some(interval), _) => (Pacing::Interval(interval), None),
             (None, Some(trace)) => (
@@ -100,6 +111,18 @@ impl Step<BuildContext, Error> for TypeBootCommand {
                 &mut vnc_driver
             }
         };
+        let waits_for_screen = compiled.iter().flat_map(|(a, _)| a).any(|a| {
+            matches!(
+                a,
+                bootcmd::Action::WaitForText { .. } | bootcmd::Action::WaitStill { .. }
+            )
+        });
+        let mut screen = if waits_for_screen {
+            let shot = std::path::PathBuf::from(format!("kiln-{}-waitfor-timeout.png", cfg.name));
+            Some(QmpScreen::new(qmp, shot).map_err(Error::TempDir)?)
+        } else {
+            None
+        };
         let mut total = Typed::default();
         let mut packer = std::time::Duration::ZERO;
         for (actions, description) in &compiled {
@@ -107,8 +130,9 @@ impl Step<BuildContext, Error> for TypeBootCommand {
                 ctx.core.ui.say(format!("Typing boot step: {description}"));
             }
             let reads = reads.as_mut().map(|r| r as &mut dyn bootcmd::GuestReads);
+            let screen = screen.as_mut().map(|s| s as &mut dyn bootcmd::Screen);
             let typed = tokio::select! {
-                r = bootcmd::type_actions(actions, driver, reads, &ctx.core.cancel, pacing) => r.map_err(Error::BootCommand)?,
+                r = bootcmd::type_actions(actions, driver, reads, screen, &ctx.core.cancel, pacing) => r.map_err(Error::BootCommand)?,
                 reason = qemu.died() => return Err(Error::QemuExited { during: "boot command typing", reason }),
             };
             total.events += typed.events;

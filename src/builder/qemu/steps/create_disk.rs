@@ -4,14 +4,18 @@
 //! fetched `disk_image`; with `disk_image` alone it is made by `copy_disk` instead. Each
 //! `disk_additional_size` adds a blank disk `<vm_name>-N`.
 //!
+//! Resuming an install cache layer (`install_layer`), every disk is made from the layer's
+//! instead: a qcow2 overlay over it (the layer is never written), or a raw copy.
+//!
 //! Uses: `config.output_directory`, `config.vm_name`, `config.format`, `config.disk_size`,
 //! `config.disk_image`, `config.use_backing_file`, `config.skip_resize_disk`,
-//! `config.disk_additional_size`, `iso_path`.
+//! `config.disk_additional_size`, `iso_path`, `install_layer`.
 //! Produces: `disk_path`, `additional_disk_paths`. Cleanup: none (they live in the output
 //! directory, whose step removes it).
 
 use async_trait::async_trait;
 
+use crate::builder::qemu::config::DiskFormat;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::step::Step;
 
@@ -26,6 +30,29 @@ impl Step<BuildContext, Error> for CreateDisk {
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let cfg = &ctx.config;
         let path = cfg.output_directory.join(&cfg.vm_name);
+        if let Some(layer) = &ctx.install_layer {
+            let extra = (1..=cfg.disk_additional_size.len())
+                .map(|i| cfg.output_directory.join(format!("{}-{i}", cfg.vm_name)));
+            let targets: Vec<_> = std::iter::once(path.clone()).chain(extra).collect();
+            ctx.core
+                .ui
+                .say("Creating hard drive over the install cache layer's disk");
+            for (target, name) in targets.iter().zip(&layer.meta.disks) {
+                let kept = layer.file(name);
+                match cfg.format {
+                    DiskFormat::Qcow2 => {
+                        crate::qemu_img::create_backed(target, &kept, "qcow2", None).await
+                    }
+                    DiskFormat::Raw => {
+                        crate::qemu_img::convert(DiskFormat::Raw, false, &kept, target).await
+                    }
+                }
+                .map_err(Error::CreateDisk)?;
+            }
+            ctx.disk_path = Some(path);
+            ctx.additional_disk_paths = targets.into_iter().skip(1).collect();
+            return Ok(());
+        }
         if cfg.disk_image && cfg.use_backing_file {
             let image = ctx
                 .iso_path

@@ -1,13 +1,23 @@
 //! Step: start QEMU and connect to its QMP socket.
 //!
 //! Uses: `config` (machine options), `disk_path`, `additional_disk_paths`, `iso_path` (not
-//! attached with `disk_image`: it is the disk), `cd_path`. With `efi_boot` it copies the OVMF
+//! attached with `disk_image`: it is the disk), `cd_path`, `install_layer`. With `efi_boot` it copies the OVMF
 //! variable store to `<output_directory>/efivars.fd` (removed with the output directory).
-//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`.
-//! Cleanup: closes QMP, kills QEMU if it still runs, removes the socket's temp directory.
-//! QEMU also dies with kiln (parent-death signal) and when its guard drops.
+//! Resuming an install cache layer (`install_layer`), QEMU starts with `-incoming defer`, the
+//! UEFI variables come from the layer, and the guest's RAM state is loaded before this step
+//! ends: the guest then runs on from the moment it was kept.
+//! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`,
+//! and starts the QMP event watcher ([`monitor`]) that records a guest fault in `monitor` and
+//! cancels `cancel`.
+//! The SSH and VNC ports are probed free and may be taken by another build before QEMU binds
+//! them: QEMU then exits at once, and is started again on other ports (up to
+//! [`PORT_ATTEMPTS`] times).
+//! Cleanup: closes QMP, kills QEMU if it still runs, lets the watcher finish, removes the
+//! socket's temp directory. QEMU also dies with kiln (parent-death signal) and when its guard
+//! drops.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,15 +28,25 @@ use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::process::QemuProcess;
 use crate::builder::qemu::qmp::Qmp;
 use crate::builder::qemu::{BuildContext, Error};
-use crate::builder::qemu::{accel, firmware};
+use crate::builder::qemu::{accel, firmware, monitor};
 use crate::step::{Outcome, Step};
 
 /// How long QEMU gets to open its QMP socket.
 const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times QEMU is started when the ports it was given were taken meanwhile.
+const PORT_ATTEMPTS: u32 = 10;
+/// How long a broken QMP connection waits for QEMU's exit, which explains it.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Lines of QEMU's stderr searched for a port clash.
+const STDERR_LINES: usize = 20;
+/// How long the cleanup waits for the event watcher once QEMU is gone.
+const WATCHER_DRAIN: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 pub struct RunQemu {
     socket_dir: Option<tempfile::TempDir>,
+    /// The QMP event watcher ([`monitor::spawn`]).
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 #[async_trait]
@@ -49,27 +69,6 @@ impl Step<BuildContext, Error> for RunQemu {
         }
         ctx.accel = Some(resolution.accel);
 
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let ssh_host_port = match (&cfg.communicator, &cfg.ssh) {
-            (CommunicatorKind::Ssh, Some(ssh)) => Some(
-                args::find_free_port(localhost, ssh.host_port_min, ssh.host_port_max).map_err(
-                    |source| Error::FindPort {
-                        what: "SSH forwarding",
-                        source,
-                    },
-                )?,
-            ),
-            _ => None,
-        };
-        let vnc_ip: IpAddr = cfg.vnc_bind_address.parse().unwrap_or(localhost);
-        let vnc_port =
-            args::find_free_port(vnc_ip, cfg.vnc_port_min, cfg.vnc_port_max).map_err(|source| {
-                Error::FindPort {
-                    what: "VNC",
-                    source,
-                }
-            })?;
-
         // Unix socket paths are limited to 108 bytes, so the socket lives in a short temp dir
         // rather than in the (possibly deep) output directory.
         let socket_dir = tempfile::Builder::new()
@@ -81,7 +80,8 @@ impl Step<BuildContext, Error> for RunQemu {
         self.socket_dir = Some(socket_dir);
 
         // Guest-paced typing follows the guest's keyboard reads through a QEMU trace file.
-        let types_paced = cfg.boot_key_interval.is_none()
+        let types_paced = ctx.install_layer.is_none()
+            && cfg.boot_key_interval.is_none()
             && (cfg.boot_command.iter().any(|c| !c.is_empty()) || !cfg.boot_steps.is_empty());
         let key_trace = if types_paced && feedback::qemu_can_trace_reads(&cfg.qemu_binary).await {
             Some(socket_dir_path.join("keyboard-reads.trace"))
@@ -96,6 +96,11 @@ impl Step<BuildContext, Error> for RunQemu {
             )
             .map_err(Error::Firmware)?;
             let copy = cfg.output_directory.join("efivars.fd");
+            let kept = ctx
+                .install_layer
+                .as_ref()
+                .and_then(|l| l.meta.efivars.as_ref().map(|name| l.file(name)));
+            let vars = kept.unwrap_or(vars);
             firmware::copy_vars(&vars, &copy).map_err(Error::Firmware)?;
             ctx.core.ui.message(format!(
                 "UEFI firmware `{}`, variables copied from `{}`",
@@ -107,54 +112,126 @@ impl Step<BuildContext, Error> for RunQemu {
             None
         };
         let serial_log = cfg.output_directory.join("serial.log");
-        let params = RunParams {
-            disk_path,
-            additional_disks: ctx.additional_disk_paths.clone(),
-            iso_path: ctx.iso_path.clone().filter(|_| !cfg.disk_image),
-            cd_path: ctx.cd_path.clone(),
-            accel: resolution.accel,
-            vnc_port,
-            qmp_socket: qmp_socket.clone(),
-            ssh_host_port,
-            serial_log: serial_log.clone(),
-            key_trace: key_trace.clone(),
-            efi,
-        };
         // qemuargs may name the HTTP server and the VM: render them before merging.
         let vars = super::boot_command::boot_vars(ctx);
         let mut rendered = cfg.clone();
         for part in rendered.qemuargs.iter_mut().flatten() {
             *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
         }
-        let argv = args::qemu_args(&rendered, &params);
-        tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
         ctx.core.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
-            if cfg.disk_image {
+            if ctx.install_layer.is_some() {
+                "nothing: resuming the install cache layer"
+            } else if cfg.disk_image {
                 "disk image"
             } else {
                 "from CD-ROM"
             },
             resolution.accel.as_machine_accel().unwrap_or("default")
         ));
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let vnc_ip: IpAddr = cfg.vnc_bind_address.parse().unwrap_or(localhost);
         let stderr_log = cfg.output_directory.join("qemu-stderr.log");
-        let qemu =
-            QemuProcess::spawn(&cfg.qemu_binary, &argv, &stderr_log).map_err(Error::StartQemu)?;
+        let mut attempt = 1;
+        let (qmp, ssh_host_port, vnc_port) = loop {
+            // A port probed free may be taken by another process before QEMU binds it: then
+            // QEMU exits at once, and starts again on other ports.
+            let ssh_host_port = match (&cfg.communicator, &cfg.ssh) {
+                (CommunicatorKind::Ssh, Some(ssh)) => Some(
+                    args::find_free_port(localhost, ssh.host_port_min, ssh.host_port_max).map_err(
+                        |source| Error::FindPort {
+                            what: "SSH forwarding",
+                            source,
+                        },
+                    )?,
+                ),
+                _ => None,
+            };
+            let vnc_port = args::find_free_port(vnc_ip, cfg.vnc_port_min, cfg.vnc_port_max)
+                .map_err(|source| Error::FindPort {
+                    what: "VNC",
+                    source,
+                })?;
+            let params = RunParams {
+                disk_path: disk_path.clone(),
+                additional_disks: ctx.additional_disk_paths.clone(),
+                iso_path: ctx.iso_path.clone().filter(|_| !cfg.disk_image),
+                cd_path: ctx.cd_path.clone(),
+                accel: resolution.accel,
+                vnc_port,
+                qmp_socket: qmp_socket.clone(),
+                ssh_host_port,
+                serial_log: serial_log.clone(),
+                key_trace: key_trace.clone(),
+                efi: efi.clone(),
+            };
+            let mut argv = args::qemu_args(&rendered, &params);
+            if ctx.install_layer.is_some() {
+                argv.extend(["-incoming".to_owned(), "defer".to_owned()]);
+            }
+            tracing::info!(binary = %cfg.qemu_binary, args = ?argv, "starting QEMU");
+            let qemu = QemuProcess::spawn(&cfg.qemu_binary, &argv, &stderr_log)
+                .map_err(Error::StartQemu)?;
+            let qemu = ctx.qemu.insert(qemu);
+            let reason = tokio::select! {
+                r = Qmp::connect(&qmp_socket, QMP_CONNECT_TIMEOUT) => match r {
+                    Ok(qmp) => break (qmp, ssh_host_port, vnc_port),
+                    // QEMU opens its QMP socket before it binds VNC: the connection breaks
+                    // when it then fails and exits.
+                    Err(e) => match tokio::time::timeout(EXIT_GRACE, qemu.died()).await {
+                        Ok(reason) => reason,
+                        Err(_) => return Err(Error::ConnectQmp(e)),
+                    },
+                },
+                reason = qemu.died() => reason,
+            };
+            match args::port_clash(&qemu.stderr_tail(STDERR_LINES)) {
+                Some(what) if attempt < PORT_ATTEMPTS => {
+                    ctx.core.ui.message(format!(
+                        "The {what} port was taken before QEMU could bind it (another build?); \
+                         starting QEMU again on other ports"
+                    ));
+                    attempt += 1;
+                }
+                _ => {
+                    return Err(Error::QemuExited {
+                        during: "start-up",
+                        reason,
+                    });
+                }
+            }
+        };
         ctx.core.ui.message(format!(
             "To watch the VM, connect with VNC to {}:{vnc_port}; serial console log: `{}`",
             cfg.vnc_bind_address,
             serial_log.display()
         ));
+        if let (Some(layer), Some(qemu)) = (&ctx.install_layer, &ctx.qemu) {
+            let vmstate = layer.file(&layer.meta.vmstate);
+            tokio::select! {
+                r = super::super::install::resume(&qmp, &vmstate) => r.map_err(Error::ResumeInstall)?,
+                reason = qemu.died() => return Err(Error::QemuExited { during: "resuming the install cache layer", reason }),
+            }
+            ctx.core
+                .ui
+                .say("Resumed the installed system from the install cache");
+        }
+        let qmp = Arc::new(qmp);
+        self.watcher = Some(monitor::spawn(
+            ctx.monitor.clone(),
+            Arc::clone(&qmp),
+            monitor::Report {
+                ui: ctx.core.ui.clone(),
+                serial_log: serial_log.clone(),
+                screenshot_prefix: format!("kiln-{}-", cfg.name),
+                stop: ctx.core.cancel.clone(),
+                poweroff_expected: cfg.communicator == CommunicatorKind::None,
+            },
+        ));
         ctx.serial_log = Some(serial_log);
         ctx.key_trace = key_trace;
         ctx.vnc_addr = Some(std::net::SocketAddr::new(vnc_ip, vnc_port));
         ctx.ssh_host_port = ssh_host_port;
-        let qemu = ctx.qemu.insert(qemu);
-
-        let qmp = tokio::select! {
-            r = Qmp::connect(&qmp_socket, QMP_CONNECT_TIMEOUT) => r.map_err(Error::ConnectQmp)?,
-            reason = qemu.died() => return Err(Error::QemuExited { during: "start-up", reason }),
-        };
         ctx.qmp = Some(qmp);
         Ok(())
     }
@@ -170,6 +247,15 @@ impl Step<BuildContext, Error> for RunQemu {
             if let Err(e) = qemu.kill().await {
                 ctx.core.ui.error(format!("Could not kill QEMU: {e}"));
             }
+        }
+        // With QEMU gone its event stream ends: let the watcher finish what it saw (a fault
+        // that made QEMU exit is recorded now), then stop it.
+        if let Some(mut watcher) = self.watcher.take()
+            && tokio::time::timeout(WATCHER_DRAIN, &mut watcher)
+                .await
+                .is_err()
+        {
+            watcher.abort();
         }
         self.socket_dir = None;
     }

@@ -2,7 +2,8 @@
 //!
 //! Uses: `config.shutdown_command`, `config.shutdown_timeout`, `config.ssh`, `ssh_temp_key`,
 //! `core.session`, `qmp`, `qemu`.
-//! Produces: a stopped QEMU. Cleanup: none (run_qemu's kills QEMU if it still runs).
+//! Produces: a stopped QEMU; sets `monitor`'s phase to shutting down (a power-off is now
+//! expected). Cleanup: none (run_qemu's kills QEMU if it still runs).
 //!
 //! The ladder, each rung logged:
 //! 1. `shutdown_command` through the communicator (or, with `communicator = "none"`, waiting
@@ -17,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::builder::qemu::config::CommunicatorKind;
+use crate::builder::qemu::monitor::Phase;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::step::Step;
 
@@ -42,6 +44,7 @@ impl Step<BuildContext, Error> for Shutdown {
 
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         let timeout = ctx.config.shutdown_timeout;
+        ctx.monitor.set_phase(Phase::ShuttingDown);
         let qemu = ctx.qemu.as_mut().ok_or(Error::Missing { what: "qemu" })?;
         let comm = ctx.core.session.take_comm();
         // `ssh_clear_authorized_keys`: remove the build's temporary key from the guest.

@@ -1,24 +1,28 @@
 //! Step: wait until the guest accepts SSH logins.
 //!
-//! Uses: `config.ssh`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `serial_log`.
-//! Produces: `core.session` (the connection, and how to reconnect while QEMU runs). Cleanup:
-//! closes the connection if a later step left it open.
-//! QEMU exiting during the wait fails the step at once; a timeout reports the last lines of
-//! the guest's serial console and saves a screenshot (`kiln-NAME-ssh-timeout.png` in the
-//! working directory).
+//! Uses: `config.ssh`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`,
+//! `monitor`.
+//! Produces: `core.session` (the connection, and how to reconnect while QEMU runs); sets
+//! `monitor`'s phase to connected (reboots are no longer a boot loop). Cleanup: closes the
+//! connection if a later step left it open.
+//! QEMU exiting during the wait fails the step at once (a guest fault, when the event watcher
+//! saw one, is reported instead: see `monitor`); a timeout reports the last lines of the
+//! guest's serial console and saves a screenshot (`kiln-NAME-ssh-timeout.png` in the working
+//! directory).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::builder::qemu::config::CommunicatorKind;
+use crate::builder::qemu::monitor::{self, Phase};
 use crate::builder::qemu::{BuildContext, Error};
 use crate::communicator::ssh::{self, SshTarget};
 use crate::provisioner::Session;
 use crate::step::{Outcome, Step};
 
-/// Lines of the serial console shown when SSH never comes up.
-const SERIAL_TAIL_LINES: usize = 15;
+/// How long a failure because QEMU exited waits for the event watcher's verdict.
+const FAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct WaitSsh;
 
@@ -67,6 +71,7 @@ impl Step<BuildContext, Error> for WaitSsh {
         match ssh::wait_for_ssh(&target, ssh_cfg.timeout, qemu.died(), &ctx.core.cancel).await {
             Ok(comm) => {
                 ctx.core.ui.say("Connected to SSH");
+                ctx.monitor.set_phase(Phase::Connected);
                 let watch = qemu.death_watch();
                 let died = Box::new(move || Box::pin(watch.clone().died()) as ssh::AbortFuture);
                 let cancel = ctx.core.cancel.clone();
@@ -76,17 +81,15 @@ impl Step<BuildContext, Error> for WaitSsh {
                 Ok(())
             }
             Err(e) => {
+                // QEMU going away may end a fault's story (the guest powered off or
+                // panicked): then the watcher has shown what there is to show.
+                if matches!(e, ssh::Error::Aborted { .. })
+                    && ctx.monitor.settle(FAULT_SETTLE).await.is_some()
+                {
+                    return Err(Error::WaitSsh(e));
+                }
                 if let Some(log) = &ctx.serial_log {
-                    let tail = serial_tail(log, SERIAL_TAIL_LINES).await;
-                    if !tail.is_empty() {
-                        ctx.core.ui.error(format!(
-                            "Last lines of the guest's serial console ({}):",
-                            log.display()
-                        ));
-                        for line in tail.lines() {
-                            ctx.core.ui.message(format!("serial: {line}"));
-                        }
-                    }
+                    monitor::show_serial_tail(&ctx.core.ui, log).await;
                 }
                 if !matches!(e, ssh::Error::Cancelled | ssh::Error::Aborted { .. }) {
                     let png = std::path::PathBuf::from(format!(
@@ -94,7 +97,7 @@ impl Step<BuildContext, Error> for WaitSsh {
                         ctx.config.name
                     ));
                     if let Some(qmp) = &ctx.qmp {
-                        match screendump(qmp, &png).await {
+                        match monitor::screendump(qmp, &png).await {
                             Ok(path) => ctx.core.ui.error(format!(
                                 "The guest's screen when SSH gave up: {}",
                                 path.display()
@@ -111,28 +114,4 @@ impl Step<BuildContext, Error> for WaitSsh {
     async fn cleanup(&mut self, ctx: &mut BuildContext, _outcome: Outcome) {
         ctx.core.session.disconnect().await;
     }
-}
-
-/// Saves the guest's screen as a PNG at `path` (QMP `screendump`, QEMU ≥ 7.1); returns its
-/// absolute path. The file lives outside the output directory, which a failed build removes.
-async fn screendump(
-    qmp: &crate::builder::qemu::qmp::Qmp,
-    path: &std::path::Path,
-) -> Result<std::path::PathBuf, String> {
-    let abs = std::path::absolute(path).map_err(|e| e.to_string())?;
-    let args = serde_json::json!({"filename": abs.to_string_lossy(), "format": "png"});
-    qmp.execute("screendump", Some(args))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(abs)
-}
-
-/// The last `n` lines of the serial log (empty if unreadable), stripped of carriage returns.
-async fn serial_tail(path: &std::path::Path, n: usize) -> String {
-    let Ok(bytes) = tokio::fs::read(path).await else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(&bytes).replace('\r', "");
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
