@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::postprocessor::checksum::{self, ChecksumType};
 
@@ -113,13 +114,9 @@ pub enum Error {
         provider: String,
         architecture: Option<String>,
     },
-    /// The new catalog could not be written.
-    #[error("Cannot write catalog `{}`", path.display())]
-    WriteCatalog {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// The new catalog could not be written (the old one is unchanged, no temporary file left).
+    #[error("Cannot write the catalog")]
+    WriteCatalog(#[source] crate::archive::Error),
 }
 
 /// What [`update`] did.
@@ -404,34 +401,17 @@ fn read_catalog(path: &Path) -> Result<Map<String, Value>, Error> {
     }
 }
 
-/// Writes `catalog` to `path` through a temporary file in the same directory, renamed into
-/// place once complete and synced.
+/// Writes `catalog` to `path` through kiln's atomic writer: a temporary file in the same
+/// directory, synced, made 0644 (the web server serving it reads it, like the boxes beside it)
+/// and renamed into place. Small: nothing to cancel.
 fn write_catalog(path: &Path, catalog: &Value) -> Result<(), Error> {
-    let write_err = |source| Error::WriteCatalog {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-catalog")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    let mut text = serde_json::to_string_pretty(catalog)
-        .map_err(io::Error::other)
-        .map_err(write_err)?;
-    text.push('\n');
-    tmp.write_all(text.as_bytes()).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    // Readable by the web server that serves it, like the boxes beside it.
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    let text = serde_json::to_string_pretty(catalog)
+        .map(|t| t + "\n")
+        .map_err(io::Error::other);
+    crate::archive::write_atomically(path, &CancellationToken::new(), |w| {
+        w.write_all(text?.as_bytes())
+    })
+    .map_err(Error::WriteCatalog)?;
     Ok(())
 }
 
