@@ -1,7 +1,9 @@
 //! Communicators: how kiln runs commands in and copies files to the machine it builds.
 //! Provisioners only see the [`Communicator`] trait (and [`Connect`], to make a new one after a
-//! reboot), so they work with any builder: SSH ([`ssh`]) or whatever a builder brings.
+//! reboot), so they work with any builder: SSH ([`ssh`]), a container's `exec` and `cp`
+//! ([`docker`]), or whatever a builder brings.
 
+pub mod docker;
 pub mod ssh;
 
 use std::path::Path;
@@ -83,12 +85,16 @@ pub trait Connect: Send + Sync {
 /// `build.Host`, `build.Port`, `build.User`, `build.Password`).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `ssh`.
+    /// `ssh` or `docker`.
     pub kind: &'static str,
     pub host: String,
     pub port: u16,
     pub user: String,
     pub password: Option<Secret>,
+    /// The private key it authenticates with (the build's temporary key or
+    /// `ssh_private_key_file`), in OpenSSH's text form, for tools that connect on their own
+    /// (the `ansible` provisioner).
+    pub private_key: Option<Secret>,
 }
 
 /// Quotes `s` for a POSIX shell: `'...'`, with each `'` written as `'"'"'`.

@@ -5,6 +5,7 @@
 
 pub mod faulty_http;
 pub mod libvirt;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,6 +2,7 @@
 //! the options Packer has that kiln does not read yet, and its reader. The loader looks kinds
 //! up here; a new builder adds a module and one row to [`KINDS`].
 
+pub(super) mod docker;
 mod null;
 mod qemu;
 
@@ -37,7 +38,7 @@ pub(crate) struct Kind {
 }
 
 /// Every source kind kiln builds; the first is the one hints suggest.
-pub(crate) const KINDS: &[Kind] = &[qemu::KIND, null::KIND];
+pub(crate) const KINDS: &[Kind] = &[qemu::KIND, docker::KIND, null::KIND];
 
 /// The kind of `source "TYPE" …`, if kiln builds it.
 pub(crate) fn kind(type_name: &str) -> Option<&'static Kind> {
