@@ -8,8 +8,8 @@
 
 variable "iso_path" {
   type        = string
-  description = "The installer ISO (built by scripts/make-test-iso.sh)."
-  default     = "../../target/test-iso/kiln-testos.iso"
+  description = "The installer ISO (built by scripts/make-test-iso.sh); default: the one in this repository's target/test-iso/."
+  default     = ""
 }
 
 variable "iso_checksum" {
@@ -31,8 +31,8 @@ variable "version" {
 
 variable "provision_script" {
   type        = string
-  description = "The provisioning script run over SSH once the test OS is installed."
-  default     = "../../scripts/testos-provision.sh"
+  description = "The provisioning script run over SSH once the test OS is installed; default: this repository's scripts/testos-provision.sh."
+  default     = ""
 }
 
 variable "ssh_timeout" {
@@ -40,12 +40,16 @@ variable "ssh_timeout" {
   default = "10m"
 }
 
+# Paths in options are relative to the directory kiln runs in, as in Packer: files of this
+# repository are named from the template's own directory, `path.root`.
 locals {
-  name = "testos"
+  name             = "testos"
+  iso_path         = var.iso_path != "" ? var.iso_path : "${path.root}/../../target/test-iso/kiln-testos.iso"
+  provision_script = var.provision_script != "" ? var.provision_script : "${path.root}/../../scripts/testos-provision.sh"
 }
 
 source "qemu" "testos" {
-  iso_url      = var.iso_path
+  iso_url      = local.iso_path
   iso_checksum = var.iso_checksum
 
   output_directory = var.output_directory
@@ -58,7 +62,7 @@ source "qemu" "testos" {
   cpus        = 2
   headless    = true
 
-  http_directory = "../../http"
+  http_directory = "${path.root}/../../http"
   # No fixed wait: kiln's <waitFor 'TEXT'> types as soon as the boot prompt is on the screen
   # ("-1s" is Packer's way to turn boot_wait off).
   boot_wait = "-1s"
@@ -78,14 +82,14 @@ build {
 
   provisioner "shell" {
     execute_command = "echo 'vagrant' | {{ .Vars }} sudo -S -E sh -eu '{{ .Path }}'"
-    script          = var.provision_script
+    script          = local.provision_script
   }
 
   # The box, and a versioned catalog listing it: `vagrant box add output-testos/testos.json`.
   post-processors {
     post-processor "vagrant" {
       output               = "${var.output_directory}/${local.name}.box"
-      vagrantfile_template = "Vagrantfile"
+      vagrantfile_template = "${path.root}/Vagrantfile"
     }
     post-processor "vagrant-catalog" {
       catalog     = "${var.output_directory}/${local.name}.json"
