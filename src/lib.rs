@@ -19,7 +19,7 @@
 //!    builder's steps use the container [`engine`] (as do its communicator,
 //!    [`communicator::docker`], and the docker post-processors).
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
-//!    (archives from [`archive`]).
+//!    (archives from [`archive`]) and a versioned box catalog listing it.
 //!
 //! A provisioner or post-processor type kiln does not have is run by an external [`plugin`]
 //! (`kiln-plugin-TYPE`, any language, JSON on stdin and stdout) when one is found; otherwise it
