@@ -354,10 +354,12 @@ async fn password_login_failing_task_and_missing_ansible() {
 /// -c local` there with the made inventory's groups, and removes the staging directory; a
 /// second block runs `playbook_files` (inside and outside `playbook_dir`, one importing a
 /// playbook from `playbook_paths`) after installing a role with `ansible-galaxy` on the
-/// machine.
+/// machine. The same build also runs `ansible` and the tfvars example plugin (issue 17: a
+/// template with all three builds).
 #[tokio::test]
 async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
     require_ansible();
+    common::require("python3", "python3");
     let case = Case::new(Sshd::start().await);
     let staging = case.out_dir.join("staging");
     write_files(
@@ -398,6 +400,10 @@ async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
                 "elsewhere/third.yml",
                 "- hosts: all\n  tasks:\n    - command: touch {{ out_dir }}/third\n",
             ),
+            (
+                "remote.yml",
+                "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: touch {{ out_dir }}/remote\n",
+            ),
         ],
     );
     galaxy_requirements(case.dir());
@@ -423,9 +429,20 @@ async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
     inventory_groups        = "one,two"
     extra_arguments         = ["--extra-vars", "out_dir={out}"]
     clean_staging_directory = true
+  }}
+  provisioner "ansible" {{
+    playbook_file   = "remote.yml"
+    extra_arguments = ["--extra-vars", "out_dir={out}"]
+  }}
+  post-processor "tfvars" {{
+    kiln_plugin = "{tfvars}"
+    output      = "{out}/image.auto.tfvars"
   }}"#,
             out = case.out_dir.display(),
             staging = staging.display(),
+            tfvars = common::repo_root()
+                .join("examples/plugins/kiln-plugin-tfvars")
+                .display(),
         ),
     );
     let (out, text) = case.build("local.pkr.hcl", &template).await;
@@ -456,6 +473,13 @@ async fn ansible_local_runs_the_uploaded_playbook_on_the_machine() {
         "playbook_paths\n{text}"
     );
     // Packer's default staging directory's parent stays, as with Packer; empty.
+    // Issue 17's whole template: `ansible` and the tfvars plugin in the same build.
+    assert!(case.out_dir.join("remote").exists(), "ansible\n{text}");
+    assert_eq!(
+        case.read("image.auto.tfvars"),
+        "image_id = \"Null\"\n",
+        "{text}"
+    );
     let _ = std::fs::remove_dir("/tmp/packer-provisioner-ansible-local");
 }
 
