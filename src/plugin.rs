@@ -106,6 +106,13 @@ pub enum Error {
         #[source]
         source: local_process::Error,
     },
+    /// Its request could not be written as JSON.
+    #[error("Cannot write the request for plugin `{}`", program.display())]
+    Encode {
+        program: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     /// It exited non-zero (or was killed by a signal).
     #[error("Plugin `{}` exited with {status}{}", program.display(), tail_text(tail))]
     Exited {
@@ -397,10 +404,9 @@ async fn call(
     cancel: &CancellationToken,
 ) -> Result<Response, Error> {
     let program = plugin.program.clone();
-    let input = serde_json::to_vec(request).map_err(|e| Error::Garbage {
+    let input = serde_json::to_vec(request).map_err(|source| Error::Encode {
         program: program.clone(),
-        what: "nothing (kiln could not encode its request)".into(),
-        source: Some(e),
+        source,
     })?;
     let mut command = tokio::process::Command::new(&program);
     command.envs(env.iter().map(|(k, v)| (k, v)));
