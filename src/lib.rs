@@ -40,6 +40,7 @@
 
 pub mod archive;
 pub mod artifact;
+pub mod aws;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;
