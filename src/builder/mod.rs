@@ -6,6 +6,7 @@
 //! (the shared [`Core`] plus its own outputs), its literal `steps()` list and how it makes its
 //! artifact. Every builder's list uses the one [`Provision`] step.
 
+pub mod amazon_ebs;
 pub mod null;
 mod provision;
 pub mod qemu;
@@ -25,6 +26,7 @@ pub use provision::Provision;
 pub enum SourceConfig {
     Qemu(Box<qemu::config::Config>),
     Null(null::Config),
+    AmazonEbs(Box<amazon_ebs::Config>),
 }
 
 impl SourceConfig {
@@ -33,6 +35,7 @@ impl SourceConfig {
         match self {
             Self::Qemu(_) => "qemu",
             Self::Null(_) => "null",
+            Self::AmazonEbs(_) => "amazon-ebs",
         }
     }
 
@@ -41,6 +44,7 @@ impl SourceConfig {
         match self {
             Self::Qemu(c) => &c.name,
             Self::Null(c) => &c.name,
+            Self::AmazonEbs(c) => &c.name,
         }
     }
 
@@ -54,7 +58,7 @@ impl SourceConfig {
     pub fn architecture(&self) -> Option<&'static str> {
         match self {
             Self::Qemu(c) => Some(qemu::default_architecture(&c.qemu_binary)),
-            Self::Null(_) => None,
+            Self::Null(_) | Self::AmazonEbs(_) => None,
         }
     }
 }
@@ -137,6 +141,8 @@ pub enum Error {
     Qemu(step::Error<qemu::Error>),
     #[error(transparent)]
     Null(step::Error<null::Error>),
+    #[error(transparent)]
+    AmazonEbs(step::Error<amazon_ebs::Error>),
 }
 
 /// Runs the builder of `source` over `core`: its steps, then its artifact.
@@ -159,10 +165,19 @@ pub async fn run(
                 .await
                 .map_err(Error::Null)
         }
+        SourceConfig::AmazonEbs(config) => {
+            let mut ctx = amazon_ebs::Context::new(*config, core);
+            amazon_ebs::build(&mut ctx, settings.on_error, timings)
+                .await
+                .map_err(Error::AmazonEbs)
+        }
     }
 }
 
 /// The hint for one builder error (not its causes), if the builder has one.
 pub fn hint(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = err.downcast_ref::<amazon_ebs::Error>() {
+        return amazon_ebs::hint(e);
+    }
     err.downcast_ref::<qemu::Error>().and_then(qemu::hint)
 }

@@ -403,7 +403,7 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
 }
 
 /// `e: cause: cause`, for a log line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -1,0 +1,90 @@
+//! `create_image` — uses `client`, the stopped `instance`, `config.ami_name`,
+//! `ami_description`, `ami_block_device_mappings`; produces `amis[region]` and its
+//! `snapshots`, once the AMI is available. Skipped with `skip_create_ami`. Cleanup: when the
+//! build did not succeed, deregisters the AMI and deletes its snapshots.
+
+use async_trait::async_trait;
+
+use super::super::{Context, Error};
+use crate::aws::{Client, ec2};
+use crate::step::{Outcome, Step};
+
+pub struct CreateImage;
+
+#[async_trait]
+impl Step<Context, Error> for CreateImage {
+    fn name(&self) -> &'static str {
+        "create_image"
+    }
+
+    async fn run(&mut self, ctx: &mut Context) -> Result<(), Error> {
+        let cfg = &ctx.config;
+        if cfg.skip_create_ami {
+            return Ok(());
+        }
+        let client = ctx.client()?;
+        let instance = ctx
+            .instance
+            .as_ref()
+            .map(|i| i.id.clone())
+            .unwrap_or_default();
+        ctx.core.ui.say(format!(
+            "Creating AMI {} from instance {instance}",
+            cfg.ami_name
+        ));
+        let failed = |source| Error::CreateImage {
+            name: cfg.ami_name.clone(),
+            source,
+        };
+        let id = ec2::create_image(
+            &client,
+            &instance,
+            &cfg.ami_name,
+            cfg.ami_description.as_deref(),
+            &cfg.ami_block_device_mappings,
+        )
+        .await
+        .map_err(failed)?;
+        ctx.core.ui.say(format!("AMI: {id}"));
+        ctx.amis.insert(client.region().to_owned(), id.clone());
+        ctx.core.ui.say("Waiting for AMI to become ready...");
+        let image = super::image_available(&client, ctx.config.polling, &id)
+            .await
+            .map_err(|source| Error::Wait {
+                id: id.clone(),
+                state: "available",
+                source,
+            })?;
+        ctx.snapshots
+            .insert(client.region().to_owned(), image.snapshot_ids);
+        Ok(())
+    }
+
+    async fn cleanup(&mut self, ctx: &mut Context, outcome: Outcome) {
+        if outcome == Outcome::Succeeded {
+            return;
+        }
+        let Some(client) = ctx.client.clone() else {
+            return;
+        };
+        remove(ctx, &client).await;
+    }
+}
+
+/// Deregisters the build's AMI in `client`'s region, and its snapshots.
+pub(super) async fn remove(ctx: &mut Context, client: &Client) {
+    let region = client.region().to_owned();
+    let Some(id) = ctx.amis.remove(&region) else {
+        return;
+    };
+    let snapshots = ctx.snapshots.remove(&region).unwrap_or_default();
+    ctx.core.ui.say(format!(
+        "Deregistering the AMI {id} ({region}) because the build did not succeed"
+    ));
+    for e in super::remove_image(client, &id, &snapshots).await {
+        ctx.core.ui.error(format!(
+            "Error deregistering AMI {id}: {}. Please delete it manually!",
+            crate::communicator::ssh::error_chain(&e)
+        ));
+    }
+}
