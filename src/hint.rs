@@ -8,6 +8,12 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
     if let Some(h) = crate::builder::hint(err) {
         return Some(h);
     }
+    if let Some(h) = err
+        .downcast_ref::<crate::engine::Error>()
+        .and_then(crate::engine::hint)
+    {
+        return Some(h);
+    }
     let no_space = match err.downcast_ref::<crate::qemu_img::Error>() {
         Some(crate::qemu_img::Error::Convert { stderr, .. }) => {
             stderr.contains("No space left on device")

@@ -1,5 +1,6 @@
 //! kiln builds machine images the way Packer does and reads the same HCL2 templates: from an
-//! installer ISO by driving QEMU (`qemu`), or by provisioning an existing host (`null`).
+//! installer ISO by driving QEMU (`qemu`), from a container image with docker or podman
+//! (`docker`), or by provisioning an existing host (`null`).
 //!
 //! One build, as [`build`] runs it for every builder alike:
 //!
@@ -14,13 +15,15 @@
 //!    [`communicator::Connect`]. The builder returns one shared [`artifact::Artifact`].
 //!    The qemu builder's steps use [`download`], [`cd`], [`qemu_img`], [`http_server`],
 //!    [`bootcmd`] and its own `qmp`/`process`; its `monitor` follows QEMU's events for the
-//!    whole build, so a full disk, a guest panic or a boot loop stops it at once.
+//!    whole build, so a full disk, a guest panic or a boot loop stops it at once. The docker
+//!    builder's steps use the container [`engine`] (as do its communicator,
+//!    [`communicator::docker`], and the docker post-processors).
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
 //!    (archives from [`archive`]).
 //!
 //! Dependencies point one way: `main`/[`cli`] → [`build`] → [`template`] → domain modules
 //! ([`builder`], [`provisioner`], [`postprocessor`], [`communicator`], …) → leaf modules
-//! ([`types`], [`render`], [`suggest`], [`wait`], [`ui`]). No runtime module imports
+//! ([`types`], [`render`], [`suggest`], [`wait`], [`ui`], [`engine`]). No runtime module imports
 //! [`template`]; only the qemu builder (and the dispatch) imports `builder::qemu`.
 //!
 //! A new builder touches four files: its module `src/builder/NAME/` (config, context embedding
@@ -48,6 +51,7 @@ pub mod cd;
 pub mod cli;
 pub mod communicator;
 pub mod download;
+pub mod engine;
 pub mod fmt;
 pub mod hint;
 pub mod http_server;

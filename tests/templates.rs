@@ -101,6 +101,7 @@ fn ok_templates() -> Vec<(&'static str, Vec<&'static str>)> {
         ("bento", vec!["bento/ubuntu-24.04.pkrvars.hcl"]),
         ("cloud-image.pkr.hcl", vec![]),
         ("no-communicator.pkr.hcl", vec![]),
+        ("docker.pkr.hcl", vec![]),
     ]
 }
 

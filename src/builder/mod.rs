@@ -1,5 +1,6 @@
 //! Builders: what makes a machine and hands back its [`Artifact`]. `qemu` installs from an ISO;
-//! `null` makes nothing and provisions an existing SSH host.
+//! `docker` provisions a container and commits or exports it; `null` makes nothing and
+//! provisions an existing SSH host.
 //!
 //! This module is the one place that knows the builder kinds: [`SourceConfig`] (a source block,
 //! validated) and [`run`] (the dispatch). Each builder is a module with its `Config`, its context
@@ -7,6 +8,7 @@
 //! artifact. Every builder's list uses the one [`Provision`] step.
 
 pub mod amazon_ebs;
+pub mod docker;
 pub mod null;
 mod provision;
 pub mod qemu;
@@ -25,6 +27,7 @@ pub use provision::Provision;
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Qemu(Box<qemu::config::Config>),
+    Docker(Box<docker::Config>),
     Null(null::Config),
     AmazonEbs(Box<amazon_ebs::Config>),
 }
@@ -34,6 +37,7 @@ impl SourceConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Qemu(_) => "qemu",
+            Self::Docker(_) => "docker",
             Self::Null(_) => "null",
             Self::AmazonEbs(_) => "amazon-ebs",
         }
@@ -43,6 +47,7 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             Self::Qemu(c) => &c.name,
+            Self::Docker(c) => &c.name,
             Self::Null(c) => &c.name,
             Self::AmazonEbs(c) => &c.name,
         }
@@ -58,7 +63,7 @@ impl SourceConfig {
     pub fn architecture(&self) -> Option<&'static str> {
         match self {
             Self::Qemu(c) => Some(qemu::default_architecture(&c.qemu_binary)),
-            Self::Null(_) | Self::AmazonEbs(_) => None,
+            Self::Docker(_) | Self::Null(_) | Self::AmazonEbs(_) => None,
         }
     }
 }
@@ -140,6 +145,8 @@ pub enum Error {
     #[error(transparent)]
     Qemu(step::Error<qemu::Error>),
     #[error(transparent)]
+    Docker(step::Error<docker::Error>),
+    #[error(transparent)]
     Null(step::Error<null::Error>),
     #[error(transparent)]
     AmazonEbs(step::Error<amazon_ebs::Error>),
@@ -158,6 +165,12 @@ pub async fn run(
             qemu::build(&mut ctx, settings.on_error, timings)
                 .await
                 .map_err(Error::Qemu)
+        }
+        SourceConfig::Docker(config) => {
+            let mut ctx = docker::DockerContext::new(*config, core);
+            docker::build(&mut ctx, settings.on_error, timings)
+                .await
+                .map_err(Error::Docker)
         }
         SourceConfig::Null(config) => {
             let mut ctx = null::NullContext::new(config, core);

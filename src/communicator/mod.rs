@@ -1,7 +1,9 @@
 //! Communicators: how kiln runs commands in and copies files to the machine it builds.
 //! Provisioners only see the [`Communicator`] trait (and [`Connect`], to make a new one after a
-//! reboot), so they work with any builder: SSH ([`ssh`]) or whatever a builder brings.
+//! reboot), so they work with any builder: SSH ([`ssh`]), a container's `exec` and `cp`
+//! ([`docker`]), or whatever a builder brings.
 
+pub mod docker;
 pub mod ssh;
 
 use std::path::Path;
@@ -83,7 +85,7 @@ pub trait Connect: Send + Sync {
 /// `build.Host`, `build.Port`, `build.User`, `build.Password`).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `ssh`.
+    /// `ssh` or `docker`.
     pub kind: &'static str,
     pub host: String,
     pub port: u16,

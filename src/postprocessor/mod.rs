@@ -5,10 +5,12 @@
 //! post-processor ran, its input is deleted unless it keeps it (`keep_input_artifact`); the
 //! builder's disk survives when the first post-processor of any chain keeps it. kiln's vagrant
 //! and compress keep their input by default (Packer's delete it, a known pain); checksum,
-//! manifest and shell-local always keep it.
+//! manifest and shell-local always keep it. An image that is not kept is removed from its
+//! engine ([`docker`] has the docker post-processors' own rules).
 
 pub mod checksum;
 pub mod compress;
+pub mod docker;
 pub mod manifest;
 pub mod vagrant;
 
@@ -51,6 +53,10 @@ pub enum PostProcessor {
     Manifest(manifest::Config),
     Compress(compress::Config),
     ShellLocal(shell_local::Config),
+    DockerImport(docker::ImportConfig),
+    DockerTag(docker::TagConfig),
+    DockerPush(docker::PushConfig),
+    DockerSave(docker::SaveConfig),
 }
 
 impl PostProcessor {
@@ -62,6 +68,10 @@ impl PostProcessor {
             Self::Manifest(_) => "manifest",
             Self::Compress(_) => "compress",
             Self::ShellLocal(_) => "shell-local",
+            Self::DockerImport(_) => "docker-import",
+            Self::DockerTag(_) => "docker-tag",
+            Self::DockerPush(_) => "docker-push",
+            Self::DockerSave(_) => "docker-save",
         }
     }
 }
@@ -94,6 +104,8 @@ pub enum Error {
     Compress(#[from] compress::Error),
     #[error(transparent)]
     ShellLocal(#[from] shell_local::Error),
+    #[error(transparent)]
+    Docker(#[from] docker::Error),
     /// vagrant got an artifact that is not the builder's disk (e.g. after compress).
     #[error("The vagrant post-processor needs the builder's disk as input, but got {files:?}")]
     NotADisk { files: Vec<PathBuf> },
@@ -186,17 +198,24 @@ pub async fn run_chains(
                     remove(f).await.map_err(failed)?;
                     out.written.retain(|(_, w)| w != f);
                 }
+                docker::remove(&input, ui)
+                    .await
+                    .map_err(|e| failed(e.into()))?;
             }
             input = output;
         }
     }
     if !keep_builder {
+        let failed = |source| Failed {
+            name: "keep_input_artifact".into(),
+            source,
+        };
         for f in &builder.files {
-            remove(f).await.map_err(|source| Failed {
-                name: "keep_input_artifact".into(),
-                source,
-            })?;
+            remove(f).await.map_err(failed)?;
         }
+        docker::remove(builder, ui)
+            .await
+            .map_err(|e| failed(e.into()))?;
         out.removed_builder_disk = true;
     }
     Ok(out)
@@ -393,6 +412,10 @@ async fn run_one(
             shell_local::run(cfg, ui, &env, cancel).await?;
             Ok((input.clone(), true, true))
         }
+        PostProcessor::DockerImport(cfg) => Ok(docker::import(cfg, input, ui).await?),
+        PostProcessor::DockerTag(cfg) => Ok(docker::tag(cfg, input, ui).await?),
+        PostProcessor::DockerPush(cfg) => Ok(docker::push(cfg, input, ui).await?),
+        PostProcessor::DockerSave(cfg) => Ok(docker::save(cfg, input, ui, cancel, written).await?),
     }
 }
 
@@ -458,6 +481,7 @@ mod tests {
                 architecture: "arm64".into(),
                 accelerated: false,
             }),
+            image: None,
         }
     }
 

@@ -270,7 +270,7 @@ pub enum Error {
     #[error(transparent)]
     Breakpoint(#[from] breakpoint::Error),
     /// No connection could be (re)made.
-    #[error("No SSH connection to run it on")]
+    #[error("No connection to the machine to run it on")]
     Connect(#[source] communicator::Error),
     /// The provisioner ran longer than its `timeout`.
     #[error("Timed out after {0:?}")]

@@ -773,18 +773,28 @@ fn post_processor(
         "checksum" => (&["checksum_types", "output"], &[]),
         "manifest" => (&["output", "strip_path", "strip_time", "custom_data"], &[]),
         "compress" => (&["output", "format", "compression_level"], &[]),
+        "docker-import" => (sources::docker::IMPORT_OPTIONS, &[]),
+        "docker-tag" => (sources::docker::TAG_OPTIONS, &[]),
+        "docker-push" => (sources::docker::PUSH_OPTIONS, sources::docker::PUSH_KNOWN),
+        "docker-save" => (sources::docker::SAVE_OPTIONS, &[]),
         "shell-local" => (
             SHELL_LOCAL_OPTIONS,
             &["tempfile_extension", "use_linux_pathing"],
         ),
         _ => {
-            let supported = ["vagrant", "checksum", "manifest", "compress", "shell-local"];
-            let packer = [
-                "artifice",
+            let supported = [
+                "vagrant",
+                "checksum",
+                "manifest",
+                "compress",
+                "shell-local",
                 "docker-import",
+                "docker-tag",
                 "docker-push",
                 "docker-save",
-                "docker-tag",
+            ];
+            let packer = [
+                "artifice",
                 "vagrant-cloud",
                 "vagrant-registry",
                 "vsphere",
@@ -815,6 +825,10 @@ fn post_processor(
         "checksum" => PostProcessor::Checksum(checksum_pp(&o, d)),
         "manifest" => PostProcessor::Manifest(manifest_pp(&o, d)),
         "compress" => PostProcessor::Compress(compress_pp(&o, d)),
+        "docker-import" => PostProcessor::DockerImport(sources::docker::import(&o, d)),
+        "docker-tag" => PostProcessor::DockerTag(sources::docker::tag(&o, d)),
+        "docker-push" => PostProcessor::DockerPush(sources::docker::push(&o, d)),
+        "docker-save" => PostProcessor::DockerSave(sources::docker::save(&o, d)),
         _ => PostProcessor::ShellLocal(shell_local_pp(&o, template_dir, d)),
     };
     Some(PostProcessorBlock {

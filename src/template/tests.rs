@@ -994,11 +994,15 @@ source "qemu" "q" {
 source "null" "n" {
   communicator = "none"
 }
-build { sources = ["source.qemu.q", "source.null.n"] }
+source "docker" "d" {
+  image  = "debian:12"
+  commit = true
+}
+build { sources = ["source.qemu.q", "source.null.n", "source.docker.d"] }
 "#;
     let t = load_text(text, &[]).expect("loads");
     let got: Vec<(&str, &str)> = t.sources.iter().map(|s| s.key()).collect();
-    assert_eq!(got, [("qemu", "q"), ("null", "n")]);
+    assert_eq!(got, [("qemu", "q"), ("null", "n"), ("docker", "d")]);
     let kinds: Vec<&str> = super::sources::KINDS.iter().map(|k| k.type_name).collect();
-    assert_eq!(kinds, ["qemu", "null"]);
+    assert_eq!(kinds, ["qemu", "docker", "null", "amazon-ebs"]);
 }

@@ -324,6 +324,7 @@ pub async fn build(
         id: artifact_id(&ctx.amis),
         files: Vec::new(),
         disk: None,
+        image: None,
     })
 }
 

@@ -74,5 +74,6 @@ pub async fn build(
         id: "Null".into(),
         files: Vec::new(),
         disk: None,
+        image: None,
     })
 }

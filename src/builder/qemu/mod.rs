@@ -221,6 +221,7 @@ async fn artifact(ctx: &BuildContext) -> Result<Artifact, Error> {
             architecture: default_architecture(&ctx.config.qemu_binary).to_owned(),
             accelerated: accel == accel::ResolvedAccel::Kvm,
         }),
+        image: None,
     })
 }
 

@@ -3,6 +3,7 @@
 //! up here; a new builder adds a module and one row to [`KINDS`].
 
 mod amazon_ebs;
+pub(super) mod docker;
 mod null;
 mod qemu;
 
@@ -38,7 +39,7 @@ pub(crate) struct Kind {
 }
 
 /// Every source kind kiln builds; the first is the one hints suggest.
-pub(crate) const KINDS: &[Kind] = &[qemu::KIND, null::KIND, amazon_ebs::KIND];
+pub(crate) const KINDS: &[Kind] = &[qemu::KIND, docker::KIND, null::KIND, amazon_ebs::KIND];
 
 /// The kind of `source "TYPE" …`, if kiln builds it.
 pub(crate) fn kind(type_name: &str) -> Option<&'static Kind> {
