@@ -120,3 +120,10 @@ KILN_ISO_DEPS=(
     cpio:cpio
     depmod:kmod
 )
+# shellcheck disable=SC2034 # used by the scripts that source this file
+# Debian's Python and its venv module (bookworm: python3.11-venv behind python3-venv), for the
+# EC2 emulator the amazon-ebs tests run (scripts/moto.sh).
+KILN_MOTO_DEPS=(
+    /usr/bin/python3:python3
+    /usr/lib/python3.11/ensurepip/__init__.py:python3-venv
+)

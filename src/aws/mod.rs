@@ -177,11 +177,7 @@ impl Client {
             ("Version".to_owned(), self.version.to_owned()),
         ];
         form.extend(params.iter().cloned());
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", sigv4::uri_encode(k), sigv4::uri_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = form_encode(&form);
         let host = match self.url.port() {
             Some(p) => format!("{}:{p}", self.url.host_str().unwrap_or_default()),
             None => self.url.host_str().unwrap_or_default().to_owned(),
@@ -236,12 +232,24 @@ impl Client {
             action: action.to_owned(),
             status,
             code: match field("Code") {
-                c if c.is_empty() => "Unknown".to_owned(),
+                "" => "Unknown".to_owned(),
                 c => c.to_owned(),
             },
             message: field("Message").to_owned(),
         })
     }
+}
+
+/// `application/x-www-form-urlencoded` as the AWS SDKs write it: RFC 3986 encoding with
+/// spaces as `+`. AWS signs the body's bytes whatever the encoding; moto re-encodes the fields
+/// it received this way before checking the signature, so `%20` would not match there.
+fn form_encode(fields: &[(String, String)]) -> String {
+    let enc = |s: &str| sigv4::uri_encode(s).replace("%20", "+");
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// An XML element of an answer: its local name, its text and its child elements.
@@ -356,6 +364,18 @@ mod tests {
             ]
         );
         assert!(Node::parse("not xml").is_err());
+    }
+
+    #[test]
+    fn form_bodies_encode_spaces_as_plus() {
+        let fields = [
+            ("Action".to_owned(), "CreateSecurityGroup".to_owned()),
+            ("GroupDescription".to_owned(), "a b+c/d=é".to_owned()),
+        ];
+        assert_eq!(
+            form_encode(&fields),
+            "Action=CreateSecurityGroup&GroupDescription=a+b%2Bc%2Fd%3D%C3%A9"
+        );
     }
 
     #[test]

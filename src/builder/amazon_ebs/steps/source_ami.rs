@@ -19,10 +19,13 @@ impl Step<Context, Error> for SourceAmi {
         let client = ctx.client()?;
         let image = match (&ctx.config.source_ami, &ctx.config.source_ami_filter) {
             (Some(id), _) => {
-                let found =
-                    ec2::describe_images(&client, &ec2::AmiFilter::default(), &[id.clone()])
-                        .await
-                        .map_err(Error::FindSourceAmi)?;
+                let found = ec2::describe_images(
+                    &client,
+                    &ec2::AmiFilter::default(),
+                    std::slice::from_ref(id),
+                )
+                .await
+                .map_err(Error::FindSourceAmi)?;
                 found
                     .into_iter()
                     .next()
