@@ -114,6 +114,36 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Connects over SSH to `target` (retrying for up to `timeout`, stopped by Ctrl-C) and
+    /// makes the connection, and the way to reconnect to the same target, the session's.
+    pub async fn connect_ssh(
+        &mut self,
+        target: crate::communicator::ssh::SshTarget,
+        timeout: std::time::Duration,
+    ) -> Result<(), crate::communicator::ssh::Error> {
+        use crate::communicator::ssh;
+        self.ui.say(format!(
+            "Waiting for SSH on {} (timeout {}s)",
+            target.addr(),
+            timeout.as_secs()
+        ));
+        let comm = ssh::wait_for_ssh(
+            &target,
+            timeout,
+            std::future::pending::<String>(),
+            &self.cancel,
+        )
+        .await?;
+        self.ui.say("Connected to SSH");
+        let cancel = self.cancel.clone();
+        let never = Box::new(|| Box::pin(std::future::pending::<String>()) as ssh::AbortFuture);
+        let reconnect = ssh::Reconnect::new(target, never, cancel.clone());
+        self.session = Session::new(Some(Box::new(comm)), Some(Box::new(reconnect)), cancel);
+        Ok(())
+    }
+}
+
 /// A builder's context: the [`Core`] inside it, and what it tells provisioners about the build.
 pub trait HasCore {
     fn core(&self) -> &Core;

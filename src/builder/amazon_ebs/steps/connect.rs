@@ -5,7 +5,6 @@ use async_trait::async_trait;
 
 use super::super::{Context, Error, SshInterface};
 use crate::communicator::ssh::{self, SshTarget};
-use crate::provisioner::Session;
 use crate::step::{Outcome, Step};
 
 pub struct Connect;
@@ -66,24 +65,10 @@ impl Step<Context, Error> for Connect {
             // The template asks for this pause (the step runner still cancels it).
             tokio::time::sleep(cfg.pause_before_connecting).await;
         }
-        ctx.core.ui.say(format!(
-            "Waiting for SSH on {} (timeout {}s)",
-            target.addr(),
-            cfg.timeout.as_secs()
-        ));
-        let comm = ssh::wait_for_ssh(
-            &target,
-            cfg.timeout,
-            std::future::pending::<String>(),
-            &ctx.core.cancel,
-        )
-        .await
-        .map_err(Error::Connect)?;
-        ctx.core.ui.say("Connected to SSH");
-        let cancel = ctx.core.cancel.clone();
-        let never = Box::new(|| Box::pin(std::future::pending::<String>()) as ssh::AbortFuture);
-        let reconnect = ssh::Reconnect::new(target, never, cancel.clone());
-        ctx.core.session = Session::new(Some(Box::new(comm)), Some(Box::new(reconnect)), cancel);
+        ctx.core
+            .connect_ssh(target, cfg.timeout)
+            .await
+            .map_err(Error::Connect)?;
         Ok(())
     }
 
