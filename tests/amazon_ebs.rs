@@ -475,7 +475,7 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
     let tpl = template(
         &moto,
         &sshd,
-        r#"  ami_regions = ["us-west-2"]"#,
+        "  ami_regions = [\"us-west-2\"]\n  encrypt_boot = true\n  kms_key_id = \"alias/kiln\"",
         &format!(
             r#""echo nginx-like from $PACKER_BUILDER_TYPE > {}""#,
             marker.display()
@@ -495,6 +495,11 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("Deregistering the unencrypted AMI"),
+        "encrypt_boot made no encrypted copy\n{}",
+        describe(&out)
+    );
     assert!(
         stdout.contains(NEWEST.0) || stderr.contains(NEWEST.0),
         "most_recent did not pick {}\n{}",
@@ -743,7 +748,7 @@ source "amazon-ebs" "u" {
   }
   ssh_username  = "ubuntu"
   ami_name      = "bad:name"
-  encrypt_boot  = true
+  region_kms_key_ids = { us-west-2 = "alias/x" }
   shutdown_behavior = "halt"
 }
 build { sources = ["source.amazon-ebs.u"] }
@@ -759,7 +764,7 @@ build { sources = ["source.amazon-ebs.u"] }
     for expected in [
         "missing required option `owners`",
         "`ami_name` may not contain",
-        "`encrypt_boot` is not supported by kiln yet",
+        "`region_kms_key_ids` is not supported by kiln yet",
         "`shutdown_behavior` must be one of",
     ] {
         assert!(stderr.contains(expected), "no `{expected}` in\n{stderr}");

@@ -424,6 +424,10 @@ pub async fn create_image(
     Ok(text(&root, "imageId"))
 }
 
+/// How a copy's snapshots are encrypted: `Some(None)` with the region's default EBS key,
+/// `Some(Some(key))` with that KMS key; `None` as the source's are.
+pub type Encryption<'a> = Option<Option<&'a str>>;
+
 /// CopyImage into the client's region; the copy's id.
 pub async fn copy_image(
     c: &Client,
@@ -431,6 +435,7 @@ pub async fn copy_image(
     source_id: &str,
     name: &str,
     description: Option<&str>,
+    encryption: Encryption<'_>,
 ) -> Result<String, Error> {
     let mut params = vec![
         p("SourceRegion", source_region),
@@ -439,6 +444,12 @@ pub async fn copy_image(
     ];
     if let Some(d) = description {
         params.push(p("Description", d));
+    }
+    if let Some(key) = encryption {
+        params.push(p("Encrypted", "true"));
+        if let Some(key) = key {
+            params.push(p("KmsKeyId", key));
+        }
     }
     let root = c.call("CopyImage", &params).await?;
     Ok(text(&root, "imageId"))

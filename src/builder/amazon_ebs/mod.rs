@@ -82,6 +82,10 @@ pub struct Config {
     pub tags: BTreeMap<String, String>,
     pub run_tags: BTreeMap<String, String>,
     pub snapshot_tags: BTreeMap<String, String>,
+    /// `encrypt_boot`: the AMI's snapshots are encrypted (an encrypted copy replaces the AMI
+    /// made from the instance), with `kms_key_id` or the region's default EBS key.
+    pub encrypt_boot: bool,
+    pub kms_key_id: Option<String>,
     pub force_deregister: bool,
     pub force_delete_snapshot: bool,
     /// `shutdown_behavior`: `stop` (default) or `terminate`.
@@ -252,6 +256,12 @@ pub enum Error {
     #[error("Cannot create the AMI `{name}`")]
     CreateImage {
         name: String,
+        #[source]
+        source: aws::Error,
+    },
+    #[error("Cannot make the encrypted copy of AMI {id}")]
+    Encrypt {
+        id: String,
         #[source]
         source: aws::Error,
     },

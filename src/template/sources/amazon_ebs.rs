@@ -31,7 +31,7 @@ const SUPPORTED: &[&str] = &[
     "security_group_ids", "temporary_security_group_source_cidrs",
     "associate_public_ip_address", "iam_instance_profile", "user_data", "user_data_file",
     "ami_name", "ami_description", "ami_users", "ami_groups", "ami_regions", "tags", "run_tags",
-    "snapshot_tags", "force_deregister", "force_delete_snapshot", "shutdown_behavior",
+    "snapshot_tags", "encrypt_boot", "kms_key_id", "force_deregister", "force_delete_snapshot", "shutdown_behavior",
     "skip_create_ami", "ssh_interface", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
     "ssh_private_key_file", "ssh_timeout", "pause_before_connecting", "ssh_pty",
     // Blocks.
@@ -42,7 +42,7 @@ const SUPPORTED: &[&str] = &[
 /// Packer's amazon-ebs options (and blocks) kiln does not read yet.
 #[rustfmt::skip]
 const KNOWN: &[&str] = &[
-    "encrypt_boot", "kms_key_id", "region_kms_key_ids", "ami_virtualization_type",
+    "region_kms_key_ids", "ami_virtualization_type",
     "ena_support", "sriov_support", "spot_price", "spot_instance_types", "spot_tags",
     "availability_zone", "ebs_optimized", "disable_stop_instance", "enable_t2_unlimited",
     "enable_unlimited_credits", "ssh_keypair_name", "ssh_agent_auth", "temporary_key_pair_type",
@@ -185,6 +185,15 @@ fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnost
         _ => SshInterface::Auto,
     };
     let tags = |name: &str, d: &mut Vec<Diagnostic>| o.string_map(name, d).unwrap_or_default();
+    let encrypt_boot = o.bool("encrypt_boot", d).unwrap_or(false);
+    let kms_key_id = o.string("kms_key_id", d);
+    if kms_key_id.is_some() && !encrypt_boot {
+        o.error(
+            "kms_key_id",
+            "`kms_key_id` encrypts the AMI only with `encrypt_boot = true`",
+            d,
+        );
+    }
     Config {
         name: name.to_owned(),
         access,
@@ -210,6 +219,8 @@ fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnost
         tags: tags("tags", d),
         run_tags: tags("run_tags", d),
         snapshot_tags: tags("snapshot_tags", d),
+        encrypt_boot,
+        kms_key_id,
         force_deregister: o.bool("force_deregister", d).unwrap_or(false),
         force_delete_snapshot: o.bool("force_delete_snapshot", d).unwrap_or(false),
         shutdown_behavior: o

@@ -45,6 +45,8 @@ impl Step<Context, Error> for CopyImages {
                 &source,
                 &cfg.ami_name,
                 cfg.ami_description.as_deref(),
+                // Copies of an encrypted AMI stay encrypted, with each region's default key.
+                cfg.encrypt_boot.then_some(None),
             )
             .await
             .map_err(failed)?;

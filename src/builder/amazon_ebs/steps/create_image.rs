@@ -1,7 +1,9 @@
 //! `create_image` — uses `client`, the stopped `instance`, `config.ami_name`,
 //! `ami_description`, `ami_block_device_mappings`; produces `amis[region]` and its
-//! `snapshots`, once the AMI is available. Skipped with `skip_create_ami`. Cleanup: when the
-//! build did not succeed, deregisters the AMI and deletes its snapshots.
+//! `snapshots`, once the AMI is available. With `encrypt_boot`, an encrypted copy (with
+//! `kms_key_id`) replaces that AMI, which is deregistered with its snapshots, as Packer does.
+//! Skipped with `skip_create_ami`. Cleanup: when the build did not succeed, deregisters the
+//! AMI and deletes its snapshots.
 
 use async_trait::async_trait;
 
@@ -56,7 +58,10 @@ impl Step<Context, Error> for CreateImage {
                 source,
             })?;
         ctx.snapshots
-            .insert(client.region().to_owned(), image.snapshot_ids);
+            .insert(client.region().to_owned(), image.snapshot_ids.clone());
+        if ctx.config.encrypt_boot {
+            encrypt(ctx, &client, &id).await?;
+        }
         Ok(())
     }
 
@@ -69,6 +74,51 @@ impl Step<Context, Error> for CreateImage {
         };
         remove(ctx, &client).await;
     }
+}
+
+/// Replaces the AMI `id` by an encrypted copy of it.
+async fn encrypt(ctx: &mut Context, client: &Client, id: &str) -> Result<(), Error> {
+    let cfg = &ctx.config;
+    ctx.core
+        .ui
+        .say(format!("Copying AMI {id} to make it encrypted..."));
+    let region = client.region().to_owned();
+    let copy = ec2::copy_image(
+        client,
+        &region,
+        id,
+        &cfg.ami_name,
+        cfg.ami_description.as_deref(),
+        Some(cfg.kms_key_id.as_deref()),
+    )
+    .await
+    .map_err(|source| Error::Encrypt {
+        id: id.to_owned(),
+        source,
+    })?;
+    // From here the copy is the build's AMI (the cleanup removes it on failure); the
+    // unencrypted one goes now.
+    let unencrypted = ctx.snapshots.remove(&region).unwrap_or_default();
+    ctx.amis.insert(region.clone(), copy.clone());
+    ctx.core.ui.say(format!(
+        "Deregistering the unencrypted AMI {id} and deleting its snapshots"
+    ));
+    for e in super::remove_image(client, id, &unencrypted).await {
+        ctx.core.ui.error(format!(
+            "Error deregistering AMI {id}: {}. Please delete it manually!",
+            crate::communicator::ssh::error_chain(&e)
+        ));
+    }
+    let image = super::image_available(client, ctx.config.polling, &copy)
+        .await
+        .map_err(|source| Error::Wait {
+            id: copy.clone(),
+            state: "available",
+            source,
+        })?;
+    ctx.core.ui.say(format!("Encrypted AMI: {copy}"));
+    ctx.snapshots.insert(region, image.snapshot_ids);
+    Ok(())
 }
 
 /// Deregisters the build's AMI in `client`'s region, and its snapshots.
