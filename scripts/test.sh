@@ -8,6 +8,7 @@ source scripts/lib/deps.sh
 
 ensure_commands "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" "${KILN_MOTO_DEPS[@]}" \
     /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck \
+    ansible-playbook:ansible-core sshpass:sshpass \
     vagrant:vagrant /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json:vagrant-libvirt \
     podman:podman runc:runc docker-registry:docker-registry \
     /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux:debian-installer-12-netboot-amd64

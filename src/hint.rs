@@ -5,7 +5,7 @@ use std::error::Error;
 
 /// The hint for this one error (not its causes), if kiln has one.
 pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
-    if let Some(h) = crate::builder::hint(err) {
+    if let Some(h) = crate::builder::hint(err).or_else(|| crate::provisioner::hint(err)) {
         return Some(h);
     }
     if let Some(h) = err

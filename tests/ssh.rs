@@ -1,183 +1,24 @@
 //! The SSH communicator and the shell provisioner against a real OpenSSH server.
 //!
-//! Each test starts its own `/usr/sbin/sshd` on a free 127.0.0.1 port, with a host key and an
-//! `sshd_config` in a temp dir, and kills it by pid when the test ends (even on panic).
-//!
-//! Password authentication needs an account with a known password, so the tests create the
-//! local user `kilntest` (once, with `useradd`) and set its password (`chpasswd`). That needs
-//! root; the tests fail loudly otherwise, as they do when sshd (Debian package
-//! `openssh-server`) is missing. Key logins use an `AuthorizedKeysFile` in the test's own
-//! temp dir.
+//! Each test starts its own `/usr/sbin/sshd` ([`common::sshd::Sshd`]: a free 127.0.0.1 port,
+//! killed by pid when the test ends).
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kiln::communicator::ssh::{self, SshCommunicator, SshTarget, wait_for_ssh};
+use common::sshd::*;
+use kiln::communicator::ssh::{self, SshCommunicator, wait_for_ssh};
 use kiln::communicator::{Communicator, Stream};
 use kiln::provisioner::shell::{self, Config, ShellSource};
 use kiln::provisioner::{self, BuildEnv, Session};
 use kiln::provisioner::{Provisioner, ProvisionerBlock};
-use kiln::types::Secret;
 use kiln::ui::Ui;
-use kiln::wait::{Attempt, until_ok};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-
-const SSHD: &str = "/usr/sbin/sshd";
-const USER: &str = "kilntest";
-const PASSWORD: &str = "kiln-Test-pw1";
-
-/// Creates the test user once per test binary and sets its password.
-fn ensure_user() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        assert!(
-            Path::new(SSHD).exists(),
-            "{SSHD} not found: install the Debian package `openssh-server` \
-             (apt-get install openssh-server) to run the SSH tests"
-        );
-        let exists = Command::new("id").arg(USER).output().expect("run id");
-        if !exists.status.success() {
-            run(Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]));
-        }
-        let mut chpasswd = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("spawn chpasswd (the SSH tests need root to set the test user's password)");
-        std::io::Write::write_all(
-            chpasswd.stdin.as_mut().expect("piped"),
-            format!("{USER}:{PASSWORD}\n").as_bytes(),
-        )
-        .expect("write to chpasswd");
-        let status = chpasswd.wait().expect("wait for chpasswd");
-        assert!(
-            status.success(),
-            "chpasswd failed (the SSH tests need root)"
-        );
-        // sshd refuses to start without its privilege separation directory.
-        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
-    });
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed (the SSH tests need root): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A running sshd; killed by pid on drop.
-struct Sshd {
-    port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Sshd {
-    /// Starts sshd on `port` and waits until it accepts TCP connections.
-    async fn start_on(port: u16, extra_config: &str) -> Sshd {
-        ensure_user();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key = dir.path().join("host_ed25519");
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key));
-        let config = dir.path().join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                // sshd keeps the first value of a keyword, so the extra lines come first.
-                "{extra_config}\n\
-                 ListenAddress 127.0.0.1\n\
-                 Port {port}\n\
-                 HostKey {key}\n\
-                 PidFile {pid}\n\
-                 UsePAM no\n\
-                 PasswordAuthentication yes\n\
-                 PermitRootLogin no\n\
-                 AllowUsers {USER}\n\
-                 AuthorizedKeysFile none\n\
-                 StrictModes no\n\
-                 LogLevel VERBOSE\n",
-                key = key.display(),
-                pid = dir.path().join("sshd.pid").display(),
-            ),
-        )
-        .expect("write sshd_config");
-        // No `Subsystem sftp` line: uploads must work without sftp-server.
-        let log = std::fs::File::create(dir.path().join("sshd.log")).expect("create sshd.log");
-        let child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sshd");
-        let sshd = Sshd { port, child, dir };
-        let ready = until_ok(
-            Duration::from_secs(10),
-            Duration::from_millis(50),
-            || async {
-                match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                    Ok(_) => Attempt::Done(()),
-                    Err(e) => Attempt::Retry(e),
-                }
-            },
-        )
-        .await;
-        assert!(ready.is_ok(), "sshd did not listen: {}", sshd.log());
-        sshd
-    }
-
-    async fn start() -> Sshd {
-        Self::start_on(free_port(), "").await
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-
-    fn target(&self, password: &str) -> SshTarget {
-        target(self.port, password)
-    }
-
-    async fn connect(&self) -> SshCommunicator {
-        match SshCommunicator::connect(&self.target(PASSWORD), Duration::from_secs(10)).await {
-            Ok(c) => c,
-            Err(e) => panic!("connect: {e:?}\nsshd log:\n{}", self.log()),
-        }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn target(port: u16, password: &str) -> SshTarget {
-    SshTarget {
-        host: "127.0.0.1".into(),
-        port,
-        username: USER.into(),
-        private_key: None,
-        password: Some(Secret::new(password)),
-        pty: false,
-    }
-}
 
 /// Runs `command`, returning (status, stdout, stderr).
 async fn exec(comm: &dyn Communicator, command: &str) -> (u32, String, String) {
@@ -194,14 +35,6 @@ async fn exec(comm: &dyn Communicator, command: &str) -> (u32, String, String) {
         String::from_utf8_lossy(&out).into_owned(),
         String::from_utf8_lossy(&err).into_owned(),
     )
-}
-
-/// A fresh remote directory path (the "remote" is this machine).
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-ssh-test-{}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    run(Command::new("chown").arg(USER).arg(&dir));
-    dir
 }
 
 #[tokio::test]

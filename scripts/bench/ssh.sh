@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
+# shellcheck source=scripts/lib/sshd.sh
+source scripts/lib/sshd.sh
 ensure_commands /usr/sbin/sshd:openssh-server scp:openssh-client bc:bc
 
 work=$(mktemp -d)
@@ -15,32 +17,12 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p /run/sshd
-ssh-keygen -q -t ed25519 -N "" -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N "" -f "$work/client_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $work/host_key
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-StrictModes no
-UsePAM no
-Subsystem sftp internal-sftp
-CONF
+sshd_setup "$work"
+port=$sshd_port
 
 # 1. Upload.
-/usr/sbin/sshd -D -f "$work/sshd_config" -E "$work/sshd.log" &
-sshd_pid=$!
+sshd_start "$work"
 head -c $((512 << 20)) /dev/urandom >"$work/payload"
-for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
 now() { date +%s.%N; }
 t0=$(now)
 scp -q -i "$work/client_key" -P "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \

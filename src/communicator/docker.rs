@@ -411,6 +411,7 @@ impl Connect for DockerConnect {
             port: 0,
             user: String::new(),
             password: None,
+            private_key: None,
         }
     }
 }

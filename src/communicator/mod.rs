@@ -91,6 +91,10 @@ pub struct Endpoint {
     pub port: u16,
     pub user: String,
     pub password: Option<Secret>,
+    /// The private key it authenticates with (the build's temporary key or
+    /// `ssh_private_key_file`), in OpenSSH's text form, for tools that connect on their own
+    /// (the `ansible` provisioner).
+    pub private_key: Option<Secret>,
 }
 
 /// Quotes `s` for a POSIX shell: `'...'`, with each `'` written as `'"'"'`.

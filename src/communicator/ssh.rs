@@ -692,6 +692,11 @@ impl Connect for Reconnect {
             port: self.target.port,
             user: self.target.username.clone(),
             password: self.target.password.clone(),
+            private_key: self.target.private_key.as_ref().and_then(|k| {
+                k.to_openssh(russh::keys::ssh_key::LineEnding::LF)
+                    .ok()
+                    .map(|text| Secret::new(text.as_str()))
+            }),
         }
     }
 }
@@ -786,6 +791,37 @@ impl SshCommunicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The endpoint carries the key the communicator logs in with, in OpenSSH's text form,
+    /// for tools that connect on their own (the `ansible` provisioner, issue 17).
+    #[test]
+    fn endpoint_carries_the_private_key() {
+        let (key, public) = temporary_key_pair();
+        let target = SshTarget {
+            host: "127.0.0.1".into(),
+            port: 2222,
+            username: "root".into(),
+            private_key: Some(key),
+            password: None,
+            pty: false,
+        };
+        let never = Box::new(|| Box::pin(std::future::pending::<String>()) as AbortFuture);
+        let reconnect = Reconnect::new(target.clone(), never, CancellationToken::new());
+        let text = reconnect.endpoint().private_key.expect("a key");
+        assert!(
+            text.expose()
+                .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+        );
+        let decoded = PrivateKey::from_openssh(text.expose()).expect("decodes");
+        assert_eq!(decoded.public_key().to_openssh().expect("public"), public);
+        let never = Box::new(|| Box::pin(std::future::pending::<String>()) as AbortFuture);
+        let no_key = SshTarget {
+            private_key: None,
+            ..target
+        };
+        let reconnect = Reconnect::new(no_key, never, CancellationToken::new());
+        assert!(reconnect.endpoint().private_key.is_none());
+    }
 
     #[test]
     fn sh_quote_cases() {

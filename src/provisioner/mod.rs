@@ -7,8 +7,11 @@
 //! `pause_before` (cancellable) → `max_retries` (retried at once, saying so) → `timeout`. When
 //! one fails, the `error-cleanup-provisioner` runs before the error is returned.
 
+pub mod ansible;
+pub mod ansible_local;
 pub mod breakpoint;
 pub mod file;
+mod local_process;
 pub mod shell;
 pub mod shell_local;
 
@@ -73,6 +76,8 @@ pub enum Provisioner {
     File(file::Config),
     ShellLocal(shell_local::Config),
     Breakpoint(breakpoint::Config),
+    Ansible(Box<ansible::Config>),
+    AnsibleLocal(Box<ansible_local::Config>),
 }
 
 impl Provisioner {
@@ -83,6 +88,8 @@ impl Provisioner {
             Self::File(_) => "file",
             Self::ShellLocal(_) => "shell-local",
             Self::Breakpoint(_) => "breakpoint",
+            Self::Ansible(_) => "ansible",
+            Self::AnsibleLocal(_) => "ansible-local",
         }
     }
 }
@@ -254,6 +261,17 @@ fn with_build_data(kind: &Provisioner, data: &[(String, String)]) -> Provisioner
             c.execute_command = c.execute_command.iter().map(r).collect();
         }
         Provisioner::Breakpoint(_) => {}
+        // `inventory_file_template` is filled when the inventory is made: its `User` is
+        // Ansible's user, not the build's.
+        Provisioner::Ansible(c) => {
+            c.extra_arguments = c.extra_arguments.iter().map(r).collect();
+            c.ansible_env_vars = env(&c.ansible_env_vars);
+            c.ssh_extra_args = c.ssh_extra_args.iter().map(r).collect();
+        }
+        Provisioner::AnsibleLocal(c) => {
+            c.extra_arguments = c.extra_arguments.iter().map(r).collect();
+            c.command = r(&c.command);
+        }
     }
     kind
 }
@@ -269,6 +287,10 @@ pub enum Error {
     ShellLocal(#[from] shell_local::Error),
     #[error(transparent)]
     Breakpoint(#[from] breakpoint::Error),
+    #[error(transparent)]
+    Ansible(#[from] ansible::Error),
+    #[error(transparent)]
+    AnsibleLocal(#[from] ansible_local::Error),
     /// No connection could be (re)made.
     #[error("No connection to the machine to run it on")]
     Connect(#[source] communicator::Error),
@@ -411,6 +433,33 @@ async fn run_kind(
             Ok(shell_local::run(cfg, ui, &build.env, &session.cancel).await?)
         }
         Provisioner::Breakpoint(cfg) => Ok(breakpoint::run(cfg, ui, &session.cancel).await?),
+        Provisioner::Ansible(cfg) => {
+            // Ansible makes its own connection; this one waits until the machine is back
+            // after a reboot.
+            if session.can_connect() {
+                session
+                    .connect(shell::DEFAULT_START_RETRY)
+                    .await
+                    .map_err(Error::Connect)?;
+            }
+            let endpoint = session.endpoint();
+            Ok(ansible::run(cfg, endpoint, build, ui, &session.cancel).await?)
+        }
+        Provisioner::AnsibleLocal(cfg) => {
+            let comm = session
+                .connect(shell::DEFAULT_START_RETRY)
+                .await
+                .map_err(Error::Connect)?;
+            Ok(ansible_local::run(cfg, comm, build, ui).await?)
+        }
+    }
+}
+
+/// The hint for one provisioner error (not its causes), if there is one.
+pub fn hint(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    match err.downcast_ref::<Error>() {
+        Some(Error::Ansible(e)) => ansible::hint(e),
+        _ => None,
     }
 }
 

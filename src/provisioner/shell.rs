@@ -242,26 +242,12 @@ async fn run_script(
             source,
         })?;
 
-    let mut stdout = LineBuffer::default();
-    let mut stderr = LineBuffer::default();
-    let status = comm
-        .exec(&command, &mut |stream, chunk| {
-            let buffer = match stream {
-                Stream::Stdout => &mut stdout,
-                Stream::Stderr => &mut stderr,
-            };
-            for line in buffer.push(chunk) {
-                ui.message(line);
-            }
-        })
-        .await;
-    for line in stdout.finish().into_iter().chain(stderr.finish()) {
-        ui.message(line);
-    }
-    let status = status.map_err(|source| Error::Run {
-        script: name.to_owned(),
-        source,
-    })?;
+    let status = exec_shown(comm, &command, ui)
+        .await
+        .map_err(|source| Error::Run {
+            script: name.to_owned(),
+            source,
+        })?;
     if !config.valid_exit_codes.contains(&status) {
         return Err(Error::NonZeroExit {
             status,
@@ -285,6 +271,32 @@ async fn run_script(
             source: Some(source),
         }),
     }
+}
+
+/// Runs `command` on `comm`, showing its output line by line through `ui`; returns its exit
+/// status.
+pub(super) async fn exec_shown(
+    comm: &dyn Communicator,
+    command: &str,
+    ui: &Ui,
+) -> Result<u32, communicator::Error> {
+    let mut stdout = LineBuffer::default();
+    let mut stderr = LineBuffer::default();
+    let status = comm
+        .exec(command, &mut |stream, chunk| {
+            let buffer = match stream {
+                Stream::Stdout => &mut stdout,
+                Stream::Stderr => &mut stderr,
+            };
+            for line in buffer.push(chunk) {
+                ui.message(line);
+            }
+        })
+        .await;
+    for line in stdout.finish().into_iter().chain(stderr.finish()) {
+        ui.message(line);
+    }
+    status
 }
 
 /// The script for `inline` lines: `#!<shebang>` then one line per command. A first line that

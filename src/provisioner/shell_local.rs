@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use super::local_process;
 use crate::communicator::sh_quote;
 use crate::ui::Ui;
 
@@ -230,54 +229,23 @@ async fn run_one(
 ) -> Result<i64, Error> {
     let (program, args) = argv.split_first().ok_or(Error::EmptyCommand)?;
     tracing::debug!(?argv, "running shell-local command");
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .envs(vars.iter().map(|(k, v)| (*k, *v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so that cancelling kills what the script started too.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            program: program.clone(),
-            source,
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).envs(vars.iter().map(|(k, v)| (*k, *v)));
+    let code = local_process::run(&mut command, ui, cancel)
+        .await
+        .map_err(|e| match e {
+            local_process::Error::Spawn { program, source } => Error::Spawn { program, source },
+            local_process::Error::Wait { source, .. } => Error::Wait {
+                script: script.to_owned(),
+                source,
+            },
+            local_process::Error::Cancelled { .. } => Error::Cancelled {
+                script: script.to_owned(),
+            },
         })?;
-    let pid = child.id();
-    let out = show_lines(child.stdout.take(), ui);
-    let err = show_lines(child.stderr.take(), ui);
-    let wait = async {
-        let (_, _, status) = tokio::join!(out, err, child.wait());
-        status
-    };
-    let status = tokio::select! {
-        biased;
-        () = cancel.cancelled() => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // The group may already be gone; dropping the child kills its leader anyway.
-                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
-            return Err(Error::Cancelled { script: script.to_owned() });
-        }
-        status = wait => status,
-    };
-    let status = status.map_err(|source| Error::Wait {
-        script: script.to_owned(),
-        source,
-    })?;
-    status.code().map(i64::from).ok_or_else(|| Error::Killed {
+    code.map(i64::from).ok_or_else(|| Error::Killed {
         script: script.to_owned(),
     })
-}
-
-/// Shows each line of `stream` through `ui` until it ends.
-async fn show_lines<R: AsyncRead + Unpin>(stream: Option<R>, ui: &Ui) {
-    let Some(stream) = stream else { return };
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        ui.message(line);
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::provisioner::shell::{self, ShellSource};
 use crate::provisioner::shell_local;
 use crate::provisioner::{breakpoint, file};
 
+use super::ansible;
 use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
 use super::load::SourceTable;
@@ -427,15 +428,22 @@ fn provisioner(
             ],
         ),
         "breakpoint" => (&["note", "disable"], &["continue_on_error"]),
+        "ansible" => (ansible::OPTIONS, ansible::KNOWN),
+        "ansible-local" => (ansible::LOCAL_OPTIONS, ansible::LOCAL_KNOWN),
         _ => {
-            let supported = ["shell", "file", "shell-local", "breakpoint"];
+            let supported = [
+                "shell",
+                "file",
+                "shell-local",
+                "breakpoint",
+                "ansible",
+                "ansible-local",
+            ];
             let packer = [
                 "powershell",
                 "windows-shell",
                 "windows-restart",
                 "sleep",
-                "ansible",
-                "ansible-local",
                 "chef-solo",
                 "puppet-masterless",
                 "salt-masterless",
@@ -460,6 +468,10 @@ fn provisioner(
         "shell" => Provisioner::Shell(shell(o, template_dir, d)),
         "file" => Provisioner::File(file_provisioner(o, template_dir, d)),
         "shell-local" => Provisioner::ShellLocal(shell_local_pp(o, template_dir, d)),
+        "ansible" => Provisioner::Ansible(Box::new(ansible::ansible(o, template_dir, d))),
+        "ansible-local" => {
+            Provisioner::AnsibleLocal(Box::new(ansible::ansible_local(o, template_dir, d)))
+        }
         _ => Provisioner::Breakpoint(breakpoint::Config {
             note: o.string("note", d).unwrap_or_default(),
             disable: o.bool("disable", d).unwrap_or(false),
@@ -526,11 +538,15 @@ fn provisioner(
     })
 }
 
-/// `KEY=VALUE` strings of `environment_vars`.
-fn env_pairs(o: &Options, d: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
+/// `KEY=VALUE` strings of list option `option` (`environment_vars`).
+pub(super) fn env_pairs(
+    o: &Options,
+    option: &str,
+    d: &mut Vec<Diagnostic>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (i, kv) in o
-        .string_list("environment_vars", d)
+        .string_list(option, d)
         .unwrap_or_default()
         .iter()
         .enumerate()
@@ -538,9 +554,9 @@ fn env_pairs(o: &Options, d: &mut Vec<Diagnostic>) -> Vec<(String, String)> {
         match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => out.push((k.to_owned(), v.to_owned())),
             _ => o.error(
-                "environment_vars",
+                option,
                 format!(
-                    "element {} of `environment_vars` is not in the form `KEY=VALUE`",
+                    "element {} of `{option}` is not in the form `KEY=VALUE`",
                     i + 1
                 ),
                 d,
@@ -617,7 +633,8 @@ fn shell(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Co
     };
     let mut c = shell::Config::with_defaults(source);
     c.environment_vars = string_map(o, "env", d).into_iter().collect();
-    c.environment_vars.extend(env_pairs(o, d));
+    c.environment_vars
+        .extend(env_pairs(o, "environment_vars", d));
     if let Some(s) = o.string("execute_command", d) {
         c.execute_command = s;
     }

@@ -15,6 +15,7 @@
 //! Expressions may use `var.*`, `local.*`, `path.root`, `path.cwd` and Packer's functions
 //! (`functions.rs`); `{{ .HTTPIP }}`-style text is left for the build to render.
 
+mod ansible;
 mod brackets;
 mod build;
 mod diag;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod faulty_http;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
