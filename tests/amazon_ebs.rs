@@ -22,19 +22,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::sshd::{Sshd, USER, free_port, run};
 use common::{describe, kiln};
 use kiln::aws::{Client, Credentials, Node, ec2};
 use kiln::types::Secret;
 use kiln::wait::{Attempt, until_ok};
 
 const REGION: &str = "us-east-1";
-const USER: &str = "kilntest";
 const CANONICAL: &str = "099720109477";
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 async fn wait_listening(port: u16, what: &str) {
     let ready = until_ok(
@@ -49,15 +44,6 @@ async fn wait_listening(port: u16, what: &str) {
     )
     .await;
     assert!(ready.is_ok(), "{what} did not listen on 127.0.0.1:{port}");
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed (these tests need root): {}",
-        describe(&out)
-    );
 }
 
 /// The fixture AMIs (`MOTO_AMIS_PATH`): three Ubuntu 22.04 images of different dates, one of
@@ -256,106 +242,46 @@ impl Moto {
     }
 }
 
-/// A running sshd on 127.0.0.1 for user `kilntest`, authorising the keys in its
-/// `authorized_keys`; killed by pid on drop.
-struct Sshd {
-    port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sshd {
-    async fn start() -> Sshd {
-        let sshd = "/usr/sbin/sshd";
-        assert!(
-            Path::new(sshd).exists(),
-            "{sshd} not found: install the Debian package `openssh-server` (scripts/test.sh does)"
-        );
-        if !Command::new("id")
-            .arg(USER)
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            // Another test process may create it at the same time.
-            let _ = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", USER])
-                .output();
-        }
-        run(Command::new("id").arg(USER));
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("host_ed25519");
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key));
-        let port = free_port();
-        let config = dir.path().join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nPidFile {}\nUsePAM no\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin no\nAllowUsers {USER}\nAuthorizedKeysFile {}\n\
-                 StrictModes no\nLogLevel VERBOSE\n",
-                key.display(),
-                dir.path().join("sshd.pid").display(),
-                dir.path().join("authorized_keys").display(),
-            ),
+/// Authorises, in `file` (the sshd's `AuthorizedKeysFile`), the public key of every `packer_`
+/// key pair moto has, as cloud-init would on a real instance, until the task is aborted.
+fn authorize_build_keys(moto: &Moto, file: PathBuf) -> tokio::task::JoinHandle<()> {
+    let ec2 = moto.ec2();
+    tokio::spawn(async move {
+        let _ = until_ok(
+            Duration::from_secs(600),
+            Duration::from_millis(100),
+            || async {
+                let root = ec2
+                    .call(
+                        "DescribeKeyPairs",
+                        &[("IncludePublicKey".into(), "true".into())],
+                    )
+                    .await;
+                let keys: Vec<String> = root
+                    .iter()
+                    .flat_map(|r: &Node| r.items("keySet"))
+                    .filter(|k| {
+                        k.text_of("keyName")
+                            .is_some_and(|n| n.starts_with("packer_"))
+                    })
+                    .filter_map(|k| k.text_of("publicKey").map(str::to_owned))
+                    .collect();
+                let _ = std::fs::write(&file, keys.join("\n") + "\n");
+                Attempt::<(), std::io::Error>::Retry(std::io::Error::other("keep watching"))
+            },
         )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
-        let child = Command::new(sshd)
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        wait_listening(port, "sshd").await;
-        Sshd { port, child, dir }
-    }
+        .await;
+    })
+}
 
-    /// Authorises the public key of every `packer_` key pair moto has, as cloud-init would on
-    /// a real instance, until the build ends (the task is aborted by the caller).
-    fn authorize_build_keys(&self, moto: &Moto) -> tokio::task::JoinHandle<()> {
-        let (ec2, file) = (moto.ec2(), self.dir.path().join("authorized_keys"));
-        tokio::spawn(async move {
-            let _ = until_ok(
-                Duration::from_secs(600),
-                Duration::from_millis(100),
-                || async {
-                    let root = ec2
-                        .call(
-                            "DescribeKeyPairs",
-                            &[("IncludePublicKey".into(), "true".into())],
-                        )
-                        .await;
-                    let keys: Vec<String> = root
-                        .iter()
-                        .flat_map(|r: &Node| r.items("keySet"))
-                        .filter(|k| {
-                            k.text_of("keyName")
-                                .is_some_and(|n| n.starts_with("packer_"))
-                        })
-                        .filter_map(|k| k.text_of("publicKey").map(str::to_owned))
-                        .collect();
-                    let _ = std::fs::write(&file, keys.join("\n") + "\n");
-                    Attempt::<(), std::io::Error>::Retry(std::io::Error::other("keep watching"))
-                },
-            )
-            .await;
-        })
-    }
+/// An sshd for `kilntest` that takes keys only from `keys` (a file in `dir`).
+async fn sshd(dir: &Path) -> (Sshd, PathBuf) {
+    let keys = dir.join("authorized_keys");
+    let config = format!(
+        "AuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no",
+        keys.display()
+    );
+    (Sshd::start_on(free_port(), &config).await, keys)
 }
 
 /// A scratch directory the build's shell provisioner (running as `kilntest`) writes into.
@@ -451,7 +377,8 @@ async fn build(moto: &Moto, dir: &Path, template: &str) -> std::process::Output 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_flow_with_a_shell_provisioner_issue_18() {
-    let (moto, sshd) = tokio::join!(Moto::start(), Sshd::start());
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (moto, (sshd, keys_file)) = tokio::join!(Moto::start(), sshd(keys_dir.path()));
     // Signatures are checked: the same request with another secret is refused.
     let mut wrong = moto.creds.clone();
     wrong.secret_access_key = Secret::new("not-the-secret");
@@ -468,7 +395,7 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
     let err = ec2::describe_instances(&forged, &[]).await.unwrap_err();
     assert_eq!(err.code(), Some("AuthFailure"), "{err}");
 
-    let keys = sshd.authorize_build_keys(&moto);
+    let keys = authorize_build_keys(&moto, keys_file);
     let dir = tempfile::tempdir().unwrap();
     let remote = remote_dir();
     let marker = remote.path().join("installed");
@@ -487,7 +414,7 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
         out.status.success(),
         "build failed\n{}\nsshd log:\n{}",
         describe(&out),
-        std::fs::read_to_string(sshd.dir.path().join("sshd.log")).unwrap_or_default()
+        sshd.log()
     );
     assert_eq!(
         std::fs::read_to_string(&marker).unwrap(),
@@ -554,8 +481,9 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_ami_name_fails_unless_force_deregister_issue_18() {
-    let (moto, sshd) = tokio::join!(Moto::start(), Sshd::start());
-    let keys = sshd.authorize_build_keys(&moto);
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (moto, (sshd, keys_file)) = tokio::join!(Moto::start(), sshd(keys_dir.path()));
+    let keys = authorize_build_keys(&moto, keys_file);
     let dir = tempfile::tempdir().unwrap();
     // The first build makes `kiln-nginx`.
     let tpl = template(&moto, &sshd, "", r#""true""#);
@@ -620,8 +548,9 @@ async fn an_existing_ami_name_fails_unless_force_deregister_issue_18() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_provisioner_and_ctrl_c_leave_nothing_behind_issue_18() {
-    let (moto, sshd) = tokio::join!(Moto::start(), Sshd::start());
-    let keys = sshd.authorize_build_keys(&moto);
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (moto, (sshd, keys_file)) = tokio::join!(Moto::start(), sshd(keys_dir.path()));
+    let keys = authorize_build_keys(&moto, keys_file);
     let dir = tempfile::tempdir().unwrap();
 
     // A provisioner that fails.
