@@ -22,6 +22,7 @@ fn target(port: u16, key: &str) -> Result<SshTarget, Box<dyn std::error::Error>>
         private_key: Some(ssh::load_private_key(&PathBuf::from(key))?),
         password: None,
         pty: false,
+        read_write_timeout: None,
     })
 }
 

@@ -61,7 +61,8 @@ pub enum CacheAction {
     },
 }
 
-/// Where template variables get their values, besides defaults and `PKR_VAR_*`.
+/// Where template variables get their values, besides defaults and `PKR_VAR_*`, and which
+/// builds are selected.
 #[derive(Debug, clap::Args)]
 pub struct VarArgs {
     /// Set a template variable (repeatable): `-var name=value`.
@@ -70,19 +71,49 @@ pub struct VarArgs {
     /// Read variable values from a file (repeatable): `-var-file debian12.pkrvars.hcl`.
     #[arg(long = "var-file", value_name = "PATH")]
     pub var_files: Vec<PathBuf>,
+    /// Only these builds (comma-separated globs over `TYPE.NAME` and `BUILD.TYPE.NAME`, e.g.
+    /// `-only='qemu.*'`); the sources of the others are not even read.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
+    pub only: Vec<String>,
+    /// Every build but these (globs, as `-only`); also skips post-processors of that `name`.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
+    pub except: Vec<String>,
+    /// Do not warn about var-file values for variables the template does not declare.
+    #[arg(long)]
+    pub no_warn_undeclared_var: bool,
 }
 
 impl VarArgs {
     /// The inputs of template loading, with this process's `PKR_VAR_*` variables.
     pub fn inputs(self) -> crate::template::Inputs {
-        crate::template::Inputs::with_env(self.vars, self.var_files)
+        let mut inputs = crate::template::Inputs::with_env(self.vars, self.var_files);
+        inputs.selection = crate::template::Selection {
+            only: self.only,
+            except: self.except,
+        };
+        inputs.quiet_undeclared = self.no_warn_undeclared_var;
+        inputs
     }
+}
+
+/// How output looks (`build`).
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Start every output line with the time (RFC 3339).
+    #[arg(long)]
+    pub timestamp_ui: bool,
+    /// `-color=false` turns off the per-build colours (so does `NO_COLOR`).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub color: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     #[command(flatten)]
     pub vars: VarArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Print `timestamp,target,type,data…` lines instead of text, as Packer's
     /// `-machine-readable` (no progress bars).
     #[arg(long)]
@@ -94,10 +125,22 @@ pub struct BuildArgs {
     /// when nothing the install depends on has changed (as `install_cache = true` in a source).
     #[arg(long)]
     pub install_cache: bool,
-    /// What to do when a step fails: `cleanup` everything (default) or `abort`, leaving the VM
-    /// and output in place for debugging.
+    /// What to do when a step fails: `cleanup` everything (default); `abort`, leaving the VM
+    /// and output in place for debugging; `ask` which of those (or retry the step);
+    /// `run-cleanup-provisioner`, like `abort` but running the `error-cleanup-provisioner`.
     #[arg(long = "on-error", value_enum, default_value_t = OnErrorArg::Cleanup)]
     pub on_error: OnErrorArg,
+    /// Pause after each step, show how to reach the machine, and wait for Enter (builds run
+    /// one at a time).
+    #[arg(long)]
+    pub debug: bool,
+    /// How many builds run at once; 0 (default) = all of them.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub parallel_builds: usize,
+    /// Warn about var-file values for variables the template does not declare (kiln always
+    /// does unless `-no-warn-undeclared-var` is given).
+    #[arg(long)]
+    pub warn_on_undeclared_var: bool,
     /// A `.pkr.hcl` file or a directory of them.
     pub template: PathBuf,
 }
@@ -109,6 +152,10 @@ pub struct ValidateArgs {
     /// Only check that the files parse.
     #[arg(long)]
     pub syntax_only: bool,
+    /// Read data sources while validating (kiln always does: the values they give are checked
+    /// like any other).
+    #[arg(long)]
+    pub evaluate_datasources: bool,
     /// A `.pkr.hcl` file or a directory of them.
     pub template: PathBuf,
 }
@@ -160,6 +207,8 @@ impl FmtArgs {
 pub enum OnErrorArg {
     Cleanup,
     Abort,
+    Ask,
+    RunCleanupProvisioner,
 }
 
 impl From<OnErrorArg> for OnError {
@@ -167,6 +216,8 @@ impl From<OnErrorArg> for OnError {
         match a {
             OnErrorArg::Cleanup => OnError::Cleanup,
             OnErrorArg::Abort => OnError::Abort,
+            OnErrorArg::Ask => OnError::Ask,
+            OnErrorArg::RunCleanupProvisioner => OnError::RunCleanupProvisioner,
         }
     }
 }
@@ -182,9 +233,18 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 const SINGLE_DASH_FLAGS: &[&str] = &[
     "var",
     "var-file",
+    "only",
+    "except",
     "force",
     "install-cache",
     "on-error",
+    "debug",
+    "parallel-builds",
+    "timestamp-ui",
+    "color",
+    "warn-on-undeclared-var",
+    "no-warn-undeclared-var",
+    "evaluate-datasources",
     "help",
     "syntax-only",
     "machine-readable",
@@ -194,9 +254,36 @@ const SINGLE_DASH_FLAGS: &[&str] = &[
     "recursive",
 ];
 
+/// Packer's flags that kiln does not take, each with why (or what to use instead).
+const PACKER_ONLY_FLAGS: &[(&str, &str)] = &[
+    (
+        "parallel",
+        "Packer's old boolean form; use `-parallel-builds=1` for one build at a time",
+    ),
+    (
+        "ignore-prerelease-plugins",
+        "kiln's builders, provisioners and post-processors are built in",
+    ),
+    (
+        "use-sequential-evaluation",
+        "kiln evaluates locals and data sources in dependency order",
+    ),
+    ("skip-enforcement", "kiln has no HCP Packer registry"),
+    ("upgrade", "kiln has no plugins to install (`packer init`)"),
+];
+
+/// A Packer flag kiln does not take (named as such rather than as an unknown argument).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kiln does not take Packer's `-{flag}` flag: {why}")]
+pub struct PackerOnlyFlag {
+    pub flag: String,
+    pub why: &'static str,
+}
+
 /// Rewrites Packer-style `-var`, `-force`, `-on-error=x` to `--var`, … ; leaves everything else
-/// (including values and arguments after `--`) alone.
-pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
+/// (including values and arguments after `--`) alone. A Packer flag kiln does not take is an
+/// error that names it.
+pub fn normalize(args: impl IntoIterator<Item = String>) -> Result<Vec<String>, PackerOnlyFlag> {
     let mut out = Vec::new();
     let mut passthrough = false;
     for a in args {
@@ -205,17 +292,28 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
             out.push(a);
             continue;
         }
-        let rewritten = a
+        let Some(rest) = a
             .strip_prefix('-')
-            .filter(|rest| !rest.starts_with('-'))
-            .filter(|rest| {
-                let name = rest.split('=').next().unwrap_or(rest);
-                SINGLE_DASH_FLAGS.contains(&name)
-            })
-            .map(|rest| format!("--{rest}"));
-        out.push(rewritten.unwrap_or(a));
+            .map(|r| r.strip_prefix('-').unwrap_or(r))
+        else {
+            out.push(a);
+            continue;
+        };
+        let name = rest.split('=').next().unwrap_or(rest);
+        if let Some((flag, why)) = PACKER_ONLY_FLAGS.iter().find(|(f, _)| *f == name) {
+            return Err(PackerOnlyFlag {
+                flag: (*flag).to_owned(),
+                why,
+            });
+        }
+        let single = !a.starts_with("--");
+        if single && SINGLE_DASH_FLAGS.contains(&name) {
+            out.push(format!("--{rest}"));
+        } else {
+            out.push(a);
+        }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -223,7 +321,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(normalize(args.iter().map(|s| s.to_string()))).unwrap()
+        Cli::try_parse_from(normalize(args.iter().map(|s| s.to_string())).unwrap()).unwrap()
     }
 
     #[test]
@@ -258,7 +356,8 @@ mod tests {
                 "kiln", "build", "-var", "-x=1", "-v", "--force", "--", "-force",
             ]
             .map(String::from),
-        );
+        )
+        .unwrap();
         // `-x=1` is a value here, but normalize is syntax-only: it is not a known flag, so kept.
         assert_eq!(
             got,
@@ -309,9 +408,63 @@ mod tests {
 
     #[test]
     fn bad_var_is_rejected() {
-        let r = Cli::try_parse_from(normalize(
-            ["kiln", "build", "-var", "novalue", "t"].map(String::from),
-        ));
+        let r = Cli::try_parse_from(
+            normalize(["kiln", "build", "-var", "novalue", "t"].map(String::from)).unwrap(),
+        );
         assert!(r.is_err());
+    }
+
+    /// Bento's own command line parses (issue 13): `-only`, `-timestamp-ui`, `-force`.
+    #[test]
+    fn issue_13_bento_build_command_line() {
+        let cli = parse(&[
+            "kiln",
+            "build",
+            "-timestamp-ui",
+            "-force",
+            "-only=qemu.vm,qemu.b*",
+            "-except",
+            "x.y",
+            "-var",
+            "sources_enabled=[\"qemu.vm\"]",
+            "-var-file=os.pkrvars.hcl",
+            "-parallel-builds=2",
+            "-on-error=run-cleanup-provisioner",
+            "-color=false",
+            "-debug",
+            "packer_templates",
+        ]);
+        let Command::Build(b) = cli.command else {
+            panic!("not build")
+        };
+        assert!(b.output.timestamp_ui && !b.output.color && b.force && b.debug);
+        assert_eq!(b.vars.only, ["qemu.vm", "qemu.b*"]);
+        assert_eq!(b.vars.except, ["x.y"]);
+        assert_eq!(b.parallel_builds, 2);
+        assert_eq!(b.on_error, OnErrorArg::RunCleanupProvisioner);
+        let cli = parse(&[
+            "kiln",
+            "validate",
+            "-only=qemu.*",
+            "-evaluate-datasources",
+            "t",
+        ]);
+        let Command::Validate(v) = cli.command else {
+            panic!("not validate")
+        };
+        assert_eq!(v.vars.only, ["qemu.*"]);
+    }
+
+    #[test]
+    fn issue_13_packer_flags_kiln_lacks_are_named() {
+        let err = normalize(["kiln", "build", "-parallel=false", "t"].map(String::from))
+            .expect_err("named");
+        assert_eq!(
+            err.to_string(),
+            "kiln does not take Packer's `-parallel` flag: Packer's old boolean form; use \
+             `-parallel-builds=1` for one build at a time"
+        );
+        // A value is not a flag.
+        assert!(normalize(["kiln", "build", "-var", "x=-parallel", "t"].map(String::from)).is_ok());
     }
 }

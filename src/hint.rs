@@ -53,8 +53,9 @@ const ENOSPC: i32 = 28;
 pub fn diagnostics(err: &(dyn Error + 'static)) -> Option<String> {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if let Some(crate::template::Error::Invalid(diags)) =
-            e.downcast_ref::<crate::template::Error>()
+        if let Some(
+            crate::template::Error::Invalid(diags) | crate::template::Error::Unrunnable(diags),
+        ) = e.downcast_ref::<crate::template::Error>()
         {
             let rendered: Vec<String> = diags
                 .iter()

@@ -10,7 +10,14 @@ use kiln::cli::{CacheAction, Cli, Command};
 use kiln::ui::Ui;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(kiln::cli::normalize(std::env::args())) {
+    let args = match kiln::cli::normalize(std::env::args()) {
+        Ok(args) => args,
+        Err(e) => {
+            Ui::terminal().raw(true, format!("error: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout and usage errors to stderr itself.
@@ -27,6 +34,12 @@ fn main() -> ExitCode {
         Command::Build(args) if args.machine_readable => Ui::machine_readable(),
         _ => Ui::terminal(),
     };
+    if let Command::Build(args) = &cli.command {
+        let color = args.output.color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stdout().is_terminal();
+        kiln::ui::configure(args.output.timestamp_ui, color);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -79,7 +92,9 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             }
             let template = kiln::template::load(&args.template, &inputs)?;
             kiln::ui::add_secrets(&template.secrets);
-            for w in &template.warnings {
+            // What a selected build would run that kiln does not have is only a warning
+            // here: `kiln build` refuses it.
+            for w in template.warnings.iter().chain(&template.unrunnable) {
                 let text = std::fs::read_to_string(&w.location.file).ok();
                 ui.raw(true, format!("warning: {}", w.render(text.as_deref())));
             }
@@ -107,46 +122,76 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
                 inputs: args.vars.inputs(),
                 force: args.force,
                 on_error: args.on_error.into(),
+                debug: args.debug,
+                parallel_builds: args.parallel_builds,
                 cache_dir: kiln::download::default_cache_dir(),
                 install_cache: args.install_cache,
                 run_uuid: kiln::postprocessor::manifest::new_run_uuid(),
             };
             let started = std::time::Instant::now();
-            let outputs = kiln::build::run(&args.template, &opts, ui, &cancel).await?;
+            let summary = kiln::build::run(&args.template, &opts, ui, &cancel).await?;
+            report(&summary, started.elapsed(), ui);
+            if cancel.is_cancelled() {
+                ui.raw(true, "Cleanly cancelled builds after being interrupted.");
+            }
+            match summary.failed.len() {
+                0 => Ok(()),
+                n => Err(BuildsFailed(n).into()),
+            }
+        }
+    }
+}
+
+/// Some builds failed (each was reported in the summary).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} build{s} failed", s = if *.0 == 1 { "" } else { "s" })]
+struct BuildsFailed(usize);
+
+/// Packer's end of a build: the failed builds with their errors, then the artifacts of the
+/// successful ones.
+fn report(summary: &kiln::build::Summary, elapsed: std::time::Duration, ui: &Ui) {
+    if !summary.failed.is_empty() {
+        ui.raw(
+            true,
+            "\n==> Some builds didn't complete successfully and had errors:",
+        );
+        for (name, e) in &summary.failed {
+            ui.raw(true, format!("--> {name}: {}", error_text(e)));
+            ui.with_prefix(name.clone())
+                .machine("error", &[&error_text(e)]);
+        }
+    }
+    ui.raw(
+        false,
+        format!(
+            "\n==> Builds finished in {:.1}s. The artifacts of successful builds are:",
+            elapsed.as_secs_f64()
+        ),
+    );
+    for (i, o) in summary.succeeded.iter().enumerate() {
+        let bui = ui.with_prefix(o.name.clone());
+        let mut files: Vec<String> = Vec::new();
+        if let Some(disk) = o.disk.as_ref().filter(|d| d.exists()) {
+            ui.raw(false, format!("--> {}: disk `{}`", o.name, disk.display()));
+            files.push(disk.display().to_string());
+        }
+        for (kind, path) in &o.artifacts {
             ui.raw(
                 false,
-                format!(
-                    "\n==> Builds finished in {:.1}s. The artifacts of successful builds are:",
-                    started.elapsed().as_secs_f64()
-                ),
+                format!("--> {}: {kind} `{}`", o.name, path.display()),
             );
-            for (i, o) in outputs.iter().enumerate() {
-                let bui = ui.with_prefix(o.name.clone());
-                let mut files: Vec<String> = Vec::new();
-                if let Some(disk) = o.disk.as_ref().filter(|d| d.exists()) {
-                    ui.raw(false, format!("--> {}: disk `{}`", o.name, disk.display()));
-                    files.push(disk.display().to_string());
-                }
-                for (kind, path) in &o.artifacts {
-                    ui.raw(
-                        false,
-                        format!("--> {}: {kind} `{}`", o.name, path.display()),
-                    );
-                    files.push(path.display().to_string());
-                }
-                ui.raw(false, format!("    {}: phases: {}", o.name, o.timings));
-                let i = i.to_string();
-                bui.machine("artifact-count", &["1"]);
-                bui.machine("artifact", &[&i, "builder-id", o.builder_id]);
-                bui.machine("artifact", &[&i, "id", &o.name]);
-                bui.machine("artifact", &[&i, "files-count", &files.len().to_string()]);
-                for (j, f) in files.iter().enumerate() {
-                    bui.machine("artifact", &[&i, "file", &j.to_string(), f]);
-                }
-                bui.machine("artifact", &[&i, "end"]);
-            }
-            Ok(())
+            files.push(path.display().to_string());
         }
+        ui.raw(false, format!("    {}: phases: {}", o.name, o.timings));
+        let i = i.to_string();
+        bui.machine("artifact-count", &["1"]);
+        bui.machine("artifact", &[&i, "builder-id", o.builder_id]);
+        bui.machine("artifact", &[&i, "id", &o.name]);
+        bui.machine("artifact", &[&i, "files-count", &files.len().to_string()]);
+        for (j, f) in files.iter().enumerate() {
+            bui.machine("artifact", &[&i, "file", &j.to_string(), f]);
+        }
+        bui.machine("artifact", &[&i, "end"]);
     }
 }
 
@@ -279,9 +324,19 @@ fn spawn_signal_handler(cancel: CancellationToken, ui: Ui) {
     });
 }
 
-/// Prints `error: …`, the numbered chain of causes, the template diagnostics and a hint.
+/// Prints `error: …`, the chain of causes, the template diagnostics and a hint.
 fn print_error(ui: &Ui, err: &(dyn std::error::Error + 'static)) {
-    let mut out = format!("error: {err}");
+    if err.downcast_ref::<BuildsFailed>().is_some() {
+        // Each failed build was shown with its causes in the summary.
+        ui.raw(true, format!("error: {err}"));
+        return;
+    }
+    ui.raw(true, format!("error: {}", error_text(err)));
+}
+
+/// An error, the chain of its causes, the template diagnostics in it and a hint.
+fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
     let mut source = err.source();
     let mut hint = kiln::hint::for_error(err);
     while let Some(s) = source {
@@ -296,5 +351,5 @@ fn print_error(ui: &Ui, err: &(dyn std::error::Error + 'static)) {
     if let Some(h) = hint {
         out.push_str(&format!("\n\nhint: {h}"));
     }
-    ui.raw(true, out);
+    out
 }

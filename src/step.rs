@@ -7,12 +7,20 @@
 //!
 //! Cancellation (Ctrl-C) drops the running step's future at its next await point, then the
 //! cleanups run as for a failure.
+//!
+//! Debugging a build, as Packer's runner does: with `-debug` ([`Mode::debug`]) the runner
+//! pauses after each step and before each cleanup until Enter is pressed; with
+//! `-on-error=ask` a failed step offers clean up, abort or retry. Prompts go through the UI
+//! ([`Ui::ask`]); without a terminal on stdin they say so and the build goes on as with
+//! `cleanup`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
+
+use crate::ui::Ui;
 
 /// How a build ended, as seen by cleanups (e.g. the output directory is removed unless the
 /// build succeeded).
@@ -31,6 +39,79 @@ pub enum OnError {
     Cleanup,
     /// Skip all cleanups: keep the VM running and the output for debugging.
     Abort,
+    /// Ask: clean up, abort, or retry the failed step.
+    Ask,
+    /// As `Abort`, but the `error-cleanup-provisioner` still runs.
+    RunCleanupProvisioner,
+}
+
+/// How the runner runs a build's steps: `-on-error`, `-debug`, and the UI its prompts use.
+#[derive(Clone, Default)]
+pub struct Mode {
+    pub on_error: OnError,
+    /// `-debug`: pause after each step and before each cleanup.
+    pub debug: bool,
+    /// Where pauses and questions are shown (the build's prefixed UI); a plain terminal UI
+    /// when unset.
+    pub ui: Option<Ui>,
+}
+
+impl From<OnError> for Mode {
+    fn from(on_error: OnError) -> Self {
+        Self {
+            on_error,
+            ..Self::default()
+        }
+    }
+}
+
+/// What `-on-error=ask` was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Cleanup,
+    Abort,
+    Retry,
+}
+
+/// Asks what to do about the failed step `name` (Packer's question); no terminal or an
+/// empty answer means clean up.
+async fn ask_on_error(ui: &Ui, name: &str, error: &str, cancel: &CancellationToken) -> Answer {
+    ui.error(format!("Step `{name}` failed: {error}"));
+    let question = "[c] Clean up and exit, [a] abort without cleanup, or [r] retry step \
+                    (build may fail even if retry succeeds)?";
+    loop {
+        let line = tokio::select! {
+            () = cancel.cancelled() => return Answer::Cleanup,
+            line = ui.ask(question) => line,
+        };
+        let Some(line) = line else {
+            ui.say("stdin is not a terminal: `-on-error=ask` cleans up");
+            return Answer::Cleanup;
+        };
+        match line.trim().to_ascii_lowercase().as_str() {
+            "" | "c" => return Answer::Cleanup,
+            "a" => return Answer::Abort,
+            "r" => return Answer::Retry,
+            other => ui.say(format!("`{other}` is not one of c, a or r")),
+        }
+    }
+}
+
+/// Waits for Enter after `what` (`-debug`); returns at once without a terminal (said once per
+/// build) or on cancellation.
+async fn pause(ui: &Ui, what: &str, said_no_tty: &mut bool, cancel: &CancellationToken) {
+    if *said_no_tty {
+        return;
+    }
+    let question = format!("Pausing {what}. Press enter to continue.");
+    let answered = tokio::select! {
+        () = cancel.cancelled() => return,
+        line = ui.ask(&question) => line,
+    };
+    if answered.is_none() {
+        ui.say("stdin is not a terminal: `-debug` does not pause");
+        *said_no_tty = true;
+    }
 }
 
 /// One step of a build over a context `C`, failing with `E`.
@@ -70,9 +151,9 @@ impl<E: std::error::Error + 'static> Error<E> {
     }
 }
 
-/// How long each step took, in run order.
+/// How long each step (and post-processor) took, in run order.
 #[derive(Debug, Default, Clone)]
-pub struct Timings(pub Vec<(&'static str, Duration)>);
+pub struct Timings(pub Vec<(String, Duration)>);
 
 impl fmt::Display for Timings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,21 +168,25 @@ impl fmt::Display for Timings {
 }
 
 /// Runs `steps` in order over `ctx`, stopping at the first failure or at cancellation, then runs
-/// the cleanups of every step that started, in reverse (unless `on_error` is `Abort` and the
-/// build did not succeed).
+/// the cleanups of every step that started, in reverse (unless `-on-error` says to keep
+/// everything, see [`OnError`]). `mode` is an [`OnError`] or a whole [`Mode`].
 pub async fn run<C, E>(
     steps: &mut [Box<dyn Step<C, E>>],
     ctx: &mut C,
     cancel: &CancellationToken,
-    on_error: OnError,
+    mode: impl Into<Mode>,
     timings: &mut Timings,
 ) -> Result<(), Error<E>>
 where
     C: Send,
     E: std::error::Error + Send + 'static,
 {
+    let mode = mode.into();
+    let ui = mode.ui.clone().unwrap_or_default();
+    let mut said_no_tty = false;
     let mut started = 0;
     let mut result = Ok(());
+    let mut keep = false;
     for step in steps.iter_mut() {
         let name = step.name();
         if cancel.is_cancelled() {
@@ -110,17 +195,39 @@ where
         }
         started += 1;
         let t0 = Instant::now();
-        tracing::debug!(step = name, "running step");
-        let r = tokio::select! {
-            // Prefer cancellation when both are ready, so Ctrl-C is never ignored.
-            biased;
-            _ = cancel.cancelled() => Err(Error::Cancelled { step: name }),
-            r = step.run(ctx) => r.map_err(|source| Error::Failed { step: name, source }),
+        let r = loop {
+            tracing::debug!(step = name, "running step");
+            let r = tokio::select! {
+                // Prefer cancellation when both are ready, so Ctrl-C is never ignored.
+                biased;
+                _ = cancel.cancelled() => Err(Error::Cancelled { step: name }),
+                r = step.run(ctx) => r.map_err(|source| Error::Failed { step: name, source }),
+            };
+            match &r {
+                Err(Error::Failed { source, .. }) if mode.on_error == OnError::Ask => {
+                    match ask_on_error(&ui, name, &source.to_string(), cancel).await {
+                        Answer::Retry => continue,
+                        Answer::Abort => keep = true,
+                        Answer::Cleanup => {}
+                    }
+                }
+                _ => {}
+            }
+            break r;
         };
-        timings.0.push((name, t0.elapsed()));
+        timings.0.push((name.to_owned(), t0.elapsed()));
         if let Err(e) = r {
             result = Err(e);
             break;
+        }
+        if mode.debug {
+            pause(
+                &ui,
+                &format!("after run of step `{name}`"),
+                &mut said_no_tty,
+                cancel,
+            )
+            .await;
         }
     }
     let outcome = match &result {
@@ -128,11 +235,19 @@ where
         Err(Error::Failed { .. }) => Outcome::Failed,
         Err(Error::Cancelled { .. }) => Outcome::Cancelled,
     };
-    if outcome != Outcome::Succeeded && on_error == OnError::Abort {
-        tracing::warn!("-on-error=abort: skipping cleanup, leaving the VM and output in place");
+    keep |= matches!(
+        mode.on_error,
+        OnError::Abort | OnError::RunCleanupProvisioner
+    );
+    if outcome != Outcome::Succeeded && keep {
+        ui.say("Skipping cleanup: the VM and the output are left in place for debugging");
         return result;
     }
     for step in steps[..started].iter_mut().rev() {
+        if mode.debug {
+            let what = format!("before cleanup of step `{}`", step.name());
+            pause(&ui, &what, &mut said_no_tty, cancel).await;
+        }
         tracing::debug!(step = step.name(), "cleaning up step");
         step.cleanup(ctx, outcome).await;
     }

@@ -411,3 +411,17 @@ mod secret_tests {
         assert_eq!(s.expose(), "hunter2");
     }
 }
+
+/// The civil date `(year, month, day)` of a day count since 1970-01-01 (Howard Hinnant's
+/// algorithm), for the template's date functions and the UI's timestamps.
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}

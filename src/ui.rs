@@ -6,8 +6,41 @@
 //! provisioner output. A [`Ui`] can record into memory instead, for tests.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+/// `-timestamp-ui`: every line starts with the time, as Packer's `2006-01-02T15:04:05Z: `.
+static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+/// Whether terminal lines are coloured per build (off with `-color=false`, `NO_COLOR`, or when
+/// stdout is not a terminal).
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// Sets how terminal lines look, for the whole process (`main` calls it once).
+pub fn configure(timestamps: bool, color: bool) {
+    TIMESTAMPS.store(timestamps, Ordering::Relaxed);
+    COLOR.store(color, Ordering::Relaxed);
+}
+
+/// The colours of builds' lines, in Packer's order (green, cyan, magenta, yellow, blue).
+const BUILD_COLORS: [u8; 5] = [32, 36, 35, 33, 34];
+/// The colour of errors and warnings (red).
+const ERROR_COLOR: u8 = 31;
+
+/// `2024-05-01T12:00:00Z`: the current time in RFC 3339, UTC.
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (y, m, d) = crate::types::civil_from_days(secs.div_euclid(86400));
+    let t = secs.rem_euclid(86400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
+}
 
 /// Values that must never be shown (sensitive variables), process-wide like the terminal:
 /// every line the UI writes and every log line passes through [`mask`].
@@ -88,6 +121,33 @@ enum Sink {
 pub struct Ui {
     sink: Sink,
     prefix: Option<String>,
+    /// The build's colour (an index into [`BUILD_COLORS`]), for builds running side by side.
+    color: Option<usize>,
+    /// Answers to [`Ui::ask`] given in advance (tests), instead of stdin.
+    answers: Option<Arc<Mutex<std::collections::VecDeque<String>>>>,
+}
+
+/// Lines of stdin, read by one thread for the whole process; the lock makes prompts of builds
+/// running side by side take turns.
+static STDIN_LINES: std::sync::OnceLock<
+    tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+> = std::sync::OnceLock::new();
+
+fn stdin_lines() -> &'static tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>> {
+    STDIN_LINES.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // Never joined: it ends with the process, or when stdin closes.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::sync::Mutex::new(rx)
+    })
 }
 
 impl Default for Ui {
@@ -102,6 +162,8 @@ impl Ui {
         Self {
             sink: Sink::Terminal,
             prefix: None,
+            color: None,
+            answers: None,
         }
     }
 
@@ -112,6 +174,8 @@ impl Ui {
             Self {
                 sink: Sink::Memory(lines.clone()),
                 prefix: None,
+                color: None,
+                answers: None,
             },
             lines,
         )
@@ -122,6 +186,8 @@ impl Ui {
         Self {
             sink: Sink::Machine,
             prefix: None,
+            color: None,
+            answers: None,
         }
     }
 
@@ -133,8 +199,45 @@ impl Ui {
     /// The same sink, with every line prefixed by `prefix` (e.g. `qemu.testos`).
     pub fn with_prefix(&self, prefix: impl Into<String>) -> Self {
         Self {
-            sink: self.sink.clone(),
             prefix: Some(prefix.into()),
+            ..self.clone()
+        }
+    }
+
+    /// A UI that records lines in memory and answers [`Ui::ask`] with `answers`, in order
+    /// (then as if stdin were not a terminal).
+    pub fn scripted(answers: &[&str]) -> (Self, Arc<Mutex<Vec<String>>>) {
+        let (ui, lines) = Self::memory();
+        let answers = answers.iter().map(|a| (*a).to_owned()).collect();
+        (
+            Self {
+                answers: Some(Arc::new(Mutex::new(answers))),
+                ..ui
+            },
+            lines,
+        )
+    }
+
+    /// Shows `question` as a step line and waits for one line of input. `None` when there is
+    /// no terminal to answer from (stdin is not one, or it closed).
+    pub async fn ask(&self, question: &str) -> Option<String> {
+        if let Some(answers) = &self.answers {
+            self.say(question);
+            return answers.lock().ok()?.pop_front();
+        }
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let mut lines = stdin_lines().lock().await;
+        self.say(question);
+        lines.recv().await
+    }
+
+    /// The same UI, its lines in the `n`th build colour (when colours are on).
+    pub fn with_color(&self, n: usize) -> Self {
+        Self {
+            color: Some(n % BUILD_COLORS.len()),
+            ..self.clone()
         }
     }
 
@@ -172,8 +275,22 @@ impl Ui {
     fn emit(&self, kind: &str, to_stderr: bool, lead: &str, msg: &str) {
         if self.is_machine_readable() {
             self.machine("ui", &[kind, msg]);
-        } else {
-            self.write(to_stderr, &self.line(lead, msg));
+            return;
+        }
+        let line = self.line(lead, msg);
+        let color = match (to_stderr, self.color) {
+            _ if !COLOR.load(Ordering::Relaxed) || !matches!(self.sink, Sink::Terminal) => None,
+            (true, _) => Some(ERROR_COLOR),
+            (false, Some(i)) => Some(BUILD_COLORS[i]),
+            (false, None) => None,
+        };
+        match color {
+            // Bold for step lines, as Packer.
+            Some(c) => {
+                let bold = u8::from(lead.starts_with("==>"));
+                self.write(to_stderr, &format!("\x1b[{bold};{c}m{line}\x1b[0m"));
+            }
+            None => self.write(to_stderr, &line),
         }
     }
 
@@ -235,6 +352,18 @@ impl Ui {
 
     fn write(&self, to_stderr: bool, text: &str) {
         let text = &*mask(text);
+        let stamped;
+        let text = if TIMESTAMPS.load(Ordering::Relaxed) && !matches!(self.sink, Sink::Machine) {
+            let now = rfc3339_now();
+            stamped = text
+                .lines()
+                .map(|l| format!("{now}: {l}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            &stamped
+        } else {
+            text
+        };
         match &self.sink {
             Sink::Terminal => {
                 // A closed stdout/stderr (e.g. `kiln ... | head`) must not panic the build.

@@ -479,18 +479,52 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
     assert_eq!(moto.leftovers().await, Vec::<String>::new());
 }
 
+/// `template` with the source AMI chosen by a `data "amazon-ami"` block instead of
+/// `source_ami_filter`.
+fn with_data_source(moto: &Moto, template: &str) -> String {
+    let start = template.find("  source_ami_filter {").unwrap();
+    let end = start + template[start..].find("\n  }\n").unwrap() + 5;
+    let data = format!(
+        r#"
+data "amazon-ami" "ubuntu" {{
+  region              = "{REGION}"
+  custom_endpoint_ec2 = "{url}"
+  filters = {{
+    name = "ubuntu/images/*ubuntu-jammy-22.04-amd64-server-*"
+  }}
+  owners      = ["{CANONICAL}"]
+  most_recent = true
+}}
+"#,
+        url = moto.url
+    );
+    format!(
+        "{data}{}  source_ami = data.amazon-ami.ubuntu.id\n{}",
+        &template[..start],
+        &template[end..]
+    )
+}
+
+/// Also: `data "amazon-ami"` picks the source AMI (the newest match).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_ami_name_fails_unless_force_deregister_issue_18() {
     let keys_dir = tempfile::tempdir().unwrap();
     let (moto, (sshd, keys_file)) = tokio::join!(Moto::start(), sshd(keys_dir.path()));
     let keys = authorize_build_keys(&moto, keys_file);
     let dir = tempfile::tempdir().unwrap();
-    // The first build makes `kiln-nginx`.
-    let tpl = template(&moto, &sshd, "", r#""true""#);
+    // The first build makes `kiln-nginx`, from the AMI the data source found.
+    let tpl = with_data_source(&moto, &template(&moto, &sshd, "", r#""true""#));
+    assert!(!tpl.contains("source_ami_filter"), "{tpl}");
     let out = build(&moto, dir.path(), &tpl).await;
     assert!(out.status.success(), "{}", describe(&out));
     let first = moto.amis_named(REGION, "kiln-nginx").await;
     assert_eq!(first.len(), 1);
+    let tags = ec2::tags_of(&moto.ec2(), &first[0].id).await.unwrap();
+    assert_eq!(
+        tags.get("Base").map(String::as_str),
+        Some(NEWEST.1),
+        "{tags:?}"
+    );
     let launched = ec2::describe_instances(&moto.ec2(), &[])
         .await
         .unwrap()

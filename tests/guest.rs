@@ -520,3 +520,53 @@ fn seed_cd_then_disk_image_build() {
         "the overlay names its backing file\n{raw_info}"
     );
 }
+
+/// Issue 13: the builds of a template run side by side. `qemu.broken` (the test OS renamed by
+/// the build, with an ISO that does not exist) fails at once; `qemu.ok` still installs the test
+/// OS and makes its box. The run ends with Packer's summary naming only the failed build and
+/// the artifacts of the successful one, and exits 1.
+#[test]
+fn issue_13_parallel_builds_one_fails_the_other_makes_its_box() {
+    require_qemu();
+    let iso = test_iso();
+    let work = tempfile::tempdir().unwrap();
+    let out = kiln()
+        .current_dir(work.path())
+        .args(["build", "-var", &format!("iso_path={}", iso.display())])
+        .arg(repo_root().join("tests/fixtures/e2e/parallel.pkr.hcl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Each build speaks with its own prefix.
+    for prefix in ["qemu.ok: ", "qemu.broken: "] {
+        assert!(
+            stdout.lines().chain(stderr.lines()).any(|l| l
+                .trim_start()
+                .trim_start_matches("==> ")
+                .starts_with(prefix)),
+            "no line from {prefix:?}\n{}",
+            describe(&out)
+        );
+    }
+    let summary = stderr
+        .split_once("==> Some builds didn't complete successfully and had errors:")
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no summary of failed builds\n{}", describe(&out)));
+    assert!(summary.contains("--> qemu.broken: "), "{}", describe(&out));
+    assert!(summary.contains("no-such.iso"), "{}", describe(&out));
+    assert!(!summary.contains("--> qemu.ok"), "{}", describe(&out));
+    let artifacts = stdout
+        .split_once("The artifacts of successful builds are:")
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no artifact list\n{}", describe(&out)));
+    let box_path = work.path().join("output-ok/ok.box");
+    assert!(artifacts.contains("qemu.ok"), "{}", describe(&out));
+    assert!(!artifacts.contains("qemu.broken"), "{}", describe(&out));
+    assert!(box_path.is_file(), "no box at {}", box_path.display());
+    assert!(
+        !work.path().join("output-broken").exists(),
+        "the failed build left its output directory"
+    );
+}

@@ -193,6 +193,7 @@ fn fixtures_and_boot_configs_are_in_fmt_layout() {
         "-recursive".to_owned(),
         format!("{OK}"),
         "tests/fixtures/e2e".to_owned(),
+        "tests/fixtures/issue-13".to_owned(),
         "boot-configs".to_owned(),
         format!("{BAD}/var-file"),
     ];

@@ -6,8 +6,8 @@
 
 variable "iso_path" {
   type        = string
-  description = "The installer ISO (built by scripts/make-test-iso.sh)."
-  default     = "../../target/test-iso/kiln-testos.iso"
+  description = "The installer ISO (built by scripts/make-test-iso.sh); default: the one in this repository's target/test-iso/."
+  default     = ""
 }
 
 variable "iso_checksum" {
@@ -23,8 +23,8 @@ variable "output_directory" {
 
 variable "provision_script" {
   type        = string
-  description = "The provisioning script run over SSH once the test OS is installed."
-  default     = "../../scripts/testos-provision.sh"
+  description = "The provisioning script run over SSH once the test OS is installed; default: this repository's scripts/testos-provision.sh."
+  default     = ""
 }
 
 variable "ssh_timeout" {
@@ -32,12 +32,16 @@ variable "ssh_timeout" {
   default = "10m"
 }
 
+# Paths in options are relative to the directory kiln runs in, as in Packer: files of this
+# repository are named from the template's own directory, `path.root`.
 locals {
-  name = "testos"
+  name             = "testos"
+  iso_path         = var.iso_path != "" ? var.iso_path : "${path.root}/../../target/test-iso/kiln-testos.iso"
+  provision_script = var.provision_script != "" ? var.provision_script : "${path.root}/../../scripts/testos-provision.sh"
 }
 
 source "qemu" "testos" {
-  iso_url      = var.iso_path
+  iso_url      = local.iso_path
   iso_checksum = var.iso_checksum
 
   output_directory = var.output_directory
@@ -50,7 +54,7 @@ source "qemu" "testos" {
   cpus        = 2
   headless    = true
 
-  http_directory = "../../http"
+  http_directory = "${path.root}/../../http"
   # No fixed wait: kiln's <waitFor 'TEXT'> types as soon as the boot prompt is on the screen
   # ("-1s" is Packer's way to turn boot_wait off).
   boot_wait = "-1s"
@@ -69,7 +73,7 @@ build {
   sources = ["source.qemu.testos"]
 
   provisioner "shell" {
-    script = var.provision_script
+    script = local.provision_script
   }
 
   post-processor "vagrant" {

@@ -54,10 +54,13 @@ pub struct Image {
     pub id: String,
     pub name: String,
     pub owner_id: String,
+    /// `amazon`, `aws-marketplace`, … (empty for an account's own images).
+    pub owner_alias: String,
     pub state: String,
     /// ISO 8601 (`2024-05-01T10:00:00.000Z`): compares as text.
     pub creation_date: String,
     pub snapshot_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// An instance as DescribeInstances reports it.
@@ -153,11 +156,16 @@ fn image(item: &Node) -> Image {
         id: text(item, "imageId"),
         name: text(item, "name"),
         owner_id: text(item, "imageOwnerId"),
+        owner_alias: text(item, "imageOwnerAlias"),
         state: text(item, "imageState"),
         creation_date: text(item, "creationDate"),
         snapshot_ids: item
             .items("blockDeviceMapping")
             .filter_map(|m| m.child("ebs").and_then(|e| some_text(e, "snapshotId")))
+            .collect(),
+        tags: item
+            .items("tagSet")
+            .map(|t| (text(t, "key"), text(t, "value")))
             .collect(),
     }
 }

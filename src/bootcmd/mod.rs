@@ -251,6 +251,10 @@ pub const BIOS_WINDOW: u32 = 8;
 /// the 16-byte queue and still types ten times faster than Packer's 100 ms.
 pub const FALLBACK_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Packer's pause after every key event, used where kiln can neither follow the guest's reads
+/// nor trust its fast fallback (a USB keyboard in `qemuargs`).
+pub const PACKER_INTERVAL: Duration = Duration::from_millis(100);
+
 impl Pacing {
     /// Guest-paced typing with kiln's measured defaults.
     pub fn guest_paced() -> Self {

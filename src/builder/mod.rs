@@ -21,25 +21,33 @@ use crate::artifact::Artifact;
 use crate::provisioner::{BuildEnv, ProvisionerBlock, Session};
 use crate::step::{self, OnError, Timings};
 use crate::ui::Ui;
+use crate::unknown::UnknownType;
 pub use provision::Provision;
 
-/// A `source "TYPE" "NAME"` block, validated: one variant per builder kind.
+/// A `source "TYPE" "NAME"` block, validated: one variant per builder kind, and the sources
+/// of builders kiln does not have (kept for validation; never built).
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Qemu(Box<qemu::config::Config>),
     Docker(Box<docker::Config>),
     Null(null::Config),
     AmazonEbs(Box<amazon_ebs::Config>),
+    /// A source of another builder (`virtualbox-iso`): its name and block.
+    Foreign {
+        name: String,
+        block: UnknownType,
+    },
 }
 
 impl SourceConfig {
     /// Packer's type name, as in `source "TYPE" "NAME"`.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             Self::Qemu(_) => "qemu",
             Self::Docker(_) => "docker",
             Self::Null(_) => "null",
             Self::AmazonEbs(_) => "amazon-ebs",
+            Self::Foreign { block, .. } => &block.type_name,
         }
     }
 
@@ -50,11 +58,12 @@ impl SourceConfig {
             Self::Docker(c) => &c.name,
             Self::Null(c) => &c.name,
             Self::AmazonEbs(c) => &c.name,
+            Self::Foreign { name, .. } => name,
         }
     }
 
     /// `(type, name)`.
-    pub fn key(&self) -> (&'static str, &str) {
+    pub fn key(&self) -> (&str, &str) {
         (self.type_name(), self.name())
     }
 
@@ -63,7 +72,7 @@ impl SourceConfig {
     pub fn architecture(&self) -> Option<&'static str> {
         match self {
             Self::Qemu(c) => Some(qemu::default_architecture(&c.qemu_binary)),
-            Self::Docker(_) | Self::Null(_) | Self::AmazonEbs(_) => None,
+            Self::Docker(_) | Self::Null(_) | Self::AmazonEbs(_) | Self::Foreign { .. } => None,
         }
     }
 }
@@ -72,7 +81,7 @@ impl SourceConfig {
 /// builder's connect step). Builders embed it as `core`.
 pub struct Core {
     /// Packer's type of the source (`qemu`) and its name: the build is `TYPE.NAME`.
-    pub builder_type: &'static str,
+    pub builder_type: String,
     pub name: String,
     pub ui: Ui,
     pub cancel: CancellationToken,
@@ -82,6 +91,11 @@ pub struct Core {
     pub error_cleanup: Option<ProvisionerBlock>,
     /// This run's id (`build.PackerRunUUID`).
     pub run_uuid: String,
+    /// `-on-error`: with `abort` the `error-cleanup-provisioner` does not run either, as in
+    /// Packer (everything is left as it failed).
+    pub on_error: OnError,
+    /// `-debug`: builders say how to reach the machine.
+    pub debug: bool,
     /// The communicator: the connection (the builder's connect step makes it; `provision` may
     /// replace it after a reboot; shutdown takes it) and how to make a new one.
     pub session: Session,
@@ -101,7 +115,7 @@ impl Core {
         run_uuid: String,
     ) -> Self {
         Self {
-            builder_type: source.type_name(),
+            builder_type: source.type_name().to_owned(),
             name: source.name().to_owned(),
             session: Session::new(None, None, cancel.clone()),
             ui,
@@ -109,6 +123,8 @@ impl Core {
             provisioners,
             error_cleanup,
             run_uuid,
+            on_error: OnError::default(),
+            debug: false,
             post_outputs: Vec::new(),
         }
     }
@@ -163,6 +179,8 @@ pub struct Settings {
     pub force: bool,
     /// `-on-error`.
     pub on_error: OnError,
+    /// `-debug`: pause after each step.
+    pub debug: bool,
     /// Where downloads (and install layers) are cached.
     pub cache_dir: PathBuf,
     /// `-install-cache`: keep and reuse installed systems in every build that can.
@@ -180,40 +198,54 @@ pub enum Error {
     Null(step::Error<null::Error>),
     #[error(transparent)]
     AmazonEbs(step::Error<amazon_ebs::Error>),
+    /// The source's type is not a builder kiln has (`kiln build` refuses such builds before
+    /// starting any).
+    #[error("kiln has no `{type_name}` builder")]
+    Foreign { type_name: String },
 }
 
 /// Runs the builder of `source` over `core`: its steps, then its artifact.
 pub async fn run(
     source: SourceConfig,
-    core: Core,
+    mut core: Core,
     settings: &Settings,
     timings: &mut Timings,
 ) -> Result<Artifact, Error> {
+    core.on_error = settings.on_error;
+    core.debug = settings.debug;
+    let mode = step::Mode {
+        on_error: settings.on_error,
+        debug: settings.debug,
+        ui: Some(core.ui.clone()),
+    };
     match source {
         SourceConfig::Qemu(config) => {
             let mut ctx = qemu::BuildContext::new(*config, core, settings);
-            qemu::build(&mut ctx, settings.on_error, timings)
+            qemu::build(&mut ctx, mode, timings)
                 .await
                 .map_err(Error::Qemu)
         }
         SourceConfig::Docker(config) => {
             let mut ctx = docker::DockerContext::new(*config, core);
-            docker::build(&mut ctx, settings.on_error, timings)
+            docker::build(&mut ctx, mode, timings)
                 .await
                 .map_err(Error::Docker)
         }
         SourceConfig::Null(config) => {
             let mut ctx = null::NullContext::new(config, core);
-            null::build(&mut ctx, settings.on_error, timings)
+            null::build(&mut ctx, mode, timings)
                 .await
                 .map_err(Error::Null)
         }
         SourceConfig::AmazonEbs(config) => {
             let mut ctx = amazon_ebs::Context::new(*config, core);
-            amazon_ebs::build(&mut ctx, settings.on_error, timings)
+            amazon_ebs::build(&mut ctx, mode, timings)
                 .await
                 .map_err(Error::AmazonEbs)
         }
+        SourceConfig::Foreign { block, .. } => Err(Error::Foreign {
+            type_name: block.type_name,
+        }),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Step (every builder): run the build's provisioners through the provisioner layer.
 //!
-//! Uses: `core.provisioners`, `core.error_cleanup`, `core.session`, and what the builder tells
+//! Uses: `core.provisioners`, `core.error_cleanup` (not with `-on-error=abort`, which leaves
+//! everything as it failed), `core.session`, and what the builder tells
 //! provisioners ([`HasCore::build_env`]). Produces: changes in the machine; `core.session` holds
 //! the connection left at the end (a provisioner that rebooted the machine leaves a new one).
 //! Cleanup: none.
@@ -10,7 +11,7 @@ use russh::keys::PrivateKey;
 
 use super::{Core, HasCore};
 use crate::provisioner::{self, BuildEnv};
-use crate::step::Step;
+use crate::step::{OnError, Step};
 
 pub struct Provision;
 
@@ -30,9 +31,13 @@ where
         }
         let build = ctx.build_env();
         let core = ctx.core_mut();
+        let error_cleanup = match core.on_error {
+            OnError::Abort => None,
+            _ => core.error_cleanup.as_ref(),
+        };
         provisioner::provision(
             &core.provisioners,
-            core.error_cleanup.as_ref(),
+            error_cleanup,
             &mut core.session,
             &build,
             &core.ui,
@@ -60,7 +65,7 @@ pub(super) fn build_env(
         run_uuid: &core.run_uuid,
     });
     BuildEnv {
-        env: packer_env(&core.name, core.builder_type, http),
+        env: packer_env(&core.name, &core.builder_type, http),
         source,
         data,
     }

@@ -150,7 +150,7 @@ pub struct SshConfig {
     pub port: u16,
     /// `ssh_timeout` (default 5m).
     pub timeout: Duration,
-    /// `ssh_private_key_file` (resolved against the template directory). Without it and
+    /// `ssh_private_key_file` (resolved against the working directory). Without it and
     /// without a password, kiln generates a temporary ed25519 key pair for the build.
     pub private_key_file: Option<PathBuf>,
     /// `pause_before_connecting` (default 0): wait this long before the first attempt.
@@ -162,6 +162,9 @@ pub struct SshConfig {
     /// `host_port_min` / `host_port_max` (default 2222 / 4444): host side of the forward.
     pub host_port_min: u16,
     pub host_port_max: u16,
+    /// `ssh_read_write_timeout`: a connection on which nothing arrives for this long (kiln
+    /// sends keep-alives every 5 s, which a live server answers) is given up. Default off.
+    pub read_write_timeout: Option<Duration>,
 }
 
 /// Where and as whom to connect.
@@ -178,6 +181,8 @@ pub struct SshTarget {
     /// `ssh_pty`: run commands on a pseudo-terminal (some `sudo` setups require one); stdout
     /// and stderr then arrive merged.
     pub pty: bool,
+    /// `ssh_read_write_timeout` (see [`SshConfig::read_write_timeout`]).
+    pub read_write_timeout: Option<Duration>,
 }
 
 /// Loads `ssh_private_key_file` (OpenSSH or PEM, unencrypted).
@@ -257,6 +262,7 @@ impl SshCommunicator {
         let _ = tcp.set_nodelay(true);
         let config = Arc::new(client::Config {
             keepalive_interval: Some(Duration::from_secs(5)),
+            inactivity_timeout: target.read_write_timeout,
             preferred: russh::Preferred {
                 cipher: std::borrow::Cow::Borrowed(CIPHERS),
                 ..Default::default()
@@ -804,6 +810,7 @@ mod tests {
             private_key: Some(key),
             password: None,
             pty: false,
+            read_write_timeout: None,
         };
         let never = Box::new(|| Box::pin(std::future::pending::<String>()) as AbortFuture);
         let reconnect = Reconnect::new(target.clone(), never, CancellationToken::new());
@@ -918,6 +925,7 @@ mod tests {
             private_key: None,
             password: None,
             pty: false,
+            read_write_timeout: None,
         };
         let err = SshCommunicator::connect(&target, Duration::from_secs(5))
             .await

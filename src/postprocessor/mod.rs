@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::artifact::Artifact;
 use crate::provisioner::shell_local;
 use crate::ui::Ui;
+use crate::unknown::UnknownType;
 
 /// One `post-processor` block: its type's options and the options every type has.
 #[derive(Debug, Clone)]
@@ -57,11 +58,14 @@ pub enum PostProcessor {
     DockerTag(docker::TagConfig),
     DockerPush(docker::PushConfig),
     DockerSave(docker::SaveConfig),
+    /// A type kiln does not have (`utm-vagrant`): kept as written, never run (`kiln build`
+    /// refuses a build that would run one).
+    Unknown(UnknownType),
 }
 
 impl PostProcessor {
     /// The type's name, as in `post-processor "TYPE"`.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             Self::Vagrant(_) => "vagrant",
             Self::Checksum(_) => "checksum",
@@ -72,6 +76,7 @@ impl PostProcessor {
             Self::DockerTag(_) => "docker-tag",
             Self::DockerPush(_) => "docker-push",
             Self::DockerSave(_) => "docker-save",
+            Self::Unknown(u) => &u.type_name,
         }
     }
 }
@@ -106,6 +111,9 @@ pub enum Error {
     ShellLocal(#[from] shell_local::Error),
     #[error(transparent)]
     Docker(#[from] docker::Error),
+    /// The block's type is not one kiln has.
+    #[error("kiln has no `{0}` post-processor")]
+    NotBuiltIn(String),
     /// vagrant got an artifact that is not the builder's disk (e.g. after compress).
     #[error("The vagrant post-processor needs the builder's disk as input, but got {files:?}")]
     NotADisk { files: Vec<PathBuf> },
@@ -142,7 +150,7 @@ pub struct Outcome {
     /// Whether the builder's disk was deleted (no chain's first post-processor kept it).
     pub removed_builder_disk: bool,
     /// Time spent per post-processor, by type.
-    pub timings: Vec<(&'static str, Duration)>,
+    pub timings: Vec<(String, Duration)>,
 }
 
 /// Runs `chains` for the build `info` whose builder produced `builder`.
@@ -179,7 +187,8 @@ pub async fn run_chains(
                 run_one(&pp.kind, &input, info, ui, cancel, &mut out.written)
                     .await
                     .map_err(failed)?;
-            out.timings.push((pp.kind.type_name(), t0.elapsed()));
+            out.timings
+                .push((pp.kind.type_name().to_owned(), t0.elapsed()));
             let keep = match pp.keep_input_artifact {
                 Some(false) if forced => {
                     ui.warn(format!(
@@ -273,6 +282,7 @@ async fn run_one(
     written: &mut Vec<Written>,
 ) -> Result<(Artifact, bool, bool), Error> {
     match pp {
+        PostProcessor::Unknown(u) => Err(Error::NotBuiltIn(u.type_name.clone())),
         PostProcessor::Vagrant(cfg) => {
             let disk = input.disk.clone().ok_or_else(|| Error::NotADisk {
                 files: input.files.clone(),

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::communicator::{self, Communicator, Connect, Endpoint};
 use crate::ui::Ui;
+use crate::unknown::UnknownType;
 
 /// A `provisioner` block: its type's options and the options every type has.
 #[derive(Debug, Clone)]
@@ -69,25 +70,29 @@ impl ProvisionerBlock {
     }
 }
 
-/// The provisioner types kiln runs.
+/// The provisioner types kiln runs, and the blocks of types it does not have.
 #[derive(Debug, Clone)]
 pub enum Provisioner {
     Shell(shell::Config),
     File(file::Config),
     ShellLocal(shell_local::Config),
     Breakpoint(breakpoint::Config),
+    /// A type kiln does not have (`powershell`): kept as written, never run (`kiln build`
+    /// refuses a build that would run one).
+    Unknown(UnknownType),
     Ansible(Box<ansible::Config>),
     AnsibleLocal(Box<ansible_local::Config>),
 }
 
 impl Provisioner {
     /// The type's name, as in `provisioner "TYPE"`.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             Self::Shell(_) => "shell",
             Self::File(_) => "file",
             Self::ShellLocal(_) => "shell-local",
             Self::Breakpoint(_) => "breakpoint",
+            Self::Unknown(u) => &u.type_name,
             Self::Ansible(_) => "ansible",
             Self::AnsibleLocal(_) => "ansible-local",
         }
@@ -260,7 +265,7 @@ fn with_build_data(kind: &Provisioner, data: &[(String, String)]) -> Provisioner
             c.environment_vars = env(&c.environment_vars);
             c.execute_command = c.execute_command.iter().map(r).collect();
         }
-        Provisioner::Breakpoint(_) => {}
+        Provisioner::Breakpoint(_) | Provisioner::Unknown(_) => {}
         // `inventory_file_template` is filled when the inventory is made: its `User` is
         // Ansible's user, not the build's.
         Provisioner::Ansible(c) => {
@@ -300,6 +305,9 @@ pub enum Error {
     /// Ctrl-C or SIGTERM.
     #[error("Cancelled")]
     Cancelled,
+    /// The block's type is not one kiln has.
+    #[error("kiln has no `{0}` provisioner")]
+    NotBuiltIn(String),
 }
 
 /// A failed provisioner block: its position (1-based), type and what went wrong.
@@ -433,6 +441,7 @@ async fn run_kind(
             Ok(shell_local::run(cfg, ui, &build.env, &session.cancel).await?)
         }
         Provisioner::Breakpoint(cfg) => Ok(breakpoint::run(cfg, ui, &session.cancel).await?),
+        Provisioner::Unknown(u) => Err(Error::NotBuiltIn(u.type_name.clone())),
         Provisioner::Ansible(cfg) => {
             // Ansible makes its own connection; this one waits until the machine is back
             // after a reboot.

@@ -16,7 +16,7 @@ use crate::ui::Ui;
 pub enum ShellSource {
     /// `inline`: one command per line, run by `inline_shebang` (default `/bin/sh -e`).
     Inline(Vec<String>),
-    /// `script`: a local file (resolved against the template directory).
+    /// `script`: a local file (resolved against the working directory).
     Script(PathBuf),
     /// `scripts`: local files, run in order.
     Scripts(Vec<PathBuf>),
@@ -50,6 +50,9 @@ pub struct Config {
     pub start_retry_timeout: Duration,
     /// `pause_after`: wait after the scripts ran.
     pub pause_after: Duration,
+    /// `binary`: send script files as they are (default: Windows line endings become Unix
+    /// ones, as in Packer).
+    pub binary: bool,
 }
 
 /// Packer's default `start_retry_timeout`.
@@ -74,6 +77,7 @@ impl Config {
             skip_clean: false,
             start_retry_timeout: DEFAULT_START_RETRY,
             pause_after: Duration::ZERO,
+            binary: false,
         }
     }
 }
@@ -201,7 +205,12 @@ async fn scripts(config: &Config) -> Result<Vec<(String, Vec<u8>)>, Error> {
                 path: path.clone(),
                 source,
             })?;
-        out.push((path.display().to_string(), crlf_to_lf(&bytes)));
+        let bytes = if config.binary {
+            bytes
+        } else {
+            crlf_to_lf(&bytes)
+        };
+        out.push((path.display().to_string(), bytes));
     }
     Ok(out)
 }
@@ -314,7 +323,7 @@ fn inline_script(shebang: &str, lines: &[String]) -> Vec<u8> {
     script.into_bytes()
 }
 
-/// Script files are sent with Unix line endings, as Packer does (it has no `binary` here).
+/// Script files are sent with Unix line endings, as Packer does unless `binary = true`.
 fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     for (i, &b) in bytes.iter().enumerate() {

@@ -88,15 +88,15 @@ enum Expect {
     Exists,
 }
 
-/// The local path option `name`, resolved against the template directory and checked.
+/// The local path option `name`, resolved against the working directory (as in Packer) and checked.
 fn path(
     o: &Options,
     name: &str,
     expect: Expect,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> Option<PathBuf> {
-    let p = resolve(template_dir, Path::new(&o.string(name, d)?));
+    let p = resolve(base_dir, Path::new(&o.string(name, d)?));
     check(o, name, &p, expect, d);
     Some(p)
 }
@@ -106,13 +106,13 @@ fn paths(
     o: &Options,
     name: &str,
     expect: Expect,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> Vec<PathBuf> {
     let list = o.string_list(name, d).unwrap_or_default();
     list.iter()
         .map(|s| {
-            let p = resolve(template_dir, Path::new(s));
+            let p = resolve(base_dir, Path::new(s));
             check(o, name, &p, expect, d);
             p
         })
@@ -130,12 +130,8 @@ fn check(o: &Options, name: &str, p: &Path, expect: Expect, d: &mut Vec<Diagnost
 }
 
 /// One `provisioner "ansible"` block.
-pub(super) fn ansible(
-    o: &Options,
-    template_dir: &Path,
-    d: &mut Vec<Diagnostic>,
-) -> ansible::Config {
-    let playbook = path(o, "playbook_file", Expect::File, template_dir, d);
+pub(super) fn ansible(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> ansible::Config {
+    let playbook = path(o, "playbook_file", Expect::File, base_dir, d);
     if !o.has("playbook_file") {
         o.missing("playbook_file", "", d);
     }
@@ -154,15 +150,15 @@ pub(super) fn ansible(
     }
     c.groups = o.string_list("groups", d).unwrap_or_default();
     c.empty_groups = o.string_list("empty_groups", d).unwrap_or_default();
-    c.inventory_directory = path(o, "inventory_directory", Expect::Dir, template_dir, d);
-    c.inventory_file = path(o, "inventory_file", Expect::Exists, template_dir, d);
+    c.inventory_directory = path(o, "inventory_directory", Expect::Dir, base_dir, d);
+    c.inventory_file = path(o, "inventory_file", Expect::Exists, base_dir, d);
     c.inventory_file_template = o.string("inventory_file_template", d);
     c.keep_inventory_file = o.bool("keep_inventory_file", d).unwrap_or(false);
-    c.galaxy = galaxy(o, template_dir, d);
+    c.galaxy = galaxy(o, base_dir, d);
     c.galaxy.force_with_deps = o.bool("galaxy_force_with_deps", d).unwrap_or(false);
     let local_path = |name: &str, d: &mut Vec<Diagnostic>| {
         o.string(name, d)
-            .map(|s| resolve(template_dir, Path::new(&s)).display().to_string())
+            .map(|s| resolve(base_dir, Path::new(&s)).display().to_string())
     };
     c.galaxy.roles_path = local_path("roles_path", d);
     c.galaxy.collections_path = local_path("collections_path", d);
@@ -181,9 +177,9 @@ pub(super) fn ansible(
 }
 
 /// `galaxy_file`, `galaxy_command` and `galaxy_force_install`, which both provisioners have.
-fn galaxy(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> Galaxy {
+fn galaxy(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> Galaxy {
     let mut g = Galaxy {
-        file: path(o, "galaxy_file", Expect::File, template_dir, d),
+        file: path(o, "galaxy_file", Expect::File, base_dir, d),
         force: o.bool("galaxy_force_install", d).unwrap_or(false),
         ..Galaxy::default()
     };
@@ -196,7 +192,7 @@ fn galaxy(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> Galaxy {
 /// One `provisioner "ansible-local"` block.
 pub(super) fn ansible_local(
     o: &Options,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> ansible_local::Config {
     let playbooks = match (o.has("playbook_file"), o.has("playbook_files")) {
@@ -208,25 +204,23 @@ pub(super) fn ansible_local(
             );
             Playbooks::Files(Vec::new())
         }
-        (false, true) => {
-            Playbooks::Files(paths(o, "playbook_files", Expect::File, template_dir, d))
+        (false, true) => Playbooks::Files(paths(o, "playbook_files", Expect::File, base_dir, d)),
+        (true, false) => {
+            Playbooks::File(path(o, "playbook_file", Expect::File, base_dir, d).unwrap_or_default())
         }
-        (true, false) => Playbooks::File(
-            path(o, "playbook_file", Expect::File, template_dir, d).unwrap_or_default(),
-        ),
         (false, false) => {
             o.missing("playbook_file", " (or `playbook_files`)", d);
             Playbooks::Files(Vec::new())
         }
     };
     let mut c = ansible_local::Config::with_defaults(playbooks);
-    c.playbook_dir = path(o, "playbook_dir", Expect::Dir, template_dir, d);
-    c.playbook_paths = paths(o, "playbook_paths", Expect::Dir, template_dir, d);
-    c.role_paths = paths(o, "role_paths", Expect::Dir, template_dir, d);
-    c.collection_paths = paths(o, "collection_paths", Expect::Dir, template_dir, d);
-    c.group_vars = path(o, "group_vars", Expect::Dir, template_dir, d);
-    c.host_vars = path(o, "host_vars", Expect::Dir, template_dir, d);
-    c.inventory_file = path(o, "inventory_file", Expect::File, template_dir, d);
+    c.playbook_dir = path(o, "playbook_dir", Expect::Dir, base_dir, d);
+    c.playbook_paths = paths(o, "playbook_paths", Expect::Dir, base_dir, d);
+    c.role_paths = paths(o, "role_paths", Expect::Dir, base_dir, d);
+    c.collection_paths = paths(o, "collection_paths", Expect::Dir, base_dir, d);
+    c.group_vars = path(o, "group_vars", Expect::Dir, base_dir, d);
+    c.host_vars = path(o, "host_vars", Expect::Dir, base_dir, d);
+    c.inventory_file = path(o, "inventory_file", Expect::File, base_dir, d);
     // A list, or Packer's comma-separated string.
     c.inventory_groups = match o.value("inventory_groups", d) {
         Some(hcl::Value::String(s)) => s
@@ -244,7 +238,7 @@ pub(super) fn ansible_local(
     }
     c.staging_directory = o.string("staging_directory", d);
     c.clean_staging_directory = o.bool("clean_staging_directory", d).unwrap_or(false);
-    c.galaxy = galaxy(o, template_dir, d);
+    c.galaxy = galaxy(o, base_dir, d);
     c.galaxy.roles_path = o.string("galaxy_roles_path", d);
     c.galaxy.collections_path = o.string("galaxy_collections_path", d);
     c

@@ -1,5 +1,11 @@
-//! `build { ... }` blocks: which sources to build, their `shell` provisioners and their
+//! `build { ... }` blocks: which sources to build, their provisioners and their
 //! post-processors (single blocks and `post-processors` chains).
+//!
+//! A build block is read in two passes, as Packer does: [`plan`] finds the sources it names,
+//! `-only` / `-except` select among them, then [`runs`] reads each selected source with its
+//! provisioners and post-processors, evaluated with that source's `source.name` and
+//! `source.type` (a block whose `only` / `except` leaves the source out is not read at all).
+//! Blocks of types kiln does not have are kept as [`UnknownType`]s.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +13,6 @@ use hcl::Value;
 use std::path::{Path, PathBuf};
 
 use hcl::edit::Span;
-use hcl::edit::expr::Expression;
 use hcl::edit::structure::Block;
 
 use crate::postprocessor::{checksum, compress, manifest, vagrant};
@@ -20,14 +25,15 @@ use super::diag::{SourceFile, suggest};
 use super::eval::{Scope, to_string, type_name};
 use super::load::SourceTable;
 use super::options::{Options, list, reject_blocks, unknown};
+use super::select::Matcher;
 use super::sources::{self, non_negative, read_source, resolve};
-use super::{Build, Diagnostic, Location};
+use super::{Build, Diagnostic, Location, Outline, Run};
 use crate::builder::SourceConfig;
 use crate::postprocessor::{PostProcessor, PostProcessorBlock};
 use crate::provisioner::{Provisioner, ProvisionerBlock};
+use crate::unknown::UnknownType;
 
-/// Declared sources as `(type, name)`, each with whether kiln supports its type (references to
-/// unsupported ones are not reported again).
+/// Declared sources as `(type, name)`, each with whether kiln builds its type.
 pub(crate) type Declared = BTreeMap<(String, String), bool>;
 
 /// Options every provisioner has that kiln reads.
@@ -74,14 +80,53 @@ const SHELL_LOCAL_OPTIONS: &[&str] = &[
     "valid_exit_codes",
 ];
 
-/// Reads one `build` block.
-pub(crate) fn build(
-    file: &SourceFile,
+/// A `build` block before its sources are read: its name and the sources it names, each
+/// marked by `-only` / `-except` (see [`super::select`]) before anything else is read.
+pub(crate) struct Plan<'a> {
+    pub file: &'a SourceFile,
+    pub block: &'a Block,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub usages: Vec<Usage<'a>>,
+}
+
+/// One source a build builds.
+pub(crate) struct Usage<'a> {
+    /// The declared source, `(TYPE, NAME)`.
+    pub declared: (String, String),
+    /// Its name in this build: a build's `source` block may rename it.
+    pub name: String,
+    /// The build's own `source` block, whose options replace or add to the declared ones.
+    pub overrides: Option<&'a Block>,
+    /// Whether `-only` / `-except` keep it.
+    pub selected: bool,
+}
+
+impl Usage<'_> {
+    /// `TYPE.NAME`, as `only` / `except` and `-only` name it.
+    pub fn full(&self) -> String {
+        format!("{}.{}", self.declared.0, self.name)
+    }
+}
+
+/// Blocks a `build` holds besides its options.
+const BUILD_BLOCKS: &[&str] = &[
+    "source",
+    "provisioner",
+    "error-cleanup-provisioner",
+    "post-processor",
+    "post-processors",
+];
+
+/// Reads a `build` block's options and the sources it names (the `sources` list, then its
+/// `source` blocks), reporting wrong references and blocks.
+pub(crate) fn plan<'a>(
+    file: &'a SourceFile,
     scope: &Scope,
-    block: &Block,
-    table: &SourceTable,
+    block: &'a Block,
+    declared: &Declared,
     d: &mut Vec<Diagnostic>,
-) -> Build {
+) -> Plan<'a> {
     let at = file.at(block.ident.span());
     let o = Options::read(
         file,
@@ -92,89 +137,70 @@ pub(crate) fn build(
         &[],
         d,
     );
-    let name = o.string("name", d);
-    let mut b = Build {
-        description: o.string("description", d),
-        sources: sources(file, scope, block, table, d),
-        name,
-        provisioners: Vec::new(),
-        error_cleanup: None,
-        post_processors: Vec::new(),
-    };
-    for inner in block.body.blocks().filter(|i| i.ident.as_str() == "source") {
-        if let Some(s) = source_block(file, scope, inner, table, d) {
-            let (kind, name) = s.key();
-            if b.sources.iter().any(|o| o.key() == (kind, name)) {
-                d.push(
-                    Diagnostic::new(
-                        file.at(inner.ident.span()),
-                        format!("source `{kind}.{name}` is built twice by this build"),
-                    )
-                    .with_hint("give one of them another `name`"),
-                );
-                continue;
+    let mut usages: Vec<Usage> = Vec::new();
+    match o.value("sources", d) {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let at = o.item_at("sources", i);
+                let Some(s) = to_string(item) else {
+                    let found = type_name(item);
+                    d.push(Diagnostic::new(
+                        at,
+                        format!("expected a string such as `\"source.qemu.NAME\"`, found {found}"),
+                    ));
+                    continue;
+                };
+                let Some(key) = lookup(&s, at.clone(), declared, d) else {
+                    continue;
+                };
+                if usages.iter().any(|u| u.declared == key) {
+                    d.push(Diagnostic::new(at, format!("`{s}` is listed twice")));
+                    continue;
+                }
+                usages.push(Usage {
+                    name: key.1.clone(),
+                    declared: key,
+                    overrides: None,
+                    selected: false,
+                });
             }
-            b.sources.push(s);
         }
+        Some(other) => o.error(
+            "sources",
+            format!(
+                "`sources` expects a list such as `[\"source.qemu.NAME\"]`, found {}",
+                type_name(&other)
+            ),
+            d,
+        ),
     }
-    if b.sources.is_empty() && !block.body.has_attribute("sources") {
-        o.missing("sources", "", d);
-    }
-    let mut build_obj = hcl::Map::new();
-    build_obj.insert(
-        "name".to_owned(),
-        Value::String(b.name.clone().unwrap_or_default()),
-    );
-    for v in BUILD_VARIABLES {
-        build_obj.insert((*v).to_owned(), Value::String(format!("{{{{ .{v} }}}}")));
-    }
-    let mut source_obj = hcl::Map::new();
-    source_obj.insert("name".to_owned(), Value::String("{{ .SourceName }}".into()));
-    source_obj.insert(
-        "type".to_owned(),
-        Value::String("{{ .BuilderType }}".into()),
-    );
-    let scope = &scope
-        .with_object("build", build_obj)
-        .with_object("source", source_obj);
-    let keys: Vec<(String, String)> = b
-        .sources
-        .iter()
-        .map(|s| {
-            let (k, n) = s.key();
-            (k.to_owned(), n.to_owned())
-        })
-        .collect();
-    let template_dir = table.template_dir;
     for inner in block.body.blocks() {
         let ident = inner.ident.as_str();
         let at = file.at(inner.ident.span());
         match (ident, inner.labels.as_slice()) {
-            ("source", _) => {} // read above
-            ("provisioner", [_]) => {
-                let p = provisioner(file, scope, inner, template_dir, &keys, d);
-                b.provisioners.extend(p);
-            }
-            ("error-cleanup-provisioner", [_]) => {
-                let p = provisioner(file, scope, inner, template_dir, &keys, d);
-                if b.error_cleanup.is_some() {
-                    d.push(Diagnostic::new(
-                        at,
-                        "only one `error-cleanup-provisioner` may be set",
-                    ));
+            ("source", _) => {
+                let Some(u) = source_block(file, scope, inner, declared, d) else {
+                    continue;
+                };
+                let (kind, name) = (&u.declared.0, &u.name);
+                if usages
+                    .iter()
+                    .any(|o| o.declared.0 == *kind && o.name == *name)
+                {
+                    d.push(
+                        Diagnostic::new(
+                            at,
+                            format!("source `{kind}.{name}` is built twice by this build"),
+                        )
+                        .with_hint("give one of them another `name`"),
+                    );
+                    continue;
                 }
-                b.error_cleanup = p;
+                usages.push(u);
             }
-            ("post-processor", [_]) => {
-                let pp = post_processor(file, scope, inner, template_dir, &keys, d);
-                b.post_processors.extend(pp.map(|pp| vec![pp]));
-            }
-            ("post-processors", []) => {
-                let chain = chain(file, scope, inner, template_dir, &keys, d);
-                if !chain.is_empty() {
-                    b.post_processors.push(chain);
-                }
-            }
+            ("provisioner" | "post-processor" | "error-cleanup-provisioner", [_]) => {}
+            ("post-processors", []) => {}
             ("provisioner" | "post-processor" | "error-cleanup-provisioner", _) => {
                 d.push(Diagnostic::new(
                     at,
@@ -187,31 +213,40 @@ pub(crate) fn build(
             )),
             _ => {
                 let known = ["hcp_packer_registry", "dynamic"];
-                d.push(unknown(
-                    at,
-                    "block",
-                    ident,
-                    &[
-                        "source",
-                        "provisioner",
-                        "error-cleanup-provisioner",
-                        "post-processor",
-                        "post-processors",
-                    ],
-                    &known,
-                ));
+                d.push(unknown(at, "block", ident, BUILD_BLOCKS, &known));
             }
         }
     }
-    b
+    let cleanups = block
+        .body
+        .blocks()
+        .filter(|i| i.ident.as_str() == "error-cleanup-provisioner")
+        .skip(1);
+    for extra in cleanups {
+        d.push(Diagnostic::new(
+            file.at(extra.ident.span()),
+            "only one `error-cleanup-provisioner` may be set",
+        ));
+    }
+    let has_source_blocks = block.body.blocks().any(|i| i.ident.as_str() == "source");
+    if usages.is_empty() && !block.body.has_attribute("sources") && !has_source_blocks {
+        o.missing("sources", "", d);
+    }
+    Plan {
+        file,
+        block,
+        name: o.string("name", d),
+        description: o.string("description", d),
+        usages,
+    }
 }
 
 /// Looks up `source.TYPE.NAME` (or `TYPE.NAME`) among the declared sources; `None` when it is
-/// not one (reported at `at`, unless its type was already reported as unsupported).
+/// not one (reported at `at`).
 fn lookup(
     reference: &str,
     at: Location,
-    table: &SourceTable,
+    declared: &Declared,
     d: &mut Vec<Diagnostic>,
 ) -> Option<(String, String)> {
     let parts: Vec<&str> = reference.split('.').collect();
@@ -226,89 +261,45 @@ fn lookup(
         }
     };
     let key = (kind.to_owned(), name.to_owned());
-    match table.declared.get(&key) {
-        Some(true) => Some(key),
-        Some(false) => None, // its block was already reported as unsupported
-        None => {
-            let names: Vec<String> = table
-                .declared
-                .keys()
-                .map(|(t, n)| format!("source.{t}.{n}"))
-                .collect();
-            let mut diag = Diagnostic::new(at, format!("unknown source `{reference}`"));
-            let full = if parts.len() == 2 {
-                format!("source.{reference}")
-            } else {
-                reference.to_owned()
-            };
-            if let Some(h) = suggest(&full, names.iter().map(String::as_str)) {
-                diag = diag.with_hint(format!("did you mean `{h}`?"));
-            } else if !names.is_empty() {
-                diag = diag.with_hint(format!("declared sources: `{}`", names.join("`, `")));
-            }
-            d.push(diag);
-            None
-        }
+    if declared.contains_key(&key) {
+        return Some(key);
     }
+    let names: Vec<String> = declared
+        .keys()
+        .map(|(t, n)| format!("source.{t}.{n}"))
+        .collect();
+    let mut diag = Diagnostic::new(at, format!("unknown source `{reference}`"));
+    let full = if parts.len() == 2 {
+        format!("source.{reference}")
+    } else {
+        reference.to_owned()
+    };
+    if let Some(h) = suggest(&full, names.iter().map(String::as_str)) {
+        diag = diag.with_hint(format!("did you mean `{h}`?"));
+    } else if !names.is_empty() {
+        diag = diag.with_hint(format!("declared sources: `{}`", names.join("`, `")));
+    }
+    d.push(diag);
+    None
 }
 
-/// `sources = ["source.TYPE.NAME", ...]`, each checked against the declared sources.
-fn sources(
-    file: &SourceFile,
-    scope: &Scope,
-    block: &Block,
-    table: &SourceTable,
-    d: &mut Vec<Diagnostic>,
-) -> Vec<SourceConfig> {
-    let Some(attr) = block.body.get_attribute("sources") else {
-        return Vec::new();
-    };
-    let Expression::Array(items) = &attr.value else {
-        d.push(Diagnostic::new(
-            file.at(attr.value.span()),
-            "`sources` expects a list such as `[\"source.qemu.NAME\"]`",
-        ));
-        return Vec::new();
-    };
-    let mut out: Vec<SourceConfig> = Vec::new();
-    for item in items.iter() {
-        let at = file.at(item.span());
-        let Some(v) = scope.eval(file, item, d) else {
-            continue;
-        };
-        let Some(s) = to_string(&v) else {
-            let found = type_name(&v);
-            d.push(Diagnostic::new(
-                at,
-                format!("expected a string such as `\"source.qemu.NAME\"`, found {found}"),
-            ));
-            continue;
-        };
-        if let Some(key) = lookup(&s, at.clone(), table, d)
-            && let Some(source) = table.read.get(&key)
-        {
-            if out
-                .iter()
-                .any(|o| o.key() == (key.0.as_str(), key.1.as_str()))
-            {
-                d.push(Diagnostic::new(at, format!("`{s}` is listed twice")));
-                continue;
-            }
-            out.push(source.clone());
-        }
-    }
-    out
+/// `source` (`name`, `type`) as expressions see it while a source's options are read.
+pub(crate) fn source_object(kind: &str, name: &str) -> hcl::Map<String, Value> {
+    hcl::Map::from_iter([
+        ("name".to_owned(), Value::String(name.to_owned())),
+        ("type".to_owned(), Value::String(kind.to_owned())),
+    ])
 }
 
-/// A `source "TYPE.NAME" { name = "…", … }` block inside `build`: the declared source with
-/// these options replacing or adding to its own, renamed by `name`.
-fn source_block(
+/// A `source "TYPE.NAME" { name = "…", … }` block inside `build`: which declared source it
+/// builds and under which name (its other options are read with the source).
+fn source_block<'a>(
     file: &SourceFile,
     scope: &Scope,
-    block: &Block,
-    table: &SourceTable,
+    block: &'a Block,
+    declared: &Declared,
     d: &mut Vec<Diagnostic>,
-) -> Option<SourceConfig> {
+) -> Option<Usage<'a>> {
     let at = file.at(block.ident.span());
     let [label] = block.labels.as_slice() else {
         d.push(Diagnostic::new(
@@ -317,19 +308,11 @@ fn source_block(
         ));
         return None;
     };
-    let key = lookup(label.as_str(), at.clone(), table, d)?;
-    let (src_file, src_block) = *table.blocks.get(&key)?;
-    reject_blocks(file, &block.body, &[], d);
+    let key = lookup(label.as_str(), at, declared, d)?;
     let mut name = key.1.clone();
-    let mut values = BTreeMap::new();
-    let kind = sources::kind(&key.0)?;
-    let supported = kind.supported;
-    for attr in block.body.attributes() {
-        let option = attr.key.as_str();
-        let Some(v) = scope.eval(file, &attr.value, d) else {
-            continue;
-        };
-        if option == "name" {
+    if let Some(attr) = block.body.get_attribute("name") {
+        let scope = scope.with_object("source", source_object(&key.0, &key.1));
+        if let Some(v) = scope.eval(file, &attr.value, d) {
             match to_string(&v) {
                 Some(n) => name = n,
                 None => d.push(Diagnostic::new(
@@ -337,48 +320,459 @@ fn source_block(
                     format!("`name` expects a string, found {}", type_name(&v)),
                 )),
             }
-        } else if supported.contains(&option) {
-            values.insert(option.to_owned(), v);
-        } else {
-            d.push(unknown(
-                file.at(attr.key.span()),
-                "option",
-                option,
-                supported,
-                kind.known,
-            ));
         }
     }
-    // Problems of the declared block itself were reported when it was read: keep only new ones.
-    let mut fresh = Vec::new();
-    let source = read_source(
+    Some(Usage {
+        declared: key,
+        name,
+        overrides: Some(block),
+        selected: false,
+    })
+}
+
+/// The source a build's usage builds: the declared block read under the usage's name, with the
+/// build's `source` block applied. A type kiln does not have is kept as written.
+fn read_usage(
+    u: &Usage,
+    scope: &Scope,
+    plan_file: &SourceFile,
+    table: &SourceTable,
+    d: &mut Vec<Diagnostic>,
+) -> Option<SourceConfig> {
+    let (src_file, src_block) = *table.blocks.get(&u.declared)?;
+    let scope = scope.with_object("source", source_object(&u.declared.0, &u.name));
+    let Some(kind) = sources::kind(&u.declared.0) else {
+        let mut block = unknown_block(src_file, &scope, src_block, "source");
+        if let Some(over) = u.overrides {
+            let more = unknown_block(plan_file, &scope, over, "source");
+            block.attributes.extend(more.attributes);
+            block.attributes.remove("name");
+        }
+        return Some(SourceConfig::Foreign {
+            name: u.name.clone(),
+            block,
+        });
+    };
+    if u.overrides.is_none()
+        && u.name == u.declared.1
+        && let Some(read) = table.read.get(&u.declared)
+    {
+        return Some(read.clone());
+    }
+    let mut overrides = None;
+    if let Some(over) = u.overrides {
+        let at = plan_file.at(over.ident.span());
+        reject_blocks(plan_file, &over.body, &[], d);
+        let mut values = BTreeMap::new();
+        for attr in over.body.attributes() {
+            let option = attr.key.as_str();
+            if option == "name" {
+                continue;
+            }
+            if !kind.supported.contains(&option) {
+                d.push(unknown(
+                    plan_file.at(attr.key.span()),
+                    "option",
+                    option,
+                    kind.supported,
+                    kind.known,
+                ));
+                continue;
+            }
+            if let Some(v) = scope.eval(plan_file, &attr.value, d) {
+                values.insert(option.to_owned(), v);
+            }
+        }
+        overrides = Some((values, at));
+    }
+    Some(read_source(
         kind,
         src_file,
         src_block,
-        &name,
-        scope,
-        Some((values, at)),
-        table.template_dir,
-        &mut fresh,
-    );
-    for diag in fresh {
-        if !d.contains(&diag) {
-            d.push(diag);
+        &u.name,
+        &scope,
+        overrides,
+        table.base_dir,
+        d,
+    ))
+}
+
+/// A block of a type kiln does not have, as [`UnknownType`]: the attributes that evaluate (as
+/// JSON), nested blocks as lists of objects.
+pub(crate) fn unknown_block(
+    file: &SourceFile,
+    scope: &Scope,
+    block: &Block,
+    what: &'static str,
+) -> UnknownType {
+    UnknownType {
+        block: what,
+        type_name: block
+            .labels
+            .first()
+            .map(|l| l.as_str().to_owned())
+            .unwrap_or_default(),
+        attributes: body_json(file, scope, &block.body),
+        at: file.at(block.ident.span()).to_string(),
+    }
+}
+
+fn body_json(
+    file: &SourceFile,
+    scope: &Scope,
+    body: &hcl::edit::structure::Body,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for attr in body.attributes() {
+        // What does not evaluate is left out: such a block is only validated.
+        let mut ignored = Vec::new();
+        if let Some(v) = scope.eval(file, &attr.value, &mut ignored)
+            && let Ok(json) = serde_json::to_value(&v)
+        {
+            out.insert(attr.key.as_str().to_owned(), json);
         }
     }
-    Some(source)
+    for inner in body.blocks() {
+        let entry = out
+            .entry(inner.ident.as_str().to_owned())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(list) = entry {
+            list.push(serde_json::Value::Object(body_json(
+                file,
+                scope,
+                &inner.body,
+            )));
+        }
+    }
+    out
+}
+
+/// Things the selected builds would run that kiln does not have, each once with the builds
+/// that would run it: `kiln validate` warns about them, `kiln build` refuses to start.
+#[derive(Default)]
+pub(crate) struct Unrunnable {
+    entries: Vec<(Location, String, Option<String>, Vec<String>)>,
+}
+
+impl Unrunnable {
+    fn add(&mut self, at: Location, what: String, hint: Option<String>, build: &str) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|(a, w, ..)| *a == at && *w == what)
+        {
+            Some((.., builds)) => {
+                if !builds.iter().any(|b| b == build) {
+                    builds.push(build.to_owned());
+                }
+            }
+            None => self.entries.push((at, what, hint, vec![build.to_owned()])),
+        }
+    }
+
+    /// One diagnostic per block, naming the builds.
+    pub fn diagnostics(self) -> Vec<Diagnostic> {
+        self.entries
+            .into_iter()
+            .map(|(at, what, hint, builds)| {
+                let s = if builds.len() == 1 { "" } else { "s" };
+                let d = Diagnostic::new(
+                    at,
+                    format!("{what} (selected build{s} `{}`)", builds.join("`, `")),
+                );
+                match hint {
+                    Some(h) => d.with_hint(h),
+                    None => d,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Reads what a build runs: for each selected source, the source and the provisioners and
+/// post-processors that run for it, evaluated with its `source.name` and `source.type`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn runs(
+    plan: &Plan,
+    scope: &Scope,
+    table: &SourceTable,
+    matcher: &Matcher,
+    kiln_example: &str,
+    d: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+    unrunnable: &mut Unrunnable,
+) -> Build {
+    let file = plan.file;
+    let all: Vec<String> = plan.usages.iter().map(Usage::full).collect();
+    let mut build_obj = hcl::Map::new();
+    build_obj.insert(
+        "name".to_owned(),
+        Value::String(plan.name.clone().unwrap_or_default()),
+    );
+    for v in BUILD_VARIABLES {
+        build_obj.insert((*v).to_owned(), Value::String(format!("{{{{ .{v} }}}}")));
+    }
+    let mut b = Build {
+        name: plan.name.clone(),
+        description: plan.description.clone(),
+        source_names: all.clone(),
+        outline: outline(plan.block),
+        runs: Vec::new(),
+    };
+    let base_dir = table.base_dir;
+    for u in plan.usages.iter().filter(|u| u.selected) {
+        let full = u.full();
+        let shown = match &plan.name {
+            Some(n) => format!("{n}.{full}"),
+            None => full.clone(),
+        };
+        let Some(source) = read_usage(u, scope, file, table, d) else {
+            continue;
+        };
+        let foreign = matches!(source, SourceConfig::Foreign { .. });
+        if let SourceConfig::Foreign { block, .. } = &source {
+            let (src_file, src_block) = table.blocks[&u.declared];
+            unrunnable.add(
+                src_file.at(src_block.ident.span()),
+                format!(
+                    "source type `{}` is not built into kiln: its builds are only validated",
+                    block.type_name
+                ),
+                Some(format!(
+                    "kiln builds {} sources; run the builds it can with `-only`, e.g. \
+                     `-only={kiln_example}`",
+                    list(
+                        &sources::KINDS
+                            .iter()
+                            .map(|k| k.type_name)
+                            .collect::<Vec<_>>()
+                    )
+                )),
+                &shown,
+            );
+        }
+        let scope = &scope
+            .with_object("build", build_obj.clone())
+            .with_object("source", source_object(&u.declared.0, &u.name));
+        let mut run = Run {
+            name: shown.clone(),
+            source,
+            provisioners: Vec::new(),
+            error_cleanup: None,
+            post_processors: Vec::new(),
+        };
+        let mut unknown_in_run = |kind: &str, what: &str, at: Location| {
+            if foreign {
+                return; // the whole build is already named as one kiln cannot run
+            }
+            let kiln: &[&str] = if what == "provisioner" {
+                &PROVISIONER_TYPES
+            } else {
+                &POST_PROCESSOR_TYPES
+            };
+            let hint = match suggest(kind, kiln.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "kiln's {what}s are {}; keep this one away from the builds kiln runs with \
+                     `only` / `except`",
+                    list(kiln)
+                ),
+            };
+            unrunnable.add(
+                at,
+                format!("{what} type `{kind}` is not built into kiln"),
+                Some(hint),
+                &shown,
+            );
+        };
+        for inner in plan.block.body.blocks() {
+            let at = file.at(inner.ident.span());
+            match (inner.ident.as_str(), inner.labels.as_slice()) {
+                ("provisioner", [_]) => {
+                    let p = provisioner(file, scope, inner, base_dir, &all, &full, d, warnings);
+                    if let Some(p) = p {
+                        if let Provisioner::Unknown(u) = &p.kind {
+                            unknown_in_run(&u.type_name, "provisioner", at);
+                        }
+                        run.provisioners.push(p);
+                    }
+                }
+                ("error-cleanup-provisioner", [_]) if run.error_cleanup.is_none() => {
+                    let p = provisioner(file, scope, inner, base_dir, &all, &full, d, warnings);
+                    if let Some(p) = &p
+                        && let Provisioner::Unknown(u) = &p.kind
+                    {
+                        unknown_in_run(&u.type_name, "provisioner", at);
+                    }
+                    run.error_cleanup = p;
+                }
+                ("post-processor", [_]) => {
+                    let pp = post_processor(
+                        file, scope, inner, base_dir, &all, &full, matcher, d, warnings,
+                    );
+                    if let Some(pp) = pp {
+                        if let PostProcessor::Unknown(u) = &pp.kind {
+                            unknown_in_run(&u.type_name, "post-processor", at);
+                        }
+                        run.post_processors.push(vec![pp]);
+                    }
+                }
+                ("post-processors", []) => {
+                    let chain = chain(
+                        file, scope, inner, base_dir, &all, &full, matcher, d, warnings,
+                    );
+                    for (at, pp) in &chain {
+                        if let PostProcessor::Unknown(u) = &pp.kind {
+                            unknown_in_run(&u.type_name, "post-processor", at.clone());
+                        }
+                    }
+                    if !chain.is_empty() {
+                        run.post_processors
+                            .push(chain.into_iter().map(|(_, pp)| pp).collect());
+                    }
+                }
+                _ => {}
+            }
+        }
+        b.runs.push(run);
+    }
+    b
+}
+
+/// The types of a build's blocks, in template order, for `inspect`.
+fn outline(block: &Block) -> Outline {
+    let label = |b: &Block| {
+        b.labels
+            .first()
+            .map(|l| l.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    let mut o = Outline::default();
+    for inner in block.body.blocks() {
+        match inner.ident.as_str() {
+            "provisioner" => o.provisioners.push(label(inner)),
+            "error-cleanup-provisioner" if o.error_cleanup.is_none() => {
+                o.error_cleanup = Some(label(inner));
+            }
+            "post-processor" => o.post_processors.push(vec![label(inner)]),
+            "post-processors" => {
+                let chain: Vec<String> = inner
+                    .body
+                    .blocks()
+                    .filter(|b| b.ident.as_str() == "post-processor")
+                    .map(label)
+                    .collect();
+                if !chain.is_empty() {
+                    o.post_processors.push(chain);
+                }
+            }
+            _ => {}
+        }
+    }
+    o
+}
+
+/// The provisioner types kiln runs.
+const PROVISIONER_TYPES: [&str; 4] = ["shell", "file", "shell-local", "breakpoint"];
+/// The post-processor types kiln runs.
+const POST_PROCESSOR_TYPES: [&str; 5] =
+    ["vagrant", "checksum", "manifest", "compress", "shell-local"];
+
+/// `only` / `except` of a provisioner or post-processor, read before anything else: whether
+/// it runs for `source` (`TYPE.NAME`). A name the build does not build is a warning, as
+/// real templates carry such entries (Packer never checks them).
+#[allow(clippy::too_many_arguments)]
+fn runs_for(
+    file: &SourceFile,
+    scope: &Scope,
+    block: &Block,
+    sources: &[String],
+    source: &str,
+    d: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let mut lists = Vec::new();
+    for option in ["only", "except"] {
+        let mut list = Vec::new();
+        if let Some(attr) = block.body.get_attribute(option) {
+            let at = file.at(attr.value.span());
+            match scope.eval(file, &attr.value, d)? {
+                Value::Null => {}
+                Value::Array(items) => {
+                    for item in &items {
+                        match to_string(item) {
+                            Some(s) => list.push(s),
+                            None => {
+                                d.push(Diagnostic::new(
+                                    at.clone(),
+                                    format!(
+                                        "`{option}` expects a list of strings, but an element is a {}",
+                                        type_name(item)
+                                    ),
+                                ));
+                                return None;
+                            }
+                        }
+                    }
+                }
+                other => {
+                    d.push(Diagnostic::new(
+                        at,
+                        format!(
+                            "`{option}` expects a list of strings, found {}",
+                            type_name(&other)
+                        ),
+                    ));
+                    return None;
+                }
+            }
+            for s in &list {
+                if !sources.contains(s) {
+                    let mut msg =
+                        format!("`{option}` names `{s}`, which this build does not build");
+                    if let Some(h) = suggest(s, sources.iter().map(String::as_str)) {
+                        msg.push_str(&format!(" (did you mean `{h}`?)"));
+                    } else if !sources.is_empty() {
+                        msg.push_str(&format!(" (it builds `{}`)", sources.join("`, `")));
+                    }
+                    warnings.push(Diagnostic::new(at.clone(), msg));
+                }
+            }
+        }
+        lists.push(list);
+    }
+    let except = lists.pop().unwrap_or_default();
+    let only = lists.pop().unwrap_or_default();
+    if block.body.has_attribute("only") && block.body.has_attribute("except") {
+        let at = block
+            .body
+            .get_attribute("except")
+            .map_or_else(|| file.at(block.ident.span()), |a| file.at(a.value.span()));
+        d.push(Diagnostic::new(
+            at,
+            "only one of `only` or `except` may be set",
+        ));
+        return None;
+    }
+    let runs = (only.is_empty() || only.iter().any(|s| s == source))
+        && !except.iter().any(|s| s == source);
+    runs.then_some((only, except))
 }
 
 /// One `provisioner "TYPE"` (or `error-cleanup-provisioner "TYPE"`) block.
+/// `None` when it does not run for `source` (`only` / `except`) or is wrong (reported).
+#[allow(clippy::too_many_arguments)]
 fn provisioner(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    template_dir: &Path,
-    sources: &[(String, String)],
+    base_dir: &Path,
+    sources: &[String],
+    source: &str,
     d: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> Option<ProvisionerBlock> {
-    let at = file.at(block.ident.span());
+    let (only, except) = runs_for(file, scope, block, sources, source, d, warnings)?;
     let kind = block.labels.first().map(|l| l.as_str()).unwrap_or_default();
     let (own, known): (&[&'static str], &[&str]) = match kind {
         "shell" => (
@@ -398,11 +792,11 @@ fn provisioner(
                 "skip_clean",
                 "start_retry_timeout",
                 "pause_after",
+                "binary",
             ],
             &[
                 "env_var_format",
                 "use_env_var_file",
-                "binary",
                 "override",
                 "continue_on_error",
             ],
@@ -431,46 +825,27 @@ fn provisioner(
         "ansible" => (ansible::OPTIONS, ansible::KNOWN),
         "ansible-local" => (ansible::LOCAL_OPTIONS, ansible::LOCAL_KNOWN),
         _ => {
-            let supported = [
-                "shell",
-                "file",
-                "shell-local",
-                "breakpoint",
-                "ansible",
-                "ansible-local",
-            ];
-            let packer = [
-                "powershell",
-                "windows-shell",
-                "windows-restart",
-                "sleep",
-                "chef-solo",
-                "puppet-masterless",
-                "salt-masterless",
-                "inspec",
-                "hcp-sbom",
-            ];
-            d.push(unknown_type(at, "provisioner", kind, &supported, &packer));
-            return None;
+            let what = if block.ident.as_str() == "provisioner" {
+                "provisioner"
+            } else {
+                "error-cleanup-provisioner"
+            };
+            let mut p = ProvisionerBlock::new(Provisioner::Unknown(unknown_block(
+                file, scope, block, what,
+            )));
+            p.only = only;
+            p.except = except;
+            return Some(p);
         }
     };
-    let (o, only, except) = read_with_filters(
-        file,
-        scope,
-        block,
-        own,
-        &PROVISIONER_COMMON,
-        known,
-        sources,
-        d,
-    );
+    let o = read_options(file, scope, block, own, &PROVISIONER_COMMON, known, d);
     let parse = |o: &Options, d: &mut Vec<Diagnostic>| match kind {
-        "shell" => Provisioner::Shell(shell(o, template_dir, d)),
-        "file" => Provisioner::File(file_provisioner(o, template_dir, d)),
-        "shell-local" => Provisioner::ShellLocal(shell_local_pp(o, template_dir, d)),
-        "ansible" => Provisioner::Ansible(Box::new(ansible::ansible(o, template_dir, d))),
+        "shell" => Provisioner::Shell(shell(o, base_dir, d)),
+        "file" => Provisioner::File(file_provisioner(o, base_dir, d)),
+        "shell-local" => Provisioner::ShellLocal(shell_local_pp(o, base_dir, d)),
+        "ansible" => Provisioner::Ansible(Box::new(ansible::ansible(o, base_dir, d))),
         "ansible-local" => {
-            Provisioner::AnsibleLocal(Box::new(ansible::ansible_local(o, template_dir, d)))
+            Provisioner::AnsibleLocal(Box::new(ansible::ansible_local(o, base_dir, d)))
         }
         _ => Provisioner::Breakpoint(breakpoint::Config {
             note: o.string("note", d).unwrap_or_default(),
@@ -492,7 +867,10 @@ fn provisioner(
             return None;
         };
         for (source, values) in map {
-            if !sources.iter().any(|(_, n)| *n == source) {
+            if !sources
+                .iter()
+                .any(|full| full.split_once('.').is_some_and(|(_, n)| n == source))
+            {
                 o.error(
                     "override",
                     format!("`override` names `{source}`, which this build does not build"),
@@ -594,10 +972,10 @@ fn int_list(o: &Options, option: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<i6
     }
 }
 
-fn shell(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Config {
+fn shell(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Config {
     let script_path = |s: &str, key: &str, d: &mut Vec<Diagnostic>| {
-        let path = resolve(template_dir, Path::new(s));
-        if !path.is_file() {
+        let path = resolve(base_dir, Path::new(s));
+        if !readable_file(&path) {
             o.error(
                 key,
                 format!("script `{}` does not exist", path.display()),
@@ -658,10 +1036,11 @@ fn shell(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> shell::Co
         c.start_retry_timeout = t;
     }
     c.pause_after = non_negative(o, "pause_after", d).unwrap_or_default();
+    c.binary = o.bool("binary", d).unwrap_or(false);
     c
 }
 
-fn file_provisioner(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> file::Config {
+fn file_provisioner(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> file::Config {
     let direction = match o
         .one_of("direction", &["upload", "download"], &[], d)
         .as_deref()
@@ -682,12 +1061,12 @@ fn file_provisioner(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -
     let source = match (content, paths.is_empty()) {
         (Some(text), true) => file::FileSource::Content(text),
         (None, false) => file::FileSource::Paths(match direction {
-            // Local paths resolve against the template directory, keeping a trailing `/`.
+            // Local paths resolve against the working directory, keeping a trailing `/`.
             file::Direction::Upload => paths
                 .iter()
                 .map(|p| {
                     let slash = if p.ends_with('/') { "/" } else { "" };
-                    let path = resolve(template_dir, Path::new(p));
+                    let path = resolve(base_dir, Path::new(p));
                     if !generated && !path.exists() {
                         o.error(
                             if o.has("source") { "source" } else { "sources" },
@@ -728,15 +1107,20 @@ fn file_provisioner(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -
 /// Options every post-processor has.
 const PP_COMMON: [&str; 4] = ["name", "only", "except", "keep_input_artifact"];
 
-/// A `post-processors { post-processor "TYPE" { … } … }` chain.
+/// A `post-processors { post-processor "TYPE" { … } … }` chain: the post-processors that run
+/// for `source`, each with where it is written.
+#[allow(clippy::too_many_arguments)]
 fn chain(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    template_dir: &Path,
-    sources: &[(String, String)],
+    base_dir: &Path,
+    sources: &[String],
+    source: &str,
+    matcher: &Matcher,
     d: &mut Vec<Diagnostic>,
-) -> Vec<PostProcessorBlock> {
+    warnings: &mut Vec<Diagnostic>,
+) -> Vec<(Location, PostProcessorBlock)> {
     for attr in block.body.attributes() {
         d.push(Diagnostic::new(
             file.at(attr.key.span()),
@@ -751,7 +1135,10 @@ fn chain(
         let at = file.at(inner.ident.span());
         match (inner.ident.as_str(), inner.labels.as_slice()) {
             ("post-processor", [_]) => {
-                chain.extend(post_processor(file, scope, inner, template_dir, sources, d));
+                let pp = post_processor(
+                    file, scope, inner, base_dir, sources, source, matcher, d, warnings,
+                );
+                chain.extend(pp.map(|pp| (at, pp)));
             }
             ("post-processor", _) => d.push(Diagnostic::new(
                 at,
@@ -763,16 +1150,29 @@ fn chain(
     chain
 }
 
-/// One `post-processor "TYPE"` block (its one label was checked by the caller).
+/// One `post-processor "TYPE"` block (its one label was checked by the caller); `None` when it
+/// does not run for `source` (`only` / `except`, or `-except` naming it) or is wrong
+/// (reported).
+#[allow(clippy::too_many_arguments)]
 fn post_processor(
     file: &SourceFile,
     scope: &Scope,
     block: &Block,
-    template_dir: &Path,
-    sources: &[(String, String)],
+    base_dir: &Path,
+    sources: &[String],
+    source: &str,
+    matcher: &Matcher,
     d: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> Option<PostProcessorBlock> {
-    let at = file.at(block.ident.span());
+    let (only, except) = runs_for(file, scope, block, sources, source, d, warnings)?;
+    if let Some(attr) = block.body.get_attribute("name")
+        && let Some(name) = scope.eval(file, &attr.value, &mut Vec::new())
+        && let Some(name) = to_string(&name)
+        && matcher.skips_post_processor(&name)
+    {
+        return None;
+    }
     let kind = block.labels.first().map(|l| l.as_str()).unwrap_or_default();
     let (own, known): (&[&'static str], &[&str]) = match kind {
         "vagrant" => (
@@ -784,8 +1184,9 @@ fn post_processor(
                 "include",
                 "vagrantfile_template",
                 "vagrantfile_template_generated",
+                "provider_override",
             ],
-            &["provider_override", "override"],
+            &["override"],
         ),
         "checksum" => (&["checksum_types", "output"], &[]),
         "manifest" => (&["output", "strip_path", "strip_time", "custom_data"], &[]),
@@ -799,46 +1200,24 @@ fn post_processor(
             &["tempfile_extension", "use_linux_pathing"],
         ),
         _ => {
-            let supported = [
-                "vagrant",
-                "checksum",
-                "manifest",
-                "compress",
-                "shell-local",
-                "docker-import",
-                "docker-tag",
-                "docker-push",
-                "docker-save",
-            ];
-            let packer = [
-                "artifice",
-                "vagrant-cloud",
-                "vagrant-registry",
-                "vsphere",
-                "vsphere-template",
-                "amazon-import",
-                "googlecompute-import",
-                "ucloud-import",
-                "digitalocean-import",
-                "exoscale-import",
-                "yandex-export",
-                "yandex-import",
-                "hcp-sbom",
-            ];
-            d.push(unknown_type(
-                at,
-                "post-processor",
-                kind,
-                &supported,
-                &packer,
-            ));
-            return None;
+            let name = block
+                .body
+                .get_attribute("name")
+                .and_then(|a| scope.eval(file, &a.value, &mut Vec::new()))
+                .as_ref()
+                .and_then(to_string);
+            return Some(PostProcessorBlock {
+                name,
+                only,
+                except,
+                keep_input_artifact: None,
+                kind: PostProcessor::Unknown(unknown_block(file, scope, block, "post-processor")),
+            });
         }
     };
-    let (o, only, except) =
-        read_with_filters(file, scope, block, own, &PP_COMMON, known, sources, d);
+    let o = read_options(file, scope, block, own, &PP_COMMON, known, d);
     let kind = match kind {
-        "vagrant" => PostProcessor::Vagrant(vagrant(&o, template_dir, d)),
+        "vagrant" => PostProcessor::Vagrant(vagrant(&o, base_dir, d)),
         "checksum" => PostProcessor::Checksum(checksum_pp(&o, d)),
         "manifest" => PostProcessor::Manifest(manifest_pp(&o, d)),
         "compress" => PostProcessor::Compress(compress_pp(&o, d)),
@@ -846,7 +1225,7 @@ fn post_processor(
         "docker-tag" => PostProcessor::DockerTag(sources::docker::tag(&o, d)),
         "docker-push" => PostProcessor::DockerPush(sources::docker::push(&o, d)),
         "docker-save" => PostProcessor::DockerSave(sources::docker::save(&o, d)),
-        _ => PostProcessor::ShellLocal(shell_local_pp(&o, template_dir, d)),
+        _ => PostProcessor::ShellLocal(shell_local_pp(&o, base_dir, d)),
     };
     Some(PostProcessorBlock {
         name: o.string("name", d),
@@ -857,80 +1236,46 @@ fn post_processor(
     })
 }
 
-/// A diagnostic for a provisioner or post-processor type kiln does not run: "not supported
-/// yet" for Packer's own (`packer`), else "unknown" with a suggestion or kiln's list.
-fn unknown_type(
-    at: super::Location,
-    what: &str,
-    kind: &str,
-    supported: &[&str],
-    packer: &[&str],
-) -> Diagnostic {
-    let diag = unknown(at, &format!("{what} type"), kind, supported, packer);
-    if diag.hint.is_none() && !packer.contains(&kind) {
-        return diag.with_hint(format!("kiln's {what}s are {}", list(supported)));
-    }
-    diag
-}
-
-/// Reads a provisioner's or post-processor's options (`own` plus the `common` ones every type
-/// has), and its `only` / `except`, which may not both be set.
-#[allow(clippy::too_many_arguments)]
-fn read_with_filters<'a>(
+/// Reads a provisioner's or post-processor's options: `own` plus the `common` ones every type
+/// has (`only` / `except` were read by [`runs_for`]).
+fn read_options<'a>(
     file: &'a SourceFile,
     scope: &'a Scope,
     block: &'a Block,
     own: &[&'static str],
     common: &[&'static str],
     known: &[&str],
-    sources: &[(String, String)],
     d: &mut Vec<Diagnostic>,
-) -> (Options<'a>, Vec<String>, Vec<String>) {
+) -> Options<'a> {
     let at = file.at(block.ident.span());
     let supported: Vec<&'static str> = own.iter().chain(common).copied().collect();
     let o = Options::read(file, scope, &block.body, at, &supported, known, d);
     reject_blocks(file, &block.body, known, d);
-    let only = source_filter(&o, "only", sources, d);
-    let except = source_filter(&o, "except", sources, d);
-    if o.has("only") && o.has("except") {
-        o.error("except", "only one of `only` or `except` may be set", d);
-    }
-    (o, only, except)
+    o
 }
 
-/// `only` / `except`: sources of this build, as `TYPE.NAME`.
-fn source_filter(
-    o: &Options,
-    option: &str,
-    sources: &[(String, String)],
-    d: &mut Vec<Diagnostic>,
-) -> Vec<String> {
-    let names: Vec<String> = sources.iter().map(|(t, n)| format!("{t}.{n}")).collect();
-    let given = o.string_list(option, d).unwrap_or_default();
-    for s in &given {
-        if !names.contains(s) {
-            let mut msg = format!("`{option}` names `{s}`, which this build does not build");
-            if let Some(h) = suggest(s, names.iter().map(String::as_str)) {
-                msg.push_str(&format!(" (did you mean `{h}`?)"));
-            } else if !names.is_empty() {
-                msg.push_str(&format!(" (it builds `{}`)", names.join("`, `")));
-            }
-            o.error(option, msg, d);
-        }
-    }
-    given
+/// Whether `path` can be read as a file: a regular file, or anything else readable that is not
+/// a directory (`/dev/null`, a named pipe), as Packer accepts.
+fn readable_file(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so that opening a named pipe does not wait for a writer.
+    let open = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path);
+    !path.is_dir() && open.is_ok()
 }
 
-/// A path option resolved against the template directory, which must name an existing file.
+/// A path option resolved against the working directory, which must name an existing file.
 fn existing_file(
     o: &Options,
     option: &str,
     value: &str,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> PathBuf {
-    let path = resolve(template_dir, Path::new(value));
-    if !path.is_file() {
+    let path = resolve(base_dir, Path::new(value));
+    if !readable_file(&path) {
         o.error(
             option,
             format!("`{option}`: file `{}` does not exist", path.display()),
@@ -940,7 +1285,7 @@ fn existing_file(
     path
 }
 
-fn vagrant(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant::Config {
+fn vagrant(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant::Config {
     let mut c = vagrant::Config::default();
     if let Some(s) = o.string("output", d) {
         c.output = s;
@@ -958,17 +1303,36 @@ fn vagrant(o: &Options, template_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant
         c.compression_level = vagrant::ZSTD_DEFAULT_LEVEL;
     }
     c.architecture = o.string("architecture", d);
+    // kiln packs the disk of a qemu build, which is a libvirt box; Packer's other providers
+    // need their own builders' artifacts.
+    let _ = o.one_of(
+        "provider_override",
+        &["libvirt"],
+        &[
+            "virtualbox",
+            "vmware",
+            "hyperv",
+            "parallels",
+            "aws",
+            "azure",
+            "digitalocean",
+            "google",
+            "lxc",
+            "docker",
+            "scaleway",
+        ],
+        d,
+    );
     for f in o.string_list("include", d).unwrap_or_default() {
-        c.include
-            .push(existing_file(o, "include", &f, template_dir, d));
+        c.include.push(existing_file(o, "include", &f, base_dir, d));
     }
     // A generated template is written during the build: it need not exist yet.
     let generated = o.bool("vagrantfile_template_generated", d).unwrap_or(false);
     c.vagrantfile_template = o.string("vagrantfile_template", d).map(|f| {
         if generated {
-            resolve(template_dir, Path::new(&f))
+            resolve(base_dir, Path::new(&f))
         } else {
-            existing_file(o, "vagrantfile_template", &f, template_dir, d)
+            existing_file(o, "vagrantfile_template", &f, base_dir, d)
         }
     });
     c
@@ -1089,11 +1453,7 @@ fn compress_pp(o: &Options, d: &mut Vec<Diagnostic>) -> compress::Config {
     c
 }
 
-fn shell_local_pp(
-    o: &Options,
-    template_dir: &Path,
-    d: &mut Vec<Diagnostic>,
-) -> shell_local::Config {
+fn shell_local_pp(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> shell_local::Config {
     let inline = o.string_list("inline", d);
     let command = o.string("command", d);
     let mut scripts: Vec<String> = o.string("script", d).into_iter().collect();
@@ -1119,7 +1479,7 @@ fn shell_local_pp(
                 .iter()
                 .map(|s| {
                     let key = if o.has("script") { "script" } else { "scripts" };
-                    existing_file(o, key, s, template_dir, d)
+                    existing_file(o, key, s, base_dir, d)
                 })
                 .collect(),
         )

@@ -1,11 +1,11 @@
 //! Evaluating HCL expressions with `var.*`, `local.*` and `path.*`, with located diagnostics.
 //!
 //! `hcl-rs` evaluates but reports no positions, so every expression is first walked with
-//! `hcl-edit`'s visitor: references to undeclared variables, unsupported roots (`data.*`) and
+//! `hcl-edit`'s visitor: references to undeclared variables, locals and data sources, and
 //! unknown functions are reported at their own span before anything is evaluated. Evaluation
 //! errors are rewritten without the values involved, so a sensitive value cannot leak into one.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -40,9 +40,6 @@ pub(super) const PACKER_FUNCTIONS: &[&str] = &[
     "urlencode", "uuidv4", "uuidv5", "values", "vault", "yamldecode", "yamlencode", "zipmap",
 ];
 
-/// Reference roots Packer knows and kiln does not offer yet.
-const UNSUPPORTED_ROOTS: &[&str] = &["data"];
-
 /// What expressions may refer to at one point of the template.
 #[derive(Clone)]
 pub(crate) struct Scope {
@@ -57,6 +54,9 @@ pub(crate) struct Scope {
     objects: std::collections::BTreeMap<String, BTreeSet<String>>,
     /// `path.root`: file functions resolve relative paths against it.
     root: Option<PathBuf>,
+    /// Declared `data "TYPE" "NAME"` blocks, with whether kiln has their type (the attributes
+    /// of one it has not have no value: using them is an error that `try` / `can` catch).
+    data: BTreeMap<(String, String), bool>,
 }
 
 impl Scope {
@@ -70,6 +70,7 @@ impl Scope {
             poisoned: HashSet::new(),
             objects: Default::default(),
             root: None,
+            data: BTreeMap::new(),
         }
     }
 
@@ -89,7 +90,14 @@ impl Scope {
             poisoned: HashSet::new(),
             objects: Default::default(),
             root,
+            data: BTreeMap::new(),
         }
+    }
+
+    /// Declares the `data` blocks: `(type, name)` with whether kiln has the type. Their values
+    /// are [`set`](Self::set) under `data` as they are read.
+    pub fn declare_data(&mut self, data: BTreeMap<(String, String), bool>) {
+        self.data = data;
     }
 
     /// Makes `var.*` (or `local.*`, per `root`) hold `values`.
@@ -122,33 +130,56 @@ impl Scope {
         diags: &mut Vec<Diagnostic>,
     ) -> Option<Value> {
         let mut ok = true;
+        let mut valueless = None;
         for r in references(expr) {
             if let Some(d) = self.check(file, &r) {
                 diags.extend(d);
                 ok = false;
             }
+            if let RefKind::Name {
+                root,
+                attr: Some(kind),
+                next: Some(name),
+            } = &r.kind
+                && root == "data"
+                && self.data.get(&(kind.clone(), name.clone())) == Some(&false)
+            {
+                valueless.get_or_insert((file.at(r.span.clone()), kind.clone(), name.clone()));
+            }
         }
         if !ok {
             return None;
         }
-        match functions::evaluate(expr, &self.ctx, self.root.as_deref()) {
-            Ok(v) => Some(v),
+        let failed = match functions::evaluate(expr, &self.ctx, self.root.as_deref()) {
+            Ok(v) => return Some(v),
             Err(functions::Failure::Eval(e)) => {
-                diags.push(Diagnostic::new(file.at(expr.span()), describe(e.kind())));
-                None
+                Diagnostic::new(file.at(expr.span()), describe(e.kind()))
             }
             Err(functions::Failure::At(span, message)) => {
-                diags.push(Diagnostic::new(file.at(span.or(expr.span())), message));
-                None
+                Diagnostic::new(file.at(span.or(expr.span())), message)
             }
-        }
+        };
+        // A use of a data source kiln does not have fails for that reason, whatever the
+        // evaluator says (a missing key).
+        diags.push(match valueless {
+            Some((at, kind, name)) => Diagnostic::new(
+                at,
+                format!(
+                    "`data.{kind}.{name}` has no value: kiln does not have the `{kind}` data \
+                     source"
+                ),
+            )
+            .with_hint("write the use as `try(data.…, FALLBACK)` so that it has a fallback"),
+            None => failed,
+        });
+        None
     }
 
     /// `Some` when reference `r` cannot be evaluated: with a diagnostic, or empty when it uses a
     /// value whose failure was already reported.
     fn check(&self, file: &SourceFile, r: &Reference) -> Option<Option<Diagnostic>> {
         let at = file.at(r.span.clone());
-        let (root, attr) = match &r.kind {
+        let (root, attr, next) = match &r.kind {
             RefKind::Func(name) => {
                 match functions::availability(name, self.names.is_none()) {
                     Availability::Yes => return None,
@@ -172,7 +203,7 @@ impl Scope {
                 };
                 return Some(Some(d));
             }
-            RefKind::Name { root, attr } => (root.as_str(), attr.as_deref()),
+            RefKind::Name { root, attr, next } => (root.as_str(), attr.as_deref(), next.as_deref()),
         };
         let Some((vars, locals)) = &self.names else {
             return Some(Some(Diagnostic::new(
@@ -217,12 +248,7 @@ impl Scope {
                     ),
                 )));
             }
-            _ if UNSUPPORTED_ROOTS.contains(&root) => {
-                return Some(Some(Diagnostic::new(
-                    at,
-                    format!("`{}` is not supported by kiln yet", show(root, attr)),
-                )));
-            }
+            "data" => return self.check_data(at, attr, next),
             _ => {
                 return Some(Some(
                     Diagnostic::new(at, format!("unknown name `{root}`"))
@@ -247,6 +273,44 @@ impl Scope {
             }));
         }
         if self.poisoned.contains(&format!("{root}.{name}")) {
+            return Some(None);
+        }
+        None
+    }
+}
+
+impl Scope {
+    /// [`check`](Self::check) for `data.TYPE.NAME`.
+    fn check_data(
+        &self,
+        at: super::Location,
+        kind: Option<&str>,
+        name: Option<&str>,
+    ) -> Option<Option<Diagnostic>> {
+        let (Some(kind), Some(name)) = (kind, name) else {
+            return Some(Some(Diagnostic::new(
+                at,
+                "`data` must be followed by a type and a name, as in `data.TYPE.NAME`",
+            )));
+        };
+        if !self.data.contains_key(&(kind.to_owned(), name.to_owned())) {
+            let declared: Vec<String> = self
+                .data
+                .keys()
+                .map(|(t, n)| format!("data.{t}.{n}"))
+                .collect();
+            let d = Diagnostic::new(at, format!("undeclared data source `data.{kind}.{name}`"));
+            let wanted = format!("data.{kind}.{name}");
+            return Some(Some(
+                match suggest(&wanted, declared.iter().map(String::as_str)) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => d.with_hint(format!(
+                        "declare it with `data \"{kind}\" \"{name}\" {{ … }}`"
+                    )),
+                },
+            ));
+        }
+        if self.poisoned.contains(&format!("data.{kind}.{name}")) {
             return Some(None);
         }
         None
@@ -279,6 +343,12 @@ pub(super) fn describe(kind: &ErrorKind) -> String {
             type_name(l),
             type_name(r)
         ),
+        ErrorKind::FuncCall(name, msg)
+            if [functions::COERCE_BOOL, functions::COERCE_NUMBER]
+                .contains(&name.to_string().as_str()) =>
+        {
+            msg.clone()
+        }
         ErrorKind::FuncCall(name, msg) => format!("function `{name}` failed: {msg}"),
         ErrorKind::Message(msg) => format!("cannot evaluate this expression: {msg}"),
         _ => "cannot evaluate this expression".to_owned(),
@@ -338,8 +408,12 @@ pub(crate) fn number_value(f: f64) -> Value {
 /// Something an expression refers to.
 #[derive(Debug, PartialEq)]
 enum RefKind {
-    /// `root` or `root.attr...`.
-    Name { root: String, attr: Option<String> },
+    /// `root` or `root.attr...`; for `data.TYPE.NAME` also the name (`next`).
+    Name {
+        root: String,
+        attr: Option<String>,
+        next: Option<String>,
+    },
     /// A function call.
     Func(String),
 }
@@ -350,15 +424,22 @@ struct Reference {
     span: Option<Range<usize>>,
 }
 
-/// The names of `local.*` that `expr` refers to (for ordering locals).
-pub(crate) fn local_refs(expr: &Expression) -> BTreeSet<String> {
+/// The locals and data sources `expr` refers to, as `local.NAME` and `data.TYPE.NAME` (for
+/// evaluating them in dependency order).
+pub(crate) fn node_refs(expr: &Expression) -> BTreeSet<String> {
     references(expr)
         .into_iter()
         .filter_map(|r| match r.kind {
             RefKind::Name {
                 root,
                 attr: Some(a),
-            } if root == "local" => Some(a),
+                ..
+            } if root == "local" => Some(format!("local.{a}")),
+            RefKind::Name {
+                root,
+                attr: Some(t),
+                next: Some(n),
+            } if root == "data" => Some(format!("data.{t}.{n}")),
             _ => None,
         })
         .collect()
@@ -388,19 +469,27 @@ impl Visit for Collector {
                 kind: RefKind::Name {
                     root: v.as_str().to_owned(),
                     attr: None,
+                    next: None,
                 },
                 span: v.span(),
             }),
             Expression::Traversal(t) => {
                 if let Expression::Variable(root) = &t.expr {
-                    let attr = match t.operators.first().map(|op| &**op) {
+                    let get_attr = |i: usize| match t.operators.get(i).map(|op| &**op) {
                         Some(TraversalOperator::GetAttr(a)) => Some(a.as_str().to_owned()),
                         _ => None,
+                    };
+                    let attr = get_attr(0);
+                    let next = if root.as_str() == "data" {
+                        attr.as_ref().and_then(|_| get_attr(1))
+                    } else {
+                        None
                     };
                     self.refs.push(Reference {
                         kind: RefKind::Name {
                             root: root.as_str().to_owned(),
                             attr,
+                            next,
                         },
                         span: t.span(),
                     });
@@ -460,6 +549,7 @@ mod tests {
         RefKind::Name {
             root: root.into(),
             attr: attr.map(Into::into),
+            next: None,
         }
     }
 
@@ -486,6 +576,15 @@ mod tests {
             refs("var.m[local.k]"),
             [name("var", Some("m")), name("local", Some("k"))],
             "index"
+        );
+        assert_eq!(
+            refs("data.http.x.body"),
+            [RefKind::Name {
+                root: "data".into(),
+                attr: Some("http".into()),
+                next: Some("x".into()),
+            }],
+            "a data source reference keeps its name"
         );
     }
 

@@ -37,6 +37,7 @@ use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use sha1::Digest as _;
 
 use super::eval::{number_value, to_bool, to_number, to_string, type_name};
+use crate::types::civil_from_days;
 
 mod datetime;
 mod decode;
@@ -137,6 +138,9 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("tostring", tostring, 1, Some(1)),
     ("tonumber", tonumber, 1, Some(1)),
     ("tobool", tobool, 1, Some(1)),
+    // HCL's automatic conversions where an operator or a condition needs a type (see Coerce).
+    (COERCE_BOOL, coerce_bool, 1, Some(1)),
+    (COERCE_NUMBER, coerce_number, 1, Some(1)),
     ("tolist", tolist, 1, Some(1)),
     ("toset", toset, 1, Some(1)),
     ("tomap", tomap, 1, Some(1)),
@@ -158,6 +162,74 @@ const FUNCTIONS: &[(&str, Func, usize, Option<usize>)] = &[
     ("sha512", sha512, 1, Some(1)),
     ("bcrypt", bcrypt, 1, Some(2)),
 ];
+
+/// The hidden functions [`Coerce`] wraps operands in (not in Packer's list, so a template that
+/// calls one by name is told it is unknown).
+pub(super) const COERCE_BOOL: &str = "__kiln_bool";
+pub(super) const COERCE_NUMBER: &str = "__kiln_number";
+
+/// A condition or a `!` / `&&` / `||` operand: a bool, or a string that spells one (an
+/// untyped `-var x=false`), as HCL converts.
+fn coerce_bool(args: FuncArgs) -> Result<Value, String> {
+    let v = arg(&args, 0);
+    to_bool(v)
+        .map(Value::Bool)
+        .ok_or_else(|| format!("expected a bool, found {}", type_name(v)))
+}
+
+/// An arithmetic or comparison operand: a number, or a string that spells one.
+fn coerce_number(args: FuncArgs) -> Result<Value, String> {
+    let v = arg(&args, 0);
+    to_number(v)
+        .map(number_value)
+        .ok_or_else(|| format!("expected a number, found {}", type_name(v)))
+}
+
+/// Wraps conditions and operator operands in [`COERCE_BOOL`] / [`COERCE_NUMBER`], so that
+/// values convert as HCL converts them (`hcl-rs` only takes exact types): `var.x ? a : b`
+/// with `-var x=false` on an untyped variable, `var.n + 1` with `-var n=2`.
+struct Coerce;
+
+impl Coerce {
+    fn wrap(func: &str, expr: &mut Expression) {
+        use hcl::edit::expr::{FuncArgs as Args, FuncName};
+        let inner = std::mem::replace(expr, Expression::null());
+        let mut args = Args::new();
+        args.push(inner);
+        *expr = Expression::FuncCall(Box::new(FuncCall::new(
+            FuncName::new(hcl::edit::Ident::new(func)),
+            args,
+        )));
+    }
+}
+
+impl VisitMut for Coerce {
+    fn visit_conditional_mut(&mut self, node: &mut hcl::edit::expr::Conditional) {
+        visit_mut::visit_conditional_mut(self, node);
+        Self::wrap(COERCE_BOOL, &mut node.cond_expr);
+    }
+
+    fn visit_unary_op_mut(&mut self, node: &mut hcl::edit::expr::UnaryOp) {
+        use hcl::expr::UnaryOperator;
+        visit_mut::visit_unary_op_mut(self, node);
+        match node.operator.value() {
+            UnaryOperator::Not => Self::wrap(COERCE_BOOL, &mut node.expr),
+            UnaryOperator::Neg => Self::wrap(COERCE_NUMBER, &mut node.expr),
+        }
+    }
+
+    fn visit_binary_op_mut(&mut self, node: &mut hcl::edit::expr::BinaryOp) {
+        use hcl::expr::BinaryOperator as Op;
+        visit_mut::visit_binary_op_mut(self, node);
+        let func = match node.operator.value() {
+            Op::Eq | Op::NotEq => return,
+            Op::And | Op::Or => COERCE_BOOL,
+            _ => COERCE_NUMBER,
+        };
+        Self::wrap(func, &mut node.lhs_expr);
+        Self::wrap(func, &mut node.rhs_expr);
+    }
+}
 
 /// Names evaluated by [`evaluate`] itself rather than declared in the context: `try` and
 /// `can` look at their arguments' failures, `convert`'s second argument is a type.
@@ -201,7 +273,9 @@ pub(super) enum Availability {
 
 /// See [`Availability`].
 pub(super) fn availability(name: &str, in_default: bool) -> Availability {
-    let offered = name == "env" || LAZY.contains(&name) || FUNCTIONS.iter().any(|f| f.0 == name);
+    let hidden = [COERCE_BOOL, COERCE_NUMBER].contains(&name);
+    let offered =
+        name == "env" || LAZY.contains(&name) || (!hidden && FUNCTIONS.iter().any(|f| f.0 == name));
     match (offered, name == "env", in_default) {
         (false, ..) => Availability::Unknown,
         (true, true, true) => Availability::Yes,
@@ -234,6 +308,7 @@ pub(super) fn evaluate(
 ) -> Result<Value, Failure> {
     let _guard = BaseDirGuard::set(base_dir);
     let mut expr = expr.clone();
+    Coerce.visit_expr_mut(&mut expr);
     let mut lazy = Lazy {
         ctx,
         for_depth: 0,
@@ -613,19 +688,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146097 + doe - 719468
-}
-
-/// The civil date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 const MONTHS: [&str; 12] = [

@@ -54,28 +54,23 @@ pub fn human(t: &Template) -> String {
             let _ = writeln!(out, "    description: {d}\n");
         }
         out.push_str("    sources:\n\n");
-        for s in &b.sources {
-            let (kind, name) = s.key();
-            let _ = writeln!(out, "      {kind}.{name}");
+        for s in &b.source_names {
+            let _ = writeln!(out, "      {s}");
         }
-        if !b.provisioners.is_empty() {
+        let o = &b.outline;
+        if !o.provisioners.is_empty() {
             out.push_str("\n    provisioners:\n\n");
-            for p in &b.provisioners {
-                let _ = writeln!(out, "      {}", p.kind.type_name());
+            for p in &o.provisioners {
+                let _ = writeln!(out, "      {p}");
             }
         }
-        if let Some(p) = &b.error_cleanup {
-            let _ = writeln!(
-                out,
-                "\n    error-cleanup-provisioner:\n\n      {}",
-                p.kind.type_name()
-            );
+        if let Some(p) = &o.error_cleanup {
+            let _ = writeln!(out, "\n    error-cleanup-provisioner:\n\n      {p}");
         }
-        if !b.post_processors.is_empty() {
+        if !o.post_processors.is_empty() {
             out.push_str("\n    post-processors:\n\n");
-            for (j, chain) in b.post_processors.iter().enumerate() {
-                let kinds: Vec<&str> = chain.iter().map(|p| p.kind.type_name()).collect();
-                let _ = writeln!(out, "      {j}:\n        {}", kinds.join("\n        "));
+            for (j, chain) in o.post_processors.iter().enumerate() {
+                let _ = writeln!(out, "      {j}:\n        {}", chain.join("\n        "));
             }
         }
     }
@@ -108,31 +103,29 @@ pub fn machine_readable(t: &Template, timestamp: u64) -> String {
     }
     for (i, b) in t.builds.iter().enumerate() {
         let title = build_title(b.name.as_deref(), i);
-        for s in &b.sources {
-            let (kind, name) = s.key();
-            let full = format!("{kind}.{name}");
+        for full in &b.source_names {
             lines.push(machine_line(
                 timestamp,
                 &title,
                 "template-build-source",
-                &[&full],
+                &[full],
             ));
         }
-        for p in &b.provisioners {
+        for p in &b.outline.provisioners {
             lines.push(machine_line(
                 timestamp,
                 &title,
                 "template-provisioner",
-                &[p.kind.type_name()],
+                &[p],
             ));
         }
-        for (j, chain) in b.post_processors.iter().enumerate() {
+        for (j, chain) in b.outline.post_processors.iter().enumerate() {
             for p in chain {
                 lines.push(machine_line(
                     timestamp,
                     &title,
                     "template-postprocessor",
-                    &[&j.to_string(), p.kind.type_name()],
+                    &[&j.to_string(), p],
                 ));
             }
         }

@@ -9,10 +9,11 @@ use hcl::edit::Span;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Block, Body};
 
-use super::build::{Declared, build};
+use super::build::{Declared, Plan, Unrunnable, plan, runs, source_object};
 use super::diag::SourceFile;
-use super::eval::{Scope, local_refs};
+use super::eval::{Scope, node_refs};
 use super::options::{Options, reject_blocks, unknown};
+use super::select::Matcher;
 use super::sources::{self, read_source};
 use super::variables::{self, Inputs, VarDecl, VarFile};
 use super::vartype::VarType;
@@ -20,9 +21,11 @@ use super::{Diagnostic, Error, Location, Template};
 use crate::builder::SourceConfig;
 
 /// Top-level blocks Packer knows that kiln does not read yet.
-const UNSUPPORTED_TOP: &[&str] = &["data", "variables", "hcp_packer_registry"];
+const UNSUPPORTED_TOP: &[&str] = &["variables", "hcp_packer_registry"];
 /// Top-level blocks kiln reads.
-const TOP: &[&str] = &["packer", "variable", "locals", "local", "source", "build"];
+const TOP: &[&str] = &[
+    "packer", "variable", "locals", "local", "source", "data", "build",
+];
 
 pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Template, Error> {
     let files = read_files(path)?;
@@ -235,10 +238,12 @@ fn check(
     let mut local_attrs: BTreeMap<String, LocalDef> = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut said_plugins = false;
-    let mut kinded: Vec<(&sources::Kind, &SourceFile, &Block, String)> = Vec::new();
+    let mut source_blocks: BTreeMap<(String, String), (&SourceFile, &Block)> = BTreeMap::new();
+    let mut source_order: Vec<(String, String)> = Vec::new();
     let mut declared = Declared::new();
     let mut builds = Vec::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
+    let mut data_blocks: DataBlocks = BTreeMap::new();
     let constants = Scope::constants();
 
     for (file, body) in parsed {
@@ -356,18 +361,23 @@ fn check(
                         ));
                         continue;
                     }
-                    declared.insert(key, sources::kind(kind).is_some());
-                    match sources::kind(kind) {
-                        Some(k) => kinded.push((k, file, block, (*name).to_owned())),
-                        None => d.push(
-                            Diagnostic::new(
-                                at,
-                                format!("source type `{kind}` is not supported by kiln yet"),
-                            )
-                            .with_hint(sources::supported_hint()),
-                        ),
-                    }
+                    declared.insert(key.clone(), sources::kind(kind).is_some());
+                    source_order.push(key.clone());
+                    source_blocks.insert(key, (file, block));
                 }
+                ("data", [kind, name]) => {
+                    let key = ((*kind).to_owned(), (*name).to_owned());
+                    if let Some((first_file, first)) = data_blocks.get(&key) {
+                        let what = format!("{kind}.{name}");
+                        d.push(twice("data source", &what, at, first_file, first));
+                        continue;
+                    }
+                    data_blocks.insert(key, (file, block));
+                }
+                ("data", _) => d.push(Diagnostic::new(
+                    at,
+                    "a `data` block takes two labels, as in `data \"http\" \"NAME\"`",
+                )),
                 ("build", []) => builds.push((file, block)),
                 ("packer" | "locals" | "build", _) => {
                     d.push(Diagnostic::new(
@@ -409,6 +419,8 @@ fn check(
         "root".to_owned(),
         Value::String(template_dir.to_string_lossy().into_owned()),
     );
+    // Relative paths in builder and provisioner options are relative to the working
+    // directory, as in Packer; only file functions and `path.root` are template-relative.
     let cwd = std::env::current_dir().unwrap_or_default();
     path_obj.insert(
         "cwd".to_owned(),
@@ -428,7 +440,19 @@ fn check(
         scope.poison("var", name);
     }
     scope.set("var", values);
-    let local_values = eval_locals(&mut scope, &local_attrs, &mut d);
+    scope.declare_data(
+        data_blocks
+            .keys()
+            .map(|k| (k.clone(), super::data::known(&k.0)))
+            .collect(),
+    );
+    let local_values = eval_locals(
+        &mut scope,
+        &local_attrs,
+        &data_blocks,
+        &mut d,
+        &mut warnings,
+    );
     for (name, def) in &local_attrs {
         if def.sensitive
             && let Some(v) = local_values.get(name)
@@ -441,36 +465,103 @@ fn check(
         variables,
         ..Template::empty(path)
     };
+    // Which builds run is decided before any source is read.
+    let matcher = Matcher::new(&inputs.selection, &mut d);
+    let mut plans: Vec<Plan> = builds
+        .iter()
+        .map(|(file, block)| plan(file, &scope, block, &declared, &mut d))
+        .collect();
+    let mut all_builds = Vec::new();
+    for p in &mut plans {
+        for u in &mut p.usages {
+            let full = u.full();
+            u.selected = matcher.selects(p.name.as_deref(), &full);
+            all_builds.push(match &p.name {
+                Some(b) => format!("{b}.{full}"),
+                None => full,
+            });
+        }
+    }
+    warnings.extend(matcher.unused(&all_builds));
     let mut table = SourceTable {
-        declared,
         read: BTreeMap::new(),
-        blocks: BTreeMap::new(),
-        template_dir,
+        blocks: source_blocks,
+        base_dir: &cwd,
     };
-    for (kind, file, block, name) in kinded {
-        let source = read_source(kind, file, block, &name, &scope, None, template_dir, &mut d);
+    // Without `-only` / `-except` every declared source of a type kiln builds is checked, used
+    // or not; with them, only those the selected builds use.
+    let used = |key: &(String, String)| {
+        plans
+            .iter()
+            .any(|p| p.usages.iter().any(|u| u.selected && u.declared == *key))
+    };
+    for key in &source_order {
+        let (file, block) = table.blocks[key];
+        let Some(kind) = sources::kind(&key.0) else {
+            continue;
+        };
+        if !inputs.selection.is_empty() && !used(key) {
+            continue;
+        }
+        let scope = scope.with_object("source", source_object(&key.0, &key.1));
+        let source = read_source(kind, file, block, &key.1, &scope, None, &cwd, &mut d);
         template.sources.push(source.clone());
-        let key = (kind.type_name.to_owned(), name);
         table.read.insert(key.clone(), source);
-        table.blocks.insert(key, (file, block));
     }
-    for (file, block) in builds {
-        template
-            .builds
-            .push(build(file, &scope, block, &table, &mut d));
+    let example = plans
+        .iter()
+        .flat_map(|p| &p.usages)
+        .find(|u| u.selected && sources::kind(&u.declared.0).is_some())
+        .map_or_else(
+            || format!("{}.NAME", sources::KINDS[0].type_name),
+            |u| u.full(),
+        );
+    let mut unrunnable = Unrunnable::default();
+    for p in &plans {
+        let b = runs(
+            p,
+            &scope,
+            &table,
+            &matcher,
+            &example,
+            &mut d,
+            &mut warnings,
+            &mut unrunnable,
+        );
+        template.builds.push(b);
     }
+    template.unrunnable = unrunnable.diagnostics();
 
     // A backstop: no sensitive value may be shown, whatever path put it in a message.
     sensitive.retain(|s| s.len() >= 3);
     sensitive.sort();
     sensitive.dedup();
-    for diag in d.iter_mut().chain(warnings.iter_mut()) {
+    for diag in d
+        .iter_mut()
+        .chain(warnings.iter_mut())
+        .chain(template.unrunnable.iter_mut())
+    {
         diag.message = mask(&diag.message, &sensitive);
         diag.hint = diag.hint.take().map(|h| mask(&h, &sensitive));
     }
+    // A block read once per source reports its problems once.
+    dedup(&mut d);
+    dedup(&mut warnings);
     template.warnings = warnings;
     template.secrets = sensitive;
     (template, d)
+}
+
+/// `diags` without repeats, in their first order.
+fn dedup(diags: &mut Vec<Diagnostic>) {
+    let mut seen: Vec<Diagnostic> = Vec::with_capacity(diags.len());
+    diags.retain(|x| {
+        if seen.contains(x) {
+            return false;
+        }
+        seen.push(x.clone());
+        true
+    });
 }
 
 /// `text` with every secret replaced by `<sensitive>`.
@@ -488,10 +579,10 @@ pub(crate) fn mask(text: &str, secrets: &[String]) -> String {
 /// The template's sources, for `build` blocks: as read, and their blocks to read again with a
 /// build's overrides.
 pub(crate) struct SourceTable<'a> {
-    pub declared: Declared,
     pub read: BTreeMap<(String, String), SourceConfig>,
     pub blocks: BTreeMap<(String, String), (&'a SourceFile, &'a Block)>,
-    pub template_dir: &'a Path,
+    /// What relative paths in builder and provisioner options are relative to.
+    pub base_dir: &'a Path,
 }
 
 fn twice(
@@ -508,45 +599,112 @@ fn twice(
     ))
 }
 
-/// Evaluates locals so that each comes after the locals it uses; a cycle is reported.
+/// One node of the evaluation order: a local or a `data` block.
+enum Node<'a> {
+    Local(&'a str, &'a LocalDef<'a>),
+    Data(&'a str, &'a str, &'a SourceFile, &'a Block),
+}
+
+impl Node<'_> {
+    /// The locals and data sources it uses (`local.NAME`, `data.TYPE.NAME`).
+    fn refs(&self) -> BTreeSet<String> {
+        match self {
+            Node::Local(_, def) => node_refs(def.expr),
+            Node::Data(.., block) => {
+                let mut refs = BTreeSet::new();
+                body_refs(&block.body, &mut refs);
+                refs
+            }
+        }
+    }
+
+    fn at(&self) -> Location {
+        match self {
+            Node::Local(_, def) => def.at.clone(),
+            Node::Data(_, _, file, block) => file.at(block.ident.span()),
+        }
+    }
+}
+
+fn body_refs(body: &Body, refs: &mut BTreeSet<String>) {
+    for attr in body.attributes() {
+        refs.extend(node_refs(&attr.value));
+    }
+    for block in body.blocks() {
+        body_refs(&block.body, refs);
+    }
+}
+
+/// Evaluates locals and reads data sources so that each comes after the locals and data
+/// sources it uses; a cycle is reported. Returns the locals' values.
 fn eval_locals(
     scope: &mut Scope,
     attrs: &BTreeMap<String, LocalDef>,
+    data: &DataBlocks,
     d: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> hcl::Map<String, Value> {
-    let deps: BTreeMap<&str, BTreeSet<String>> = attrs
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    for (name, def) in attrs {
+        nodes.insert(format!("local.{name}"), Node::Local(name, def));
+    }
+    for ((kind, name), (file, block)) in data {
+        nodes.insert(
+            format!("data.{kind}.{name}"),
+            Node::Data(kind, name, file, block),
+        );
+    }
+    let deps: BTreeMap<&str, BTreeSet<String>> = nodes
         .iter()
-        .map(|(name, def)| (name.as_str(), local_refs(def.expr)))
+        .map(|(key, node)| (key.as_str(), node.refs()))
         .collect();
     let mut values = hcl::Map::new();
+    let mut data_values: hcl::Map<String, Value> = hcl::Map::new();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     loop {
         let ready: Vec<&str> = deps
             .iter()
-            .filter(|(name, refs)| {
-                !done.contains(*name)
+            .filter(|(key, refs)| {
+                !done.contains(*key)
                     && refs
                         .iter()
-                        .all(|r| done.contains(r.as_str()) || !attrs.contains_key(r))
+                        .all(|r| done.contains(r.as_str()) || !nodes.contains_key(r))
             })
-            .map(|(name, _)| *name)
+            .map(|(key, _)| *key)
             .collect();
         if ready.is_empty() {
             break;
         }
-        for name in ready {
-            let def = &attrs[name];
-            match scope.eval(def.file, def.expr, d) {
-                Some(v) => {
-                    values.insert(name.to_owned(), v);
+        for key in ready {
+            match &nodes[key] {
+                Node::Local(name, def) => {
+                    match scope.eval(def.file, def.expr, d) {
+                        Some(v) => {
+                            values.insert((*name).to_owned(), v);
+                        }
+                        None => scope.poison("local", name),
+                    }
+                    scope.set("local", values.clone());
                 }
-                None => scope.poison("local", name),
+                Node::Data(kind, name, file, block) => {
+                    match super::data::read(file, block, scope, d, warnings) {
+                        Some(v) => {
+                            let of_kind = data_values
+                                .entry((*kind).to_owned())
+                                .or_insert_with(|| Value::Object(hcl::Map::new()));
+                            if let Value::Object(map) = of_kind {
+                                map.insert((*name).to_owned(), v);
+                            }
+                        }
+                        None => scope.poison("data", &format!("{kind}.{name}")),
+                    }
+                    scope.set("data", data_values.clone());
+                }
             }
-            done.insert(name);
-            scope.set("local", values.clone());
+            done.insert(key);
         }
     }
-    // What is left is in a cycle, or uses a local that is: report only the cycle members.
+    // What is left is in a cycle, or uses something that is: report only the cycle members.
     let stuck: BTreeSet<&str> = deps.keys().copied().filter(|n| !done.contains(n)).collect();
     let reaches_itself = |start: &str| {
         let mut seen = BTreeSet::new();
@@ -566,23 +724,38 @@ fn eval_locals(
         .copied()
         .filter(|n| reaches_itself(n))
         .collect();
-    for name in &stuck {
-        scope.poison("local", name);
+    for key in &stuck {
+        if let Some((root, name)) = key.split_once('.') {
+            scope.poison(root, name);
+        }
     }
-    for name in &cycle {
+    let shown: Vec<String> = cycle
+        .iter()
+        .map(|k| k.strip_prefix("local.").unwrap_or(k).to_owned())
+        .collect();
+    let members = if cycle.iter().all(|k| k.starts_with("local.")) {
+        "locals"
+    } else {
+        "locals and data sources"
+    };
+    for key in &cycle {
+        let node = &nodes[*key];
+        let what = match node {
+            Node::Local(name, _) => format!("local `{name}`"),
+            Node::Data(..) => format!("data source `{key}`"),
+        };
         d.push(
-            Diagnostic::new(
-                attrs[*name].at.clone(),
-                format!("local `{name}` depends on itself"),
-            )
-            .with_hint(format!(
-                "these locals refer to each other in a cycle: `{}`",
-                cycle.join("`, `")
+            Diagnostic::new(node.at(), format!("{what} depends on itself")).with_hint(format!(
+                "these {members} refer to each other in a cycle: `{}`",
+                shown.join("`, `")
             )),
         );
     }
     values
 }
+
+/// The `data` blocks by `(type, name)`.
+type DataBlocks<'a> = BTreeMap<(String, String), (&'a SourceFile, &'a Block)>;
 
 /// A local value: from a `locals` block or a `local "NAME"` block.
 struct LocalDef<'a> {

@@ -18,17 +18,20 @@
 mod ansible;
 mod brackets;
 mod build;
+mod data;
 mod diag;
 mod eval;
 mod functions;
 pub mod inspect;
 mod load;
 mod options;
+mod select;
 mod sources;
 mod variables;
 mod vartype;
 
 pub use load::Stage;
+pub use select::Selection;
 pub use variables::{Inputs, Variable};
 
 use std::fmt;
@@ -75,6 +78,13 @@ pub enum Error {
     /// The template has problems, all of them here (print each with [`Diagnostic::render`]).
     #[error("Template has {} error{}", .0.len(), if .0.len() == 1 { "" } else { "s" })]
     Invalid(Vec<Diagnostic>),
+    /// The selected builds use types kiln does not have ([`Template::unrunnable`]).
+    #[error(
+        "The selected builds use {} block{} kiln cannot run",
+        .0.len(),
+        if .0.len() == 1 { "" } else { "s" }
+    )]
+    Unrunnable(Vec<Diagnostic>),
 }
 
 /// Where something is in a template file (1-based line and column). Problems on the command
@@ -110,10 +120,15 @@ pub struct Template {
     pub path: PathBuf,
     /// Declared variables with their values, in name order.
     pub variables: Vec<Variable>,
+    /// The declared sources of types kiln builds, as read: all of them, or with `-only` /
+    /// `-except` those the selected builds use.
     pub sources: Vec<SourceConfig>,
     pub builds: Vec<Build>,
     /// Things that work but deserve a word (print each with [`Diagnostic::render`]).
     pub warnings: Vec<Diagnostic>,
+    /// Blocks of types kiln does not have that a selected build would run: `validate` warns,
+    /// `build` refuses to start.
+    pub unrunnable: Vec<Diagnostic>,
     /// Values of sensitive variables and locals: never to be shown (see [`Template::mask`]).
     pub secrets: Vec<String>,
 }
@@ -126,6 +141,7 @@ impl Template {
             sources: Vec::new(),
             builds: Vec::new(),
             warnings: Vec::new(),
+            unrunnable: Vec::new(),
             secrets: Vec::new(),
         }
     }
@@ -142,9 +158,24 @@ pub struct Build {
     pub name: Option<String>,
     /// `description`, shown by `inspect`.
     pub description: Option<String>,
-    /// The sources it builds, with the build's own `source` blocks applied (options and
-    /// `name`), in order: the `sources` list, then the `source` blocks.
-    pub sources: Vec<SourceConfig>,
+    /// Every source it names, as `TYPE.NAME` (after renaming), selected or not.
+    pub source_names: Vec<String>,
+    /// The types of its blocks, for `inspect`.
+    pub outline: Outline,
+    /// What runs: one per selected source, in order (the `sources` list, then the `source`
+    /// blocks).
+    pub runs: Vec<Run>,
+}
+
+/// One source of a build with what runs for it: what Packer calls a build and shows as
+/// `[BUILD.]TYPE.NAME`.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// `[BUILD.]TYPE.NAME`.
+    pub name: String,
+    /// The source, with the build's own `source` block applied (options and `name`).
+    pub source: SourceConfig,
+    /// The provisioners that run for it, in order.
     pub provisioners: Vec<ProvisionerBlock>,
     /// `error-cleanup-provisioner`: runs when a provisioner failed.
     pub error_cleanup: Option<ProvisionerBlock>,
@@ -152,6 +183,14 @@ pub struct Build {
     /// is a chain of one; a `post-processors` block is a chain whose post-processors each get
     /// the previous one's artifact.
     pub post_processors: Vec<Vec<PostProcessorBlock>>,
+}
+
+/// The types of a build's provisioner and post-processor blocks, as written.
+#[derive(Debug, Clone, Default)]
+pub struct Outline {
+    pub provisioners: Vec<String>,
+    pub error_cleanup: Option<String>,
+    pub post_processors: Vec<Vec<String>>,
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ impl<'a> Options<'a> {
                     );
                 }
             } else {
+                // As in Packer, an option set to null is not set: a template may pass
+                // `floppy_files = var.floppy_files` where the variable is null.
+                if known.contains(&name) && is_null(file, scope, attr) {
+                    continue;
+                }
                 if !known.contains(&name) {
                     suggested.extend(suggest(name, supported.iter().copied()));
                 }
@@ -168,6 +173,24 @@ impl<'a> Options<'a> {
             }
         }
         self.file.location(span.start)
+    }
+
+    /// Where element `index` of list option `name` starts; where the option's value starts when
+    /// it is not written as a list.
+    pub fn item_at(&self, name: &str, index: usize) -> Location {
+        use hcl::edit::expr::Expression;
+        let item = self
+            .attrs
+            .get(name)
+            .filter(|_| !self.overrides.contains_key(name))
+            .and_then(|attr| match &attr.value {
+                Expression::Array(items) => items.iter().nth(index),
+                _ => None,
+            });
+        match item.and_then(|e| e.span()) {
+            Some(span) => self.file.location(span.start),
+            None => self.at(name),
+        }
     }
 
     /// Records a problem with the value of `name`.
@@ -347,6 +370,15 @@ impl<'a> Options<'a> {
         diags.push(d);
         None
     }
+}
+
+/// Whether `attr` evaluates to null (problems evaluating it are left to the caller's report).
+fn is_null(file: &SourceFile, scope: &Scope, attr: &Attribute) -> bool {
+    let mut ignored = Vec::new();
+    matches!(
+        scope.eval(file, &attr.value, &mut ignored),
+        Some(Value::Null)
+    )
 }
 
 /// `` `a`, `b` or `c` ``.

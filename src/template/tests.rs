@@ -13,10 +13,10 @@ use crate::types::Checksum;
 
 /// The `TYPE.NAME` of each source a build builds.
 fn keys(b: &Build) -> Vec<String> {
-    b.sources
+    b.runs
         .iter()
-        .map(|s| {
-            let (k, n) = s.key();
+        .map(|r| {
+            let (k, n) = r.source.key();
             format!("{k}.{n}")
         })
         .collect()
@@ -152,7 +152,7 @@ fn demo_template_loads() {
 
     let b = &t.builds[0];
     assert_eq!(keys(b), ["qemu.testos"]);
-    let kinds: Vec<&Provisioner> = b.provisioners.iter().map(|p| &p.kind).collect();
+    let kinds: Vec<&Provisioner> = b.runs[0].provisioners.iter().map(|p| &p.kind).collect();
     let [Provisioner::Shell(p1), Provisioner::Shell(p2)] = kinds.as_slice() else {
         panic!("two shell provisioners expected");
     };
@@ -165,7 +165,7 @@ fn demo_template_loads() {
         ShellSource::Inline(vec!["echo hello from $(hostname)".into()])
     );
     assert_eq!(p2.environment_vars, [("A".to_owned(), "b".to_owned())]);
-    let [chain] = b.post_processors.as_slice() else {
+    let [chain] = b.runs[0].post_processors.as_slice() else {
         panic!("one post-processor chain expected");
     };
     let [
@@ -408,9 +408,12 @@ fn post_processor_chains_and_common_options() {
       name              = "pack"
     }
   }
+  post-processor "manifest" {
+    except = ["qemu.m"]
+  }
   post-processor "shell-local" {
     inline           = ["echo done"]
-    except           = ["qemu.m"]
+    only             = ["qemu.m"]
     execute_command  = "bash {{.Script}}"
     valid_exit_codes = [0, 2]
     env              = { B = "2" }
@@ -419,7 +422,7 @@ fn post_processor_chains_and_common_options() {
 "#,
     );
     let t = load_text(&text, &[]).expect("loads");
-    let chains = &t.builds[0].post_processors;
+    let chains = &t.builds[0].runs[0].post_processors;
     let shape: Vec<Vec<&str>> = chains
         .iter()
         .map(|c| c.iter().map(|pp| pp.kind.type_name()).collect())
@@ -432,8 +435,9 @@ fn post_processor_chains_and_common_options() {
             vec!["shell-local"]
         ]
     );
+    // The manifest's `except` keeps it out of the only build (it is not even read).
     assert!(chains[0][0].runs_for("qemu.m") && !chains[0][0].runs_for("qemu.y"));
-    assert!(!chains[2][0].runs_for("qemu.m"));
+    assert!(chains[2][0].runs_for("qemu.m"));
     assert_eq!(chains[1][0].keep_input_artifact, Some(false));
     let PostProcessor::Vagrant(v) = &chains[1][0].kind else {
         panic!("vagrant")
@@ -479,30 +483,97 @@ fn post_processor_errors_are_all_reported() {
   }
   post-processors {
     name = "chain"
-    post-processor "artifice" {}
+    post-processor "checksum" {}
   }
-  post-processor "vagrnat" {}
 "#,
     ));
     for want in [
         "kiln cannot write `.xz` archives",
-        "`only` names `qemu.z`, which this build does not build",
         "only one of `only` or `except` may be set",
         "`include`: file",
         "missing.txt` does not exist",
         "absent.tpl` does not exist",
         "only one of `inline`, `command`, `script` or `scripts` may be set",
         "`post-processors` holds only `post-processor` blocks, not the option `name`",
-        "`artifice` is not supported by kiln yet",
-        "unknown post-processor type `vagrnat`",
-        "did you mean `vagrant`?",
     ] {
         assert!(got.contains(want), "missing {want:?} in:\n{got}");
     }
 }
 
-/// The input options of issue 4: `iso_urls` in order, `file:` checksums beside the template,
-/// target path and extension, `iso_skip_cache` forcing `none`.
+/// Issue 13: a post-processor or provisioner of a type kiln does not have is kept as written
+/// (its attributes as JSON), and named as something a selected build would run; `only` /
+/// `except` naming a source the build does not build is a warning.
+#[test]
+fn issue_13_unknown_types_are_kept_and_named() {
+    let t = load_text(
+        &with_build(
+            r#"
+  provisioner "powershell" {
+    inline  = ["Write-Host ${source.name}"]
+    elevated_user = "vagrant"
+    timeout = local.missing
+  }
+  provisioner "windows-restart" {
+    except = ["qemu.m"]
+  }
+  post-processor "checksum" {
+    only = ["qemu.z"]
+  }
+  post-processors {
+    post-processor "artifice" {
+      files = ["a"]
+      nested { x = 1 }
+    }
+  }
+  post-processor "vagrnat" {}
+"#,
+        ),
+        &[],
+    )
+    .expect("loads");
+    let warnings: Vec<&str> = t.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(
+        warnings,
+        ["`only` names `qemu.z`, which this build does not build (did you mean `qemu.m`?)"]
+    );
+    let named: Vec<String> = t
+        .unrunnable
+        .iter()
+        .map(|d| format!("{}: {} / {:?}", d.location.line, d.message, d.hint))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "10: provisioner type `powershell` is not built into kiln (selected build `qemu.m`) / Some(\"kiln's provisioners are `shell`, `file`, `shell-local` or `breakpoint`; keep this one away from the builds kiln runs with `only` / `except`\")",
+            "22: post-processor type `artifice` is not built into kiln (selected build `qemu.m`) / Some(\"kiln's post-processors are `vagrant`, `checksum`, `manifest`, `compress` or `shell-local`; keep this one away from the builds kiln runs with `only` / `except`\")",
+            "27: post-processor type `vagrnat` is not built into kiln (selected build `qemu.m`) / Some(\"did you mean `vagrant`?\")",
+        ],
+        "windows-restart is excepted for the only build"
+    );
+    let run = &t.builds[0].runs[0];
+    let Provisioner::Unknown(ps) = &run.provisioners[0].kind else {
+        panic!("unknown type kept")
+    };
+    assert_eq!(ps.block, "provisioner");
+    assert_eq!(ps.type_name, "powershell");
+    assert!(ps.at.ends_with("t.pkr.hcl:10:3"), "{}", ps.at);
+    assert_eq!(
+        serde_json::Value::Object(ps.attributes.clone()),
+        serde_json::json!({"inline": ["Write-Host m"], "elevated_user": "vagrant"}),
+        "what does not evaluate is left out"
+    );
+    let PostProcessor::Unknown(artifice) = &run.post_processors[0][0].kind else {
+        panic!("unknown type kept")
+    };
+    assert_eq!(
+        serde_json::Value::Object(artifice.attributes.clone()),
+        serde_json::json!({"files": ["a"], "nested": [{"x": 1}]})
+    );
+}
+
+/// The input options of issue 4: `iso_urls` in order, `file:` checksums, target path and
+/// extension (relative paths are relative to the working directory, issue 13),
+/// `iso_skip_cache` forcing `none`.
 #[test]
 fn input_options() {
     let text = r#"
@@ -517,7 +588,7 @@ build { sources = ["source.qemu.m"] }
 "#;
     let dir = dir_with(&[("t.pkr.hcl", text)]);
     let t = load(&dir.path().join("t.pkr.hcl"), &Inputs::default()).expect("loads");
-    let root = std::path::absolute(dir.path()).expect("absolute");
+    let root = std::env::current_dir().expect("working directory");
     let c = qemu_of(&t);
     assert_eq!(
         c.iso_urls,
@@ -636,7 +707,7 @@ fn provisioner_override_per_source() {
 "#,
     );
     let t = load_text(&text, &[]).expect("loads");
-    let p = &t.builds[0].provisioners[0];
+    let p = &t.builds[0].runs[0].provisioners[0];
     let Provisioner::Shell(default) = p.kind_for("qemu.other") else {
         panic!("shell")
     };
@@ -735,6 +806,7 @@ fn variable_precedence_default_env_auto_file_var_file_cli() {
                 env: env.clone(),
                 var_files: vec![dir.path().join("x.pkrvars.hcl")],
                 vars: vec![("v".into(), "cli".into())],
+                ..Inputs::default()
             },
             "cli",
         ),
@@ -928,13 +1000,13 @@ fn build_blocks_rename_and_override_sources() {
     let b = &t.builds[0];
     assert_eq!(b.name.as_deref(), Some("golden"));
     assert_eq!(keys(b), ["qemu.m", "qemu.big"]);
-    let SourceConfig::Qemu(big) = &b.sources[1] else {
+    let SourceConfig::Qemu(big) = &b.runs[1].source else {
         panic!("not qemu")
     };
     assert_eq!(big.memory, 4096, "override applied");
     assert_eq!(big.vm_name, format!("v{}", env!("CARGO_PKG_VERSION")));
     assert_eq!(big.output_directory, PathBuf::from("output-big"), "renamed");
-    let SourceConfig::Qemu(m) = &b.sources[0] else {
+    let SourceConfig::Qemu(m) = &b.runs[0].source else {
         panic!("not qemu")
     };
     assert_eq!(
@@ -942,15 +1014,19 @@ fn build_blocks_rename_and_override_sources() {
         qemu_of(&t).memory,
         "the listed source is untouched"
     );
-    let Provisioner::Shell(shell) = &b.provisioners[0].kind else {
+    assert!(
+        b.runs[0].provisioners.is_empty(),
+        "`only` keeps the provisioner away from qemu.m"
+    );
+    let Provisioner::Shell(shell) = &b.runs[1].provisioners[0].kind else {
         panic!("not shell")
     };
     assert_eq!(
         shell.source,
         ShellSource::Inline(vec![
-            "echo {{ .Host }}:{{ .Port }} {{ .SourceName }} {{ .SSHPublicKey }}".into()
+            "echo {{ .Host }}:{{ .Port }} big {{ .SSHPublicKey }}".into()
         ]),
-        "build.* stand for placeholders the build fills in"
+        "build.* stand for placeholders the build fills in; source.name is the source's"
     );
 }
 
@@ -960,6 +1036,7 @@ fn build_block_source_errors() {
         "build { sources = [\"source.qemu.m\"] }",
         r#"build {
   sources = ["source.qemu.m"]
+  # Built twice: the block is not read, so its options are not checked.
   source "qemu.m" {
     memroy = 1
   }
@@ -972,7 +1049,7 @@ fn build_block_source_errors() {
     let e = errors(&text);
     assert_eq!(
         e,
-        "t.pkr.hcl:9:3: source `qemu.m` is built twice by this build\n 9 |   source \"qemu.m\" {\n   |   ^\nhint: give one of them another `name`\n\nt.pkr.hcl:10:5: unknown option `memroy`\n 10 |     memroy = 1\n    |     ^\nhint: did you mean `memory`?\n\nt.pkr.hcl:12:3: unknown source `qemu.nope`\n 12 |   source \"qemu.nope\" {}\n    |   ^\nhint: did you mean `source.qemu.m`?\n\nt.pkr.hcl:14:18: unknown `build.Hots`\n 14 |     inline = [\"${build.Hots}\"]\n    |                  ^\nhint: did you mean `build.Host`?"
+        "t.pkr.hcl:10:3: source `qemu.m` is built twice by this build\n 10 |   source \"qemu.m\" {\n    |   ^\nhint: give one of them another `name`\n\nt.pkr.hcl:13:3: unknown source `qemu.nope`\n 13 |   source \"qemu.nope\" {}\n    |   ^\nhint: did you mean `source.qemu.m`?\n\nt.pkr.hcl:15:18: unknown `build.Hots`\n 15 |     inline = [\"${build.Hots}\"]\n    |                  ^\nhint: did you mean `build.Host`?"
     );
     let outside = errors(&MINIMAL.replace("ssh_username = \"root\"", "ssh_username = build.User"));
     assert!(
@@ -1005,4 +1082,182 @@ build { sources = ["source.qemu.q", "source.null.n", "source.docker.d"] }
     assert_eq!(got, [("qemu", "q"), ("null", "n"), ("docker", "d")]);
     let kinds: Vec<&str> = super::sources::KINDS.iter().map(|k| k.type_name).collect();
     assert_eq!(kinds, ["qemu", "docker", "null", "amazon-ebs"]);
+}
+
+/// Serves `status` with `content_type` and `body` to every request on 127.0.0.1 until the
+/// returned guard is dropped; the URL of the server.
+fn http_answer(status: &str, content_type: &str, body: &str) -> (String, ServerGuard) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}/v");
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nX-Kiln: a\r\nX-Kiln: b\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let thread = std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    (url, ServerGuard(stop, addr, Some(thread)))
+}
+
+/// Stops the server of [`http_answer`] when dropped (a last connection wakes it).
+struct ServerGuard(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::net::SocketAddr,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.1);
+        if let Some(t) = self.2.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn issue_13_null_data_source_passes_its_input() {
+    // A local feeds the data source, whose output feeds another local.
+    let text = format!(
+        "data \"null\" \"n\" {{\n  input = {{ os = local.os }}\n}}\nlocals {{\n  os = \"debian\"\n  name = \"${{data.null.n.output.os}}-12\"\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = local.name"
+        )
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    assert_eq!(qemu_of(&t).vm_name, "debian-12");
+}
+
+#[test]
+fn issue_13_http_data_source_reads_a_local_server() {
+    let (url, _server) = http_answer("200 OK", "text/plain; charset=utf-8", "12.7");
+    let text = format!(
+        "data \"http\" \"release\" {{\n  url = \"{url}\"\n  request_headers = {{ Accept = \"text/plain\" }}\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = \"debian-${data.http.release.body}-${data.http.release.request_headers[\"X-Kiln\"]}\""
+        )
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    assert_eq!(qemu_of(&t).vm_name, "debian-12.7-a, b");
+    assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+}
+
+#[test]
+fn issue_13_http_data_source_failures_are_located() {
+    let (url, _server) = http_answer("404 Not Found", "text/plain", "no");
+    let text = format!(
+        "data \"http\" \"release\" {{\n  url = \"{url}\"\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = data.http.release.body"
+        )
+    );
+    let e = errors(&text);
+    assert!(
+        e.starts_with("t.pkr.hcl:1:1: data source `data.http.release` failed: Request to"),
+        "{e}"
+    );
+    assert!(e.contains("answered with HTTP status 404"), "{e}");
+    // The use of the failed data source is not reported again.
+    assert_eq!(e.matches("t.pkr.hcl:").count(), 1, "{e}");
+
+    let (url, _server) = http_answer("200 OK", "application/octet-stream", "x");
+    let t = load_text(
+        &format!("data \"http\" \"bin\" {{\n  url = \"{url}\"\n}}\n{MINIMAL}"),
+        &[],
+    )
+    .expect("a binary answer still loads");
+    assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+    assert!(
+        t.warnings[0].message.contains("is not text"),
+        "{:?}",
+        t.warnings
+    );
+
+    let bad = errors(&format!(
+        "data \"http\" \"x\" {{\n  method = \"FETCH\"\n}}\n{MINIMAL}"
+    ));
+    assert!(bad.contains("missing required option `url`"), "{bad}");
+    assert!(bad.contains("`method` must be one of"), "{bad}");
+}
+
+#[test]
+fn issue_13_unknown_data_source_is_a_warning_and_try_catches_its_use() {
+    let text = format!(
+        "data \"host-info\" \"this\" {{}}\nlocals {{\n  host_os = try(data.host-info.this.os_type, \"unknown\")\n  known = can(data.host-info.this.os_type)\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = \"${local.host_os}-${local.known}\""
+        )
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    assert_eq!(qemu_of(&t).vm_name, "unknown-false");
+    assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+    assert!(
+        t.warnings[0]
+            .message
+            .contains("data source type `host-info` is not built into kiln"),
+        "{:?}",
+        t.warnings
+    );
+    let e = errors(&format!(
+        "data \"host-info\" \"this\" {{}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  vm_name = data.host-info.this.os_type"
+        )
+    ));
+    assert!(
+        e.contains(
+            "`data.host-info.this` has no value: kiln does not have the `host-info` data source"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: write the use as `try(data.…, FALLBACK)`"),
+        "{e}"
+    );
+    let undeclared = errors(&format!(
+        "data \"null\" \"n\" {{\n  input = 1\n}}\n{}",
+        MINIMAL.replace(
+            "ssh_username = \"root\"",
+            "ssh_username = \"root\"\n  memory = data.null.m.output"
+        )
+    ));
+    assert!(
+        undeclared.contains("undeclared data source `data.null.m`")
+            && undeclared.contains("did you mean `data.null.n`?"),
+        "{undeclared}"
+    );
+}
+
+#[test]
+fn issue_13_data_sources_in_a_cycle_are_reported() {
+    let e = errors(&format!(
+        "data \"null\" \"n\" {{\n  input = local.a\n}}\nlocals {{\n  a = data.null.n.output\n}}\n{MINIMAL}"
+    ));
+    assert!(
+        e.contains("data source `data.null.n` depends on itself"),
+        "{e}"
+    );
+    assert!(e.contains("local `a` depends on itself"), "{e}");
+    assert!(
+        e.contains("these locals and data sources refer to each other in a cycle"),
+        "{e}"
+    );
 }

@@ -28,6 +28,10 @@ pub struct Inputs {
     pub var_files: Vec<PathBuf>,
     /// `PKR_VAR_NAME=VALUE` environment variables, as `(NAME, VALUE)`.
     pub env: Vec<(String, String)>,
+    /// `-only` / `-except`: which builds run (and whose sources are read).
+    pub selection: super::Selection,
+    /// `-no-warn-undeclared-var`: no warning for var-file values of undeclared variables.
+    pub quiet_undeclared: bool,
 }
 
 impl Inputs {
@@ -41,6 +45,8 @@ impl Inputs {
             vars,
             var_files,
             env,
+            selection: super::Selection::default(),
+            quiet_undeclared: false,
         }
     }
 }
@@ -187,7 +193,9 @@ pub(crate) fn assign(
                 if let Some(h) = did_you_mean(&name, decls.keys().map(String::as_str)) {
                     w = w.with_hint(h);
                 }
-                warnings.push(w);
+                if !inputs.quiet_undeclared {
+                    warnings.push(w);
+                }
                 continue;
             }
             match value {

@@ -166,6 +166,7 @@ pub fn target(port: u16, password: &str) -> SshTarget {
         private_key: None,
         password: Some(Secret::new(password)),
         pty: false,
+        read_write_timeout: None,
     }
 }
 

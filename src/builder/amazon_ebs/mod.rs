@@ -16,7 +16,7 @@ use crate::artifact::Artifact;
 use crate::aws::{self, AccessConfig, Client, ec2};
 use crate::communicator::ssh::SshConfig;
 use crate::provisioner::BuildEnv;
-use crate::step::{self, OnError, Step, Timings};
+use crate::step::{self, Step, Timings};
 
 /// Packer's id of the amazon-ebs builder.
 pub const BUILDER_ID: &str = "mitchellh.amazonebs";
@@ -323,11 +323,11 @@ pub fn steps() -> Vec<Box<dyn Step<Context, Error>>> {
 /// Runs the build; the artifact's id is `region:ami-…` for each region, as Packer's.
 pub async fn build(
     ctx: &mut Context,
-    on_error: OnError,
+    mode: step::Mode,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
     let cancel = ctx.core.cancel.clone();
-    step::run(&mut steps(), ctx, &cancel, on_error, timings).await?;
+    step::run(&mut steps(), ctx, &cancel, mode, timings).await?;
     Ok(Artifact {
         builder_type: "amazon-ebs",
         builder_id: BUILDER_ID,

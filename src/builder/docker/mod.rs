@@ -14,7 +14,7 @@ use super::{Core, HasCore, Provision};
 use crate::artifact::{Artifact, Image, docker_id};
 use crate::engine::{self, Engine, Login, RunOptions};
 use crate::provisioner::BuildEnv;
-use crate::step::{self, OnError, Step, Timings};
+use crate::step::{self, Step, Timings};
 
 /// Packer's default `run_command`: a shell kept waiting on a terminal, so `exec` can run in it.
 pub const DEFAULT_RUN_COMMAND: [&str; 6] =
@@ -220,11 +220,11 @@ pub fn steps(config: &Config) -> Vec<Box<dyn Step<DockerContext, Error>>> {
 /// or nothing (`discard`).
 pub async fn build(
     ctx: &mut DockerContext,
-    on_error: OnError,
+    mode: step::Mode,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
     let cancel = ctx.core.cancel.clone();
-    step::run(&mut steps(&ctx.config), ctx, &cancel, on_error, timings).await?;
+    step::run(&mut steps(&ctx.config), ctx, &cancel, mode, timings).await?;
     let image = ctx.engine.as_ref().map(|e| Image {
         engine: e.program().to_owned(),
         tags: Vec::new(),

@@ -7,7 +7,7 @@ mod steps;
 use super::{Core, HasCore, Provision};
 use crate::artifact::Artifact;
 use crate::communicator::ssh::SshConfig;
-use crate::step::{self, OnError, Step, Timings};
+use crate::step::{self, Step, Timings};
 
 /// A `source "null" "NAME"` block, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,11 +63,11 @@ pub fn steps() -> Vec<Box<dyn Step<NullContext, Error>>> {
 /// Runs the null build; its artifact has no files.
 pub async fn build(
     ctx: &mut NullContext,
-    on_error: OnError,
+    mode: step::Mode,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
     let cancel = ctx.core.cancel.clone();
-    step::run(&mut steps(), ctx, &cancel, on_error, timings).await?;
+    step::run(&mut steps(), ctx, &cancel, mode, timings).await?;
     Ok(Artifact {
         builder_type: "null",
         builder_id: BUILDER_ID,

@@ -34,6 +34,7 @@ impl Step<NullContext, Error> for Connect {
             private_key: private_key.map(|k: Arc<_>| k),
             password: cfg.password.clone(),
             pty: cfg.pty,
+            read_write_timeout: cfg.read_write_timeout,
         };
         ctx.core
             .connect_ssh(target, cfg.timeout)

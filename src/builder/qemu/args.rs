@@ -141,8 +141,13 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
         None if p.iso_path.is_some() => push("-boot", "once=d".into()),
         None => push("-boot", "c".into()),
     }
-    if let Some(bios) = &config.firmware {
-        push("-bios", bios.to_string_lossy().into_owned());
+    match &config.firmware {
+        Some(fw) if config.use_pflash => push(
+            "-drive",
+            format!("file={},if=pflash,format=raw,readonly=on", fw.display()),
+        ),
+        Some(bios) => push("-bios", bios.to_string_lossy().into_owned()),
+        None => {}
     }
 
     let netdev = match (&config.communicator, p.ssh_host_port) {
@@ -266,20 +271,107 @@ pub fn merge_qemuargs(
     out
 }
 
+/// The values `{{ .Name }}`-style text in `qemuargs` may use, as Packer offers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuArgsVars {
+    /// `{{ .HTTPIP }}` / `{{ .HTTPPort }}`: the build's HTTP server as the guest reaches it.
+    pub http_ip: String,
+    pub http_port: u16,
+    /// `{{ .HTTPDir }}`: `http_directory`, when set.
+    pub http_dir: Option<PathBuf>,
+    /// `{{ .OutputDir }}`: `output_directory`.
+    pub output_dir: PathBuf,
+    /// `{{ .Name }}`: `vm_name`.
+    pub name: String,
+    /// `{{ .SSHHostPort }}`: the host side of the SSH forward, when there is one.
+    pub ssh_host_port: Option<u16>,
+    /// `{{ .SSHPublicKey }}`: the build's temporary public key, empty when there is none.
+    pub ssh_public_key: String,
+}
+
+/// `qemuargs` with every `{{ .X }}` filled in from `vars`; any other placeholder is an error.
+pub fn render_qemuargs(
+    rows: &[Vec<String>],
+    vars: &QemuArgsVars,
+) -> Result<Vec<Vec<String>>, crate::render::Error> {
+    let http_port = vars.http_port.to_string();
+    let http_dir = vars
+        .http_dir
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let output_dir = vars.output_dir.display().to_string();
+    let ssh_port = vars
+        .ssh_host_port
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let table = [
+        ("HTTPIP", vars.http_ip.as_str()),
+        ("HTTPPort", http_port.as_str()),
+        ("HTTPDir", http_dir.as_str()),
+        ("OutputDir", output_dir.as_str()),
+        ("Name", vars.name.as_str()),
+        ("SSHHostPort", ssh_port.as_str()),
+        ("SSHPublicKey", vars.ssh_public_key.as_str()),
+    ];
+    rows.iter()
+        .map(|row| {
+            row.iter()
+                .map(|part| crate::render::render(part, crate::render::pairs(&table)))
+                .collect()
+        })
+        .collect()
+}
+
 /// A free TCP port on `bind` in `min..=max`, probed by binding it; the search starts at a random
 /// offset so parallel builds rarely collide. The port is released before returning, so another
-/// process may still take it before QEMU does (as in Packer).
+/// process may still take it before QEMU does (as in Packer); builds of one kiln use
+/// [`lease_free_port`] instead.
 pub fn find_free_port(bind: IpAddr, min: u16, max: u16) -> Result<u16, Error> {
+    lease_free_port(bind, min, max).map(|lease| lease.port)
+}
+
+/// Ports leased by builds of this process and not yet released: QEMU binds a port only when
+/// it starts, so without this two builds running side by side could pick the same one.
+static LEASED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A port kept for one build until dropped (its step's cleanup).
+#[derive(Debug)]
+pub struct PortLease {
+    pub port: u16,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Ok(mut leased) = LEASED.lock() {
+            leased.remove(&self.port);
+        }
+    }
+}
+
+/// As [`find_free_port`], but no other build of this process gets the port until the lease
+/// is dropped.
+pub fn lease_free_port(bind: IpAddr, min: u16, max: u16) -> Result<PortLease, Error> {
     if min > max {
         return Err(Error::PortRange { min, max });
     }
     let span = u32::from(max - min) + 1;
     let start = rand::random_range(0..span);
+    let mut leased = LEASED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for i in 0..span {
         let port = u16::try_from(u32::from(min) + (start + i) % span)
             .expect("min + offset stays within min..=max");
+        if leased.contains(&port) {
+            continue;
+        }
         match TcpListener::bind((bind, port)) {
-            Ok(_listener) => return Ok(port),
+            Ok(_listener) => {
+                leased.insert(port);
+                return Ok(PortLease { port });
+            }
             Err(e) => tracing::trace!(port, error = %e, "port taken"),
         }
     }
@@ -321,6 +413,7 @@ mod tests {
             pty: false,
             host_port_min: 2222,
             host_port_max: 4444,
+            read_write_timeout: None,
         });
         c
     }
@@ -525,6 +618,12 @@ mod tests {
                 "-boot", &[]),
             ("firmware is -bios", |c, _| c.firmware = Some("/fw/bios.bin".into()),
                 "-bios", &["/fw/bios.bin"]),
+            ("firmware with use_pflash is a read-only pflash drive", |c, _| { c.firmware = Some("/fw/bios.bin".into()); c.use_pflash = true },
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom",
+                            "file=/fw/bios.bin,if=pflash,format=raw,readonly=on"]),
+            ("use_pflash without firmware changes nothing", |c, _| c.use_pflash = true,
+                "-bios", &[]),
             ("guest-paced VNC typing: no QEMU key delay", |c, p| { c.boot_key_driver = KeyDriverKind::Vnc; p.key_trace = Some("/k/trace".into()) },
                 "-vnc", &["127.0.0.1:1,key-delay-ms=0"]),
             ("VNC typing at a fixed interval keeps QEMU's delay", |c, _| c.boot_key_driver = KeyDriverKind::Vnc,
@@ -565,6 +664,61 @@ mod tests {
         let port = find_free_port(lo, 40000, 40100).expect("some port free");
         assert!((40000..=40100).contains(&port));
         TcpListener::bind((lo, port)).expect("the port is free");
+    }
+
+    /// `{{ .OutputDir }}` and `{{ .SSHHostPort }}` in `qemuargs`, as Packer fills them (issue 13).
+    #[test]
+    fn issue_13_qemuargs_placeholders() {
+        let vars = QemuArgsVars {
+            http_ip: "10.0.2.2".into(),
+            http_port: 8123,
+            http_dir: Some("/srv/http".into()),
+            output_dir: "out/vm".into(),
+            name: "deb.qcow2".into(),
+            ssh_host_port: Some(3022),
+            ssh_public_key: "ssh-ed25519 AAAA kiln".into(),
+        };
+        let rows = vec![
+            vec!["-drive".into(), "file={{ .OutputDir }}/extra.img,if=virtio".into()],
+            vec![
+                "-device".into(),
+                "x,port={{.SSHHostPort}},u=http://{{ .HTTPIP }}:{{ .HTTPPort }}{{ .HTTPDir }}/{{ .Name }}".into(),
+            ],
+        ];
+        assert_eq!(
+            render_qemuargs(&rows, &vars).expect("renders"),
+            vec![
+                vec![
+                    "-drive".to_owned(),
+                    "file=out/vm/extra.img,if=virtio".to_owned()
+                ],
+                vec![
+                    "-device".to_owned(),
+                    "x,port=3022,u=http://10.0.2.2:8123/srv/http/deb.qcow2".to_owned()
+                ],
+            ]
+        );
+        let bad = vec![vec!["{{ .Nope }}".to_owned()]];
+        assert!(render_qemuargs(&bad, &vars).is_err());
+    }
+
+    /// Builds running side by side never get the same port while one holds it (issue 13).
+    #[test]
+    fn issue_13_leased_ports_are_not_handed_out_twice() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let a = lease_free_port(lo, 41000, 41001).expect("a port");
+        let b = lease_free_port(lo, 41000, 41001).expect("the other port");
+        assert_ne!(a.port, b.port);
+        assert!(matches!(
+            lease_free_port(lo, 41000, 41001),
+            Err(Error::NoFreePort { .. })
+        ));
+        let freed = a.port;
+        drop(a);
+        assert_eq!(
+            lease_free_port(lo, 41000, 41001).expect("freed").port,
+            freed
+        );
     }
 
     #[test]

@@ -55,13 +55,14 @@ pub use crate::communicator::ssh::SshConfig;
 pub struct Config {
     /// The source label (`NAME`); the build name in messages is `qemu.NAME`.
     pub name: String,
-    /// Directory of the template file; relative paths were resolved against it.
-    pub template_dir: PathBuf,
+    /// The directory relative option paths were resolved against: the working directory kiln
+    /// ran in, as in Packer.
+    pub base_dir: PathBuf,
 
     /// `iso_url` or `iso_urls`, tried in order: paths (resolved) or `http(s)://` / `file://`
     /// URLs.
     pub iso_urls: Vec<String>,
-    /// `iso_checksum`; a `file:` path is resolved against the template directory.
+    /// `iso_checksum`; a `file:` path is resolved against the working directory.
     pub iso_checksum: Checksum,
     /// `iso_target_path`: where the download is kept instead of the cache. A path without an
     /// extension is a directory (the file is named by digest inside it).
@@ -146,8 +147,10 @@ pub struct Config {
     pub display: Option<String>,
     /// `use_default_display`: no `-display` at all when not headless.
     pub use_default_display: bool,
-    /// `firmware`: `-bios` when set.
+    /// `firmware`: `-bios` when set, or a read-only pflash drive with `use_pflash`.
     pub firmware: Option<PathBuf>,
+    /// `use_pflash` (default false): attach `firmware` as pflash instead of `-bios`.
+    pub use_pflash: bool,
     /// `efi_boot` (true also when either firmware path is set): boot OVMF from pflash.
     pub efi_boot: bool,
     /// `efi_firmware_code` / `efi_firmware_vars`; unset halves are found among the usual OVMF
@@ -200,13 +203,13 @@ impl Config {
     /// loader starts from this and overrides what the template sets.
     pub fn with_defaults(
         name: &str,
-        template_dir: PathBuf,
+        base_dir: PathBuf,
         iso_url: String,
         iso_checksum: Checksum,
     ) -> Self {
         Self {
             name: name.to_owned(),
-            template_dir,
+            base_dir,
             iso_urls: vec![iso_url],
             iso_checksum,
             iso_target_path: None,
@@ -249,6 +252,7 @@ impl Config {
             disk_detect_zeroes: "off".into(),
             qemuargs: Vec::new(),
             firmware: None,
+            use_pflash: false,
             efi_boot: false,
             efi_firmware_code: None,
             efi_firmware_vars: None,

@@ -191,6 +191,7 @@ mod tests {
             pause_before_connecting: std::time::Duration::ZERO,
             clear_authorized_keys: false,
             pty: false,
+            read_write_timeout: None,
             host_port_min: 2222,
             host_port_max: 4444,
         });

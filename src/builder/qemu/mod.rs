@@ -23,7 +23,7 @@ use super::{Core, HasCore, Provision, Settings};
 use crate::artifact::{Artifact, Disk};
 use crate::communicator::ssh;
 use crate::provisioner::BuildEnv;
-use crate::step::{self, OnError, Step, Timings};
+use crate::step::{self, Step, Timings};
 use config::Config;
 use russh::keys::PrivateKey;
 
@@ -146,6 +146,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::check_space::CheckSpace),
         Box::new(steps::http_server::StartHttpServer::default()),
         Box::new(steps::run_qemu::RunQemu::default()),
+        Box::new(steps::debug_access::DebugAccess::default()),
         Box::new(steps::boot_command::TypeBootCommand),
         Box::new(steps::wait_ssh::WaitSsh),
         Box::new(steps::save_install::SaveInstall),
@@ -168,14 +169,14 @@ const FAULT_SETTLE: Duration = Duration::from_secs(2);
 /// [`monitor::Fault`] rather than as cancelled (a Ctrl-C still cancels the whole build).
 pub async fn build(
     ctx: &mut BuildContext,
-    on_error: OnError,
+    mode: step::Mode,
     timings: &mut Timings,
 ) -> Result<Artifact, step::Error<Error>> {
     let user_cancel = ctx.core.cancel.clone();
     ctx.core.cancel = user_cancel.child_token();
     let cancel = ctx.core.cancel.clone();
     let mut steps = steps();
-    let result = step::run(&mut steps, ctx, &cancel, on_error, timings).await;
+    let result = step::run(&mut steps, ctx, &cancel, mode, timings).await;
     ctx.core.cancel = user_cancel.clone();
     if let Err(e) = &result
         && !user_cancel.is_cancelled()
@@ -358,7 +359,14 @@ pub enum Error {
     Firmware(#[source] firmware::Error),
     /// A `qemuargs` value could not be rendered.
     #[error("Could not render `qemuargs`")]
-    QemuArgs(#[source] crate::bootcmd::Error),
+    QemuArgs(#[source] crate::render::Error),
+    /// `-debug`: the temporary private key could not be written for the `ssh` command.
+    #[error("Could not write the debug key `{}`", path.display())]
+    WriteDebugKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// QEMU could not be started.
     #[error("Could not start QEMU")]
     StartQemu(#[source] process::Error),

@@ -326,13 +326,39 @@ fn every_function_is_a_packer_function_or_kiln_extra() {
     let packer: BTreeSet<&str> = PACKER_NAMES.iter().copied().collect();
     for (name, ..) in FUNCTIONS {
         assert!(
-            packer.contains(name) || KILN_ONLY.contains(name),
+            packer.contains(name)
+                || KILN_ONLY.contains(name)
+                || [COERCE_BOOL, COERCE_NUMBER].contains(name),
             "`{name}` is neither Packer's nor listed in KILN_ONLY"
         );
     }
     for name in KILN_ONLY {
         assert!(!packer.contains(name), "`{name}` is Packer's");
     }
+}
+
+/// HCL's conversions where operators and conditions need a type (issue 13): an untyped
+/// `-var x=false` is a bool in a condition, `-var n=2` a number in arithmetic; `==` compares
+/// as written; a wrong type is reported without the hidden function's name.
+#[test]
+fn issue_13_operands_convert_as_in_hcl() {
+    let ok = [
+        (r#""false" ? 1 : 2"#, Value::from(2)),
+        (r#"!"true""#, Value::Bool(false)),
+        (r#""true" && true"#, Value::Bool(true)),
+        (r#""2" + 1"#, Value::from(3)),
+        (r#"-"2""#, Value::from(-2)),
+        (r#""10" > 9"#, Value::Bool(true)),
+        (r#""1" == 1"#, Value::Bool(false)),
+        (r#"try("x" ? 1 : 2, 3)"#, Value::from(3)),
+    ];
+    for (src, want) in ok {
+        assert_eq!(eval(src), Ok(want), "{src}");
+    }
+    let e = eval(r#""lots" + 1"#).expect_err("not a number");
+    assert_eq!(e, "expected a number, found string");
+    let e = eval(r#"[1] ? 1 : 2"#).expect_err("not a bool");
+    assert_eq!(e, "expected a bool, found list");
 }
 
 /// The names in `eval.rs`'s list, checked against this module's table.

@@ -10,6 +10,7 @@ use crate::aws::AccessConfig;
 use crate::aws::ec2::{AmiFilter, BlockDevice};
 use crate::builder::SourceConfig;
 use crate::builder::amazon_ebs::{Config, Polling, SshInterface};
+use crate::datasource::amazon_ami::AmazonAmi;
 use crate::template::Diagnostic;
 use crate::template::options::Options;
 use crate::types::Secret;
@@ -33,7 +34,8 @@ const SUPPORTED: &[&str] = &[
     "ami_name", "ami_description", "ami_users", "ami_groups", "ami_regions", "tags", "run_tags",
     "snapshot_tags", "encrypt_boot", "kms_key_id", "force_deregister", "force_delete_snapshot", "shutdown_behavior",
     "skip_create_ami", "ssh_interface", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
-    "ssh_private_key_file", "ssh_timeout", "pause_before_connecting", "ssh_pty",
+    "ssh_private_key_file", "ssh_timeout", "ssh_wait_timeout", "pause_before_connecting",
+    "ssh_pty", "ssh_read_write_timeout",
     // Blocks.
     "source_ami_filter", "launch_block_device_mappings", "ami_block_device_mappings",
     "aws_polling",
@@ -52,7 +54,7 @@ const KNOWN: &[&str] = &[
     "skip_region_validation", "skip_metadata_api_check", "skip_credential_validation",
     "mfa_code", "decode_authorization_messages", "ssh_bastion_host", "ssh_bastion_port",
     "ssh_bastion_username", "ssh_bastion_private_key_file", "ssh_handshake_attempts",
-    "ssh_keep_alive_interval", "ssh_read_write_timeout", "ssh_file_transfer_method",
+    "ssh_keep_alive_interval", "ssh_file_transfer_method",
     "ssh_proxy_host", "ssh_proxy_port", "ssh_certificate_file", "ssh_clear_authorized_keys",
     "winrm_username", "winrm_password", "winrm_use_ssl", "winrm_insecure", "session_manager_port",
     "tenancy", "host_resource_group_arn", "boot_mode", "uefi_data", "tpm_support",
@@ -131,29 +133,7 @@ fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnost
             })
             .ok()
     });
-    let access_key = o.string("access_key", d);
-    let secret_key = o.string("secret_key", d).map(Secret::new);
-    if access_key.is_some() != secret_key.is_some() {
-        let (set, unset) = if access_key.is_some() {
-            ("access_key", "secret_key")
-        } else {
-            ("secret_key", "access_key")
-        };
-        o.error(set, format!("`{set}` needs `{unset}` too"), d);
-    }
-    let access = AccessConfig {
-        region: o.string("region", d),
-        access_key,
-        secret_key,
-        token: o.string("token", d).map(Secret::new),
-        profile: o.string("profile", d),
-        shared_credentials_file: o
-            .string("shared_credentials_file", d)
-            .map(|f| resolve(template_dir, Path::new(&f))),
-        custom_endpoint_ec2: o.string("custom_endpoint_ec2", d),
-        insecure_skip_tls_verify: o.bool("insecure_skip_tls_verify", d).unwrap_or(false),
-        max_retries: o.uint("max_retries", 0, 100, d).map_or(10, |n| n as u32),
-    };
+    let access = access(o, template_dir, d);
     let polling = o
         .blocks("aws_polling")
         .first()
@@ -232,6 +212,54 @@ fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnost
         ssh_host: o.string("ssh_host", d),
         ssh: ssh(o, template_dir, d),
     }
+}
+
+/// Packer's access options (`region`, keys, `profile`, endpoint, …): shared by the builder and
+/// the data source.
+fn access(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> AccessConfig {
+    let access_key = o.string("access_key", d);
+    let secret_key = o.string("secret_key", d).map(Secret::new);
+    if access_key.is_some() != secret_key.is_some() {
+        let (set, unset) = if access_key.is_some() {
+            ("access_key", "secret_key")
+        } else {
+            ("secret_key", "access_key")
+        };
+        o.error(set, format!("`{set}` needs `{unset}` too"), d);
+    }
+    AccessConfig {
+        region: o.string("region", d),
+        access_key,
+        secret_key,
+        token: o.string("token", d).map(Secret::new),
+        profile: o.string("profile", d),
+        shared_credentials_file: o
+            .string("shared_credentials_file", d)
+            .map(|f| resolve(template_dir, Path::new(&f))),
+        custom_endpoint_ec2: o.string("custom_endpoint_ec2", d),
+        insecure_skip_tls_verify: o.bool("insecure_skip_tls_verify", d).unwrap_or(false),
+        max_retries: o.uint("max_retries", 0, 100, d).map_or(10, |n| n as u32),
+    }
+}
+
+/// The options of `data "amazon-ami"`: the filter's and the access options.
+#[rustfmt::skip]
+pub(crate) const AMI_DATA_OPTIONS: &[&str] = &[
+    "filters", "owners", "most_recent", "region", "access_key", "secret_key", "token", "profile",
+    "shared_credentials_file", "custom_endpoint_ec2", "insecure_skip_tls_verify", "max_retries",
+];
+
+/// `data "amazon-ami"` → [`AmazonAmi`]: the AMI is looked up when the template is read.
+/// `shared_credentials_file` is taken from the working directory (the reader is not told the
+/// template's).
+pub(crate) fn amazon_ami(
+    o: &Options<'_>,
+    d: &mut Vec<Diagnostic>,
+) -> Option<Box<dyn crate::datasource::DataSource>> {
+    let reported = d.len();
+    let filter = ami_filter(o, d);
+    let access = access(o, Path::new(""), d);
+    (d.len() == reported).then(|| Box::new(AmazonAmi { access, filter }) as Box<_>)
 }
 
 /// A `source_ami_filter` (or `data "amazon-ami"`) block's options. `owners` is required, as in

@@ -2,7 +2,7 @@
 //! the options Packer has that kiln does not read yet, and its reader. The loader looks kinds
 //! up here; a new builder adds a module and one row to [`KINDS`].
 
-mod amazon_ebs;
+pub(super) mod amazon_ebs;
 pub(super) mod docker;
 mod null;
 mod qemu;
@@ -46,20 +46,6 @@ pub(crate) fn kind(type_name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.type_name == type_name)
 }
 
-/// The hint for a source type kiln does not build.
-pub(crate) fn supported_hint() -> String {
-    let others: Vec<String> = KINDS
-        .iter()
-        .skip(1)
-        .map(|k| format!("`\"{}\"`", k.type_name))
-        .collect();
-    format!(
-        "kiln builds with `source \"{}\" \"NAME\"` (or {})",
-        KINDS[0].type_name,
-        others.join(", ")
-    )
-}
-
 /// Reads a `source` block of `kind` as `name`, with `overrides` (from a `source` block inside
 /// `build`) replacing or adding options.
 #[allow(clippy::too_many_arguments)]
@@ -70,7 +56,7 @@ pub(crate) fn read_source(
     name: &str,
     scope: &Scope,
     overrides: Option<(BTreeMap<String, Value>, Location)>,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> SourceConfig {
     let at = file.at(block.ident.span());
@@ -81,13 +67,13 @@ pub(crate) fn read_source(
     let known_blocks = if kind.known_blocks { kind.known } else { &[] };
     // Blocks named in `supported` are the reader's (`source_ami_filter { … }`).
     reject_blocks_except(file, &block.body, known_blocks, kind.supported, d);
-    (kind.read)(name, &o, template_dir, d)
+    (kind.read)(name, &o, base_dir, d)
 }
 
 const PORT_MAX: u64 = u16::MAX as u64;
 
 /// The `ssh_*` options (and `host_port_*`) every builder that connects over SSH reads.
-pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {
+pub(crate) fn ssh(o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> SshConfig {
     let username = o.string("ssh_username", d).unwrap_or_default();
     if username.is_empty() && !o.has("ssh_username") {
         o.missing(
@@ -101,9 +87,12 @@ pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>)
         username,
         password: o.string("ssh_password", d).map(Secret::new),
         port: o.uint("ssh_port", 0, PORT_MAX, d).map_or(22, |p| p as u16),
-        timeout: non_negative(o, "ssh_timeout", d).unwrap_or(Duration::from_secs(300)),
+        // `ssh_wait_timeout` is Packer's old name; when both are set it wins, as in Packer.
+        timeout: non_negative(o, "ssh_wait_timeout", d)
+            .or(non_negative(o, "ssh_timeout", d))
+            .unwrap_or(Duration::from_secs(300)),
         private_key_file: o.string("ssh_private_key_file", d).map(|f| {
-            let path = resolve(template_dir, Path::new(&f));
+            let path = resolve(base_dir, Path::new(&f));
             if !path.is_file() {
                 o.error(
                     "ssh_private_key_file",
@@ -118,6 +107,25 @@ pub(crate) fn ssh(o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>)
         pty: o.bool("ssh_pty", d).unwrap_or(false),
         host_port_min,
         host_port_max,
+        read_write_timeout: non_negative(o, "ssh_read_write_timeout", d).filter(|t| !t.is_zero()),
+    }
+}
+
+/// Checks the types of the `winrm_*` options, which Packer reads even when the communicator
+/// is SSH; nothing else is done with them (kiln reaches machines over SSH only).
+pub(crate) fn check_winrm(o: &Options<'_>, d: &mut Vec<Diagnostic>) {
+    for name in ["winrm_username", "winrm_password", "winrm_host"] {
+        let _ = o.string(name, d);
+    }
+    let _ = o.uint("winrm_port", 0, PORT_MAX, d);
+    let _ = non_negative(o, "winrm_timeout", d);
+    for name in [
+        "winrm_use_ssl",
+        "winrm_insecure",
+        "winrm_use_ntlm",
+        "winrm_no_proxy",
+    ] {
+        let _ = o.bool(name, d);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Kind, qemu, ssh};
+use super::{Kind, check_winrm, qemu, ssh};
 use crate::builder::{SourceConfig, null::Config};
 use crate::template::Diagnostic;
 use crate::template::options::Options;
@@ -22,10 +22,13 @@ pub(crate) const KIND: Kind = Kind {
 const SUPPORTED: &[&str] = &[
     "communicator", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
     "ssh_private_key_file", "ssh_timeout", "pause_before_connecting", "ssh_pty",
+    "ssh_wait_timeout", "ssh_read_write_timeout", "winrm_username", "winrm_password",
+    "winrm_host", "winrm_port", "winrm_timeout", "winrm_use_ssl", "winrm_insecure",
+    "winrm_use_ntlm", "winrm_no_proxy",
 ];
 
 /// A `source "null"` block: the SSH host the provisioners run against.
-fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnostic>) -> Config {
+fn source(name: &str, o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> Config {
     let none = o
         .one_of("communicator", &["ssh", "none"], &["winrm"], d)
         .as_deref()
@@ -34,9 +37,10 @@ fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnost
     if !none && host.is_empty() && !o.has("ssh_host") {
         o.missing("ssh_host", " (the machine the provisioners run on)", d);
     }
+    check_winrm(o, d);
     Config {
         name: name.to_owned(),
         host,
-        ssh: (!none).then(|| ssh(o, template_dir, d)),
+        ssh: (!none).then(|| ssh(o, base_dir, d)),
     }
 }

@@ -5,12 +5,13 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::bootcmd::{self, BootVars};
 use crate::builder::SourceConfig;
+use crate::builder::qemu::args::{QemuArgsVars, render_qemuargs};
 use crate::builder::qemu::config::{
     Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, smp_cpus,
 };
 use crate::types::{Checksum, parse_checksum, parse_disk_size};
 
-use super::{Kind, duration, non_negative, port_range, resolve, ssh};
+use super::{Kind, check_winrm, duration, non_negative, port_range, resolve, ssh};
 use crate::template::Diagnostic;
 use crate::template::options::Options;
 
@@ -37,7 +38,9 @@ const SUPPORTED: &[&str] = &[
     "ssh_clear_authorized_keys", "ssh_pty", "http_content", "http_bind_address", "boot_steps",
     "boot_key_interval", "boot_key_driver", "cpu_model", "sockets", "cores", "threads", "vga",
     "display", "use_default_display", "disk_detect_zeroes", "qemuargs", "firmware", "efi_boot",
-    "efi_firmware_code", "efi_firmware_vars", "install_cache",
+    "efi_firmware_code", "efi_firmware_vars", "install_cache", "use_pflash", "ssh_wait_timeout",
+    "ssh_read_write_timeout", "winrm_username", "winrm_password", "winrm_host", "winrm_port",
+    "winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
@@ -45,20 +48,18 @@ const SUPPORTED: &[&str] = &[
 pub(crate) const KNOWN: &[&str] = &[
     "http_interface", "http_network_protocol", "boot_keygroup_interval", "disable_vnc",
     "vnc_use_password", "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge",
-    "qemu_img_args", "use_pflash", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type",
+    "qemu_img_args", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type",
     "cdrom_interface", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "run_once", "ssh_host_port_min", "ssh_host_port_max", "skip_nat_mapping",
-    "ssh_certificate_file", "ssh_agent_auth", "ssh_host", "ssh_wait_timeout",
-    "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_read_write_timeout",
+    "ssh_certificate_file", "ssh_agent_auth", "ssh_host",
+    "ssh_handshake_attempts", "ssh_keep_alive_interval",
     "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
     "ssh_bastion_private_key_file", "ssh_bastion_certificate_file", "ssh_bastion_agent_auth",
     "ssh_bastion_interactive", "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username",
     "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels", "temporary_key_pair_type",
-    "temporary_key_pair_bits", "temporary_key_pair_name", "ssh_keypair_name", "winrm_username",
-    "winrm_password", "winrm_host", "winrm_port", "winrm_timeout", "winrm_use_ssl",
-    "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
+    "temporary_key_pair_bits", "temporary_key_pair_name", "ssh_keypair_name",
 ];
 
 /// Reads one qemu source. Problems go to `diags`; the returned config is only meaningful when
@@ -66,7 +67,7 @@ pub(crate) const KNOWN: &[&str] = &[
 pub(crate) fn source(
     name: &str,
     o: &Options<'_>,
-    template_dir: &Path,
+    base_dir: &Path,
     d: &mut Vec<Diagnostic>,
 ) -> Config {
     let mut urls = Vec::new();
@@ -76,7 +77,7 @@ pub(crate) fn source(
     let many_empty = many.as_ref().is_some_and(Vec::is_empty);
     for (option, list) in [("iso_url", one.map(|u| vec![u])), ("iso_urls", many)] {
         for url in list.unwrap_or_default() {
-            match iso_url(&url, template_dir) {
+            match iso_url(&url, base_dir) {
                 Ok(u) => urls.push(u),
                 Err(m) => o.error(option, m, d),
             }
@@ -96,8 +97,8 @@ pub(crate) fn source(
     }
     let iso_checksum = match o.string("iso_checksum", d) {
         Some(s) => match parse_checksum(&s) {
-            // A checksum file given as a path is found beside the template, like `iso_url`.
-            Ok(Checksum::File { url }) => match iso_url(&url, template_dir) {
+            // A checksum file given as a path is relative to the working directory, like `iso_url`.
+            Ok(Checksum::File { url }) => match iso_url(&url, base_dir) {
                 Ok(url) => Checksum::File { url },
                 Err(m) => {
                     o.error("iso_checksum", m, d);
@@ -121,10 +122,10 @@ pub(crate) fn source(
         }
     };
     let first = urls.first().cloned().unwrap_or_default();
-    let mut c = Config::with_defaults(name, template_dir.to_owned(), first, iso_checksum);
+    let mut c = Config::with_defaults(name, base_dir.to_owned(), first, iso_checksum);
     c.iso_urls = urls;
     if let Some(s) = o.string("iso_target_path", d).filter(|s| !s.is_empty()) {
-        c.iso_target_path = Some(resolve(template_dir, Path::new(&s)));
+        c.iso_target_path = Some(resolve(base_dir, Path::new(&s)));
     }
     if let Some(s) = o.string("iso_target_extension", d) {
         let ext = s.trim_start_matches('.').to_ascii_lowercase();
@@ -191,10 +192,10 @@ pub(crate) fn source(
         c.disk_compression = false;
     }
     disk_image(o, &mut c, d);
-    cd(o, template_dir, &mut c, d);
+    cd(o, base_dir, &mut c, d);
 
     if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
-        c.http_directory = Some(resolve(template_dir, Path::new(&s)));
+        c.http_directory = Some(resolve(base_dir, Path::new(&s)));
     }
     if let Some(v) = o.value("http_content", d) {
         match v {
@@ -226,7 +227,8 @@ pub(crate) fn source(
             );
         }
     }
-    if let Some(s) = o.string("http_bind_address", d) {
+    // An empty address is Packer's default (as when the option is not set).
+    if let Some(s) = o.string("http_bind_address", d).filter(|s| !s.is_empty()) {
         match s.parse() {
             Ok(ip) => c.http_bind_address = ip,
             Err(_) => o.error(
@@ -295,14 +297,18 @@ pub(crate) fn source(
         };
         match rows {
             Some(rows) => {
-                let vars = BootVars {
+                // Stand-in values: what matters here is that every placeholder is known.
+                let vars = QemuArgsVars {
                     http_ip: "10.0.2.2".to_owned(),
                     http_port: 8000,
+                    http_dir: c.http_directory.clone(),
+                    output_dir: c.output_directory.clone(),
                     name: c.vm_name.clone(),
-                    ssh_public_key: "ssh-ed25519 AAAA kiln".to_owned(),
+                    ssh_host_port: Some(2222),
+                    ssh_public_key: String::new(),
                 };
                 for part in rows.iter().flatten() {
-                    if let Err(e) = bootcmd::render(part, &vars) {
+                    if let Err(e) = render_qemuargs(&[vec![part.clone()]], &vars) {
                         o.error("qemuargs", format!("{e} (in `{part}`)"), d);
                     }
                 }
@@ -318,9 +324,10 @@ pub(crate) fn source(
     let path = |name: &str, d: &mut Vec<Diagnostic>| {
         o.string(name, d)
             .filter(|s| !s.is_empty())
-            .map(|s| resolve(template_dir, Path::new(&s)))
+            .map(|s| resolve(base_dir, Path::new(&s)))
     };
     c.firmware = path("firmware", d);
+    c.use_pflash = o.bool("use_pflash", d).unwrap_or(false);
     c.efi_firmware_code = path("efi_firmware_code", d);
     c.efi_firmware_vars = path("efi_firmware_vars", d);
     // As Packer: giving either firmware path turns efi_boot on.
@@ -384,8 +391,9 @@ pub(crate) fn source(
         };
     }
     if c.communicator == CommunicatorKind::Ssh {
-        c.ssh = Some(ssh(o, template_dir, d));
+        c.ssh = Some(ssh(o, base_dir, d));
     }
+    check_winrm(o, d);
 
     if let Some(s) = o.string("shutdown_command", d).filter(|s| !s.is_empty()) {
         c.shutdown_command = Some(s);
@@ -436,13 +444,13 @@ fn disk_image(o: &Options<'_>, c: &mut Config, d: &mut Vec<Diagnostic>) {
 }
 
 /// `cd_files`, `cd_content`, `cd_label`.
-fn cd(o: &Options<'_>, template_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
+fn cd(o: &Options<'_>, base_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
     if let Some(files) = o.string_list("cd_files", d) {
-        // Paths and glob patterns alike are relative to the template; patterns are expanded
+        // Paths and glob patterns alike are relative to the working directory; patterns are expanded
         // when the CD is made.
         c.cd_files = files
             .iter()
-            .map(|f| resolve(template_dir, Path::new(f)))
+            .map(|f| resolve(base_dir, Path::new(f)))
             .collect();
     }
     if let Some(map) = o.string_map("cd_content", d) {
@@ -547,15 +555,15 @@ fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option
 }
 
 /// An `iso_url` as kiln will use it: `http(s)://` and `file://` URLs kept, paths resolved
-/// against the template directory.
-fn iso_url(url: &str, template_dir: &Path) -> Result<String, String> {
+/// against the working directory (as in Packer).
+fn iso_url(url: &str, base_dir: &Path) -> Result<String, String> {
     match url.split_once("://") {
         Some(("http" | "https" | "file", _)) => Ok(url.to_owned()),
         Some((scheme, _)) => Err(format!(
             "URL scheme `{scheme}` is not supported by kiln (use `http://`, `https://`, `file://` or a path)"
         )),
         None if url.is_empty() => Err("`iso_url` is empty".to_owned()),
-        None => Ok(resolve(template_dir, Path::new(url))
+        None => Ok(resolve(base_dir, Path::new(url))
             .to_string_lossy()
             .into_owned()),
     }

@@ -56,6 +56,7 @@ impl Step<Context, Error> for Connect {
             private_key,
             password: cfg.password.clone(),
             pty: cfg.pty,
+            read_write_timeout: cfg.read_write_timeout,
         };
         if !cfg.pause_before_connecting.is_zero() {
             ctx.core.ui.say(format!(

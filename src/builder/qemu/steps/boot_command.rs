@@ -39,6 +39,19 @@ pub fn boot_vars(ctx: &BuildContext) -> BootVars {
     }
 }
 
+/// Keyboards `qemuargs` may add besides the PS/2 one: QEMU hands key events to the one the
+/// guest uses (SeaBIOS drives a USB keyboard itself), which kiln's guest pacing cannot follow
+/// (it watches PS/2 reads), and a fast fixed pace loses keys there (Bento adds `usb-kbd`).
+const OTHER_KEYBOARDS: &[&str] = &["usb-kbd", "virtio-keyboard"];
+
+/// The first keyboard of [`OTHER_KEYBOARDS`] that `qemuargs` add, if any.
+fn other_keyboard(qemuargs: &[Vec<String>]) -> Option<&'static str> {
+    OTHER_KEYBOARDS
+        .iter()
+        .copied()
+        .find(|k| qemuargs.iter().flatten().any(|part| part.contains(k)))
+}
+
 pub struct TypeBootCommand;
 
 #[async_trait]
@@ -84,8 +97,19 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             return Ok(());
         }
         let qmp = ctx.qmp.as_deref().ok_or(Error::Missing { what: "qmp" })?;
+        let other_keyboard = other_keyboard(&cfg.qemuargs);
+        if let (None, Some(device)) = (cfg.boot_key_interval, other_keyboard) {
+            ctx.core.ui.say(format!(
+                "qemuargs add a `{device}`, which receives the keys and whose reads kiln cannot \
+                 follow: typing at Packer's {} ms per key event",
+                bootcmd::PACKER_INTERVAL.as_millis()
+            ));
+        }
         let (pacing, mut reads) = match (cfg.boot_key_interval, &ctx.key_trace) {
             (Some(interval), _) => (Pacing::Interval(interval), None),
+            (None, _) if other_keyboard.is_some() => {
+                (Pacing::Interval(bootcmd::PACKER_INTERVAL), None)
+            }
             (None, Some(trace)) => (
                 Pacing::guest_paced(),
                 Some(QemuKeyboard::new(trace.clone(), qmp, bootcmd::BIOS_WINDOW)),
@@ -158,5 +182,34 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             packer.as_secs_f64()
         ));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bento's qemuargs add USB and virtio keyboards: kiln types at Packer's pace then
+    /// (issue 13, found on chef/bento's Debian 12 template).
+    #[test]
+    fn issue_13_other_keyboards_are_found_in_qemuargs() {
+        let args = |parts: &[&str]| -> Vec<Vec<String>> {
+            parts
+                .iter()
+                .map(|p| vec!["-device".to_owned(), (*p).to_owned()])
+                .collect()
+        };
+        assert_eq!(
+            other_keyboard(&args(&["virtio-gpu-pci", "qemu-xhci"])),
+            None
+        );
+        assert_eq!(
+            other_keyboard(&args(&["qemu-xhci", "driver=usb-kbd"])),
+            Some("usb-kbd")
+        );
+        assert_eq!(
+            other_keyboard(&args(&["driver=virtio-keyboard-pci"])),
+            Some("virtio-keyboard")
+        );
     }
 }

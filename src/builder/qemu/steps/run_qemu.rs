@@ -45,6 +45,8 @@ const WATCHER_DRAIN: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct RunQemu {
     socket_dir: Option<tempfile::TempDir>,
+    /// The SSH forward and VNC ports, kept from other builds of this kiln until cleanup.
+    ports: Vec<args::PortLease>,
     /// The QMP event watcher ([`monitor::spawn`]).
     watcher: Option<tokio::task::JoinHandle<()>>,
 }
@@ -112,12 +114,18 @@ impl Step<BuildContext, Error> for RunQemu {
             None
         };
         let serial_log = cfg.output_directory.join("serial.log");
-        // qemuargs may name the HTTP server and the VM: render them before merging.
-        let vars = super::boot_command::boot_vars(ctx);
-        let mut rendered = cfg.clone();
-        for part in rendered.qemuargs.iter_mut().flatten() {
-            *part = crate::bootcmd::render(part, &vars).map_err(Error::QemuArgs)?;
-        }
+        // qemuargs may name the HTTP server, the VM, the output directory and the SSH port:
+        // they are rendered once the ports are chosen.
+        let boot_vars = super::boot_command::boot_vars(ctx);
+        let qemuargs_vars = |ssh_host_port| args::QemuArgsVars {
+            http_ip: boot_vars.http_ip.clone(),
+            http_port: boot_vars.http_port,
+            http_dir: cfg.http_directory.clone(),
+            output_dir: cfg.output_directory.clone(),
+            name: boot_vars.name.clone(),
+            ssh_host_port,
+            ssh_public_key: boot_vars.ssh_public_key.clone(),
+        };
         ctx.core.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
             if ctx.install_layer.is_some() {
@@ -137,21 +145,29 @@ impl Step<BuildContext, Error> for RunQemu {
             // A port probed free may be taken by another process before QEMU binds it: then
             // QEMU exits at once, and starts again on other ports.
             let ssh_host_port = match (&cfg.communicator, &cfg.ssh) {
-                (CommunicatorKind::Ssh, Some(ssh)) => Some(
-                    args::find_free_port(localhost, ssh.host_port_min, ssh.host_port_max).map_err(
-                        |source| Error::FindPort {
-                            what: "SSH forwarding",
-                            source,
-                        },
-                    )?,
-                ),
+                (CommunicatorKind::Ssh, Some(ssh)) => {
+                    let lease =
+                        args::lease_free_port(localhost, ssh.host_port_min, ssh.host_port_max)
+                            .map_err(|source| Error::FindPort {
+                                what: "SSH forwarding",
+                                source,
+                            })?;
+                    let port = lease.port;
+                    self.ports.push(lease);
+                    Some(port)
+                }
                 _ => None,
             };
-            let vnc_port = args::find_free_port(vnc_ip, cfg.vnc_port_min, cfg.vnc_port_max)
+            let vnc_lease = args::lease_free_port(vnc_ip, cfg.vnc_port_min, cfg.vnc_port_max)
                 .map_err(|source| Error::FindPort {
                     what: "VNC",
                     source,
                 })?;
+            let vnc_port = vnc_lease.port;
+            self.ports.push(vnc_lease);
+            let mut rendered = cfg.clone();
+            rendered.qemuargs = args::render_qemuargs(&cfg.qemuargs, &qemuargs_vars(ssh_host_port))
+                .map_err(Error::QemuArgs)?;
             let params = RunParams {
                 disk_path: disk_path.clone(),
                 additional_disks: ctx.additional_disk_paths.clone(),
@@ -192,6 +208,7 @@ impl Step<BuildContext, Error> for RunQemu {
                          starting QEMU again on other ports"
                     ));
                     attempt += 1;
+                    self.ports.clear();
                 }
                 _ => {
                     return Err(Error::QemuExited {
@@ -258,5 +275,6 @@ impl Step<BuildContext, Error> for RunQemu {
             watcher.abort();
         }
         self.socket_dir = None;
+        self.ports.clear();
     }
 }

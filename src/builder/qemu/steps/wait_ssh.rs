@@ -53,6 +53,7 @@ impl Step<BuildContext, Error> for WaitSsh {
             private_key,
             password: ssh_cfg.password.clone(),
             pty: ssh_cfg.pty,
+            read_write_timeout: ssh_cfg.read_write_timeout,
         };
         if !ssh_cfg.pause_before_connecting.is_zero() {
             ctx.core.ui.say(format!(
