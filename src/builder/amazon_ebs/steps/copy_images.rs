@@ -52,13 +52,7 @@ impl Step<Context, Error> for CopyImages {
             .map_err(failed)?;
             self.regions.push(region.clone());
             ctx.amis.insert(region.clone(), id.clone());
-            let image = super::image_available(&there, ctx.config.polling, &id)
-                .await
-                .map_err(|source| Error::Wait {
-                    id: id.clone(),
-                    state: "available",
-                    source,
-                })?;
+            let image = super::image_available(&there, ctx.config.polling, &id).await?;
             ctx.snapshots.insert(region, image.snapshot_ids);
         }
         Ok(())

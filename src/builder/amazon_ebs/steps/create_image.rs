@@ -50,13 +50,7 @@ impl Step<Context, Error> for CreateImage {
         ctx.core.ui.say(format!("AMI: {id}"));
         ctx.amis.insert(client.region().to_owned(), id.clone());
         ctx.core.ui.say("Waiting for AMI to become ready...");
-        let image = super::image_available(&client, ctx.config.polling, &id)
-            .await
-            .map_err(|source| Error::Wait {
-                id: id.clone(),
-                state: "available",
-                source,
-            })?;
+        let image = super::image_available(&client, ctx.config.polling, &id).await?;
         ctx.snapshots
             .insert(client.region().to_owned(), image.snapshot_ids.clone());
         if ctx.config.encrypt_boot {
@@ -109,13 +103,7 @@ async fn encrypt(ctx: &mut Context, client: &Client, id: &str) -> Result<(), Err
             crate::communicator::ssh::error_chain(&e)
         ));
     }
-    let image = super::image_available(client, ctx.config.polling, &copy)
-        .await
-        .map_err(|source| Error::Wait {
-            id: copy.clone(),
-            state: "available",
-            source,
-        })?;
+    let image = super::image_available(client, ctx.config.polling, &copy).await?;
     ctx.core.ui.say(format!("Encrypted AMI: {copy}"));
     ctx.snapshots.insert(region, image.snapshot_ids);
     Ok(())

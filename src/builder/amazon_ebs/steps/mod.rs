@@ -96,8 +96,8 @@ pub(super) async fn image_available(
     client: &Client,
     polling: Polling,
     id: &str,
-) -> Result<ec2::Image, wait::Error<StateError>> {
-    poll(polling, || async move {
+) -> Result<ec2::Image, super::Error> {
+    let waited = poll(polling, || async move {
         let found =
             ec2::describe_images(client, &ec2::AmiFilter::default(), &[id.to_owned()]).await?;
         let image = found.into_iter().next().ok_or(StateError::NotYet {
@@ -109,7 +109,12 @@ pub(super) async fn image_available(
             _ => Err(StateError::Gone { state: image.state }),
         }
     })
-    .await
+    .await;
+    waited.map_err(|source| super::Error::Wait {
+        id: id.to_owned(),
+        state: "available",
+        source,
+    })
 }
 
 /// Deregisters AMI `id` and deletes `snapshots`, logging (not failing on) what goes wrong: a
