@@ -21,7 +21,7 @@
 //!    [`communicator::docker`], and the docker post-processors). The amazon-ebs builder's
 //!    steps call EC2 through [`aws`] (credentials chain, SigV4 signer, Query-API client).
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
-//!    (archives from [`archive`]).
+//!    (archives from [`archive`]) and a versioned box catalog listing it.
 //!
 //! Dependencies point one way: `main`/[`cli`] → [`build`] → [`template`] → domain modules
 //! ([`builder`], [`provisioner`], [`postprocessor`], [`communicator`], …) → leaf modules
