@@ -733,3 +733,70 @@ build { sources = ["source.amazon-ebs.u"] }
         assert!(stderr.contains(expected), "no `{expected}` in\n{stderr}");
     }
 }
+
+/// `data "amazon-ami"` is not read by `validate` (nor `inspect`), as Packer: its outputs are
+/// placeholders that options accept; `-evaluate-datasources` reads it, and with no credentials
+/// that fails.
+#[test]
+fn validate_does_not_read_amazon_ami_unless_asked_issue_18() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("ebs.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        r#"
+data "amazon-ami" "ubuntu" {
+  region              = "eu-west-1"
+  custom_endpoint_ec2 = "http://127.0.0.1:9"
+  filters     = { name = "ubuntu/images/*" }
+  owners      = ["099720109477"]
+  most_recent = true
+}
+source "amazon-ebs" "u" {
+  region              = "eu-west-1"
+  custom_endpoint_ec2 = "http://127.0.0.1:9"
+  instance_type       = "t3.micro"
+  source_ami          = data.amazon-ami.ubuntu.id
+  ssh_username        = "ubuntu"
+  ami_name            = "kiln-${data.amazon-ami.ubuntu.owner}"
+  tags                = merge(data.amazon-ami.ubuntu.tags, { Base = data.amazon-ami.ubuntu.name })
+}
+build { sources = ["source.amazon-ebs.u"] }
+"#,
+    )
+    .unwrap();
+    // No credentials anywhere: no AWS_* variable, an empty home, no instance metadata.
+    let run = |args: &[&str]| {
+        let mut cmd = kiln();
+        cmd.args(args).arg(&tpl).env("HOME", dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd.output().unwrap()
+    };
+    let out = run(&["validate"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = run(&["inspect"]);
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let out = run(&["validate", "-evaluate-datasources"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("data source `data.amazon-ami.ubuntu` failed: Cannot find AWS credentials"),
+        "{stderr}"
+    );
+
+    // The data source's options are still checked without reading it.
+    let text = std::fs::read_to_string(&tpl).unwrap();
+    std::fs::write(&tpl, text.replace("owners      = [\"099720109477\"]\n", "")).unwrap();
+    let out = run(&["validate"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("missing required option `owners`"),
+        "{stderr}"
+    );
+}

@@ -38,7 +38,7 @@ impl DataSource for AmazonAmi {
 }
 
 /// The outputs of `image`.
-fn outputs(image: &ec2::Image) -> Value {
+pub(crate) fn outputs(image: &ec2::Image) -> Value {
     let tags: hcl::Map<String, Value> = image
         .tags
         .iter()
