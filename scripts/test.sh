@@ -8,6 +8,7 @@ source scripts/lib/deps.sh
 
 ensure_rust
 ensure_commands "${KILN_BUILD_DEPS[@]}" "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" \
+    "${KILN_MOTO_DEPS[@]}" \
     /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck \
     ansible-playbook:ansible-core sshpass:sshpass python3:python3 \
     vagrant:vagrant /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json:vagrant-libvirt \
@@ -27,6 +28,9 @@ echo "==> building the test ISOs" >&2
 scripts/make-test-iso.sh >/dev/null
 # Debian's real installer (d-i netboot) on an ISO, for tests/installer.rs.
 scripts/make-debian-netboot-iso.sh >/dev/null
+
+# moto (PyPI) in a virtualenv: the EC2 emulator of tests/amazon_ebs.rs.
+scripts/moto.sh >/dev/null
 
 echo "==> tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then

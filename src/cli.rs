@@ -152,8 +152,9 @@ pub struct ValidateArgs {
     /// Only check that the files parse.
     #[arg(long)]
     pub syntax_only: bool,
-    /// Read data sources while validating (kiln always does: the values they give are checked
-    /// like any other).
+    /// Read the data sources that reach outside the machine (`http`, `amazon-ami`) while
+    /// validating, as `build` does; without it their options are checked and their outputs
+    /// are placeholders, so validating needs no credentials and no network (as Packer).
     #[arg(long)]
     pub evaluate_datasources: bool,
     /// A `.pkr.hcl` file or a directory of them.

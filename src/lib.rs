@@ -1,6 +1,7 @@
 //! kiln builds machine images the way Packer does and reads the same HCL2 templates: from an
 //! installer ISO by driving QEMU (`qemu`), from a container image with docker or podman
-//! (`docker`), or by provisioning an existing host (`null`).
+//! (`docker`), from an EC2 instance made into an AMI (`amazon-ebs`), or by provisioning an
+//! existing host (`null`).
 //!
 //! One build, as [`build`] runs it for every builder alike:
 //!
@@ -17,7 +18,8 @@
 //!    [`bootcmd`] and its own `qmp`/`process`; its `monitor` follows QEMU's events for the
 //!    whole build, so a full disk, a guest panic or a boot loop stops it at once. The docker
 //!    builder's steps use the container [`engine`] (as do its communicator,
-//!    [`communicator::docker`], and the docker post-processors).
+//!    [`communicator::docker`], and the docker post-processors). The amazon-ebs builder's
+//!    steps call EC2 through [`aws`] (credentials chain, SigV4 signer, Query-API client).
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
 //!    (archives from [`archive`]) and a versioned box catalog listing it.
 //!
@@ -47,6 +49,7 @@
 
 pub mod archive;
 pub mod artifact;
+pub mod aws;
 pub mod bootcmd;
 pub mod build;
 pub mod builder;

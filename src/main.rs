@@ -84,7 +84,11 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
         }
         Command::Cache { action } => run_cache(action, ui).await,
         Command::Validate(args) => {
-            let inputs = args.vars.inputs();
+            let mut inputs = args.vars.inputs();
+            // As Packer: data sources that reach out are read only when asked.
+            if !args.evaluate_datasources {
+                inputs.data_sources = kiln::template::DataSources::Unknown;
+            }
             if args.syntax_only {
                 kiln::template::check_syntax(&args.template, &inputs)?;
                 ui.raw(false, "Syntax-only check passed. Everything looks okay.");
@@ -109,7 +113,8 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             Ok(())
         }
         Command::Inspect(args) => {
-            let inputs = args.vars.inputs();
+            let mut inputs = args.vars.inputs();
+            inputs.data_sources = kiln::template::DataSources::Unknown;
             let template = kiln::template::load(&args.template, &inputs)?;
             // Values are masked by `inspect` itself: masking the whole text would also hide
             // a block type that happens to equal a secret.

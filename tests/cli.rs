@@ -313,3 +313,61 @@ fn build_machine_readable_lines() {
         "{stdout}"
     );
 }
+
+/// Issue 18: `validate` and `inspect` do not read `data "http"` (nothing listens at its
+/// address), as Packer; `validate -evaluate-datasources` and `build` do, and fail.
+#[test]
+fn validate_does_not_read_http_data_unless_asked_issue_18() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let tpl = dir.path().join("x.pkr.hcl");
+    std::fs::write(
+        &tpl,
+        format!(
+            r#"
+data "http" "sums" {{
+  url = "http://127.0.0.1:{port}/SHA256SUMS"
+}}
+locals {{
+  sum = data.http.sums.body
+}}
+source "qemu" "x" {{
+  iso_url      = "a.iso"
+  iso_checksum = "none"
+  ssh_username = "root"
+  boot_command = ["${{local.sum}}<enter>"]
+  qemuargs     = [for k, v in data.http.sums.request_headers : ["-${{k}}", v]]
+}}
+build {{
+  sources = ["source.qemu.x"]
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        kiln()
+            .args(args)
+            .arg(&tpl)
+            .env("KILN_CACHE_DIR", dir.path().join("cache"))
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["validate"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = run(&["inspect"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let failed = format!(
+        "data source `data.http.sums` failed: Request to `http://127.0.0.1:{port}/SHA256SUMS` failed"
+    );
+    for args in [&["validate", "-evaluate-datasources"][..], &["build"]] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?}: {}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&failed), "{args:?}: {stderr}");
+    }
+}

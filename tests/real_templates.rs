@@ -46,8 +46,8 @@ fn issue_13_bento_validate_command_line_passes_with_warnings() {
         "source type `virtualbox-iso` is not built into kiln: its builds are only validated \
          (selected build `virtualbox-iso.vm`)",
         "source type `vmware-iso` is not built into kiln",
-        "hint: kiln builds `qemu`, `docker` or `null` sources; run the builds it can with `-only`, e.g. \
-         `-only=qemu.vm`",
+        "hint: kiln builds `qemu`, `docker`, `null` or `amazon-ebs` sources; run the builds it \
+         can with `-only`, e.g. `-only=qemu.vm`",
         "data source type `host-info` is not built into kiln",
         "`except` names `utm-iso.vm`, which this build does not build",
     ] {

@@ -121,6 +121,14 @@ KILN_ISO_DEPS=(
     cpio:cpio
     depmod:kmod
 )
+# shellcheck disable=SC2034 # used by the scripts that source this file
+# Debian's Python and its venv module (bookworm: python3.11-venv behind python3-venv), for the
+# EC2 emulator the amazon-ebs tests run (scripts/moto.sh).
+KILN_MOTO_DEPS=(
+    /usr/bin/python3:python3
+    /usr/lib/python3.11/ensurepip/__init__.py:python3-venv
+)
+
 # What building kiln needs besides Rust: a C compiler and the C library's development files
 # (aws-lc-sys and libdeflate-sys compile C code; rustc links with cc).
 # shellcheck disable=SC2034 # used by the scripts that source this file

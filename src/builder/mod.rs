@@ -7,6 +7,7 @@
 //! (the shared [`Core`] plus its own outputs), its literal `steps()` list and how it makes its
 //! artifact. Every builder's list uses the one [`Provision`] step.
 
+pub mod amazon_ebs;
 pub mod docker;
 pub mod null;
 mod provision;
@@ -30,6 +31,7 @@ pub enum SourceConfig {
     Qemu(Box<qemu::config::Config>),
     Docker(Box<docker::Config>),
     Null(null::Config),
+    AmazonEbs(Box<amazon_ebs::Config>),
     /// A source of another builder (`virtualbox-iso`): its name and block.
     Foreign {
         name: String,
@@ -44,6 +46,7 @@ impl SourceConfig {
             Self::Qemu(_) => "qemu",
             Self::Docker(_) => "docker",
             Self::Null(_) => "null",
+            Self::AmazonEbs(_) => "amazon-ebs",
             Self::Foreign { block, .. } => &block.type_name,
         }
     }
@@ -54,6 +57,7 @@ impl SourceConfig {
             Self::Qemu(c) => &c.name,
             Self::Docker(c) => &c.name,
             Self::Null(c) => &c.name,
+            Self::AmazonEbs(c) => &c.name,
             Self::Foreign { name, .. } => name,
         }
     }
@@ -68,7 +72,7 @@ impl SourceConfig {
     pub fn architecture(&self) -> Option<&'static str> {
         match self {
             Self::Qemu(c) => Some(qemu::default_architecture(&c.qemu_binary)),
-            Self::Docker(_) | Self::Null(_) | Self::Foreign { .. } => None,
+            Self::Docker(_) | Self::Null(_) | Self::AmazonEbs(_) | Self::Foreign { .. } => None,
         }
     }
 }
@@ -126,6 +130,36 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Connects over SSH to `target` (retrying for up to `timeout`, stopped by Ctrl-C) and
+    /// makes the connection, and the way to reconnect to the same target, the session's.
+    pub async fn connect_ssh(
+        &mut self,
+        target: crate::communicator::ssh::SshTarget,
+        timeout: std::time::Duration,
+    ) -> Result<(), crate::communicator::ssh::Error> {
+        use crate::communicator::ssh;
+        self.ui.say(format!(
+            "Waiting for SSH on {} (timeout {}s)",
+            target.addr(),
+            timeout.as_secs()
+        ));
+        let comm = ssh::wait_for_ssh(
+            &target,
+            timeout,
+            std::future::pending::<String>(),
+            &self.cancel,
+        )
+        .await?;
+        self.ui.say("Connected to SSH");
+        let cancel = self.cancel.clone();
+        let never = Box::new(|| Box::pin(std::future::pending::<String>()) as ssh::AbortFuture);
+        let reconnect = ssh::Reconnect::new(target, never, cancel.clone());
+        self.session = Session::new(Some(Box::new(comm)), Some(Box::new(reconnect)), cancel);
+        Ok(())
+    }
+}
+
 /// A builder's context: the [`Core`] inside it, and what it tells provisioners about the build.
 pub trait HasCore {
     fn core(&self) -> &Core;
@@ -162,6 +196,8 @@ pub enum Error {
     Docker(step::Error<docker::Error>),
     #[error(transparent)]
     Null(step::Error<null::Error>),
+    #[error(transparent)]
+    AmazonEbs(step::Error<amazon_ebs::Error>),
     /// The source's type is not a builder kiln has (`kiln build` refuses such builds before
     /// starting any).
     #[error("kiln has no `{type_name}` builder")]
@@ -201,6 +237,12 @@ pub async fn run(
                 .await
                 .map_err(Error::Null)
         }
+        SourceConfig::AmazonEbs(config) => {
+            let mut ctx = amazon_ebs::Context::new(*config, core);
+            amazon_ebs::build(&mut ctx, mode, timings)
+                .await
+                .map_err(Error::AmazonEbs)
+        }
         SourceConfig::Foreign { block, .. } => Err(Error::Foreign {
             type_name: block.type_name,
         }),
@@ -209,5 +251,8 @@ pub async fn run(
 
 /// The hint for one builder error (not its causes), if the builder has one.
 pub fn hint(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = err.downcast_ref::<amazon_ebs::Error>() {
+        return amazon_ebs::hint(e);
+    }
     err.downcast_ref::<qemu::Error>().and_then(qemu::hint)
 }

@@ -7,6 +7,7 @@
 //! `http` data source makes a request), so it is async; [`read_blocking`] runs it to
 //! completion for the loader, which is synchronous.
 
+pub mod amazon_ami;
 pub mod http;
 pub mod null;
 
@@ -46,6 +47,18 @@ pub enum Error {
     /// The `http` request did not finish in time.
     #[error("Request to `{url}` did not finish within {}s", limit.as_secs())]
     Timeout { url: String, limit: Duration },
+    /// `amazon-ami`: no AWS credentials or region.
+    #[error("Cannot find AWS credentials")]
+    AwsCredentials(#[source] crate::aws::credentials::Error),
+    /// `amazon-ami`: EC2 could not be asked.
+    #[error("Cannot look the AMI up in EC2")]
+    Aws(#[source] crate::aws::Error),
+    /// `amazon-ami`: nothing matches.
+    #[error("No AMI matches the filters and owners")]
+    NoAmi,
+    /// `amazon-ami`: several match and `most_recent` is not set.
+    #[error("{0}")]
+    AmbiguousAmi(String),
     /// The runtime for the read could not be started.
     #[error("Could not start a runtime to read the data source")]
     Runtime(#[source] std::io::Error),

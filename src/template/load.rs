@@ -450,6 +450,7 @@ fn check(
         &mut scope,
         &local_attrs,
         &data_blocks,
+        inputs.data_sources,
         &mut d,
         &mut warnings,
     );
@@ -641,6 +642,7 @@ fn eval_locals(
     scope: &mut Scope,
     attrs: &BTreeMap<String, LocalDef>,
     data: &DataBlocks,
+    mode: super::variables::DataSources,
     d: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) -> hcl::Map<String, Value> {
@@ -687,7 +689,7 @@ fn eval_locals(
                     scope.set("local", values.clone());
                 }
                 Node::Data(kind, name, file, block) => {
-                    match super::data::read(file, block, scope, d, warnings) {
+                    match super::data::read(file, block, scope, mode, d, warnings) {
                         Some(v) => {
                             let of_kind = data_values
                                 .entry((*kind).to_owned())

@@ -32,7 +32,7 @@ mod vartype;
 
 pub use load::Stage;
 pub use select::Selection;
-pub use variables::{Inputs, Variable};
+pub use variables::{DataSources, Inputs, Variable};
 
 use std::fmt;
 use std::io;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hcl::Value;
 use hcl::edit::Span;
-use hcl::edit::structure::{Attribute, Body};
+use hcl::edit::structure::{Attribute, Block, Body};
 
 use super::diag::{SourceFile, did_you_mean, suggest};
 use super::eval::{Scope, to_bool, to_number, to_string, type_name};
@@ -21,6 +21,7 @@ use super::{Diagnostic, Location};
 pub(crate) struct Options<'a> {
     file: &'a SourceFile,
     scope: &'a Scope,
+    body: &'a Body,
     attrs: BTreeMap<String, &'a Attribute>,
     /// Options suggested for misspelt names: a "missing" report for them would repeat it.
     suggested: BTreeSet<&'static str>,
@@ -72,6 +73,7 @@ impl<'a> Options<'a> {
         Self {
             file,
             scope,
+            body,
             attrs,
             suggested,
             block_at,
@@ -88,6 +90,38 @@ impl<'a> Options<'a> {
             overrides_at: Some(at),
             ..self.clone()
         }
+    }
+
+    /// The nested blocks `name { … }` of the block, in order (for a reader that takes blocks
+    /// named in its `supported` list; see [`reject_blocks_except`]).
+    pub fn blocks(&self, name: &str) -> Vec<&'a Block> {
+        self.body
+            .blocks()
+            .filter(|b| b.ident.as_str() == name)
+            .collect()
+    }
+
+    /// The options of nested `block`, read like the outer block's; its own nested blocks are
+    /// reported.
+    pub fn nested(
+        &self,
+        block: &'a Block,
+        supported: &[&'static str],
+        known: &[&str],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Options<'a> {
+        let at = self.file.at(block.ident.span());
+        let o = Options::read(
+            self.file,
+            self.scope,
+            &block.body,
+            at,
+            supported,
+            known,
+            diags,
+        );
+        reject_blocks(self.file, &block.body, &[], diags);
+        o
     }
 
     /// Whether the option is written in the block (even if its value is wrong).
@@ -381,8 +415,23 @@ pub(crate) fn reject_blocks(
     known: &[&str],
     diags: &mut Vec<Diagnostic>,
 ) {
+    reject_blocks_except(file, body, known, &[], diags);
+}
+
+/// Reports every nested block of `body` but those named in `read` (the reader takes them
+/// through [`Options::blocks`]).
+pub(crate) fn reject_blocks_except(
+    file: &SourceFile,
+    body: &Body,
+    known: &[&str],
+    read: &[&str],
+    diags: &mut Vec<Diagnostic>,
+) {
     for block in body.blocks() {
         let name = block.ident.as_str();
+        if read.contains(&name) {
+            continue;
+        }
         diags.push(unknown(
             file.at(block.ident.span()),
             "block",

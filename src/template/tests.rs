@@ -1145,7 +1145,7 @@ build { sources = ["source.qemu.q", "source.null.n", "source.docker.d"] }
     let got: Vec<(&str, &str)> = t.sources.iter().map(|s| s.key()).collect();
     assert_eq!(got, [("qemu", "q"), ("null", "n"), ("docker", "d")]);
     let kinds: Vec<&str> = super::sources::KINDS.iter().map(|k| k.type_name).collect();
-    assert_eq!(kinds, ["qemu", "docker", "null"]);
+    assert_eq!(kinds, ["qemu", "docker", "null", "amazon-ebs"]);
 }
 
 /// Serves `status` with `content_type` and `body` to every request on 127.0.0.1 until the

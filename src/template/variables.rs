@@ -32,6 +32,20 @@ pub struct Inputs {
     pub selection: super::Selection,
     /// `-no-warn-undeclared-var`: no warning for var-file values of undeclared variables.
     pub quiet_undeclared: bool,
+    /// Whether data sources that reach outside the machine are read.
+    pub data_sources: DataSources,
+}
+
+/// Whether loading reads the data sources that reach outside the machine (`http`,
+/// `amazon-ami`). Pure ones (`null`) are always read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataSources {
+    /// Read them (`kiln build`, `kiln validate -evaluate-datasources`).
+    #[default]
+    Read,
+    /// Do not: each output is a placeholder of its type, as Packer's `validate` and `inspect`
+    /// leave them unknown. Needs no credentials and no network.
+    Unknown,
 }
 
 impl Inputs {
@@ -47,6 +61,7 @@ impl Inputs {
             env,
             selection: super::Selection::default(),
             quiet_undeclared: false,
+            data_sources: DataSources::Read,
         }
     }
 }

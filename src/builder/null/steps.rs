@@ -9,7 +9,6 @@ use async_trait::async_trait;
 
 use super::{Error, NullContext};
 use crate::communicator::ssh::{self, SshTarget};
-use crate::provisioner::Session;
 use crate::step::{Outcome, Step};
 
 pub struct Connect;
@@ -37,24 +36,10 @@ impl Step<NullContext, Error> for Connect {
             pty: cfg.pty,
             read_write_timeout: cfg.read_write_timeout,
         };
-        ctx.core.ui.say(format!(
-            "Waiting for SSH on {} (timeout {}s)",
-            target.addr(),
-            cfg.timeout.as_secs()
-        ));
-        let comm = ssh::wait_for_ssh(
-            &target,
-            cfg.timeout,
-            std::future::pending::<String>(),
-            &ctx.core.cancel,
-        )
-        .await
-        .map_err(Error::Connect)?;
-        ctx.core.ui.say("Connected to SSH");
-        let cancel = ctx.core.cancel.clone();
-        let never = Box::new(|| Box::pin(std::future::pending::<String>()) as ssh::AbortFuture);
-        let reconnect = ssh::Reconnect::new(target, never, cancel.clone());
-        ctx.core.session = Session::new(Some(Box::new(comm)), Some(Box::new(reconnect)), cancel);
+        ctx.core
+            .connect_ssh(target, cfg.timeout)
+            .await
+            .map_err(Error::Connect)?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! the options Packer has that kiln does not read yet, and its reader. The loader looks kinds
 //! up here; a new builder adds a module and one row to [`KINDS`].
 
+pub(super) mod amazon_ebs;
 pub(super) mod docker;
 mod null;
 mod qemu;
@@ -16,7 +17,7 @@ use hcl::edit::structure::Block;
 
 use super::diag::SourceFile;
 use super::eval::Scope;
-use super::options::{Options, reject_blocks};
+use super::options::{Options, reject_blocks_except};
 use super::{Diagnostic, Location};
 use crate::builder::SourceConfig;
 use crate::communicator::ssh::SshConfig;
@@ -38,7 +39,7 @@ pub(crate) struct Kind {
 }
 
 /// Every source kind kiln builds; the first is the one hints suggest.
-pub(crate) const KINDS: &[Kind] = &[qemu::KIND, docker::KIND, null::KIND];
+pub(crate) const KINDS: &[Kind] = &[qemu::KIND, docker::KIND, null::KIND, amazon_ebs::KIND];
 
 /// The kind of `source "TYPE" …`, if kiln builds it.
 pub(crate) fn kind(type_name: &str) -> Option<&'static Kind> {
@@ -64,7 +65,8 @@ pub(crate) fn read_source(
         o = o.with_overrides(values, at);
     }
     let known_blocks = if kind.known_blocks { kind.known } else { &[] };
-    reject_blocks(file, &block.body, known_blocks, d);
+    // Blocks named in `supported` are the reader's (`source_ami_filter { … }`).
+    reject_blocks_except(file, &block.body, known_blocks, kind.supported, d);
     (kind.read)(name, &o, base_dir, d)
 }
 
