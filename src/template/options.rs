@@ -21,6 +21,7 @@ use super::{Diagnostic, Location};
 pub(crate) struct Options<'a> {
     file: &'a SourceFile,
     scope: &'a Scope,
+    body: &'a Body,
     attrs: BTreeMap<String, &'a Attribute>,
     /// Options suggested for misspelt names: a "missing" report for them would repeat it.
     suggested: BTreeSet<&'static str>,
@@ -72,6 +73,7 @@ impl<'a> Options<'a> {
         Self {
             file,
             scope,
+            body,
             attrs,
             suggested,
             block_at,
@@ -157,6 +159,46 @@ impl<'a> Options<'a> {
             Some(span) => self.file.location(span.start),
             None => self.at(name),
         }
+    }
+
+    /// The options of the nested block `name` (Packer's struct-typed options, e.g.
+    /// `qemu_img_args { … }`), which may hold `supported`; `None` when the block is absent.
+    /// Written twice, the second is reported and the first read.
+    pub fn block(
+        &self,
+        name: &str,
+        supported: &[&'static str],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Options<'a>> {
+        let mut found = self.body.blocks().filter(|b| b.ident.as_str() == name);
+        let first = found.next()?;
+        let first_line = self.file.at(first.ident.span()).line;
+        for again in found {
+            diags.push(
+                Diagnostic::new(
+                    self.file.at(again.ident.span()),
+                    format!("block `{name}` is given twice"),
+                )
+                .with_hint(format!("it was first given on line {first_line}")),
+            );
+        }
+        if !first.labels.is_empty() {
+            diags.push(Diagnostic::new(
+                self.file.at(first.ident.span()),
+                format!("block `{name}` takes no labels"),
+            ));
+        }
+        let at = self.file.at(first.ident.span());
+        reject_blocks(self.file, &first.body, &[], diags);
+        Some(Options::read(
+            self.file,
+            self.scope,
+            &first.body,
+            at,
+            supported,
+            &[],
+            diags,
+        ))
     }
 
     /// Records a problem with the value of `name`.
@@ -381,7 +423,18 @@ pub(crate) fn reject_blocks(
     known: &[&str],
     diags: &mut Vec<Diagnostic>,
 ) {
-    for block in body.blocks() {
+    reject_other_blocks(file, body, &[], known, diags);
+}
+
+/// Reports every nested block of `body` but those named in `read` (see [`Options::block`]).
+pub(crate) fn reject_other_blocks(
+    file: &SourceFile,
+    body: &Body,
+    read: &[&str],
+    known: &[&str],
+    diags: &mut Vec<Diagnostic>,
+) {
+    for block in body.blocks().filter(|b| !read.contains(&b.ident.as_str())) {
         let name = block.ident.as_str();
         diags.push(unknown(
             file.at(block.ident.span()),

@@ -1261,3 +1261,149 @@ fn issue_13_data_sources_in_a_cycle_are_reported() {
         "{e}"
     );
 }
+
+/// Issue 14: the qemu options kiln now reads, each with Packer's name, default and rule.
+#[test]
+fn issue_14_qemu_options() {
+    use crate::builder::qemu::config::Config;
+    type Check = fn(&Config) -> bool;
+    let table: &[(&str, Check, &str)] = &[
+        (
+            "cdrom_interface = \"ide\"",
+            |c| c.cdrom_interface.as_deref() == Some("ide"),
+            "cdrom_interface",
+        ),
+        (
+            "cdrom_interface = \"\"",
+            |c| c.cdrom_interface.is_none(),
+            "empty cdrom_interface: the machine's default",
+        ),
+        ("disable_vnc = true", |c| c.disable_vnc, "disable_vnc"),
+        (
+            "vnc_use_password = true",
+            |c| {
+                c.vnc_use_password
+                    && c.vnc_password.is_none()
+                    && c.qmp_socket_path.as_deref() == Some(Path::new("output-m/packer-m.monitor"))
+            },
+            "vnc_use_password: random password, QMP socket on as in Packer",
+        ),
+        (
+            "vnc_use_password = true\n vnc_password = \"s3cret\"",
+            |c| c.vnc_password.as_ref().map(|p| p.expose()) == Some("s3cret"),
+            "vnc_password kept",
+        ),
+        (
+            "qmp_enable = true\n qmp_socket_path = \"/run/q.sock\"",
+            |c| c.qmp_socket_path.as_deref() == Some(Path::new("/run/q.sock")),
+            "qmp_socket_path",
+        ),
+        (
+            "qmp_enable = true\n vm_name = \"deb\"\n output_directory = \"out\"",
+            |c| c.qmp_socket_path.as_deref() == Some(Path::new("out/deb.monitor")),
+            "qmp socket default beside the disk",
+        ),
+        (
+            "efi_drop_efivars = true",
+            |c| c.efi_drop_efivars,
+            "efi_drop_efivars",
+        ),
+        (
+            "ssh_host_port_min = 3000\n ssh_host_port_max = 3010",
+            |c| {
+                c.ssh
+                    .as_ref()
+                    .is_some_and(|s| (s.host_port_min, s.host_port_max) == (3000, 3010))
+            },
+            "ssh_host_port_* are host_port_*'s old names",
+        ),
+        (
+            "ssh_host_port_min = 3000\n host_port_min = 2500\n host_port_max = 2600",
+            |c| {
+                c.ssh
+                    .as_ref()
+                    .is_some_and(|s| (s.host_port_min, s.host_port_max) == (2500, 2600))
+            },
+            "host_port_* win over their old names",
+        ),
+        (
+            "skip_nat_mapping = true\n ssh_host = \"192.0.2.9\"",
+            |c| c.skip_nat_mapping && c.ssh_host() == "192.0.2.9",
+            "skip_nat_mapping and ssh_host",
+        ),
+        (
+            "qemu_img_args {\n create = [\"-o\", \"preallocation=metadata\"]\n resize = [\"--shrink\"]\n }",
+            |c| {
+                c.qemu_img_args.create == ["-o", "preallocation=metadata"]
+                    && c.qemu_img_args.resize == ["--shrink"]
+                    && c.qemu_img_args.convert.is_empty()
+            },
+            "qemu_img_args block",
+        ),
+    ];
+    for (extra, check, reason) in table {
+        let text = MINIMAL.replace(
+            "ssh_username = \"root\"",
+            &format!("ssh_username = \"root\"\n  {extra}"),
+        );
+        match load_text(&text, &[]) {
+            Ok(t) => assert!(check(qemu_of(&t)), "{reason}"),
+            Err(e) => panic!("{reason}: {e}"),
+        }
+    }
+    let default = load_text(MINIMAL, &[]).expect("loads");
+    let c = qemu_of(&default);
+    assert!(c.qmp_socket_path.is_none() && !c.vnc_use_password && !c.disable_vnc);
+    assert_eq!(c.ssh_host(), "127.0.0.1");
+}
+
+/// Issue 14: the rules of those options, reported at the option.
+#[test]
+fn issue_14_qemu_option_errors() {
+    let rows = [
+        (
+            "cdrom_interface = \"floppy\"",
+            "unrecognized `cdrom_interface` `floppy`",
+        ),
+        (
+            "vnc_password = \"123456789\"",
+            "`vnc_password` is 9 bytes long; VNC passwords have at most 8",
+        ),
+        (
+            "qmp_socket_path = \"/run/q.sock\"",
+            "`qmp_socket_path` needs `qmp_enable = true`",
+        ),
+        (
+            "disable_vnc = true\n boot_command = [\"<enter>\"]",
+            "a boot command cannot be used when VNC is disabled",
+        ),
+        (
+            "vnc_use_password = true\n boot_key_driver = \"vnc\"",
+            "with `vnc_use_password`, leave `boot_key_driver`",
+        ),
+        (
+            "qemu_img_args {\n create = \"-o\"\n }",
+            "`create` expects a list",
+        ),
+        (
+            "qemu_img_args {\n shrink = [\"x\"]\n }",
+            "unknown option `shrink`",
+        ),
+        (
+            "qemu_img_args {\n }\n qemu_img_args {\n }",
+            "block `qemu_img_args` is given twice",
+        ),
+        (
+            "ssh_host_port_min = 3000\n ssh_host_port_max = 2000",
+            "`ssh_host_port_min` (3000) is greater than `ssh_host_port_max` (2000)",
+        ),
+    ];
+    for (extra, want) in rows {
+        let e = errors(&MINIMAL.replace(
+            "ssh_username = \"root\"",
+            &format!("ssh_username = \"root\"\n  {extra}"),
+        ));
+        assert!(e.contains(want), "{extra}: {e}");
+        assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
+    }
+}

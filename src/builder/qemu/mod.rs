@@ -214,7 +214,7 @@ async fn artifact(ctx: &BuildContext) -> Result<Artifact, Error> {
         builder_type: "qemu",
         builder_id: BUILDER_ID,
         id: "VM".into(),
-        files: vec![disk_path.clone()],
+        files: artifact_files(&ctx.config, &disk_path),
         disk: Some(Disk {
             path: disk_path,
             format: info.format,
@@ -224,6 +224,16 @@ async fn artifact(ctx: &BuildContext) -> Result<Artifact, Error> {
         }),
         image: None,
     })
+}
+
+/// The artifact's files: the disk, then (with `efi_boot`, unless `efi_drop_efivars`) the
+/// build's UEFI variable store, as Packer lists it.
+fn artifact_files(cfg: &Config, disk: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = vec![disk.to_owned()];
+    if cfg.efi_boot && !cfg.efi_drop_efivars {
+        files.push(cfg.output_directory.join("efivars.fd"));
+    }
+    files
 }
 
 /// The Vagrant architecture name of the guest a `qemu-system-*` binary emulates (`amd64` for
@@ -370,6 +380,16 @@ pub enum Error {
     /// QEMU could not be started.
     #[error("Could not start QEMU")]
     StartQemu(#[source] process::Error),
+    /// `ssh_host` names no address the SSH forward could listen on.
+    #[error("Could not resolve `ssh_host` `{host}`")]
+    ResolveSshHost {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// QEMU did not take the VNC password (`vnc_use_password`).
+    #[error("Could not set the VNC password")]
+    VncPassword(#[source] qmp::Error),
     /// QEMU's QMP socket did not answer.
     #[error("Could not connect to QEMU's QMP socket")]
     ConnectQmp(#[source] qmp::Error),
@@ -492,6 +512,30 @@ mod tests {
                 .iter()
                 .all(|h| !h.is_empty() && !h.contains("ssh_password"))
         );
+    }
+
+    /// Issue 14: `efivars.fd` is an artifact file unless `efi_drop_efivars`.
+    #[test]
+    fn efivars_in_the_artifact_unless_dropped() {
+        let base = Config::with_defaults("t", ".".into(), "x".into(), crate::types::Checksum::None);
+        let disk = std::path::Path::new("output-t/packer-t");
+        let efi = Config {
+            efi_boot: true,
+            ..base.clone()
+        };
+        let dropped = Config {
+            efi_drop_efivars: true,
+            ..efi.clone()
+        };
+        let rows: [(&Config, &[&str]); 3] = [
+            (&base, &["output-t/packer-t"]),
+            (&efi, &["output-t/packer-t", "output-t/efivars.fd"]),
+            (&dropped, &["output-t/packer-t"]),
+        ];
+        for (cfg, want) in rows {
+            let want: Vec<PathBuf> = want.iter().map(PathBuf::from).collect();
+            assert_eq!(artifact_files(cfg, disk), want);
+        }
     }
 
     #[test]

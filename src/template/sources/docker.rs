@@ -17,6 +17,7 @@ use crate::types::Secret;
 pub(crate) const KIND: Kind = Kind {
     type_name: "docker",
     supported: SUPPORTED,
+    blocks: &[],
     known: KNOWN,
     known_blocks: true,
     read: |name, o, dir, d| SourceConfig::Docker(Box::new(source(name, o, dir, d))),

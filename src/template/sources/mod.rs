@@ -16,7 +16,7 @@ use hcl::edit::structure::Block;
 
 use super::diag::SourceFile;
 use super::eval::Scope;
-use super::options::{Options, reject_blocks};
+use super::options::{Options, reject_other_blocks};
 use super::{Diagnostic, Location};
 use crate::builder::SourceConfig;
 use crate::communicator::ssh::SshConfig;
@@ -28,6 +28,8 @@ pub(crate) struct Kind {
     pub type_name: &'static str,
     /// The options kiln reads.
     pub supported: &'static [&'static str],
+    /// The nested blocks kiln reads (Packer's struct-typed options).
+    pub blocks: &'static [&'static str],
     /// Options and blocks Packer's builder has that kiln does not read yet ("not supported by
     /// kiln yet" rather than "unknown").
     pub known: &'static [&'static str],
@@ -64,7 +66,7 @@ pub(crate) fn read_source(
         o = o.with_overrides(values, at);
     }
     let known_blocks = if kind.known_blocks { kind.known } else { &[] };
-    reject_blocks(file, &block.body, known_blocks, d);
+    reject_other_blocks(file, &block.body, kind.blocks, known_blocks, d);
     (kind.read)(name, &o, base_dir, d)
 }
 

@@ -11,6 +11,7 @@ use crate::template::options::Options;
 pub(crate) const KIND: Kind = Kind {
     type_name: "null",
     supported: SUPPORTED,
+    blocks: &[],
     // As before the table: Packer's qemu options are "not supported yet" here too.
     known: qemu::KNOWN,
     known_blocks: false,

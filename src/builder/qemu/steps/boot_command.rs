@@ -3,6 +3,7 @@
 //! Uses: `config.boot_wait`, `config.boot_command`, `config.boot_steps`,
 //! `config.boot_key_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `qmp`,
 //! `qemu`, `key_trace`, `vnc_addr`.
+//! `config.disable_vnc`: the step does nothing, as in Packer.
 //! `install_layer`: a guest resumed from the install cache is past its boot command; nothing is
 //! waited for or typed.
 //! Produces: nothing. Cleanup: none.
@@ -63,6 +64,10 @@ impl Step<BuildContext, Error> for TypeBootCommand {
     async fn run(&mut self, ctx: &mut BuildContext) -> Result<(), Error> {
         if ctx.install_layer.is_some() {
             // The guest was kept after its install: it waits for nothing to be typed.
+            return Ok(());
+        }
+        if ctx.config.disable_vnc {
+            // As Packer: no boot command (the template cannot have one) and no `boot_wait`.
             return Ok(());
         }
         let cfg = &ctx.config;
