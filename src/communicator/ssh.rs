@@ -80,6 +80,13 @@ pub enum Error {
         #[source]
         last: Option<Box<Error>>,
     },
+    /// The server refused the credentials `ssh_handshake_attempts` times.
+    #[error("SSH server refused the credentials {attempts} times (ssh_handshake_attempts)")]
+    HandshakeAttempts {
+        attempts: u32,
+        #[source]
+        last: Box<Error>,
+    },
     /// [`wait_for_ssh`] was stopped by its `abort` future (e.g. QEMU exited).
     #[error("Stopped waiting for SSH: {reason}")]
     Aborted { reason: String },
@@ -165,6 +172,96 @@ pub struct SshConfig {
     /// `ssh_read_write_timeout`: a connection on which nothing arrives for this long (kiln
     /// sends keep-alives every 5 s, which a live server answers) is given up. Default off.
     pub read_write_timeout: Option<Duration>,
+    /// `ssh_handshake_attempts`, `ssh_keep_alive_interval`, `ssh_ciphers`,
+    /// `ssh_key_exchange_algorithms`.
+    pub options: SshOptions,
+}
+
+/// How kiln connects, beyond where and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshOptions {
+    /// `ssh_handshake_attempts`: [`wait_for_ssh`] gives up once the server has refused the
+    /// credentials this many times. `None` (kiln's default): refusals are retried until the
+    /// timeout, since an installer's own sshd may refuse them before the installed system runs.
+    pub handshake_attempts: Option<u32>,
+    /// `ssh_keep_alive_interval` (default 5s; `None`, from a negative value: no keep-alives).
+    pub keep_alive_interval: Option<Duration>,
+    /// `ssh_ciphers`, in order of preference; empty: kiln's [`CIPHERS`].
+    pub ciphers: Vec<String>,
+    /// `ssh_key_exchange_algorithms`, in order of preference; empty: russh's defaults.
+    pub kex: Vec<String>,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        Self {
+            handshake_attempts: None,
+            keep_alive_interval: Some(Duration::from_secs(5)),
+            ciphers: Vec::new(),
+            kex: Vec::new(),
+        }
+    }
+}
+
+/// The cipher names kiln can use (`ssh_ciphers`).
+pub fn cipher_names() -> Vec<&'static str> {
+    russh::cipher::ALL_CIPHERS
+        .iter()
+        .map(|n| n.as_ref())
+        .filter(|n| !matches!(*n, "clear" | "none"))
+        .collect()
+}
+
+/// The key exchange names kiln can use (`ssh_key_exchange_algorithms`).
+pub fn kex_names() -> Vec<&'static str> {
+    russh::kex::ALL_KEX_ALGORITHMS
+        .iter()
+        .map(|n| n.as_ref())
+        .filter(|n| *n != "none")
+        .collect()
+}
+
+/// russh's client configuration for `target`.
+fn client_config(target: &SshTarget) -> client::Config {
+    let mut preferred = russh::Preferred {
+        cipher: std::borrow::Cow::Borrowed(CIPHERS),
+        ..Default::default()
+    };
+    let o = &target.options;
+    if !o.ciphers.is_empty() {
+        let names: Vec<russh::cipher::Name> = russh::cipher::ALL_CIPHERS
+            .iter()
+            .copied()
+            .copied()
+            .filter(|n| o.ciphers.iter().any(|c| c == n.as_ref()))
+            .collect();
+        // In the template's order of preference.
+        let ordered = o
+            .ciphers
+            .iter()
+            .filter_map(|c| names.iter().find(|n| n.as_ref() == c).copied())
+            .collect::<Vec<_>>();
+        preferred.cipher = std::borrow::Cow::Owned(ordered);
+    }
+    if !o.kex.is_empty() {
+        let ordered = o
+            .kex
+            .iter()
+            .filter_map(|k| {
+                russh::kex::ALL_KEX_ALGORITHMS
+                    .iter()
+                    .find(|n| n.as_ref() == k)
+                    .map(|n| **n)
+            })
+            .collect::<Vec<_>>();
+        preferred.kex = std::borrow::Cow::Owned(ordered);
+    }
+    client::Config {
+        keepalive_interval: o.keep_alive_interval,
+        inactivity_timeout: target.read_write_timeout,
+        preferred,
+        ..Default::default()
+    }
 }
 
 /// Where and as whom to connect.
@@ -183,6 +280,8 @@ pub struct SshTarget {
     pub pty: bool,
     /// `ssh_read_write_timeout` (see [`SshConfig::read_write_timeout`]).
     pub read_write_timeout: Option<Duration>,
+    /// See [`SshOptions`].
+    pub options: SshOptions,
 }
 
 /// Loads `ssh_private_key_file` (OpenSSH or PEM, unencrypted).
@@ -260,15 +359,7 @@ impl SshCommunicator {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        let config = Arc::new(client::Config {
-            keepalive_interval: Some(Duration::from_secs(5)),
-            inactivity_timeout: target.read_write_timeout,
-            preferred: russh::Preferred {
-                cipher: std::borrow::Cow::Borrowed(CIPHERS),
-                ..Default::default()
-            },
-            ..Default::default()
-        });
+        let config = Arc::new(client_config(target));
         let mut handle = client::connect_stream(config, tcp, Client)
             .await
             .map_err(|source| Error::Handshake {
@@ -373,7 +464,8 @@ async fn authenticate(
 ///
 /// Every failure is retried, wrong credentials included: an installer may run its own sshd
 /// with other credentials before the installed system boots. The timeout error carries the
-/// last attempt's error.
+/// last attempt's error. With `ssh_handshake_attempts` (`target.options`), the wait ends once
+/// the server has refused the credentials that many times.
 pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
     target: &SshTarget,
     timeout: Duration,
@@ -382,12 +474,26 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
 ) -> Result<SshCommunicator, Error> {
     let addr = target.addr();
     tracing::info!(addr, timeout = ?timeout, "waiting for SSH");
+    let refusals = std::sync::atomic::AtomicU32::new(0);
     let attempts = wait::until_ok(timeout, ATTEMPT_INTERVAL, || async {
         match SshCommunicator::connect(target, ATTEMPT_TIMEOUT).await {
             Ok(comm) => Attempt::Done(comm),
             Err(e) => {
                 tracing::debug!(addr, error = %error_chain(&e), "SSH not ready");
-                Attempt::Retry(e)
+                let refused = matches!(e, Error::AuthenticationFailed { .. });
+                match target.options.handshake_attempts {
+                    Some(limit) if refused => {
+                        let n = refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if n >= limit {
+                            return Attempt::Fatal(Error::HandshakeAttempts {
+                                attempts: n,
+                                last: Box::new(e),
+                            });
+                        }
+                        Attempt::Retry(e)
+                    }
+                    _ => Attempt::Retry(e),
+                }
             }
         }
     });
@@ -402,7 +508,7 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
                 waited,
                 last: last.map(Box::new),
             }),
-            // Attempts never return `Fatal`, but pass one on rather than hide it.
+            // `ssh_handshake_attempts` ran out.
             Err(wait::Error::Fatal(e)) => Err(e),
         },
     }
@@ -811,6 +917,7 @@ mod tests {
             password: None,
             pty: false,
             read_write_timeout: None,
+            options: SshOptions::default(),
         };
         let never = Box::new(|| Box::pin(std::future::pending::<String>()) as AbortFuture);
         let reconnect = Reconnect::new(target.clone(), never, CancellationToken::new());
@@ -926,11 +1033,45 @@ mod tests {
             password: None,
             pty: false,
             read_write_timeout: None,
+            options: SshOptions::default(),
         };
         let err = SshCommunicator::connect(&target, Duration::from_secs(5))
             .await
             .err()
             .unwrap();
         assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    }
+
+    /// Issue 14: `ssh_keep_alive_interval`, `ssh_ciphers` and `ssh_key_exchange_algorithms`
+    /// reach russh's configuration, in the template's order.
+    #[test]
+    fn issue_14_client_config_follows_the_options() {
+        let mut target = SshTarget {
+            host: "127.0.0.1".into(),
+            port: 22,
+            username: "u".into(),
+            private_key: None,
+            password: None,
+            pty: false,
+            read_write_timeout: None,
+            options: SshOptions::default(),
+        };
+        let c = client_config(&target);
+        assert_eq!(c.keepalive_interval, Some(Duration::from_secs(5)));
+        assert_eq!(&*c.preferred.cipher, CIPHERS);
+        target.options = SshOptions {
+            handshake_attempts: Some(2),
+            keep_alive_interval: None,
+            ciphers: vec!["aes128-ctr".into(), "aes256-gcm@openssh.com".into()],
+            kex: vec!["curve25519-sha256".into()],
+        };
+        let c = client_config(&target);
+        assert_eq!(c.keepalive_interval, None);
+        let ciphers: Vec<&str> = c.preferred.cipher.iter().map(|n| n.as_ref()).collect();
+        assert_eq!(ciphers, ["aes128-ctr", "aes256-gcm@openssh.com"]);
+        let kex: Vec<&str> = c.preferred.kex.iter().map(|n| n.as_ref()).collect();
+        assert_eq!(kex, ["curve25519-sha256"]);
+        assert!(cipher_names().contains(&"chacha20-poly1305@openssh.com"));
+        assert!(!cipher_names().contains(&"none"));
     }
 }

@@ -1309,6 +1309,42 @@ fn issue_14_qemu_options() {
             "efi_drop_efivars",
         ),
         (
+            "boot_keygroup_interval = \"250ms\"",
+            |c| c.boot_keygroup_interval == Some(std::time::Duration::from_millis(250)),
+            "boot_keygroup_interval",
+        ),
+        (
+            "http_interface = \"lo\"\n http_network_protocol = \"tcp4\"",
+            |c| c.http_interface.as_deref() == Some("lo"),
+            "http_interface",
+        ),
+        (
+            "ssh_handshake_attempts = 3\n ssh_keep_alive_interval = \"-1s\"",
+            |c| {
+                c.ssh.as_ref().is_some_and(|s| {
+                    s.options.handshake_attempts == Some(3)
+                        && s.options.keep_alive_interval.is_none()
+                })
+            },
+            "ssh_handshake_attempts; negative keep-alive disables it",
+        ),
+        (
+            "ssh_ciphers = [\"aes128-ctr\", \"chacha20-poly1305@openssh.com\"]\n ssh_key_exchange_algorithms = [\"curve25519-sha256\"]",
+            |c| {
+                c.ssh.as_ref().is_some_and(|s| {
+                    s.options.ciphers == ["aes128-ctr", "chacha20-poly1305@openssh.com"]
+                        && s.options.kex == ["curve25519-sha256"]
+                        && s.options.keep_alive_interval == Some(std::time::Duration::from_secs(5))
+                })
+            },
+            "ssh_ciphers and ssh_key_exchange_algorithms; keep-alive default 5s",
+        ),
+        (
+            "boot_keygroup_interval = \"0s\"",
+            |c| c.boot_keygroup_interval.is_none(),
+            "zero: no group pause",
+        ),
+        (
             "ssh_host_port_min = 3000\n ssh_host_port_max = 3010",
             |c| {
                 c.ssh
@@ -1368,6 +1404,26 @@ fn issue_14_qemu_option_errors() {
         (
             "vnc_password = \"123456789\"",
             "`vnc_password` is 9 bytes long; VNC passwords have at most 8",
+        ),
+        (
+            "http_interface = \"eth0\"\n http_bind_address = \"0.0.0.0\"",
+            "either `http_interface` or `http_bind_address` can be specified",
+        ),
+        (
+            "http_network_protocol = \"unix\"",
+            "over QEMU's IPv4 user network",
+        ),
+        (
+            "http_network_protocol = \"tcp4\"\n http_bind_address = \"::\"",
+            "needs an IPv4 `http_bind_address`",
+        ),
+        (
+            "ssh_ciphers = [\"arcfour\"]",
+            "kiln's SSH client has no `arcfour`",
+        ),
+        (
+            "ssh_key_exchange_algorithms = [\"diffie-hellman-group99\"]",
+            "kiln's SSH client has no `diffie-hellman-group99`",
         ),
         (
             "qmp_socket_path = \"/run/q.sock\"",

@@ -36,6 +36,7 @@ impl Step<NullContext, Error> for Connect {
             password: cfg.password.clone(),
             pty: cfg.pty,
             read_write_timeout: cfg.read_write_timeout,
+            options: cfg.options.clone(),
         };
         ctx.core.ui.say(format!(
             "Waiting for SSH on {} (timeout {}s)",

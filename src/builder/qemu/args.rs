@@ -477,6 +477,7 @@ mod tests {
             host_port_min: 2222,
             host_port_max: 4444,
             read_write_timeout: None,
+            options: Default::default(),
         });
         c
     }

@@ -124,6 +124,9 @@ pub struct Config {
     /// `http_bind_address` (kiln's default 127.0.0.1; Packer's is 0.0.0.0). The guest reaches
     /// the server as 10.0.2.2 either way.
     pub http_bind_address: std::net::IpAddr,
+    /// `http_interface`: listen on the first IPv4 address of this host interface instead of
+    /// `http_bind_address` (exclusive with it).
+    pub http_interface: Option<String>,
     /// `http_port_min` / `http_port_max` (default 8000 / 9000).
     pub http_port_min: u16,
     pub http_port_max: u16,
@@ -203,6 +206,9 @@ pub struct Config {
     /// `boot_key_interval`: a fixed pause after every key event. `None` (the default) types as
     /// fast as the guest reads the keys (see `bootcmd::Pacing`).
     pub boot_key_interval: Option<Duration>,
+    /// `boot_keygroup_interval`: a further pause after each key group (a character typed, or
+    /// a special key pressed, held or released). `None` (the default): none.
+    pub boot_keygroup_interval: Option<Duration>,
     /// `boot_key_driver` (default `qmp`).
     pub boot_key_driver: KeyDriverKind,
 
@@ -265,6 +271,7 @@ impl Config {
             http_directory: None,
             http_content: std::collections::BTreeMap::new(),
             http_bind_address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            http_interface: None,
             http_port_min: 8000,
             http_port_max: 9000,
             qemu_binary: "qemu-system-x86_64".into(),
@@ -304,6 +311,7 @@ impl Config {
             boot_command: Vec::new(),
             boot_steps: Vec::new(),
             boot_key_interval: None,
+            boot_keygroup_interval: None,
             boot_key_driver: KeyDriverKind::Qmp,
             communicator: CommunicatorKind::Ssh,
             ssh: None,

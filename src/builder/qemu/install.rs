@@ -196,6 +196,7 @@ mod tests {
             clear_authorized_keys: false,
             pty: false,
             read_write_timeout: None,
+            options: Default::default(),
             host_port_min: 2222,
             host_port_max: 4444,
         });

@@ -51,6 +51,10 @@ pub struct BuildContext {
     pub additional_disk_paths: Vec<PathBuf>,
     /// Port of the HTTP server, 0 when none runs (`http_server`).
     pub http_port: u16,
+    /// The address the guest reaches the HTTP server at (`{{ .HTTPIP }}`): 10.0.2.2, QEMU's
+    /// gateway to the host's loopback, unless the server listens on one address of the host
+    /// (`http_bind_address`, `http_interface`) (`http_server`).
+    pub http_ip: String,
     /// The accelerator QEMU runs with (`run_qemu`).
     pub accel: Option<accel::ResolvedAccel>,
     /// Host port forwarded to the guest's SSH port (`run_qemu`).
@@ -98,6 +102,7 @@ impl BuildContext {
             disk_path: None,
             additional_disk_paths: Vec::new(),
             http_port: 0,
+            http_ip: steps::boot_command::HTTP_IP.to_owned(),
             accel: None,
             ssh_host_port: None,
             qemu: None,
@@ -125,7 +130,7 @@ impl HasCore for BuildContext {
     fn build_env(&self) -> BuildEnv {
         super::provision::build_env(
             &self.core,
-            (self.http_port != 0).then_some((steps::boot_command::HTTP_IP, self.http_port)),
+            (self.http_port != 0).then_some((self.http_ip.as_str(), self.http_port)),
             self.ssh_temp_key
                 .as_ref()
                 .map(|(private, public)| (&**private, public.as_str())),
@@ -351,6 +356,13 @@ pub enum Error {
     /// `qemu-img create`, `convert` or `resize` failed on a build disk.
     #[error("Could not create the disk")]
     CreateDisk(#[source] crate::qemu_img::Error),
+    /// `http_interface` has no IPv4 address to listen on.
+    #[error("Could not find an IPv4 address of `http_interface` `{interface}`")]
+    HttpInterface {
+        interface: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The HTTP server for `http_directory` could not start.
     #[error("Could not start the HTTP server")]
     StartHttpServer(#[source] crate::http_server::Error),

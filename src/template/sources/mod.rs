@@ -19,7 +19,7 @@ use super::eval::Scope;
 use super::options::{Options, reject_other_blocks};
 use super::{Diagnostic, Location};
 use crate::builder::SourceConfig;
-use crate::communicator::ssh::SshConfig;
+use crate::communicator::ssh::{SshConfig, SshOptions, cipher_names, kex_names};
 use crate::types::{GoDuration, Secret, parse_duration};
 
 /// One source kind.
@@ -108,7 +108,47 @@ pub(crate) fn ssh(o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> 
         host_port_min,
         host_port_max,
         read_write_timeout: non_negative(o, "ssh_read_write_timeout", d).filter(|t| !t.is_zero()),
+        options: ssh_options(o, d),
     }
+}
+
+/// `ssh_handshake_attempts`, `ssh_keep_alive_interval`, `ssh_ciphers`,
+/// `ssh_key_exchange_algorithms` (read by the builders whose `supported` list has them).
+fn ssh_options(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshOptions {
+    let mut options = SshOptions::default();
+    if let Some(n) = o.uint("ssh_handshake_attempts", 0, u64::from(u32::MAX), d) {
+        options.handshake_attempts = (n > 0).then_some(n as u32);
+    }
+    if let Some(t) = duration(o, "ssh_keep_alive_interval", d) {
+        // As Packer: negative disables keep-alives; zero means the default.
+        options.keep_alive_interval = match (t.negative, t.abs.is_zero()) {
+            (true, _) => None,
+            (false, true) => options.keep_alive_interval,
+            (false, false) => Some(t.abs),
+        };
+    }
+    for (name, known, field) in [
+        ("ssh_ciphers", cipher_names(), &mut options.ciphers),
+        ("ssh_key_exchange_algorithms", kex_names(), &mut options.kex),
+    ] {
+        let Some(list) = o.string_list(name, d) else {
+            continue;
+        };
+        for item in &list {
+            if !known.contains(&item.as_str()) {
+                o.error(
+                    name,
+                    format!(
+                        "kiln's SSH client has no `{item}` (it has {})",
+                        super::options::list(&known)
+                    ),
+                    d,
+                );
+            }
+        }
+        *field = list;
+    }
+    options
 }
 
 /// Checks the types of the `winrm_*` options, which Packer reads even when the communicator

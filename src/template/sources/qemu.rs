@@ -44,18 +44,19 @@ const SUPPORTED: &[&str] = &[
     "winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
     "cdrom_interface", "disable_vnc", "vnc_use_password", "vnc_password", "qmp_enable",
     "qmp_socket_path", "efi_drop_efivars", "ssh_host_port_min", "ssh_host_port_max",
-    "skip_nat_mapping", "ssh_host",
+    "skip_nat_mapping", "ssh_host", "boot_keygroup_interval", "http_interface",
+    "http_network_protocol", "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_ciphers",
+    "ssh_key_exchange_algorithms",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
-    "http_interface", "http_network_protocol", "boot_keygroup_interval", "net_bridge",
+    "net_bridge",
     "vtpm", "use_tpm1", "tpm_device_type",
     "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "run_once", "ssh_certificate_file", "ssh_agent_auth",
-    "ssh_handshake_attempts", "ssh_keep_alive_interval",
-    "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
+    "ssh_file_transfer_method",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
     "ssh_bastion_private_key_file", "ssh_bastion_certificate_file", "ssh_bastion_agent_auth",
@@ -255,6 +256,42 @@ pub(crate) fn source(
             ),
         }
     }
+    if let Some(s) = o.string("http_interface", d).filter(|s| !s.is_empty()) {
+        if o.string("http_bind_address", d)
+            .is_some_and(|a| !a.is_empty())
+        {
+            o.error(
+                "http_interface",
+                "either `http_interface` or `http_bind_address` can be specified",
+                d,
+            );
+        }
+        c.http_interface = Some(s);
+    }
+    // The guest reaches kiln's server over QEMU's IPv4 user network: `tcp6` and Unix sockets
+    // could not be reached, `tcp4` only needs an IPv4 address to listen on.
+    match o.string("http_network_protocol", d).as_deref() {
+        None | Some("" | "tcp") => {}
+        Some("tcp4") if c.http_bind_address.is_ipv6() => o.error(
+            "http_network_protocol",
+            "`http_network_protocol = \"tcp4\"` needs an IPv4 `http_bind_address`",
+            d,
+        ),
+        Some("tcp4") => {}
+        Some(p @ ("tcp6" | "unix" | "unixpacket")) => o.error(
+            "http_network_protocol",
+            format!(
+                "`http_network_protocol = \"{p}\"`: the guest reaches kiln's HTTP server over \
+                 QEMU's IPv4 user network, so it listens on `tcp` or `tcp4`"
+            ),
+            d,
+        ),
+        Some(p) => o.error(
+            "http_network_protocol",
+            format!("`http_network_protocol` must be one of `tcp`, `tcp4`, `tcp6`, `unix` or `unixpacket`, got `{p}`"),
+            d,
+        ),
+    }
     (c.http_port_min, c.http_port_max) =
         port_range(o, "http_port", 0, (c.http_port_min, c.http_port_max), d);
 
@@ -401,6 +438,12 @@ pub(crate) fn source(
                 d,
             );
         }
+    }
+    if let Some(t) = duration(o, "boot_keygroup_interval", d)
+        && !t.negative
+        && !t.abs.is_zero()
+    {
+        c.boot_keygroup_interval = Some(t.abs);
     }
     if let Some(b) = o.bool("install_cache", d) {
         c.install_cache = b;

@@ -54,6 +54,7 @@ impl Step<BuildContext, Error> for WaitSsh {
             password: ssh_cfg.password.clone(),
             pty: ssh_cfg.pty,
             read_write_timeout: ssh_cfg.read_write_timeout,
+            options: ssh_cfg.options.clone(),
         };
         if !ssh_cfg.pause_before_connecting.is_zero() {
             ctx.core.ui.say(format!(
