@@ -137,6 +137,9 @@ pub enum Error {
         status: u32,
         stderr: String,
     },
+    /// The temporary key pair could not be made.
+    #[error("Cannot make a temporary {kind} key pair: {reason}")]
+    GenerateKey { kind: &'static str, reason: String },
     /// The private key file could not be read or decoded.
     #[error("Cannot load the SSH private key `{}`", path.display())]
     LoadKey {
@@ -190,6 +193,8 @@ pub struct SshOptions {
     pub ciphers: Vec<String>,
     /// `ssh_key_exchange_algorithms`, in order of preference; empty: russh's defaults.
     pub kex: Vec<String>,
+    /// The build's temporary key pair, when the template gives no password or key file.
+    pub temporary_key_pair: TemporaryKeyPair,
 }
 
 impl Default for SshOptions {
@@ -199,6 +204,7 @@ impl Default for SshOptions {
             keep_alive_interval: Some(Duration::from_secs(5)),
             ciphers: Vec::new(),
             kex: Vec::new(),
+            temporary_key_pair: TemporaryKeyPair::default(),
         }
     }
 }
@@ -294,18 +300,86 @@ pub fn load_private_key(path: &Path) -> Result<Arc<PrivateKey>, Error> {
         })
 }
 
-/// A fresh ed25519 key pair for one build (Packer's temporary key pair), and its public key in
-/// `authorized_keys` form (`ssh-ed25519 AAAA… kiln`).
+/// The build's temporary key pair (`temporary_key_pair_type`, `_bits`, `_name`) and its
+/// public key in `authorized_keys` form. The default is an ed25519 key named `kiln`.
 pub fn temporary_key_pair() -> (Arc<PrivateKey>, String) {
+    make_key_pair(&TemporaryKeyPair::default()).unwrap_or_else(|_| unreachable_ed25519())
+}
+
+/// An ed25519 key pair cannot fail to be made; this keeps the signature simple.
+fn unreachable_ed25519() -> (Arc<PrivateKey>, String) {
     let seed: [u8; 32] = rand::random();
-    let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
-    let mut key = PrivateKey::from(pair);
-    key.set_comment("kiln");
-    let public = key
-        .public_key()
-        .to_openssh()
-        .unwrap_or_else(|_| String::from("ssh-ed25519"));
+    let key = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+        &seed,
+    ));
+    let public = key.public_key().to_openssh().unwrap_or_default();
     (Arc::new(key), public)
+}
+
+/// Makes the key pair `spec` describes.
+pub fn make_key_pair(spec: &TemporaryKeyPair) -> Result<(Arc<PrivateKey>, String), Error> {
+    use russh::keys::ssh_key::EcdsaCurve;
+    use russh::keys::ssh_key::private::{EcdsaKeypair, Ed25519Keypair, RsaKeypair};
+    let mut rng = rand::rng();
+    let generate = |e: russh::keys::ssh_key::Error| Error::GenerateKey {
+        kind: spec.kind.name(),
+        reason: e.to_string(),
+    };
+    let mut key = match spec.kind {
+        KeyKind::Ed25519 => PrivateKey::from(Ed25519Keypair::random(&mut rng)),
+        KeyKind::Rsa => PrivateKey::from(
+            RsaKeypair::random(&mut rng, spec.bits.unwrap_or(4096) as usize).map_err(generate)?,
+        ),
+        KeyKind::Ecdsa => {
+            let curve = match spec.bits.unwrap_or(521) {
+                256 => EcdsaCurve::NistP256,
+                384 => EcdsaCurve::NistP384,
+                _ => EcdsaCurve::NistP521,
+            };
+            PrivateKey::from(EcdsaKeypair::random(&mut rng, curve).map_err(generate)?)
+        }
+    };
+    key.set_comment(spec.name.as_str());
+    let public = key.public_key().to_openssh().map_err(generate)?;
+    Ok((Arc::new(key), public))
+}
+
+/// The kinds of temporary key pair kiln makes (`temporary_key_pair_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    Ecdsa,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::Rsa => "rsa",
+            KeyKind::Ecdsa => "ecdsa",
+            KeyKind::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// `temporary_key_pair_type`, `temporary_key_pair_bits`, `temporary_key_pair_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaryKeyPair {
+    pub kind: KeyKind,
+    /// RSA: the modulus size (default 4096); ECDSA: 256, 384 or 521 (default 521).
+    pub bits: Option<u32>,
+    /// The key's comment, as `authorized_keys` shows it (default `kiln`).
+    pub name: String,
+}
+
+impl Default for TemporaryKeyPair {
+    fn default() -> Self {
+        Self {
+            kind: KeyKind::Ed25519,
+            bits: None,
+            name: "kiln".to_owned(),
+        }
+    }
 }
 
 impl SshTarget {
@@ -1064,6 +1138,7 @@ mod tests {
             keep_alive_interval: None,
             ciphers: vec!["aes128-ctr".into(), "aes256-gcm@openssh.com".into()],
             kex: vec!["curve25519-sha256".into()],
+            temporary_key_pair: TemporaryKeyPair::default(),
         };
         let c = client_config(&target);
         assert_eq!(c.keepalive_interval, None);
@@ -1073,5 +1148,32 @@ mod tests {
         assert_eq!(kex, ["curve25519-sha256"]);
         assert!(cipher_names().contains(&"chacha20-poly1305@openssh.com"));
         assert!(!cipher_names().contains(&"none"));
+    }
+
+    /// Issue 14: `temporary_key_pair_type`, `_bits` and `_name` make that kind of key.
+    #[test]
+    fn issue_14_temporary_key_pairs() {
+        let rows = [
+            (KeyKind::Ed25519, None, "ssh-ed25519 "),
+            (KeyKind::Ecdsa, Some(256), "ecdsa-sha2-nistp256 "),
+            (KeyKind::Ecdsa, None, "ecdsa-sha2-nistp521 "),
+            (KeyKind::Rsa, Some(2048), "ssh-rsa "),
+        ];
+        for (kind, bits, prefix) in rows {
+            let spec = TemporaryKeyPair {
+                kind,
+                bits,
+                name: "packer_x".into(),
+            };
+            let (key, public) = make_key_pair(&spec).expect("key pair");
+            assert!(public.starts_with(prefix), "{kind:?}: {public}");
+            assert!(public.ends_with(" packer_x"), "{kind:?}: {public}");
+            assert_eq!(key.comment().as_bytes(), b"packer_x");
+        }
+        let (_, default) = temporary_key_pair();
+        assert!(
+            default.starts_with("ssh-ed25519 ") && default.ends_with(" kiln"),
+            "{default}"
+        );
     }
 }

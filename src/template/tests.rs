@@ -1340,6 +1340,18 @@ fn issue_14_qemu_options() {
             "ssh_ciphers and ssh_key_exchange_algorithms; keep-alive default 5s",
         ),
         (
+            "temporary_key_pair_type = \"ecdsa\"\n temporary_key_pair_bits = 384\n temporary_key_pair_name = \"packer_x\"",
+            |c| {
+                c.ssh.as_ref().is_some_and(|s| {
+                    let k = &s.options.temporary_key_pair;
+                    k.kind == crate::communicator::ssh::KeyKind::Ecdsa
+                        && k.bits == Some(384)
+                        && k.name == "packer_x"
+                })
+            },
+            "temporary_key_pair_*",
+        ),
+        (
             "boot_keygroup_interval = \"0s\"",
             |c| c.boot_keygroup_interval.is_none(),
             "zero: no group pause",
@@ -1424,6 +1436,14 @@ fn issue_14_qemu_option_errors() {
         (
             "ssh_key_exchange_algorithms = [\"diffie-hellman-group99\"]",
             "kiln's SSH client has no `diffie-hellman-group99`",
+        ),
+        (
+            "temporary_key_pair_type = \"dsa\"",
+            "OpenSSH no longer accepts DSA keys",
+        ),
+        (
+            "temporary_key_pair_type = \"rsa\"\n temporary_key_pair_bits = 1024",
+            "1024 bits is not a size of rsa key",
         ),
         (
             "qmp_socket_path = \"/run/q.sock\"",

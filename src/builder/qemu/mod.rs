@@ -90,7 +90,13 @@ impl BuildContext {
             .ssh
             .as_ref()
             .filter(|s| s.password.is_none() && s.private_key_file.is_none())
-            .map(|_| crate::communicator::ssh::temporary_key_pair());
+            .map(|s| {
+                // The template's kind and size were checked when it was read.
+                ssh::make_key_pair(&s.options.temporary_key_pair).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "using an ed25519 temporary key pair instead");
+                    ssh::temporary_key_pair()
+                })
+            });
         Self {
             ssh_temp_key,
             config,

@@ -19,7 +19,9 @@ use super::eval::Scope;
 use super::options::{Options, reject_other_blocks};
 use super::{Diagnostic, Location};
 use crate::builder::SourceConfig;
-use crate::communicator::ssh::{SshConfig, SshOptions, cipher_names, kex_names};
+use crate::communicator::ssh::{
+    KeyKind, SshConfig, SshOptions, TemporaryKeyPair, cipher_names, kex_names,
+};
 use crate::types::{GoDuration, Secret, parse_duration};
 
 /// One source kind.
@@ -148,7 +150,57 @@ fn ssh_options(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshOptions {
         }
         *field = list;
     }
+    temporary_key_pair(o, &mut options.temporary_key_pair, d);
     options
+}
+
+/// `temporary_key_pair_type` (`rsa`, `ecdsa`, `ed25519`; kiln's default ed25519),
+/// `temporary_key_pair_bits`, `temporary_key_pair_name`.
+fn temporary_key_pair(o: &Options<'_>, k: &mut TemporaryKeyPair, d: &mut Vec<Diagnostic>) {
+    match o.string("temporary_key_pair_type", d).as_deref() {
+        None | Some("") => {}
+        Some("rsa") => k.kind = KeyKind::Rsa,
+        Some("ecdsa") => k.kind = KeyKind::Ecdsa,
+        Some("ed25519") => k.kind = KeyKind::Ed25519,
+        Some("dsa") => o.error(
+            "temporary_key_pair_type",
+            "`temporary_key_pair_type = \"dsa\"`: OpenSSH no longer accepts DSA keys (9.8 removed \
+             them); use `ed25519`, `ecdsa` or `rsa`",
+            d,
+        ),
+        Some(other) => o.error(
+            "temporary_key_pair_type",
+            format!("`temporary_key_pair_type` must be one of `rsa`, `ecdsa` or `ed25519`, got `{other}`"),
+            d,
+        ),
+    }
+    if let Some(bits) = o.uint("temporary_key_pair_bits", 0, u64::from(u32::MAX), d)
+        && bits != 0
+    {
+        let ok = match k.kind {
+            KeyKind::Rsa => (2048..=16384).contains(&bits),
+            KeyKind::Ecdsa => [256, 384, 521].contains(&bits),
+            // As Packer: ed25519 keys have one size.
+            KeyKind::Ed25519 => true,
+        };
+        if !ok {
+            o.error(
+                "temporary_key_pair_bits",
+                format!(
+                    "{bits} bits is not a size of {} key (rsa: 2048 to 16384; ecdsa: 256, 384 or 521)",
+                    k.kind.name()
+                ),
+                d,
+            );
+        }
+        k.bits = Some(bits as u32);
+    }
+    if let Some(name) = o
+        .string("temporary_key_pair_name", d)
+        .filter(|n| !n.is_empty())
+    {
+        k.name = name;
+    }
 }
 
 /// Checks the types of the `winrm_*` options, which Packer reads even when the communicator

@@ -46,7 +46,8 @@ const SUPPORTED: &[&str] = &[
     "qmp_socket_path", "efi_drop_efivars", "ssh_host_port_min", "ssh_host_port_max",
     "skip_nat_mapping", "ssh_host", "boot_keygroup_interval", "http_interface",
     "http_network_protocol", "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_ciphers",
-    "ssh_key_exchange_algorithms",
+    "ssh_key_exchange_algorithms", "temporary_key_pair_type", "temporary_key_pair_bits",
+    "temporary_key_pair_name",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
@@ -61,8 +62,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
     "ssh_bastion_private_key_file", "ssh_bastion_certificate_file", "ssh_bastion_agent_auth",
     "ssh_bastion_interactive", "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username",
-    "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels", "temporary_key_pair_type",
-    "temporary_key_pair_bits", "temporary_key_pair_name", "ssh_keypair_name",
+    "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels", "ssh_keypair_name",
 ];
 
 /// Reads one qemu source. Problems go to `diags`; the returned config is only meaningful when
