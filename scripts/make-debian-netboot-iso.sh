@@ -47,21 +47,12 @@ source "${SCRIPT_PATH%/*}/lib/iso-script.sh"
 iso_script_args "$@"
 
 # --- packages -------------------------------------------------------------------
-# The netboot tree and isolinux come from Debian packages; install them when
-# missing (as root), else say which to install.
-need=()
-[ -f "$TREE/debian-installer/amd64/linux" ] || need+=("$PACKAGE")
-[ -f "$ISOLINUX_BIN" ] || need+=(isolinux)
-command -v xorriso >/dev/null 2>&1 || need+=(xorriso)
-if [ "${#need[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -eq 0 ]; then
-        log "installing: ${need[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2 ||
-            die "apt-get install ${need[*]} failed"
-    else
-        die "missing packages; install them: sudo apt-get install ${need[*]}"
-    fi
-fi
+# The netboot tree and isolinux come from Debian packages, installed when missing.
+# shellcheck source=scripts/lib/deps.sh
+source "${SCRIPT_PATH%/*}/lib/deps.sh"
+ensure_commands "$TREE/debian-installer/amd64/linux:$PACKAGE" "$ISOLINUX_BIN:isolinux" \
+    "$ISOHDPFX:isolinux" xorriso:xorriso flock:util-linux sha256sum:coreutils ||
+    die "missing packages (see above)"
 
 OUT=${1:-$REPO_ROOT/target/test-iso/debian-12-netboot.iso}
 case "$OUT" in

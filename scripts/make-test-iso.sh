@@ -10,7 +10,8 @@
 # e.g.
 #     install kiln.answer=http://10.0.2.2:PORT/testos.cfg
 # then the installer fetches that answer file (see http/testos.cfg), installs
-# a busybox + dropbear system on /dev/vda and reboots into it. The files that
+# a busybox + dropbear (+ sudo, scp) system on /dev/vda and reboots into it:
+# with http/testos.cfg, a Vagrant box. The files that
 # go into the images are under scripts/testos/ (see its README.md).
 #
 # The last line on stdout is the absolute path of the ISO; progress goes to
@@ -41,10 +42,12 @@ umask 022
 PATH=$PATH:/usr/sbin:/sbin
 
 # Runtime .debs (besides the kernel, which is resolved from linux-image-amd64).
-# The libraries are those dropbear and extlinux link against; the build
-# fails if ldd finds a library outside these packages.
+# The libraries are those dropbear, extlinux, sudo (with two PAM modules) and
+# scp link against; the build fails if ldd finds a library outside these
+# packages.
 PACKAGES=(busybox-static dropbear-bin isolinux syslinux-common extlinux
-    libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g)
+    libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g
+    sudo libpam0g libpam-modules libaudit1 libcap-ng0 libselinux1 libpcre2-8-0 openssh-client)
 # Host tools, as "command:Debian package".
 HOST_TOOLS=(apt-get:apt apt-cache:apt dpkg-deb:dpkg dpkg-query:dpkg xorriso:xorriso
     cpio:cpio depmod:kmod gzip:gzip flock:util-linux sha256sum:coreutils find:findutils)
@@ -64,23 +67,9 @@ CACHE=${KILN_TEST_CACHE:-$HOME/.cache/kiln-test}
 DEB_DIR=$CACHE/debs
 
 # --- host tools ---------------------------------------------------------------
-ensure_host_tools() {
-    local entry tool pkg missing=()
-    for entry in "${HOST_TOOLS[@]}"; do
-        tool=${entry%%:*} pkg=${entry#*:}
-        command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-    if [ "$(id -u)" -eq 0 ]; then
-        log "installing missing host packages: ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 ||
-            die "apt-get install ${missing[*]} failed"
-    else
-        die "missing host tools; install the Debian package(s): ${missing[*]} (sudo apt-get install ${missing[*]})"
-    fi
-}
-ensure_host_tools
+# shellcheck source=scripts/lib/deps.sh
+source "$SCRIPT_DIR/lib/deps.sh"
+ensure_commands "${HOST_TOOLS[@]}" || die "missing host tools (see above)"
 [ "$(dpkg --print-architecture)" = amd64 ] || die "only amd64 hosts are supported"
 
 APT_OPTS=(-q)
@@ -298,7 +287,7 @@ install_busybox() {
 # among the unpacked packages only.
 install_libs() {
     local root=$1 ldso=$U/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 bin soname arrow path rest
-    local libpath=$U/lib/x86_64-linux-gnu:$U/usr/lib/x86_64-linux-gnu
+    local libpath=$U/lib/x86_64-linux-gnu:$U/usr/lib/x86_64-linux-gnu:$U/usr/libexec/sudo
     shift
     mkdir -p "$root/lib/x86_64-linux-gnu" "$root/lib64"
     for bin in "$@"; do
@@ -355,8 +344,19 @@ ln -s ../run "$R/var/run"
 install_busybox "$R"
 install -m 0755 "$U/usr/sbin/dropbear" "$R/usr/sbin/dropbear"
 install -m 0755 "$U/usr/bin/dropbearkey" "$R/usr/bin/dropbearkey"
-install_libs "$R" "$U/usr/sbin/dropbear" "$U/usr/bin/dropbearkey"
+# What a Vagrant box needs besides SSH: sudo (the installer gives the answer file's
+# user a NOPASSWD rule) with the two PAM modules /etc/pam.d/sudo names, and scp
+# (Vagrant uploads files with it).
+PAM_DIR=lib/x86_64-linux-gnu/security
+install -D -m 4755 "$U/usr/bin/sudo" "$R/usr/bin/sudo"
+install -D -m 0644 "$U/usr/libexec/sudo/sudoers.so" "$R/usr/libexec/sudo/sudoers.so"
+install -D -m 0644 "$U/$PAM_DIR/pam_permit.so" "$R/$PAM_DIR/pam_permit.so"
+install -D -m 0644 "$U/$PAM_DIR/pam_deny.so" "$R/$PAM_DIR/pam_deny.so"
+install -m 0755 "$U/usr/bin/scp" "$R/usr/bin/scp"
+install_libs "$R" "$U/usr/sbin/dropbear" "$U/usr/bin/dropbearkey" "$U/usr/bin/sudo" \
+    "$U/usr/libexec/sudo/sudoers.so" "$U/$PAM_DIR/pam_permit.so" "$U/$PAM_DIR/pam_deny.so" "$U/usr/bin/scp"
 install_tree "$TESTOS_DIR/rootfs" "$R"
+chmod 0440 "$R/etc/sudoers"
 mkdir -p "$R/etc"
 install_modules "$R"
 

@@ -6,10 +6,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
 
-ensure_commands "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" \
+ensure_rust
+ensure_commands "${KILN_BUILD_DEPS[@]}" "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" \
     /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck \
     ansible-playbook:ansible-core sshpass:sshpass \
     vagrant:vagrant /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json:vagrant-libvirt \
+    libvirtd:libvirt-daemon virtlogd:libvirt-daemon /etc/libvirt/qemu.conf:libvirt-daemon-system \
+    virsh:libvirt-clients /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so:libvirt-daemon-driver-qemu \
+    dnsmasq:dnsmasq-base iptables:iptables ip:iproute2 nsenter:util-linux kill:procps \
     podman:podman runc:runc docker-registry:docker-registry \
     /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux:debian-installer-12-netboot-amd64
 

@@ -14,6 +14,20 @@ pub fn for_error(err: &(dyn Error + 'static)) -> Option<String> {
     {
         return Some(h);
     }
+    if let Some(crate::postprocessor::Error::VagrantCatalog(e)) =
+        err.downcast_ref::<crate::postprocessor::Error>()
+    {
+        use crate::postprocessor::vagrant_catalog::Error as Catalog;
+        return match e {
+            Catalog::AlreadyListed { .. } => Some(
+                "give the build a new `version`, or pass `-force` to replace that entry".into(),
+            ),
+            Catalog::NoBox { .. } | Catalog::NotABox { .. } => Some(
+                "put `vagrant-catalog` right after `vagrant` in a `post-processors` block".into(),
+            ),
+            _ => None,
+        };
+    }
     let no_space = match err.downcast_ref::<crate::qemu_img::Error>() {
         Some(crate::qemu_img::Error::Convert { stderr, .. }) => {
             stderr.contains("No space left on device")

@@ -19,7 +19,7 @@
 //!    builder's steps use the container [`engine`] (as do its communicator,
 //!    [`communicator::docker`], and the docker post-processors).
 //! 3. [`postprocessor`] chains turn the artifact into what users ship, such as a Vagrant `.box`
-//!    (archives from [`archive`]).
+//!    (archives from [`archive`]) and a versioned box catalog listing it.
 //!
 //! Dependencies point one way: `main`/[`cli`] → [`build`] → [`template`] → domain modules
 //! ([`builder`], [`provisioner`], [`postprocessor`], [`communicator`], …) → leaf modules

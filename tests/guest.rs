@@ -14,8 +14,8 @@ use common::*;
 
 /// The walking skeleton end to end (issue 2): `kiln build` of the test-OS template types the
 /// boot command, the installer fetches its answer file from kiln, installs, reboots; kiln
-/// provisions over SSH, shuts down, compacts and packs a Vagrant box. Then the produced disk is
-/// booted (with `-snapshot`) and the provisioner's mark is read back over kiln's communicator.
+/// provisions over SSH, shuts down, compacts and packs a Vagrant box. Then real Vagrant boots
+/// the box under libvirt and reads the provisioner's mark back over `vagrant ssh` (issue 15).
 #[test]
 fn build_test_os_into_a_vagrant_box() {
     require_qemu();
@@ -95,18 +95,39 @@ fn build_test_os_into_a_vagrant_box() {
     assert!(build["build_time"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(build["packer_run_uuid"], manifest["last_run_uuid"]);
 
-    // A real `vagrant box add` (Vagrant + vagrant-libvirt from Debian) accepts the box.
-    vagrant_box_add(&box_path, work.path());
-
-    // Boot the produced disk and read the provisioner's mark back.
-    let mark = read_back(&disk, work.path(), "cat /etc/kiln-provisioned");
-    assert_eq!(mark.trim(), "kiln-provisioned build=testos");
+    // Real Vagrant (Debian's vagrant + vagrant-libvirt) adds the box from its catalog and
+    // boots it.
+    vagrant_up(&outdir.join("testos.json"), work.path());
 }
 
-/// Adds `box_path` with the real `vagrant` (in a private `VAGRANT_HOME` under `work`) and checks
-/// what Vagrant stored: the libvirt provider, the v1 metadata with an integer `virtual_size`,
-/// and the disk (issue 7).
-fn vagrant_box_add(box_path: &Path, work: &Path) {
+/// The Vagrantfile of the `vagrant up` check: vagrant-libvirt with a `qemu` (TCG) domain, its
+/// serial console in a file (shown when the check fails), no synced folder; everything else
+/// (the insecure key swap, the box's `config.ssh.shell`) as a user gets it.
+const VAGRANTFILE: &str = r#"Vagrant.configure("2") do |config|
+  config.vm.box = "kiln/testos"
+  config.vm.box_check_update = false
+  config.vm.synced_folder ".", "/vagrant", disabled: true
+  config.vm.boot_timeout = 600
+  config.vm.provider :libvirt do |lv|
+    lv.driver = "qemu"
+    lv.uri = "qemu:///system"
+    lv.memory = 512
+    lv.cpus = 2
+    lv.graphics_type = "none"
+    lv.video_type = "none"
+    lv.serial :type => "file", :source => {:path => "/var/log/libvirt/qemu/kiln-serial.log"}
+  end
+end
+"#;
+
+/// Issue 15: the box works with real Vagrant (Debian's vagrant + vagrant-libvirt). In a
+/// private libvirt (its own network namespace): `vagrant box add` of the build's catalog
+/// (checking what Vagrant stored: version 1.0.0, the libvirt provider, v1 metadata with an
+/// integer `virtual_size`, the disk; issue 7),
+/// `vagrant up --provider=libvirt`, `vagrant ssh -c` reading the provisioner's mark and using
+/// passwordless sudo, a graceful `vagrant halt`, `vagrant destroy -f`, `vagrant box remove`.
+#[allow(clippy::print_stderr)] // the phase timings, shown with --no-capture
+fn vagrant_up(catalog: &Path, work: &Path) {
     require("vagrant", "vagrant");
     let plugin = Path::new("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json");
     assert!(
@@ -114,36 +135,39 @@ fn vagrant_box_add(box_path: &Path, work: &Path) {
         "vagrant-libvirt is not installed: install the Debian package `vagrant-libvirt` \
          (scripts/test.sh does)"
     );
+    let libvirt = common::libvirt::PrivateLibvirt::start(&work.join("libvirt-state"));
     let home = work.join("vagrant.d");
+    let project = work.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("Vagrantfile"), VAGRANTFILE).unwrap();
     let vagrant = |args: &[&str]| {
-        let out = std::process::Command::new("vagrant")
+        let t0 = std::time::Instant::now();
+        let out = libvirt
+            .command("vagrant", &project)
+            .arg("--no-tty")
             .args(args)
             .env("VAGRANT_HOME", &home)
             .env("VAGRANT_CHECKPOINT_DISABLE", "1")
             .env("VAGRANT_DEFAULT_PROVIDER", "libvirt")
-            .current_dir(work)
             .output()
             .unwrap();
-        assert_ok(&out, "vagrant {args:?} failed");
+        eprintln!("vagrant {args:?}: {:.1}s", t0.elapsed().as_secs_f64());
+        assert!(
+            out.status.success(),
+            "vagrant {args:?} failed\n{}\n{}",
+            describe(&out),
+            libvirt.logs()
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let box_arg = box_path.to_string_lossy();
-    vagrant(&[
-        "box",
-        "add",
-        "--name",
-        "kiln/testos",
-        "--provider",
-        "libvirt",
-        &box_arg,
-    ]);
-    let list = vagrant(&["box", "list"]);
+    let catalog = catalog.to_string_lossy();
+    let added = vagrant(&["box", "add", "--provider", "libvirt", &catalog]);
     assert!(
-        list.contains("kiln/testos") && list.contains("libvirt"),
-        "{list}"
+        added.contains("Successfully added box 'kiln/testos' (v1.0.0) for 'libvirt'"),
+        "{added}"
     );
-    // Vagrant stores it under boxes/kiln-VAGRANTSLASH-testos/0/[ARCH/]libvirt/.
-    let stored = home.join("boxes/kiln-VAGRANTSLASH-testos/0");
+    // Vagrant stores it under boxes/kiln-VAGRANTSLASH-testos/1.0.0/[ARCH/]libvirt/.
+    let stored = home.join("boxes/kiln-VAGRANTSLASH-testos/1.0.0");
     let provider_dir = [stored.join("libvirt"), stored.join("amd64/libvirt")]
         .into_iter()
         .find(|d| d.is_dir())
@@ -155,7 +179,30 @@ fn vagrant_box_add(box_path: &Path, work: &Path) {
         serde_json::json!({"provider": "libvirt", "format": "qcow2", "virtual_size": 1, "architecture": "amd64"})
     );
     assert!(provider_dir.join("box.img").is_file());
-    vagrant(&["box", "remove", "kiln/testos", "--provider", "libvirt"]);
+
+    let up = vagrant(&["up", "--provider=libvirt"]);
+    assert!(up.contains("Machine booted and ready!"), "{up}");
+    assert!(
+        up.contains("Key inserted!"),
+        "Vagrant did not replace its insecure key\n{up}"
+    );
+    let ssh = vagrant(&["ssh", "-c", "cat /etc/kiln-provisioned; sudo -n id -u"]);
+    let lines: Vec<&str> = ssh.lines().map(str::trim).collect();
+    assert_eq!(lines, ["kiln-provisioned build=testos", "0"], "{ssh}");
+    let halt = vagrant(&["halt"]);
+    assert!(
+        halt.contains("Attempting graceful shutdown of VM")
+            && !halt.contains("direct shutdown")
+            && !halt.contains("Halting domain"),
+        "the guest did not shut down when Vagrant asked\n{halt}"
+    );
+    vagrant(&["destroy", "-f"]);
+    vagrant(&["box", "remove", "kiln/testos", "--all", "--force"]);
+    assert_eq!(
+        libvirt.names(&["list", "--all", "--name"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(libvirt.names(&["net-list", "--name"]), Vec::<String>::new());
 }
 
 /// A `shutdown_command` that leaves the guest running makes kiln press the ACPI power button

@@ -1,6 +1,8 @@
 # kiln's offline test OS: the ISO built by scripts/make-test-iso.sh stops at an isolinux
 # `boot:` prompt like a real installer; the boot command points its installer at the answer
 # file kiln serves from http/, and the installed system comes back up with an SSH server.
+# The answer file makes it a Vagrant box: user `vagrant` with passwordless sudo and Vagrant's
+# insecure key, so `vagrant up` of the box works (tests/guest.rs does it).
 #
 #   scripts/make-test-iso.sh && kiln build boot-configs/testos
 
@@ -19,6 +21,12 @@ variable "iso_checksum" {
 variable "output_directory" {
   type    = string
   default = "output-testos"
+}
+
+variable "version" {
+  type        = string
+  description = "The box's version in its catalog (output-testos/testos.json)."
+  default     = "1.0.0"
 }
 
 variable "provision_script" {
@@ -63,21 +71,33 @@ source "qemu" "testos" {
   ]
 
   communicator     = "ssh"
-  ssh_username     = "root"
-  ssh_password     = "kiln"
+  ssh_username     = "vagrant"
+  ssh_password     = "vagrant"
   ssh_timeout      = var.ssh_timeout
-  shutdown_command = "poweroff"
+  shutdown_command = "echo 'vagrant' | sudo -S shutdown -P now"
 }
 
 build {
   sources = ["source.qemu.testos"]
 
   provisioner "shell" {
-    script = local.provision_script
+    execute_command = "echo 'vagrant' | {{ .Vars }} sudo -S -E sh -eu '{{ .Path }}'"
+    script          = local.provision_script
   }
 
-  post-processor "vagrant" {
-    output = "${var.output_directory}/${local.name}.box"
+  # The box, and a versioned catalog listing it: `vagrant box add output-testos/testos.json`.
+  post-processors {
+    post-processor "vagrant" {
+      output               = "${var.output_directory}/${local.name}.box"
+      vagrantfile_template = "${path.root}/Vagrantfile"
+    }
+    post-processor "vagrant-catalog" {
+      catalog     = "${var.output_directory}/${local.name}.json"
+      url         = "file://${abspath(var.output_directory)}/{{ .BoxName }}"
+      version     = var.version
+      box_name    = "kiln/${local.name}"
+      description = "kiln's offline test OS (busybox, dropbear, sudo)"
+    }
   }
 
   post-processor "checksum" {

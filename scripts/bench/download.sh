@@ -5,14 +5,15 @@
 # Env: KILN (the binary, set by scripts/bench.sh), BENCH_SIZE_MIB (default 2048),
 # BENCH_RUNS (default 3).
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 kiln=${KILN:-target/release/kiln}
 kiln=$(realpath "$kiln")
 size_mib=${BENCH_SIZE_MIB:-2048}
 runs=${BENCH_RUNS:-3}
-for tool in curl sha256sum python3; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is required" >&2; exit 2; }
-done
+# shellcheck source=scripts/lib/deps.sh
+source scripts/lib/deps.sh
+ensure_commands curl:curl sha256sum:coreutils python3:python3
 
 work=$(mktemp -d)
 server_pid=

@@ -15,12 +15,13 @@
 # KILN_APT (default `apt-get`) and KILN_APT_CACHE (default `apt-cache`) name the tools; the
 # tests point them at a fake apt that records its calls.
 
-# _deps_present CMD: whether the command (or absolute path) exists.
+# _deps_present CMD: whether the command (or absolute path) exists. Commands are also looked for
+# in the sbin directories, which a non-root user's PATH often lacks (depmod, mkfs.ext4, ...).
 _deps_present() {
     if [[ $1 == /* ]]; then
         [[ -e $1 ]]
     else
-        command -v "$1" >/dev/null 2>&1
+        PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v "$1" >/dev/null 2>&1
     fi
 }
 
@@ -120,3 +121,28 @@ KILN_ISO_DEPS=(
     cpio:cpio
     depmod:kmod
 )
+# What building kiln needs besides Rust: a C compiler and the C library's development files
+# (aws-lc-sys and libdeflate-sys compile C code; rustc links with cc).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+KILN_BUILD_DEPS=(
+    cc:gcc
+    /usr/lib/x86_64-linux-gnu/crt1.o:libc6-dev
+)
+
+# ensure_rust: fails, saying what to install, unless cargo and a rustc at least as new as the
+# crate's rust-version (Cargo.toml) are on PATH. Rust is a prerequisite (installed with
+# rustup), not a Debian package: Debian 12's rustc is older than the MSRV.
+ensure_rust() {
+    local manifest msrv have
+    manifest=$(dirname "${BASH_SOURCE[0]}")/../../Cargo.toml
+    msrv=$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' "$manifest")
+    if ! command -v cargo >/dev/null 2>&1 || ! command -v rustc >/dev/null 2>&1; then
+        echo "error: cargo is not on PATH: kiln needs Rust $msrv or newer; install it with rustup (https://rustup.rs), then open a new shell" >&2
+        return 1
+    fi
+    have=$(rustc --version | awk '{print $2}')
+    if [[ $(printf '%s\n%s\n' "$msrv" "$have" | sort -V | head -n 1) != "$msrv" ]]; then
+        echo "error: rustc $have is older than kiln's minimum, $msrv: run \`rustup update\`" >&2
+        return 1
+    fi
+}

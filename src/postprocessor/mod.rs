@@ -5,14 +5,16 @@
 //! post-processor ran, its input is deleted unless it keeps it (`keep_input_artifact`); the
 //! builder's disk survives when the first post-processor of any chain keeps it. kiln's vagrant
 //! and compress keep their input by default (Packer's delete it, a known pain); checksum,
-//! manifest and shell-local always keep it. An image that is not kept is removed from its
-//! engine ([`docker`] has the docker post-processors' own rules).
+//! manifest, shell-local and vagrant-catalog (whose catalog points at the box) always keep
+//! it. An image that is not kept is removed from its engine ([`docker`] has the docker
+//! post-processors' own rules).
 
 pub mod checksum;
 pub mod compress;
 pub mod docker;
 pub mod manifest;
 pub mod vagrant;
+pub mod vagrant_catalog;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,6 +56,7 @@ pub enum PostProcessor {
     Manifest(manifest::Config),
     Compress(compress::Config),
     ShellLocal(shell_local::Config),
+    VagrantCatalog(vagrant_catalog::Config),
     DockerImport(docker::ImportConfig),
     DockerTag(docker::TagConfig),
     DockerPush(docker::PushConfig),
@@ -72,6 +75,7 @@ impl PostProcessor {
             Self::Manifest(_) => "manifest",
             Self::Compress(_) => "compress",
             Self::ShellLocal(_) => "shell-local",
+            Self::VagrantCatalog(_) => "vagrant-catalog",
             Self::DockerImport(_) => "docker-import",
             Self::DockerTag(_) => "docker-tag",
             Self::DockerPush(_) => "docker-push",
@@ -109,6 +113,8 @@ pub enum Error {
     Compress(#[from] compress::Error),
     #[error(transparent)]
     ShellLocal(#[from] shell_local::Error),
+    #[error(transparent)]
+    VagrantCatalog(#[from] vagrant_catalog::Error),
     #[error(transparent)]
     Docker(#[from] docker::Error),
     /// The block's type is not one kiln has.
@@ -411,6 +417,40 @@ async fn run_one(
             };
             Ok((artifact, true, false))
         }
+        PostProcessor::VagrantCatalog(cfg) => {
+            let box_path = vagrant_catalog::box_of(&input.files)?;
+            let catalog = vagrant_catalog::catalog_path(cfg, &info.build_name);
+            ui.say(format!(
+                "Running post-processor: vagrant-catalog (adding `{}` to `{}`)",
+                box_path.display(),
+                catalog.display()
+            ));
+            let (cfg, name, force) = (cfg.clone(), info.build_name.clone(), info.force);
+            let up =
+                blocking(move || vagrant_catalog::update(&cfg, &box_path, &name, force)).await??;
+            ui.message(format!(
+                "Catalog `{}`: box `{}` version {} for {}{}{} at {}",
+                up.catalog.display(),
+                up.box_name,
+                up.version,
+                up.provider,
+                up.architecture
+                    .as_ref()
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default(),
+                if up.replaced {
+                    ", replacing the old entry"
+                } else {
+                    ""
+                },
+                up.url
+            ));
+            written.push(("Vagrant box catalog", up.catalog.clone()));
+            // The catalog points at the box: the box is always kept.
+            let mut artifact = input.clone();
+            artifact.files.push(up.catalog);
+            Ok((artifact, true, true))
+        }
         PostProcessor::ShellLocal(cfg) => {
             let env = vec![
                 ("PACKER_BUILD_NAME".to_owned(), info.build_name.clone()),
@@ -582,6 +622,55 @@ mod tests {
         let err = run(&chains, &art).await.unwrap_err();
         assert_eq!(err.name, "vagrant");
         assert!(matches!(err.source, Error::NotADisk { .. }), "{err:?}");
+    }
+
+    /// vagrant → vagrant-catalog (issue 15): the catalog lists the box just written and both
+    /// are kept (the catalog points at the box); without a box first it fails, named.
+    #[tokio::test]
+    async fn catalog_follows_the_box() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = builder(dir.path());
+        let (boxed, catalog) = (dir.path().join("x.box"), dir.path().join("cat.json"));
+        let cat = PostProcessor::VagrantCatalog(vagrant_catalog::Config {
+            catalog: catalog.display().to_string(),
+            url: "file:///srv/boxes/{{ .BoxName }}".into(),
+            version: "1.0.0".into(),
+            box_name: None,
+            description: None,
+            architecture: None,
+        });
+        let chains = vec![vec![
+            block(vagrant_to(&boxed), None),
+            block(cat.clone(), Some(false)),
+        ]];
+        let out = run(&chains, &art).await.unwrap();
+        assert!(boxed.exists(), "the box stays");
+        assert_eq!(
+            out.written,
+            [
+                ("Vagrant box", boxed.clone()),
+                ("Vagrant box catalog", catalog.clone())
+            ]
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&catalog).unwrap()).unwrap();
+        assert_eq!(json["name"], "x");
+        let p = &json["versions"][0]["providers"][0];
+        assert_eq!(p["url"], "file:///srv/boxes/x.box");
+        assert_eq!(
+            (&p["name"], &p["architecture"]),
+            (&"libvirt".into(), &"arm64".into())
+        );
+
+        let err = run(&[vec![block(cat, None)]], &art).await.unwrap_err();
+        assert_eq!(err.name, "vagrant-catalog");
+        assert!(
+            matches!(
+                err.source,
+                Error::VagrantCatalog(vagrant_catalog::Error::NotABox { .. })
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

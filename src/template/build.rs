@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use hcl::edit::Span;
 use hcl::edit::structure::Block;
 
-use crate::postprocessor::{checksum, compress, manifest, vagrant};
+use crate::postprocessor::{checksum, compress, manifest, vagrant, vagrant_catalog};
 use crate::provisioner::shell::{self, ShellSource};
 use crate::provisioner::shell_local;
 use crate::provisioner::{breakpoint, file};
@@ -675,8 +675,14 @@ fn outline(block: &Block) -> Outline {
 /// The provisioner types kiln runs.
 const PROVISIONER_TYPES: [&str; 4] = ["shell", "file", "shell-local", "breakpoint"];
 /// The post-processor types kiln runs.
-const POST_PROCESSOR_TYPES: [&str; 5] =
-    ["vagrant", "checksum", "manifest", "compress", "shell-local"];
+const POST_PROCESSOR_TYPES: [&str; 6] = [
+    "vagrant",
+    "checksum",
+    "manifest",
+    "compress",
+    "shell-local",
+    "vagrant-catalog",
+];
 
 /// `only` / `except` of a provisioner or post-processor, read before anything else: whether
 /// it runs for `source` (`TYPE.NAME`). A name the build does not build is a warning, as
@@ -1199,6 +1205,7 @@ fn post_processor(
             SHELL_LOCAL_OPTIONS,
             &["tempfile_extension", "use_linux_pathing"],
         ),
+        "vagrant-catalog" => (VAGRANT_CATALOG_OPTIONS, &[]),
         _ => {
             let name = block
                 .body
@@ -1221,6 +1228,7 @@ fn post_processor(
         "checksum" => PostProcessor::Checksum(checksum_pp(&o, d)),
         "manifest" => PostProcessor::Manifest(manifest_pp(&o, d)),
         "compress" => PostProcessor::Compress(compress_pp(&o, d)),
+        "vagrant-catalog" => PostProcessor::VagrantCatalog(vagrant_catalog_pp(&o, d)),
         "docker-import" => PostProcessor::DockerImport(sources::docker::import(&o, d)),
         "docker-tag" => PostProcessor::DockerTag(sources::docker::tag(&o, d)),
         "docker-push" => PostProcessor::DockerPush(sources::docker::push(&o, d)),
@@ -1336,6 +1344,51 @@ fn vagrant(o: &Options, base_dir: &Path, d: &mut Vec<Diagnostic>) -> vagrant::Co
         }
     });
     c
+}
+
+/// The options of `post-processor "vagrant-catalog"`.
+const VAGRANT_CATALOG_OPTIONS: &[&str] = &[
+    "catalog",
+    "url",
+    "version",
+    "box_name",
+    "description",
+    "architecture",
+];
+
+fn vagrant_catalog_pp(o: &Options, d: &mut Vec<Diagnostic>) -> vagrant_catalog::Config {
+    let mut required = |option: &str| {
+        if !o.has(option) {
+            o.missing(option, "", d);
+        }
+        o.string(option, d).unwrap_or_default()
+    };
+    let (catalog, url, version) = (required("catalog"), required("url"), required("version"));
+    if o.has("url") && !vagrant_catalog::absolute_url(&url) {
+        o.error(
+            "url",
+            format!("`url` must be an https://, http:// or file:// URL, got `{url}`"),
+            d,
+        );
+    }
+    if o.has("version") && !vagrant_catalog::valid_version(&version) {
+        o.error(
+            "version",
+            format!(
+                "`version` `{version}` is not a version Vagrant accepts \
+                 (numbers and letters separated by dots, e.g. `1.2.0` or `2026.06.01`)"
+            ),
+            d,
+        );
+    }
+    vagrant_catalog::Config {
+        catalog,
+        url,
+        version,
+        box_name: o.string("box_name", d),
+        description: o.string("description", d),
+        architecture: o.string("architecture", d),
+    }
 }
 
 fn checksum_pp(o: &Options, d: &mut Vec<Diagnostic>) -> checksum::Config {

@@ -500,6 +500,57 @@ fn post_processor_errors_are_all_reported() {
     }
 }
 
+/// Issue 15: `vagrant-catalog` follows `vagrant` in a chain; its required options and the forms
+/// of `url` and `version` (what Vagrant accepts) are checked when the template loads.
+#[test]
+fn vagrant_catalog_options() {
+    let text = with_build(
+        r#"
+  post-processors {
+    post-processor "vagrant" {}
+    post-processor "vagrant-catalog" {
+      catalog     = "boxes/{{ .BuildName }}.json"
+      url         = "https://boxes.example/{{ .Version }}/{{ .BoxName }}"
+      version     = "2026.06.01"
+      box_name    = "acme/m"
+      description = "M, for tests"
+    }
+  }
+"#,
+    );
+    let t = load_text(&text, &[]).expect("loads");
+    let chain = &t.builds[0].runs[0].post_processors[0];
+    let PostProcessor::VagrantCatalog(c) = &chain[1].kind else {
+        panic!("vagrant-catalog second in the chain");
+    };
+    assert_eq!(
+        c,
+        &crate::postprocessor::vagrant_catalog::Config {
+            catalog: "boxes/{{ .BuildName }}.json".into(),
+            url: "https://boxes.example/{{ .Version }}/{{ .BoxName }}".into(),
+            version: "2026.06.01".into(),
+            box_name: Some("acme/m".into()),
+            description: Some("M, for tests".into()),
+            architecture: None,
+        }
+    );
+    let got = errors(&with_build(
+        r#"
+  post-processor "vagrant-catalog" {
+    url     = "boxes/{{ .BoxName }}"
+    version = "v1"
+  }
+"#,
+    ));
+    for want in [
+        "missing required option `catalog`",
+        "`url` must be an https://, http:// or file:// URL, got `boxes/{{ .BoxName }}`",
+        "`version` `v1` is not a version Vagrant accepts",
+    ] {
+        assert!(got.contains(want), "missing {want:?} in:\n{got}");
+    }
+}
+
 /// Issue 13: a post-processor or provisioner of a type kiln does not have is kept as written
 /// (its attributes as JSON), and named as something a selected build would run; `only` /
 /// `except` naming a source the build does not build is a warning.
@@ -545,7 +596,7 @@ fn issue_13_unknown_types_are_kept_and_named() {
         named,
         [
             "10: provisioner type `powershell` is not built into kiln (selected build `qemu.m`) / Some(\"kiln's provisioners are `shell`, `file`, `shell-local` or `breakpoint`; keep this one away from the builds kiln runs with `only` / `except`\")",
-            "22: post-processor type `artifice` is not built into kiln (selected build `qemu.m`) / Some(\"kiln's post-processors are `vagrant`, `checksum`, `manifest`, `compress` or `shell-local`; keep this one away from the builds kiln runs with `only` / `except`\")",
+            "22: post-processor type `artifice` is not built into kiln (selected build `qemu.m`) / Some(\"kiln's post-processors are `vagrant`, `checksum`, `manifest`, `compress`, `shell-local` or `vagrant-catalog`; keep this one away from the builds kiln runs with `only` / `except`\")",
             "27: post-processor type `vagrnat` is not built into kiln (selected build `qemu.m`) / Some(\"did you mean `vagrant`?\")",
         ],
         "windows-restart is excepted for the only build"

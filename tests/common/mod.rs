@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod faulty_http;
+pub mod libvirt;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
