@@ -93,6 +93,14 @@ source "qemu" "m" {
 build { sources = ["source.qemu.m"] }
 "#;
 
+/// [`MINIMAL`] with `extra` option lines in its source.
+fn minimal_with(extra: &str) -> String {
+    MINIMAL.replace(
+        "ssh_username = \"root\"",
+        &format!("ssh_username = \"root\"\n  {extra}"),
+    )
+}
+
 #[test]
 fn minimal_source_gets_packer_defaults() {
     let t = load_text(MINIMAL, &[]).expect("loads");
@@ -266,11 +274,7 @@ fn option_rules() {
         ),
     ];
     for (extra, check, reason) in table {
-        let text = MINIMAL.replace(
-            "ssh_username = \"root\"",
-            &format!("ssh_username = \"root\"\n  {extra}"),
-        );
-        match load_text(&text, &[]) {
+        match load_text(&minimal_with(extra), &[]) {
             Ok(t) => assert!(check(qemu_of(&t)), "{reason}"),
             Err(e) => panic!("{reason}: {e}"),
         }
@@ -1441,11 +1445,7 @@ fn issue_14_qemu_options() {
         ),
     ];
     for (extra, check, reason) in table {
-        let text = MINIMAL.replace(
-            "ssh_username = \"root\"",
-            &format!("ssh_username = \"root\"\n  {extra}"),
-        );
-        match load_text(&text, &[]) {
+        match load_text(&minimal_with(extra), &[]) {
             Ok(t) => assert!(check(qemu_of(&t)), "{reason}"),
             Err(e) => panic!("{reason}: {e}"),
         }
@@ -1526,10 +1526,7 @@ fn issue_14_qemu_option_errors() {
         ),
     ];
     for (extra, want) in rows {
-        let e = errors(&MINIMAL.replace(
-            "ssh_username = \"root\"",
-            &format!("ssh_username = \"root\"\n  {extra}"),
-        ));
+        let e = errors(&minimal_with(extra));
         assert!(e.contains(want), "{extra}: {e}");
         assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
     }

@@ -133,25 +133,24 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
                 push("-drive", format!("file={},media=cdrom", opt(cd)));
             }
         }
-        // CD-ROMs on the SCSI bus of a virtio-scsi controller (the disks' own, if they use one):
-        // QEMU no longer makes a SCSI controller for `if=scsi` on PC machines.
-        Some("virtio-scsi" | "scsi") => {
-            if config.disk_interface != "virtio-scsi" {
+        // CD-ROMs as devices on a controller: QEMU has no `if=sata`, and no longer makes a SCSI
+        // controller for `if=scsi` on PC machines. SATA: a CD on each port of an AHCI
+        // controller; SCSI: on the bus of a virtio-scsi controller (the disks' own, if they use
+        // one).
+        Some(bus @ ("sata" | "scsi" | "virtio-scsi")) => {
+            let sata = bus == "sata";
+            if sata {
+                push("-device", "ahci,id=ahci0".into());
+            } else if config.disk_interface != "virtio-scsi" {
                 push("-device", "virtio-scsi-pci,id=scsi0".into());
             }
             for (i, cd) in cds.enumerate() {
-                push("-device", format!("scsi-cd,bus=scsi0.0,drive=cdrom{i}"));
-                push(
-                    "-drive",
-                    format!("file={},if=none,id=cdrom{i},media=cdrom", opt(cd)),
-                );
-            }
-        }
-        // QEMU has no `if=sata`: an AHCI controller with a CD-ROM on each port.
-        Some("sata") => {
-            push("-device", "ahci,id=ahci0".into());
-            for (i, cd) in cds.enumerate() {
-                push("-device", format!("ide-cd,bus=ahci0.{i},drive=cdrom{i}"));
+                let device = if sata {
+                    format!("ide-cd,bus=ahci0.{i},drive=cdrom{i}")
+                } else {
+                    format!("scsi-cd,bus=scsi0.0,drive=cdrom{i}")
+                };
+                push("-device", device);
                 push(
                     "-drive",
                     format!("file={},if=none,id=cdrom{i},media=cdrom", opt(cd)),
