@@ -23,6 +23,7 @@ fn target(port: u16, key: &str) -> Result<SshTarget, Box<dyn std::error::Error>>
         password: None,
         pty: false,
         read_write_timeout: None,
+        options: Default::default(),
     })
 }
 

@@ -117,29 +117,41 @@ pub struct ImageInfo {
     pub backing_filename: Option<String>,
 }
 
+/// `qemu_img_args`: extra arguments for each `qemu-img` subcommand, placed as Packer places
+/// them (after the format switch of `create` and `resize`, before `-O` of `convert`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtraArgs {
+    pub create: Vec<String>,
+    pub convert: Vec<String>,
+    pub resize: Vec<String>,
+}
+
 fn os(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// `create -f FMT PATH SIZE` (size in bytes).
-pub fn create_args(format: DiskFormat, path: &Path, size_bytes: u64) -> Vec<String> {
-    vec![
-        "create".into(),
-        "-f".into(),
-        format.as_str().into(),
-        os(path),
-        size_bytes.to_string(),
-    ]
+/// `create -f FMT [EXTRA…] PATH SIZE` (size in bytes).
+pub fn create_args(
+    format: DiskFormat,
+    path: &Path,
+    size_bytes: u64,
+    extra: &[String],
+) -> Vec<String> {
+    let mut a = vec!["create".into(), "-f".into(), format.as_str().into()];
+    a.extend_from_slice(extra);
+    a.extend([os(path), size_bytes.to_string()]);
+    a
 }
 
-/// `create -f qcow2 -b BACKING -F BACKING_FMT PATH [SIZE]`: a qcow2 overlay whose unwritten
-/// blocks read from `backing` (`use_backing_file`). Without a size it inherits the backing
-/// image's.
+/// `create -f qcow2 -b BACKING -F BACKING_FMT [EXTRA…] PATH [SIZE]`: a qcow2 overlay whose
+/// unwritten blocks read from `backing` (`use_backing_file`). Without a size it inherits the
+/// backing image's.
 pub fn create_backed_args(
     path: &Path,
     backing: &Path,
     backing_format: &str,
     size_bytes: Option<u64>,
+    extra: &[String],
 ) -> Vec<String> {
     let mut a = vec![
         "create".into(),
@@ -149,29 +161,39 @@ pub fn create_backed_args(
         os(backing),
         "-F".into(),
         backing_format.into(),
-        os(path),
     ];
+    a.extend_from_slice(extra);
+    a.push(os(path));
     a.extend(size_bytes.map(|s| s.to_string()));
     a
 }
 
-/// `resize -f FMT PATH SIZE` (size in bytes).
-pub fn resize_args(format: DiskFormat, path: &Path, size_bytes: u64) -> Vec<String> {
-    vec![
-        "resize".into(),
-        "-f".into(),
-        format.as_str().into(),
-        os(path),
-        size_bytes.to_string(),
-    ]
+/// `resize -f FMT [EXTRA…] PATH SIZE` (size in bytes).
+pub fn resize_args(
+    format: DiskFormat,
+    path: &Path,
+    size_bytes: u64,
+    extra: &[String],
+) -> Vec<String> {
+    let mut a = vec!["resize".into(), "-f".into(), format.as_str().into()];
+    a.extend_from_slice(extra);
+    a.extend([os(path), size_bytes.to_string()]);
+    a
 }
 
-/// `convert [-c] -O FMT SRC DST` (`-c`: qcow2 internal compression).
-pub fn convert_args(format: DiskFormat, compress: bool, src: &Path, dst: &Path) -> Vec<String> {
+/// `convert [-c] [EXTRA…] -O FMT SRC DST` (`-c`: qcow2 internal compression).
+pub fn convert_args(
+    format: DiskFormat,
+    compress: bool,
+    src: &Path,
+    dst: &Path,
+    extra: &[String],
+) -> Vec<String> {
     let mut a = vec!["convert".to_owned()];
     if compress {
         a.push("-c".into());
     }
+    a.extend_from_slice(extra);
     a.extend(["-O".into(), format.as_str().into(), os(src), os(dst)]);
     a
 }
@@ -187,11 +209,16 @@ pub fn parse_info(json: &str) -> Result<ImageInfo, serde_json::Error> {
 }
 
 /// Creates an empty image of `size_bytes` at `path`.
-pub async fn create(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<(), Error> {
+pub async fn create(
+    format: DiskFormat,
+    path: &Path,
+    size_bytes: u64,
+    extra: &[String],
+) -> Result<(), Error> {
     let out = run(
         QEMU_IMG,
         "create",
-        &create_args(format, path, size_bytes),
+        &create_args(format, path, size_bytes, extra),
         path,
         QUICK_TIMEOUT,
     )
@@ -211,8 +238,9 @@ pub async fn create_backed(
     backing: &Path,
     backing_format: &str,
     size_bytes: Option<u64>,
+    extra: &[String],
 ) -> Result<(), Error> {
-    let args = create_backed_args(path, backing, backing_format, size_bytes);
+    let args = create_backed_args(path, backing, backing_format, size_bytes, extra);
     let out = run(QEMU_IMG, "create", &args, path, QUICK_TIMEOUT).await?;
     if !out.status.success() {
         return Err(Error::Create {
@@ -224,8 +252,13 @@ pub async fn create_backed(
 }
 
 /// Grows (or, if qemu-img agrees, sets) the virtual size of the image at `path`.
-pub async fn resize(format: DiskFormat, path: &Path, size_bytes: u64) -> Result<(), Error> {
-    let args = resize_args(format, path, size_bytes);
+pub async fn resize(
+    format: DiskFormat,
+    path: &Path,
+    size_bytes: u64,
+    extra: &[String],
+) -> Result<(), Error> {
+    let args = resize_args(format, path, size_bytes, extra);
     let out = run(QEMU_IMG, "resize", &args, path, QUICK_TIMEOUT).await?;
     if !out.status.success() {
         return Err(Error::Resize {
@@ -244,6 +277,7 @@ pub async fn convert(
     compress: bool,
     src: &Path,
     dst: &Path,
+    extra: &[String],
 ) -> Result<(), Error> {
     let mut tmp = OsString::from(dst.as_os_str());
     tmp.push(".convert");
@@ -251,7 +285,7 @@ pub async fn convert(
         path: dst.to_owned(),
         source,
     })?;
-    let args = convert_args(format, compress, src, &tmp);
+    let args = convert_args(format, compress, src, &tmp, extra);
     let out = run(QEMU_IMG, "convert", &args, src, CONVERT_TIMEOUT).await?;
     if !out.status.success() {
         return Err(Error::Convert {
@@ -360,22 +394,31 @@ mod tests {
     #[test]
     fn argv_table() {
         let (a, b) = (Path::new("/o/disk"), Path::new("/o/disk.convert"));
+        let x = ["-o".to_owned(), "preallocation=metadata".to_owned()];
         #[rustfmt::skip]
         let rows: &[(&str, Vec<String>, &[&str])] = &[
-            ("create qcow2, size in bytes", create_args(DiskFormat::Qcow2, a, 1 << 30),
+            ("create qcow2, size in bytes", create_args(DiskFormat::Qcow2, a, 1 << 30, &[]),
                 &["create", "-f", "qcow2", "/o/disk", "1073741824"]),
-            ("create raw", create_args(DiskFormat::Raw, a, 512),
+            ("create raw", create_args(DiskFormat::Raw, a, 512, &[]),
                 &["create", "-f", "raw", "/o/disk", "512"]),
-            ("convert without compression", convert_args(DiskFormat::Qcow2, false, a, b),
+            ("convert without compression", convert_args(DiskFormat::Qcow2, false, a, b, &[]),
                 &["convert", "-O", "qcow2", "/o/disk", "/o/disk.convert"]),
-            ("convert with compression: -c before -O", convert_args(DiskFormat::Qcow2, true, a, b),
+            ("convert with compression: -c before -O", convert_args(DiskFormat::Qcow2, true, a, b, &[]),
                 &["convert", "-c", "-O", "qcow2", "/o/disk", "/o/disk.convert"]),
-            ("overlay over a disk image, with a size", create_backed_args(a, Path::new("/c/img"), "raw", Some(1 << 30)),
+            ("overlay over a disk image, with a size", create_backed_args(a, Path::new("/c/img"), "raw", Some(1 << 30), &[]),
                 &["create", "-f", "qcow2", "-b", "/c/img", "-F", "raw", "/o/disk", "1073741824"]),
-            ("overlay without a size inherits the backing size", create_backed_args(a, Path::new("/c/img"), "qcow2", None),
+            ("overlay without a size inherits the backing size", create_backed_args(a, Path::new("/c/img"), "qcow2", None, &[]),
                 &["create", "-f", "qcow2", "-b", "/c/img", "-F", "qcow2", "/o/disk"]),
-            ("resize to bytes", resize_args(DiskFormat::Qcow2, a, 2 << 30),
+            ("resize to bytes", resize_args(DiskFormat::Qcow2, a, 2 << 30, &[]),
                 &["resize", "-f", "qcow2", "/o/disk", "2147483648"]),
+            ("qemu_img_args create: after -f, before the path", create_args(DiskFormat::Qcow2, a, 512, &x),
+                &["create", "-f", "qcow2", "-o", "preallocation=metadata", "/o/disk", "512"]),
+            ("qemu_img_args create on an overlay: after -F", create_backed_args(a, Path::new("/c/img"), "raw", None, &x),
+                &["create", "-f", "qcow2", "-b", "/c/img", "-F", "raw", "-o", "preallocation=metadata", "/o/disk"]),
+            ("qemu_img_args convert: after -c, before -O", convert_args(DiskFormat::Qcow2, true, a, b, &x),
+                &["convert", "-c", "-o", "preallocation=metadata", "-O", "qcow2", "/o/disk", "/o/disk.convert"]),
+            ("qemu_img_args resize: after -f, before the path", resize_args(DiskFormat::Raw, a, 512, &x),
+                &["resize", "-f", "raw", "-o", "preallocation=metadata", "/o/disk", "512"]),
             ("info as JSON", info_args(a),
                 &["info", "--output=json", "/o/disk"]),
         ];
@@ -410,7 +453,7 @@ mod tests {
     async fn create_convert_info_with_real_qemu_img() {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = dir.path().join("disk");
-        create(DiskFormat::Qcow2, &disk, 64 << 20)
+        create(DiskFormat::Qcow2, &disk, 64 << 20, &[])
             .await
             .expect("create (needs qemu-utils)");
         let info = info(&disk).await.expect("info");
@@ -419,7 +462,7 @@ mod tests {
             ("qcow2", 64 << 20)
         );
 
-        convert(DiskFormat::Qcow2, true, &disk, &disk)
+        convert(DiskFormat::Qcow2, true, &disk, &disk, &[])
             .await
             .expect("convert in place");
         assert!(
@@ -443,7 +486,7 @@ mod tests {
         assert!(err.to_string().contains("absent"), "{err}");
 
         let raw = dir.path().join("disk.raw");
-        convert(DiskFormat::Raw, false, &disk, &raw)
+        convert(DiskFormat::Raw, false, &disk, &raw, &[])
             .await
             .expect("convert to raw");
         assert_eq!(super::info(&raw).await.expect("info").format, "raw");
@@ -453,19 +496,19 @@ mod tests {
     async fn overlay_and_resize_with_real_qemu_img() {
         let dir = tempfile::tempdir().expect("tempdir");
         let base = dir.path().join("base.raw");
-        create(DiskFormat::Raw, &base, 16 << 20)
+        create(DiskFormat::Raw, &base, 16 << 20, &[])
             .await
             .expect("base");
         let top = dir.path().join("top");
-        create_backed(&top, &base, "raw", None)
+        create_backed(&top, &base, "raw", None, &[])
             .await
             .expect("overlay");
         assert_eq!(info(&top).await.expect("info").virtual_size, 16 << 20);
-        resize(DiskFormat::Qcow2, &top, 32 << 20)
+        resize(DiskFormat::Qcow2, &top, 32 << 20, &[])
             .await
             .expect("resize");
         assert_eq!(info(&top).await.expect("info").virtual_size, 32 << 20);
-        let err = resize(DiskFormat::Qcow2, &top, 1 << 20)
+        let err = resize(DiskFormat::Qcow2, &top, 1 << 20, &[])
             .await
             .expect_err("shrinking needs --shrink");
         assert!(matches!(err, Error::Resize { .. }), "{err}");
@@ -484,7 +527,7 @@ mod tests {
         );
 
         let bad_dir = dir.path().join("no-dir").join("d");
-        let err = create(DiskFormat::Raw, &bad_dir, 1024)
+        let err = create(DiskFormat::Raw, &bad_dir, 1024, &[])
             .await
             .expect_err("no parent dir");
         assert!(err.to_string().contains("no-dir"), "{err}");

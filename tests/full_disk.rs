@@ -38,7 +38,7 @@ async fn qcow2_with_data(path: &Path, mib: usize) {
     let scratch = tempfile::tempdir().unwrap();
     let raw = scratch.path().join("data.raw");
     std::fs::write(&raw, noise(mib << 20)).unwrap();
-    kiln::qemu_img::convert(DiskFormat::Qcow2, false, &raw, path)
+    kiln::qemu_img::convert(DiskFormat::Qcow2, false, &raw, path, &[])
         .await
         .unwrap();
 }
@@ -82,7 +82,7 @@ async fn compaction_on_a_full_disk() {
     let disk = fs.path().join("x.qcow2");
     qcow2_with_data(&disk, 8).await;
     let before = std::fs::read(&disk).unwrap();
-    let err = kiln::qemu_img::convert(DiskFormat::Qcow2, false, &disk, &disk)
+    let err = kiln::qemu_img::convert(DiskFormat::Qcow2, false, &disk, &disk, &[])
         .await
         .unwrap_err();
     let msg = chain(&err);
@@ -102,7 +102,7 @@ async fn cancelled_compaction_leaves_no_copy() {
     // Compressing incompressible data is slow enough to be caught half-way.
     let convert = tokio::spawn({
         let disk = disk.clone();
-        async move { kiln::qemu_img::convert(DiskFormat::Qcow2, true, &disk, &disk).await }
+        async move { kiln::qemu_img::convert(DiskFormat::Qcow2, true, &disk, &disk, &[]).await }
     });
     let started = tokio::time::timeout(Duration::from_secs(60), async {
         while !copy.exists() {

@@ -756,3 +756,78 @@ async fn ssh_pty_gives_commands_a_terminal() {
     assert_eq!(status, 0, "{out}");
     assert!(out.starts_with("/dev/pts/"), "{out}");
 }
+
+/// Issue 14: `ssh_handshake_attempts` ends the wait once the server has refused the
+/// credentials that many times, long before the timeout.
+#[tokio::test]
+async fn issue_14_handshake_attempts_give_up_after_n_refusals() {
+    let sshd = Sshd::start().await;
+    let mut target = sshd.target("wrong");
+    target.options.handshake_attempts = Some(3);
+    let start = Instant::now();
+    let err = wait_for_ssh(
+        &target,
+        Duration::from_secs(120),
+        std::future::pending(),
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("wrong password never succeeds");
+    match err {
+        ssh::Error::HandshakeAttempts { attempts, last } => {
+            assert_eq!(attempts, 3);
+            assert!(
+                matches!(*last, ssh::Error::AuthenticationFailed { .. }),
+                "{last:?}"
+            );
+        }
+        other => panic!("expected HandshakeAttempts, got {other:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "gave up before the timeout"
+    );
+    let refusals = sshd.log().matches("Failed password").count();
+    assert_eq!(refusals, 3, "three logins refused:\n{}", sshd.log());
+}
+
+/// Issue 14: `ssh_ciphers` and `ssh_key_exchange_algorithms` are what kiln offers: against
+/// an sshd that allows one cipher and one key exchange, the matching lists connect and the
+/// others fail the handshake.
+#[tokio::test]
+async fn issue_14_ciphers_and_key_exchange_are_offered_as_given() {
+    let sshd = Sshd::start_on(
+        free_port(),
+        "Ciphers aes128-ctr\nKexAlgorithms diffie-hellman-group14-sha256",
+    )
+    .await;
+    let attempt = |ciphers: &[&str], kex: &[&str]| {
+        let mut t = sshd.target(PASSWORD);
+        t.options.ciphers = ciphers.iter().map(|s| (*s).to_owned()).collect();
+        t.options.kex = kex.iter().map(|s| (*s).to_owned()).collect();
+        async move { SshCommunicator::connect(&t, Duration::from_secs(20)).await }
+    };
+    let ok = attempt(&["aes128-ctr"], &["diffie-hellman-group14-sha256"])
+        .await
+        .unwrap_or_else(|e| panic!("matching lists connect: {e:?}\n{}", sshd.log()));
+    ok.close().await;
+    for (ciphers, kex, why) in [
+        (
+            &["aes256-gcm@openssh.com"][..],
+            &["diffie-hellman-group14-sha256"][..],
+            "no common cipher",
+        ),
+        (
+            &["aes128-ctr"][..],
+            &["curve25519-sha256"][..],
+            "no common key exchange",
+        ),
+    ] {
+        match attempt(ciphers, kex).await {
+            Err(ssh::Error::Handshake { .. }) => {}
+            Err(other) => panic!("{why}: expected a handshake error, got {other:?}"),
+            Ok(_) => panic!("{why}: connected"),
+        }
+    }
+}

@@ -150,6 +150,20 @@ pub fn render(template: &str, vars: &BootVars) -> Result<String, Error> {
     render_mapped(template, vars).map(|(s, _)| s)
 }
 
+/// `actions` with a pause of `interval` after each key group (a key pressed and released, or
+/// held or released: one `Press`, `Down` or `Up`), for `boot_keygroup_interval`.
+pub fn with_group_pauses(actions: Vec<Action>, interval: Duration) -> Vec<Action> {
+    let mut out = Vec::with_capacity(actions.len() * 2);
+    for action in actions {
+        let key = matches!(action, Action::Press(_) | Action::Down(_) | Action::Up(_));
+        out.push(action);
+        if key {
+            out.push(Action::Wait(interval));
+        }
+    }
+    out
+}
+
 /// Renders and parses `template` in one go; every error offset points into `template` (a
 /// character produced by a variable points at its `{{`).
 pub fn compile(template: &str, vars: &BootVars) -> Result<Vec<Action>, Error> {
@@ -892,5 +906,25 @@ mod tests {
         // a: 2 events, B: 4, <enter>: 2, <wait>: none.
         let actions = parse("aB<enter><wait5>").unwrap();
         assert_eq!(packer_typing_time(&actions), Duration::from_millis(800));
+    }
+
+    /// Issue 14: `boot_keygroup_interval` pauses after each key group, not inside one, and
+    /// adds nothing after waits.
+    #[test]
+    fn issue_14_group_pauses() {
+        let vars = vars();
+        let actions = compile("aB<leftCtrlOn>c<leftCtrlOff><wait>", &vars).expect("compiles");
+        let g = Duration::from_millis(250);
+        let paused = with_group_pauses(actions.clone(), g);
+        let mut want = Vec::new();
+        for a in actions {
+            let key = !matches!(a, Action::Wait(_));
+            want.push(a);
+            if key {
+                want.push(Action::Wait(g));
+            }
+        }
+        assert_eq!(paused, want);
+        assert_eq!(paused.iter().filter(|a| **a == Action::Wait(g)).count(), 5);
     }
 }

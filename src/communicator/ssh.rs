@@ -80,6 +80,13 @@ pub enum Error {
         #[source]
         last: Option<Box<Error>>,
     },
+    /// The server refused the credentials `ssh_handshake_attempts` times.
+    #[error("SSH server refused the credentials {attempts} times (ssh_handshake_attempts)")]
+    HandshakeAttempts {
+        attempts: u32,
+        #[source]
+        last: Box<Error>,
+    },
     /// [`wait_for_ssh`] was stopped by its `abort` future (e.g. QEMU exited).
     #[error("Stopped waiting for SSH: {reason}")]
     Aborted { reason: String },
@@ -130,6 +137,9 @@ pub enum Error {
         status: u32,
         stderr: String,
     },
+    /// The temporary key pair could not be made.
+    #[error("Cannot make a temporary {kind} key pair: {reason}")]
+    GenerateKey { kind: &'static str, reason: String },
     /// The private key file could not be read or decoded.
     #[error("Cannot load the SSH private key `{}`", path.display())]
     LoadKey {
@@ -165,6 +175,99 @@ pub struct SshConfig {
     /// `ssh_read_write_timeout`: a connection on which nothing arrives for this long (kiln
     /// sends keep-alives every 5 s, which a live server answers) is given up. Default off.
     pub read_write_timeout: Option<Duration>,
+    /// `ssh_handshake_attempts`, `ssh_keep_alive_interval`, `ssh_ciphers`,
+    /// `ssh_key_exchange_algorithms`.
+    pub options: SshOptions,
+}
+
+/// How kiln connects, beyond where and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshOptions {
+    /// `ssh_handshake_attempts`: [`wait_for_ssh`] gives up once the server has refused the
+    /// credentials this many times. `None` (kiln's default): refusals are retried until the
+    /// timeout, since an installer's own sshd may refuse them before the installed system runs.
+    pub handshake_attempts: Option<u32>,
+    /// `ssh_keep_alive_interval` (default 5s; `None`, from a negative value: no keep-alives).
+    pub keep_alive_interval: Option<Duration>,
+    /// `ssh_ciphers`, in order of preference; empty: kiln's [`CIPHERS`].
+    pub ciphers: Vec<String>,
+    /// `ssh_key_exchange_algorithms`, in order of preference; empty: russh's defaults.
+    pub kex: Vec<String>,
+    /// The build's temporary key pair, when the template gives no password or key file.
+    pub temporary_key_pair: TemporaryKeyPair,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        Self {
+            handshake_attempts: None,
+            keep_alive_interval: Some(Duration::from_secs(5)),
+            ciphers: Vec::new(),
+            kex: Vec::new(),
+            temporary_key_pair: TemporaryKeyPair::default(),
+        }
+    }
+}
+
+/// The cipher names kiln can use (`ssh_ciphers`).
+pub fn cipher_names() -> Vec<&'static str> {
+    russh::cipher::ALL_CIPHERS
+        .iter()
+        .map(|n| n.as_ref())
+        .filter(|n| !matches!(*n, "clear" | "none"))
+        .collect()
+}
+
+/// The key exchange names kiln can use (`ssh_key_exchange_algorithms`).
+pub fn kex_names() -> Vec<&'static str> {
+    russh::kex::ALL_KEX_ALGORITHMS
+        .iter()
+        .map(|n| n.as_ref())
+        .filter(|n| *n != "none")
+        .collect()
+}
+
+/// russh's client configuration for `target`.
+fn client_config(target: &SshTarget) -> client::Config {
+    let mut preferred = russh::Preferred {
+        cipher: std::borrow::Cow::Borrowed(CIPHERS),
+        ..Default::default()
+    };
+    let o = &target.options;
+    if !o.ciphers.is_empty() {
+        let names: Vec<russh::cipher::Name> = russh::cipher::ALL_CIPHERS
+            .iter()
+            .copied()
+            .copied()
+            .filter(|n| o.ciphers.iter().any(|c| c == n.as_ref()))
+            .collect();
+        // In the template's order of preference.
+        let ordered = o
+            .ciphers
+            .iter()
+            .filter_map(|c| names.iter().find(|n| n.as_ref() == c).copied())
+            .collect::<Vec<_>>();
+        preferred.cipher = std::borrow::Cow::Owned(ordered);
+    }
+    if !o.kex.is_empty() {
+        let ordered = o
+            .kex
+            .iter()
+            .filter_map(|k| {
+                russh::kex::ALL_KEX_ALGORITHMS
+                    .iter()
+                    .find(|n| n.as_ref() == k)
+                    .map(|n| **n)
+            })
+            .collect::<Vec<_>>();
+        preferred.kex = std::borrow::Cow::Owned(ordered);
+    }
+    client::Config {
+        keepalive_interval: o.keep_alive_interval,
+        inactivity_timeout: target.read_write_timeout,
+        preferred,
+        ..Default::default()
+    }
 }
 
 /// Where and as whom to connect.
@@ -183,6 +286,8 @@ pub struct SshTarget {
     pub pty: bool,
     /// `ssh_read_write_timeout` (see [`SshConfig::read_write_timeout`]).
     pub read_write_timeout: Option<Duration>,
+    /// See [`SshOptions`].
+    pub options: SshOptions,
 }
 
 /// Loads `ssh_private_key_file` (OpenSSH or PEM, unencrypted).
@@ -195,18 +300,86 @@ pub fn load_private_key(path: &Path) -> Result<Arc<PrivateKey>, Error> {
         })
 }
 
-/// A fresh ed25519 key pair for one build (Packer's temporary key pair), and its public key in
-/// `authorized_keys` form (`ssh-ed25519 AAAA… kiln`).
+/// The build's temporary key pair (`temporary_key_pair_type`, `_bits`, `_name`) and its
+/// public key in `authorized_keys` form. The default is an ed25519 key named `kiln`.
 pub fn temporary_key_pair() -> (Arc<PrivateKey>, String) {
+    make_key_pair(&TemporaryKeyPair::default()).unwrap_or_else(|_| unreachable_ed25519())
+}
+
+/// An ed25519 key pair cannot fail to be made; this keeps the signature simple.
+fn unreachable_ed25519() -> (Arc<PrivateKey>, String) {
     let seed: [u8; 32] = rand::random();
-    let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
-    let mut key = PrivateKey::from(pair);
-    key.set_comment("kiln");
-    let public = key
-        .public_key()
-        .to_openssh()
-        .unwrap_or_else(|_| String::from("ssh-ed25519"));
+    let key = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+        &seed,
+    ));
+    let public = key.public_key().to_openssh().unwrap_or_default();
     (Arc::new(key), public)
+}
+
+/// Makes the key pair `spec` describes.
+pub fn make_key_pair(spec: &TemporaryKeyPair) -> Result<(Arc<PrivateKey>, String), Error> {
+    use russh::keys::ssh_key::EcdsaCurve;
+    use russh::keys::ssh_key::private::{EcdsaKeypair, Ed25519Keypair, RsaKeypair};
+    let mut rng = rand::rng();
+    let generate = |e: russh::keys::ssh_key::Error| Error::GenerateKey {
+        kind: spec.kind.name(),
+        reason: e.to_string(),
+    };
+    let mut key = match spec.kind {
+        KeyKind::Ed25519 => PrivateKey::from(Ed25519Keypair::random(&mut rng)),
+        KeyKind::Rsa => PrivateKey::from(
+            RsaKeypair::random(&mut rng, spec.bits.unwrap_or(4096) as usize).map_err(generate)?,
+        ),
+        KeyKind::Ecdsa => {
+            let curve = match spec.bits.unwrap_or(521) {
+                256 => EcdsaCurve::NistP256,
+                384 => EcdsaCurve::NistP384,
+                _ => EcdsaCurve::NistP521,
+            };
+            PrivateKey::from(EcdsaKeypair::random(&mut rng, curve).map_err(generate)?)
+        }
+    };
+    key.set_comment(spec.name.as_str());
+    let public = key.public_key().to_openssh().map_err(generate)?;
+    Ok((Arc::new(key), public))
+}
+
+/// The kinds of temporary key pair kiln makes (`temporary_key_pair_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    Ecdsa,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::Rsa => "rsa",
+            KeyKind::Ecdsa => "ecdsa",
+            KeyKind::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// `temporary_key_pair_type`, `temporary_key_pair_bits`, `temporary_key_pair_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaryKeyPair {
+    pub kind: KeyKind,
+    /// RSA: the modulus size (default 4096); ECDSA: 256, 384 or 521 (default 521).
+    pub bits: Option<u32>,
+    /// The key's comment, as `authorized_keys` shows it (default `kiln`).
+    pub name: String,
+}
+
+impl Default for TemporaryKeyPair {
+    fn default() -> Self {
+        Self {
+            kind: KeyKind::Ed25519,
+            bits: None,
+            name: "kiln".to_owned(),
+        }
+    }
 }
 
 impl SshTarget {
@@ -260,15 +433,7 @@ impl SshCommunicator {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        let config = Arc::new(client::Config {
-            keepalive_interval: Some(Duration::from_secs(5)),
-            inactivity_timeout: target.read_write_timeout,
-            preferred: russh::Preferred {
-                cipher: std::borrow::Cow::Borrowed(CIPHERS),
-                ..Default::default()
-            },
-            ..Default::default()
-        });
+        let config = Arc::new(client_config(target));
         let mut handle = client::connect_stream(config, tcp, Client)
             .await
             .map_err(|source| Error::Handshake {
@@ -373,7 +538,8 @@ async fn authenticate(
 ///
 /// Every failure is retried, wrong credentials included: an installer may run its own sshd
 /// with other credentials before the installed system boots. The timeout error carries the
-/// last attempt's error.
+/// last attempt's error. With `ssh_handshake_attempts` (`target.options`), the wait ends once
+/// the server has refused the credentials that many times.
 pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
     target: &SshTarget,
     timeout: Duration,
@@ -382,12 +548,26 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
 ) -> Result<SshCommunicator, Error> {
     let addr = target.addr();
     tracing::info!(addr, timeout = ?timeout, "waiting for SSH");
+    let refusals = std::sync::atomic::AtomicU32::new(0);
     let attempts = wait::until_ok(timeout, ATTEMPT_INTERVAL, || async {
         match SshCommunicator::connect(target, ATTEMPT_TIMEOUT).await {
             Ok(comm) => Attempt::Done(comm),
             Err(e) => {
                 tracing::debug!(addr, error = %crate::ui::error_chain(&e), "SSH not ready");
-                Attempt::Retry(e)
+                let refused = matches!(e, Error::AuthenticationFailed { .. });
+                match target.options.handshake_attempts {
+                    Some(limit) if refused => {
+                        let n = refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if n >= limit {
+                            return Attempt::Fatal(Error::HandshakeAttempts {
+                                attempts: n,
+                                last: Box::new(e),
+                            });
+                        }
+                        Attempt::Retry(e)
+                    }
+                    _ => Attempt::Retry(e),
+                }
             }
         }
     });
@@ -402,7 +582,7 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
                 waited,
                 last: last.map(Box::new),
             }),
-            // Attempts never return `Fatal`, but pass one on rather than hide it.
+            // `ssh_handshake_attempts` ran out.
             Err(wait::Error::Fatal(e)) => Err(e),
         },
     }
@@ -799,6 +979,7 @@ mod tests {
             password: None,
             pty: false,
             read_write_timeout: None,
+            options: SshOptions::default(),
         };
         let never = Box::new(|| Box::pin(std::future::pending::<String>()) as AbortFuture);
         let reconnect = Reconnect::new(target.clone(), never, CancellationToken::new());
@@ -914,11 +1095,73 @@ mod tests {
             password: None,
             pty: false,
             read_write_timeout: None,
+            options: SshOptions::default(),
         };
         let err = SshCommunicator::connect(&target, Duration::from_secs(5))
             .await
             .err()
             .unwrap();
         assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    }
+
+    /// Issue 14: `ssh_keep_alive_interval`, `ssh_ciphers` and `ssh_key_exchange_algorithms`
+    /// reach russh's configuration, in the template's order.
+    #[test]
+    fn issue_14_client_config_follows_the_options() {
+        let mut target = SshTarget {
+            host: "127.0.0.1".into(),
+            port: 22,
+            username: "u".into(),
+            private_key: None,
+            password: None,
+            pty: false,
+            read_write_timeout: None,
+            options: SshOptions::default(),
+        };
+        let c = client_config(&target);
+        assert_eq!(c.keepalive_interval, Some(Duration::from_secs(5)));
+        assert_eq!(&*c.preferred.cipher, CIPHERS);
+        target.options = SshOptions {
+            handshake_attempts: Some(2),
+            keep_alive_interval: None,
+            ciphers: vec!["aes128-ctr".into(), "aes256-gcm@openssh.com".into()],
+            kex: vec!["curve25519-sha256".into()],
+            temporary_key_pair: TemporaryKeyPair::default(),
+        };
+        let c = client_config(&target);
+        assert_eq!(c.keepalive_interval, None);
+        let ciphers: Vec<&str> = c.preferred.cipher.iter().map(|n| n.as_ref()).collect();
+        assert_eq!(ciphers, ["aes128-ctr", "aes256-gcm@openssh.com"]);
+        let kex: Vec<&str> = c.preferred.kex.iter().map(|n| n.as_ref()).collect();
+        assert_eq!(kex, ["curve25519-sha256"]);
+        assert!(cipher_names().contains(&"chacha20-poly1305@openssh.com"));
+        assert!(!cipher_names().contains(&"none"));
+    }
+
+    /// Issue 14: `temporary_key_pair_type`, `_bits` and `_name` make that kind of key.
+    #[test]
+    fn issue_14_temporary_key_pairs() {
+        let rows = [
+            (KeyKind::Ed25519, None, "ssh-ed25519 "),
+            (KeyKind::Ecdsa, Some(256), "ecdsa-sha2-nistp256 "),
+            (KeyKind::Ecdsa, None, "ecdsa-sha2-nistp521 "),
+            (KeyKind::Rsa, Some(2048), "ssh-rsa "),
+        ];
+        for (kind, bits, prefix) in rows {
+            let spec = TemporaryKeyPair {
+                kind,
+                bits,
+                name: "packer_x".into(),
+            };
+            let (key, public) = make_key_pair(&spec).expect("key pair");
+            assert!(public.starts_with(prefix), "{kind:?}: {public}");
+            assert!(public.ends_with(" packer_x"), "{kind:?}: {public}");
+            assert_eq!(key.comment().as_bytes(), b"packer_x");
+        }
+        let (_, default) = temporary_key_pair();
+        assert!(
+            default.starts_with("ssh-ed25519 ") && default.ends_with(" kiln"),
+            "{default}"
+        );
     }
 }

@@ -193,6 +193,46 @@ impl<'a> Options<'a> {
         }
     }
 
+    /// The options of the nested block `name` (Packer's struct-typed options, e.g.
+    /// `qemu_img_args { … }`), which may hold `supported`; `None` when the block is absent.
+    /// Written twice, the second is reported and the first read.
+    pub fn block(
+        &self,
+        name: &str,
+        supported: &[&'static str],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Options<'a>> {
+        let mut found = self.body.blocks().filter(|b| b.ident.as_str() == name);
+        let first = found.next()?;
+        let first_line = self.file.at(first.ident.span()).line;
+        for again in found {
+            diags.push(
+                Diagnostic::new(
+                    self.file.at(again.ident.span()),
+                    format!("block `{name}` is given twice"),
+                )
+                .with_hint(format!("it was first given on line {first_line}")),
+            );
+        }
+        if !first.labels.is_empty() {
+            diags.push(Diagnostic::new(
+                self.file.at(first.ident.span()),
+                format!("block `{name}` takes no labels"),
+            ));
+        }
+        let at = self.file.at(first.ident.span());
+        reject_blocks(self.file, &first.body, &[], diags);
+        Some(Options::read(
+            self.file,
+            self.scope,
+            &first.body,
+            at,
+            supported,
+            &[],
+            diags,
+        ))
+    }
+
     /// Records a problem with the value of `name`.
     pub fn error(&self, name: &str, message: impl Into<String>, diags: &mut Vec<Diagnostic>) {
         diags.push(Diagnostic::new(self.at(name), message));

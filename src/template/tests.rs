@@ -93,6 +93,14 @@ source "qemu" "m" {
 build { sources = ["source.qemu.m"] }
 "#;
 
+/// [`MINIMAL`] with `extra` option lines in its source.
+fn minimal_with(extra: &str) -> String {
+    MINIMAL.replace(
+        "ssh_username = \"root\"",
+        &format!("ssh_username = \"root\"\n  {extra}"),
+    )
+}
+
 #[test]
 fn minimal_source_gets_packer_defaults() {
     let t = load_text(MINIMAL, &[]).expect("loads");
@@ -266,11 +274,7 @@ fn option_rules() {
         ),
     ];
     for (extra, check, reason) in table {
-        let text = MINIMAL.replace(
-            "ssh_username = \"root\"",
-            &format!("ssh_username = \"root\"\n  {extra}"),
-        );
-        match load_text(&text, &[]) {
+        match load_text(&minimal_with(extra), &[]) {
             Ok(t) => assert!(check(qemu_of(&t)), "{reason}"),
             Err(e) => panic!("{reason}: {e}"),
         }
@@ -1324,4 +1328,219 @@ fn issue_13_data_sources_in_a_cycle_are_reported() {
         e.contains("these locals and data sources refer to each other in a cycle"),
         "{e}"
     );
+}
+
+/// Issue 14: the qemu options kiln now reads, each with Packer's name, default and rule.
+#[test]
+fn issue_14_qemu_options() {
+    use crate::builder::qemu::config::Config;
+    type Check = fn(&Config) -> bool;
+    let table: &[(&str, Check, &str)] = &[
+        (
+            "cdrom_interface = \"ide\"",
+            |c| c.cdrom_interface.as_deref() == Some("ide"),
+            "cdrom_interface",
+        ),
+        (
+            "cdrom_interface = \"\"",
+            |c| c.cdrom_interface.is_none(),
+            "empty cdrom_interface: the machine's default",
+        ),
+        ("disable_vnc = true", |c| c.disable_vnc, "disable_vnc"),
+        (
+            "vnc_use_password = true",
+            |c| {
+                c.vnc_use_password
+                    && c.vnc_password.is_none()
+                    && c.qmp_socket_path.as_deref() == Some(Path::new("output-m/packer-m.monitor"))
+            },
+            "vnc_use_password: random password, QMP socket on as in Packer",
+        ),
+        (
+            "vnc_use_password = true\n vnc_password = \"s3cret\"",
+            |c| c.vnc_password.as_ref().map(|p| p.expose()) == Some("s3cret"),
+            "vnc_password kept",
+        ),
+        (
+            "qmp_enable = true\n qmp_socket_path = \"/run/q.sock\"",
+            |c| c.qmp_socket_path.as_deref() == Some(Path::new("/run/q.sock")),
+            "qmp_socket_path",
+        ),
+        (
+            "qmp_enable = true\n vm_name = \"deb\"\n output_directory = \"out\"",
+            |c| c.qmp_socket_path.as_deref() == Some(Path::new("out/deb.monitor")),
+            "qmp socket default beside the disk",
+        ),
+        (
+            "efi_drop_efivars = true",
+            |c| c.efi_drop_efivars,
+            "efi_drop_efivars",
+        ),
+        (
+            "boot_keygroup_interval = \"250ms\"",
+            |c| c.boot_keygroup_interval == Some(std::time::Duration::from_millis(250)),
+            "boot_keygroup_interval",
+        ),
+        (
+            "http_interface = \"lo\"\n http_network_protocol = \"tcp4\"",
+            |c| c.http_interface.as_deref() == Some("lo"),
+            "http_interface",
+        ),
+        (
+            "ssh_handshake_attempts = 3\n ssh_keep_alive_interval = \"-1s\"",
+            |c| {
+                c.ssh.as_ref().is_some_and(|s| {
+                    s.options.handshake_attempts == Some(3)
+                        && s.options.keep_alive_interval.is_none()
+                })
+            },
+            "ssh_handshake_attempts; negative keep-alive disables it",
+        ),
+        (
+            "ssh_ciphers = [\"aes128-ctr\", \"chacha20-poly1305@openssh.com\"]\n ssh_key_exchange_algorithms = [\"curve25519-sha256\"]",
+            |c| {
+                c.ssh.as_ref().is_some_and(|s| {
+                    s.options.ciphers == ["aes128-ctr", "chacha20-poly1305@openssh.com"]
+                        && s.options.kex == ["curve25519-sha256"]
+                        && s.options.keep_alive_interval == Some(std::time::Duration::from_secs(5))
+                })
+            },
+            "ssh_ciphers and ssh_key_exchange_algorithms; keep-alive default 5s",
+        ),
+        (
+            "temporary_key_pair_type = \"ecdsa\"\n temporary_key_pair_bits = 384\n temporary_key_pair_name = \"packer_x\"",
+            |c| {
+                c.ssh.as_ref().is_some_and(|s| {
+                    let k = &s.options.temporary_key_pair;
+                    k.kind == crate::communicator::ssh::KeyKind::Ecdsa
+                        && k.bits == Some(384)
+                        && k.name == "packer_x"
+                })
+            },
+            "temporary_key_pair_*",
+        ),
+        (
+            "boot_keygroup_interval = \"0s\"",
+            |c| c.boot_keygroup_interval.is_none(),
+            "zero: no group pause",
+        ),
+        (
+            "ssh_host_port_min = 3000\n ssh_host_port_max = 3010",
+            |c| {
+                c.ssh
+                    .as_ref()
+                    .is_some_and(|s| (s.host_port_min, s.host_port_max) == (3000, 3010))
+            },
+            "ssh_host_port_* are host_port_*'s old names",
+        ),
+        (
+            "ssh_host_port_min = 3000\n host_port_min = 2500\n host_port_max = 2600",
+            |c| {
+                c.ssh
+                    .as_ref()
+                    .is_some_and(|s| (s.host_port_min, s.host_port_max) == (2500, 2600))
+            },
+            "host_port_* win over their old names",
+        ),
+        (
+            "skip_nat_mapping = true\n ssh_host = \"192.0.2.9\"",
+            |c| c.skip_nat_mapping && c.ssh_host() == "192.0.2.9",
+            "skip_nat_mapping and ssh_host",
+        ),
+        (
+            "qemu_img_args {\n create = [\"-o\", \"preallocation=metadata\"]\n resize = [\"--shrink\"]\n }",
+            |c| {
+                c.qemu_img_args.create == ["-o", "preallocation=metadata"]
+                    && c.qemu_img_args.resize == ["--shrink"]
+                    && c.qemu_img_args.convert.is_empty()
+            },
+            "qemu_img_args block",
+        ),
+    ];
+    for (extra, check, reason) in table {
+        match load_text(&minimal_with(extra), &[]) {
+            Ok(t) => assert!(check(qemu_of(&t)), "{reason}"),
+            Err(e) => panic!("{reason}: {e}"),
+        }
+    }
+    let default = load_text(MINIMAL, &[]).expect("loads");
+    let c = qemu_of(&default);
+    assert!(c.qmp_socket_path.is_none() && !c.vnc_use_password && !c.disable_vnc);
+    assert_eq!(c.ssh_host(), "127.0.0.1");
+}
+
+/// Issue 14: the rules of those options, reported at the option.
+#[test]
+fn issue_14_qemu_option_errors() {
+    let rows = [
+        (
+            "cdrom_interface = \"floppy\"",
+            "unrecognized `cdrom_interface` `floppy`",
+        ),
+        (
+            "vnc_password = \"123456789\"",
+            "`vnc_password` is 9 bytes long; VNC passwords have at most 8",
+        ),
+        (
+            "http_interface = \"eth0\"\n http_bind_address = \"0.0.0.0\"",
+            "either `http_interface` or `http_bind_address` can be specified",
+        ),
+        (
+            "http_network_protocol = \"unix\"",
+            "over QEMU's IPv4 user network",
+        ),
+        (
+            "http_network_protocol = \"tcp4\"\n http_bind_address = \"::\"",
+            "needs an IPv4 `http_bind_address`",
+        ),
+        (
+            "ssh_ciphers = [\"arcfour\"]",
+            "kiln's SSH client has no `arcfour`",
+        ),
+        (
+            "ssh_key_exchange_algorithms = [\"diffie-hellman-group99\"]",
+            "kiln's SSH client has no `diffie-hellman-group99`",
+        ),
+        (
+            "temporary_key_pair_type = \"dsa\"",
+            "OpenSSH no longer accepts DSA keys",
+        ),
+        (
+            "temporary_key_pair_type = \"rsa\"\n temporary_key_pair_bits = 1024",
+            "1024 bits is not a size of rsa key",
+        ),
+        (
+            "qmp_socket_path = \"/run/q.sock\"",
+            "`qmp_socket_path` needs `qmp_enable = true`",
+        ),
+        (
+            "disable_vnc = true\n boot_command = [\"<enter>\"]",
+            "a boot command cannot be used when VNC is disabled",
+        ),
+        (
+            "vnc_use_password = true\n boot_key_driver = \"vnc\"",
+            "with `vnc_use_password`, leave `boot_key_driver`",
+        ),
+        (
+            "qemu_img_args {\n create = \"-o\"\n }",
+            "`create` expects a list",
+        ),
+        (
+            "qemu_img_args {\n shrink = [\"x\"]\n }",
+            "unknown option `shrink`",
+        ),
+        (
+            "qemu_img_args {\n }\n qemu_img_args {\n }",
+            "block `qemu_img_args` is given twice",
+        ),
+        (
+            "ssh_host_port_min = 3000\n ssh_host_port_max = 2000",
+            "`ssh_host_port_min` (3000) is greater than `ssh_host_port_max` (2000)",
+        ),
+    ];
+    for (extra, want) in rows {
+        let e = errors(&minimal_with(extra));
+        assert!(e.contains(want), "{extra}: {e}");
+        assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
+    }
 }

@@ -208,6 +208,7 @@ pub fn read_back(disk: &Path, work: &Path, command: &str) -> String {
             password: Some(kiln::types::Secret::new("kiln")),
             pty: false,
             read_write_timeout: None,
+            options: Default::default(),
         };
         let cancel = tokio_util::sync::CancellationToken::new();
         let comm = match ssh::wait_for_ssh(&target, Duration::from_secs(300), qemu.died(), &cancel)

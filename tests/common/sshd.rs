@@ -167,6 +167,7 @@ pub fn target(port: u16, password: &str) -> SshTarget {
         password: Some(Secret::new(password)),
         pty: false,
         read_write_timeout: None,
+        options: Default::default(),
     }
 }
 

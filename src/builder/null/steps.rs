@@ -35,6 +35,7 @@ impl Step<NullContext, Error> for Connect {
             password: cfg.password.clone(),
             pty: cfg.pty,
             read_write_timeout: cfg.read_write_timeout,
+            options: cfg.options.clone(),
         };
         ctx.core
             .connect_ssh(target, cfg.timeout)

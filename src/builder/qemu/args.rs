@@ -37,8 +37,11 @@ pub struct RunParams {
     /// The VNC TCP port (5900 and up); QEMU is given the display number `port - 5900`.
     pub vnc_port: u16,
     pub qmp_socket: PathBuf,
-    /// The host side of the SSH forward; `None` means no forward (communicator `none`).
+    /// The host side of the SSH forward; `None` means no forward (communicator `none`,
+    /// `skip_nat_mapping`).
     pub ssh_host_port: Option<u16>,
+    /// The address the SSH forward listens on: 127.0.0.1, or `ssh_host`'s address.
+    pub ssh_forward_ip: IpAddr,
     /// Where the guest's serial console is written.
     pub serial_log: PathBuf,
     /// Where QEMU traces the guest's keyboard reads (guest-paced typing); `None`: no trace.
@@ -123,8 +126,55 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
             );
         }
     }
-    for cd in [&p.iso_path, &p.cd_path].into_iter().flatten() {
-        push("-drive", format!("file={},media=cdrom", opt(cd)));
+    let cds = [&p.iso_path, &p.cd_path].into_iter().flatten();
+    match config.cdrom_interface.as_deref() {
+        None => {
+            for cd in cds {
+                push("-drive", format!("file={},media=cdrom", opt(cd)));
+            }
+        }
+        // CD-ROMs as devices on a controller: QEMU has no `if=sata`, and no longer makes a SCSI
+        // controller for `if=scsi` on PC machines. SATA: a CD on each port of an AHCI
+        // controller; SCSI: on the bus of a virtio-scsi controller (the disks' own, if they use
+        // one).
+        Some(bus @ ("sata" | "scsi" | "virtio-scsi")) => {
+            let sata = bus == "sata";
+            if sata {
+                push("-device", "ahci,id=ahci0".into());
+            } else if config.disk_interface != "virtio-scsi" {
+                push("-device", "virtio-scsi-pci,id=scsi0".into());
+            }
+            for (i, cd) in cds.enumerate() {
+                let device = if sata {
+                    format!("ide-cd,bus=ahci0.{i},drive=cdrom{i}")
+                } else {
+                    format!("scsi-cd,bus=scsi0.0,drive=cdrom{i}")
+                };
+                push("-device", device);
+                push(
+                    "-drive",
+                    format!("file={},if=none,id=cdrom{i},media=cdrom", opt(cd)),
+                );
+            }
+        }
+        // As Packer: `index` and `id` per CD; on the disks' bus the CDs come after them.
+        Some(interface) => {
+            let first = if interface == config.disk_interface {
+                1 + p.additional_disks.len()
+            } else {
+                0
+            };
+            for (i, cd) in cds.enumerate() {
+                push(
+                    "-drive",
+                    format!(
+                        "file={},if={interface},index={},id=cdrom{i},media=cdrom",
+                        opt(cd),
+                        first + i
+                    ),
+                );
+            }
+        }
     }
     match &p.efi {
         // As Packer: UEFI boots by its own boot order, so no -boot.
@@ -153,7 +203,11 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     let netdev = match (&config.communicator, p.ssh_host_port) {
         (CommunicatorKind::Ssh, Some(host_port)) => {
             let guest_port = config.ssh.as_ref().map_or(22, |s| s.port);
-            format!("user,id=user.0,hostfwd=tcp:127.0.0.1:{host_port}-:{guest_port}")
+            let ip = match p.ssh_forward_ip {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            format!("user,id=user.0,hostfwd=tcp:{ip}:{host_port}-:{guest_port}")
         }
         _ => "user,id=user.0".to_owned(),
     };
@@ -172,14 +226,22 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     } else {
         ""
     };
+    let password = if config.vnc_use_password {
+        ",password=on"
+    } else {
+        ""
+    };
     push(
         "-vnc",
-        format!("{}:{display_number}{key_delay}", config.vnc_bind_address),
+        format!(
+            "{}:{display_number}{key_delay}{password}",
+            config.vnc_bind_address
+        ),
     );
-    push(
-        "-qmp",
-        format!("unix:{},server=on,wait=off", opt(&p.qmp_socket)),
-    );
+    // kiln's own QMP socket, then the user's (`qmp_enable`).
+    for socket in std::iter::once(&p.qmp_socket).chain(&config.qmp_socket_path) {
+        push("-qmp", format!("unix:{},server=on,wait=off", opt(socket)));
+    }
     push(
         "-serial",
         format!("file:{}", p.serial_log.to_string_lossy()),
@@ -414,6 +476,7 @@ mod tests {
             host_port_min: 2222,
             host_port_max: 4444,
             read_write_timeout: None,
+            options: Default::default(),
         });
         c
     }
@@ -428,6 +491,7 @@ mod tests {
             vnc_port: 5901,
             qmp_socket: "/out/packer-t.monitor".into(),
             ssh_host_port: Some(3333),
+            ssh_forward_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             serial_log: "/out/serial.log".into(),
             key_trace: None,
             efi: None,
@@ -630,12 +694,131 @@ mod tests {
                 "-vnc", &["127.0.0.1:1"]),
             ("guest-paced typing traces keyboard reads", |_, p| p.key_trace = Some("/k/trace".into()),
                 "-trace", &["enable=ps2_read_data,file=/k/trace"]),
+            // Issue 14.
+            ("cdrom_interface ide: index after the disk on the same bus, an id per CD", |c, p| { c.cdrom_interface = Some("ide".into()); c.disk_interface = "ide".into(); p.cd_path = Some("/tmp/cd.iso".into()) },
+                "-drive", &["file=/out/packer-t,if=ide,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,if=ide,index=1,id=cdrom0,media=cdrom",
+                            "file=/tmp/cd.iso,if=ide,index=2,id=cdrom1,media=cdrom"]),
+            ("cdrom_interface virtio on a virtio disk: index after the disk", |c, _| c.cdrom_interface = Some("virtio".into()),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,if=virtio,index=1,id=cdrom0,media=cdrom"]),
+            ("cdrom_interface ide on a virtio disk: index from 0", |c, _| c.cdrom_interface = Some("ide".into()),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,if=ide,index=0,id=cdrom0,media=cdrom"]),
+            ("cdrom_interface sata: an AHCI controller, a port per CD", |c, p| { c.cdrom_interface = Some("sata".into()); p.cd_path = Some("/tmp/cd.iso".into()) },
+                "-device", &["ahci,id=ahci0", "ide-cd,bus=ahci0.0,drive=cdrom0", "ide-cd,bus=ahci0.1,drive=cdrom1", "virtio-net,netdev=user.0", "pvpanic"]),
+            ("cdrom_interface scsi: on a virtio-scsi controller", |c, _| c.cdrom_interface = Some("scsi".into()),
+                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-cd,bus=scsi0.0,drive=cdrom0", "virtio-net,netdev=user.0", "pvpanic"]),
+            ("cdrom_interface virtio-scsi: a controller and a scsi-cd per CD", |c, _| c.cdrom_interface = Some("virtio-scsi".into()),
+                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-cd,bus=scsi0.0,drive=cdrom0", "virtio-net,netdev=user.0", "pvpanic"]),
+            ("cdrom_interface virtio-scsi: the drive by id", |c, _| c.cdrom_interface = Some("virtio-scsi".into()),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,if=none,id=cdrom0,media=cdrom"]),
+            ("cdrom_interface virtio-scsi shares the disks' controller", |c, _| { c.cdrom_interface = Some("virtio-scsi".into()); c.disk_interface = "virtio-scsi".into() },
+                "-device", &["virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,drive=drive0", "scsi-cd,bus=scsi0.0,drive=cdrom0", "virtio-net,netdev=user.0", "pvpanic"]),
+            ("vnc_use_password: QEMU asks for a password", |c, _| c.vnc_use_password = true,
+                "-vnc", &["127.0.0.1:1,password=on"]),
+            ("qmp_enable: the user's socket after kiln's", |c, p| { c.qmp_socket_path = Some("/out/user,1.monitor".into()); p.qmp_socket = "/run/k/qmp.sock".into() },
+                "-qmp", &["unix:/run/k/qmp.sock,server=on,wait=off", "unix:/out/user,,1.monitor,server=on,wait=off"]),
+            ("no qmp_enable: kiln's socket only", |_, p| p.qmp_socket = "/run/k/qmp.sock".into(),
+                "-qmp", &["unix:/run/k/qmp.sock,server=on,wait=off"]),
+            ("ssh_host as an address: the forward listens there", |_, p| p.ssh_forward_ip = "192.0.2.7".parse().expect("ip"),
+                "-netdev", &["user,id=user.0,hostfwd=tcp:192.0.2.7:3333-:22"]),
+            ("skip_nat_mapping: no forward", |c, p| { c.skip_nat_mapping = true; p.ssh_host_port = None },
+                "-netdev", &["user,id=user.0"]),
         ];
         for (reason, edit, switch, expected) in rows {
             let (mut c, mut p) = (config(), params());
             edit(&mut c, &mut p);
             let args = qemu_args(&c, &p);
             assert_eq!(values(&args, switch), *expected, "{reason}");
+        }
+    }
+
+    /// Issue 14: the CD-ROM switches of each `cdrom_interface`, as `qemu_args` writes them, are
+    /// accepted by a real QEMU, which shows the CDs as `cdrom0`, `cdrom1` (virtio-scsi: on
+    /// the disks' controller when they use one).
+    #[tokio::test]
+    async fn issue_14_cdrom_interfaces_on_real_qemu() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (iso, cd, disk) = (
+            dir.path().join("a.iso"),
+            dir.path().join("b.iso"),
+            dir.path().join("d.raw"),
+        );
+        for f in [&iso, &cd, &disk] {
+            std::fs::write(f, vec![0u8; 1 << 20]).expect("write");
+        }
+        for (cdrom, disks) in [
+            ("ide", "ide"),
+            ("sata", "virtio"),
+            ("scsi", "virtio"),
+            ("virtio-scsi", "virtio"),
+            ("virtio-scsi", "virtio-scsi"),
+        ] {
+            let mut c = config();
+            c.cdrom_interface = Some(cdrom.into());
+            c.disk_interface = disks.into();
+            c.format = DiskFormat::Raw;
+            c.machine_type = if cdrom == "sata" {
+                "q35".into()
+            } else {
+                "pc".into()
+            };
+            let mut p = params();
+            p.disk_path = disk.clone();
+            p.accel = ResolvedAccel::None;
+            p.iso_path = Some(iso.clone());
+            p.cd_path = Some(cd.clone());
+            let argv = qemu_args(&c, &p);
+            let media: Vec<&str> = argv
+                .chunks(2)
+                .filter(|pair| {
+                    matches!(pair[0].as_str(), "-drive" | "-device" | "-machine")
+                        && !pair[1].contains("netdev")
+                        && pair[1] != PVPANIC
+                })
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            let qemu = crate::builder::qemu::qmp::test_qemu::spawn(&[&["-S"][..], &media].concat());
+            let qmp = crate::builder::qemu::qmp::Qmp::connect(
+                &qemu.socket,
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{cdrom} on {disks}: QEMU refused {media:?}: {e}"));
+            let blocks = qmp.execute("query-block", None).await.expect("query-block");
+            let names: Vec<String> = blocks
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|b| {
+                    let qdev = b["qdev"].as_str().unwrap_or_default();
+                    let file = b["inserted"]["file"].as_str().unwrap_or_default();
+                    format!(
+                        "{}:{}",
+                        b["device"]
+                            .as_str()
+                            .filter(|d| !d.is_empty())
+                            .unwrap_or(qdev),
+                        file.rsplit('/').next().unwrap_or_default()
+                    )
+                })
+                .collect();
+            for want in ["a.iso", "b.iso", "d.raw"] {
+                assert!(
+                    names.iter().any(|n| n.ends_with(want)),
+                    "{cdrom} on {disks}: {want} attached: {names:?}"
+                );
+            }
+            if !["virtio-scsi", "scsi", "sata"].contains(&cdrom) {
+                assert!(
+                    names.contains(&"cdrom0:a.iso".to_owned())
+                        && names.contains(&"cdrom1:b.iso".to_owned()),
+                    "{cdrom}: {names:?}"
+                );
+            }
         }
     }
 

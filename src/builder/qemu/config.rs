@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::types::{Checksum, GoDuration};
+use crate::types::{Checksum, GoDuration, Secret};
+
+/// Extra arguments for `qemu-img` (`qemu_img_args`), defined where disks are made.
+pub use crate::qemu_img::ExtraArgs;
 
 /// How QEMU accelerates the guest (`accelerator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +112,9 @@ pub struct Config {
     pub cd_content: BTreeMap<String, String>,
     /// `cd_label` (default `packer`): the CD's volume ID, e.g. `cidata` for cloud-init.
     pub cd_label: String,
+    /// `cdrom_interface`: the bus the installer ISO and the `cd_files` CD are attached to
+    /// (`ide`, `sata`, `scsi`, `virtio`, `virtio-scsi`); `None` is the machine's default.
+    pub cdrom_interface: Option<String>,
 
     /// `http_directory`, resolved; `None` (and no `http_content`) means no HTTP server.
     pub http_directory: Option<PathBuf>,
@@ -118,6 +124,9 @@ pub struct Config {
     /// `http_bind_address` (kiln's default 127.0.0.1; Packer's is 0.0.0.0). The guest reaches
     /// the server as 10.0.2.2 either way.
     pub http_bind_address: std::net::IpAddr,
+    /// `http_interface`: listen on the first IPv4 address of this host interface instead of
+    /// `http_bind_address` (exclusive with it).
+    pub http_interface: Option<String>,
     /// `http_port_min` / `http_port_max` (default 8000 / 9000).
     pub http_port_min: u16,
     pub http_port_max: u16,
@@ -157,6 +166,11 @@ pub struct Config {
     /// paths (see `firmware::resolve`).
     pub efi_firmware_code: Option<PathBuf>,
     pub efi_firmware_vars: Option<PathBuf>,
+    /// `efi_drop_efivars`: the build's `efivars.fd` is not one of the artifact's files (by
+    /// default it is, after the disk, as in Packer).
+    pub efi_drop_efivars: bool,
+    /// `qemu_img_args`: extra arguments for `qemu-img create`, `convert` and `resize`.
+    pub qemu_img_args: ExtraArgs,
     /// `qemuargs`: rows of `[switch, parts…]` merged into the argv (see `args::merge_qemuargs`),
     /// with `{{ .HTTPIP }}`, `{{ .HTTPPort }}` and `{{ .Name }}` rendered.
     pub qemuargs: Vec<Vec<String>>,
@@ -169,6 +183,19 @@ pub struct Config {
     /// `vnc_port_min` / `vnc_port_max` (default 5900 / 6000).
     pub vnc_port_min: u16,
     pub vnc_port_max: u16,
+    /// `vnc_use_password`: QEMU's VNC server asks for a password (`-vnc …,password=on`), set
+    /// over QMP (`change-vnc-password`) once QEMU runs.
+    pub vnc_use_password: bool,
+    /// `vnc_password` (at most 8 characters, VNC's limit); `None` with `vnc_use_password`
+    /// means a random one per build, as in Packer. Never logged.
+    pub vnc_password: Option<Secret>,
+    /// `qmp_enable` / `qmp_socket_path`: a QMP socket for the user at this path, beside kiln's
+    /// own (default `<output_directory>/<vm_name>.monitor`; on with `vnc_use_password`, as in
+    /// Packer). `None`: no user socket.
+    pub qmp_socket_path: Option<PathBuf>,
+    /// `disable_vnc`: the boot command step is skipped (no `boot_wait`, nothing typed); QEMU's
+    /// VNC server still runs, as in Packer.
+    pub disable_vnc: bool,
 
     /// `boot_wait` (default 10s; negative means no wait).
     pub boot_wait: GoDuration,
@@ -179,6 +206,9 @@ pub struct Config {
     /// `boot_key_interval`: a fixed pause after every key event. `None` (the default) types as
     /// fast as the guest reads the keys (see `bootcmd::Pacing`).
     pub boot_key_interval: Option<Duration>,
+    /// `boot_keygroup_interval`: a further pause after each key group (a character typed, or
+    /// a special key pressed, held or released). `None` (the default): none.
+    pub boot_keygroup_interval: Option<Duration>,
     /// `boot_key_driver` (default `qmp`).
     pub boot_key_driver: KeyDriverKind,
 
@@ -186,6 +216,12 @@ pub struct Config {
     pub communicator: CommunicatorKind,
     /// The SSH settings when `communicator` is ssh.
     pub ssh: Option<SshConfig>,
+    /// `ssh_host`: the address kiln connects to (default `127.0.0.1`). With the port forward,
+    /// QEMU's forward listens there (an IP address) instead of on `127.0.0.1`.
+    pub ssh_host: Option<String>,
+    /// `skip_nat_mapping`: no port forward; kiln connects to `ssh_host`:`ssh_port` (a network
+    /// the template sets up in `qemuargs`).
+    pub skip_nat_mapping: bool,
 
     /// `shutdown_command` (default none: QEMU is stopped after provisioning).
     pub shutdown_command: Option<String>,
@@ -231,9 +267,11 @@ impl Config {
             cd_files: Vec::new(),
             cd_content: BTreeMap::new(),
             cd_label: "packer".into(),
+            cdrom_interface: None,
             http_directory: None,
             http_content: std::collections::BTreeMap::new(),
             http_bind_address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            http_interface: None,
             http_port_min: 8000,
             http_port_max: 9000,
             qemu_binary: "qemu-system-x86_64".into(),
@@ -256,10 +294,16 @@ impl Config {
             efi_boot: false,
             efi_firmware_code: None,
             efi_firmware_vars: None,
+            efi_drop_efivars: false,
+            qemu_img_args: ExtraArgs::default(),
             headless: false,
             vnc_bind_address: "127.0.0.1".into(),
             vnc_port_min: 5900,
             vnc_port_max: 6000,
+            vnc_use_password: false,
+            vnc_password: None,
+            qmp_socket_path: None,
+            disable_vnc: false,
             boot_wait: GoDuration {
                 negative: false,
                 abs: Duration::from_secs(10),
@@ -267,13 +311,23 @@ impl Config {
             boot_command: Vec::new(),
             boot_steps: Vec::new(),
             boot_key_interval: None,
+            boot_keygroup_interval: None,
             boot_key_driver: KeyDriverKind::Qmp,
             communicator: CommunicatorKind::Ssh,
             ssh: None,
+            ssh_host: None,
+            skip_nat_mapping: false,
             shutdown_command: None,
             shutdown_timeout: Duration::from_secs(300),
             install_cache: false,
         }
+    }
+}
+
+impl Config {
+    /// The address kiln reaches the guest's SSH server at: `ssh_host`, or `127.0.0.1`.
+    pub fn ssh_host(&self) -> &str {
+        self.ssh_host.as_deref().unwrap_or("127.0.0.1")
     }
 }
 

@@ -61,6 +61,9 @@ pub fn key(cfg: &Config, inputs: &KeyInputs) -> String {
     let mut normalized = cfg.clone();
     normalized.headless = true;
     normalized.vnc_bind_address = PER_RUN.to_owned();
+    if normalized.qmp_socket_path.is_some() {
+        normalized.qmp_socket_path = Some(PathBuf::from(PER_RUN));
+    }
     for part in normalized.qemuargs.iter_mut().flatten() {
         *part = render(part);
     }
@@ -77,6 +80,7 @@ pub fn key(cfg: &Config, inputs: &KeyInputs) -> String {
         vnc_port: 5900,
         qmp_socket: per_run.join("qmp"),
         ssh_host_port: (cfg.communicator == CommunicatorKind::Ssh).then_some(0),
+        ssh_forward_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         serial_log: per_run.join("serial"),
         key_trace: None,
         efi: cfg.efi_boot.then(|| {
@@ -192,6 +196,7 @@ mod tests {
             clear_authorized_keys: false,
             pty: false,
             read_write_timeout: None,
+            options: Default::default(),
             host_port_min: 2222,
             host_port_max: 4444,
         });

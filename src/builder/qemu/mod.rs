@@ -51,6 +51,10 @@ pub struct BuildContext {
     pub additional_disk_paths: Vec<PathBuf>,
     /// Port of the HTTP server, 0 when none runs (`http_server`).
     pub http_port: u16,
+    /// The address the guest reaches the HTTP server at (`{{ .HTTPIP }}`): 10.0.2.2, QEMU's
+    /// gateway to the host's loopback, unless the server listens on one address of the host
+    /// (`http_bind_address`, `http_interface`) (`http_server`).
+    pub http_ip: String,
     /// The accelerator QEMU runs with (`run_qemu`).
     pub accel: Option<accel::ResolvedAccel>,
     /// Host port forwarded to the guest's SSH port (`run_qemu`).
@@ -86,7 +90,13 @@ impl BuildContext {
             .ssh
             .as_ref()
             .filter(|s| s.password.is_none() && s.private_key_file.is_none())
-            .map(|_| crate::communicator::ssh::temporary_key_pair());
+            .map(|s| {
+                // The template's kind and size were checked when it was read.
+                ssh::make_key_pair(&s.options.temporary_key_pair).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "using an ed25519 temporary key pair instead");
+                    ssh::temporary_key_pair()
+                })
+            });
         Self {
             ssh_temp_key,
             config,
@@ -98,6 +108,7 @@ impl BuildContext {
             disk_path: None,
             additional_disk_paths: Vec::new(),
             http_port: 0,
+            http_ip: steps::boot_command::HTTP_IP.to_owned(),
             accel: None,
             ssh_host_port: None,
             qemu: None,
@@ -125,7 +136,7 @@ impl HasCore for BuildContext {
     fn build_env(&self) -> BuildEnv {
         super::provision::build_env(
             &self.core,
-            (self.http_port != 0).then_some((steps::boot_command::HTTP_IP, self.http_port)),
+            (self.http_port != 0).then_some((self.http_ip.as_str(), self.http_port)),
             self.ssh_temp_key
                 .as_ref()
                 .map(|(private, public)| (&**private, public.as_str())),
@@ -214,7 +225,7 @@ async fn artifact(ctx: &BuildContext) -> Result<Artifact, Error> {
         builder_type: "qemu",
         builder_id: BUILDER_ID,
         id: "VM".into(),
-        files: vec![disk_path.clone()],
+        files: artifact_files(&ctx.config, &disk_path),
         disk: Some(Disk {
             path: disk_path,
             format: info.format,
@@ -224,6 +235,16 @@ async fn artifact(ctx: &BuildContext) -> Result<Artifact, Error> {
         }),
         image: None,
     })
+}
+
+/// The artifact's files: the disk, then (with `efi_boot`, unless `efi_drop_efivars`) the
+/// build's UEFI variable store, as Packer lists it.
+fn artifact_files(cfg: &Config, disk: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = vec![disk.to_owned()];
+    if cfg.efi_boot && !cfg.efi_drop_efivars {
+        files.push(cfg.output_directory.join("efivars.fd"));
+    }
+    files
 }
 
 /// The Vagrant architecture name of the guest a `qemu-system-*` binary emulates (`amd64` for
@@ -341,6 +362,13 @@ pub enum Error {
     /// `qemu-img create`, `convert` or `resize` failed on a build disk.
     #[error("Could not create the disk")]
     CreateDisk(#[source] crate::qemu_img::Error),
+    /// `http_interface` has no IPv4 address to listen on.
+    #[error("Could not find an IPv4 address of `http_interface` `{interface}`")]
+    HttpInterface {
+        interface: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The HTTP server for `http_directory` could not start.
     #[error("Could not start the HTTP server")]
     StartHttpServer(#[source] crate::http_server::Error),
@@ -370,6 +398,16 @@ pub enum Error {
     /// QEMU could not be started.
     #[error("Could not start QEMU")]
     StartQemu(#[source] process::Error),
+    /// `ssh_host` names no address the SSH forward could listen on.
+    #[error("Could not resolve `ssh_host` `{host}`")]
+    ResolveSshHost {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// QEMU did not take the VNC password (`vnc_use_password`).
+    #[error("Could not set the VNC password")]
+    VncPassword(#[source] qmp::Error),
     /// QEMU's QMP socket did not answer.
     #[error("Could not connect to QEMU's QMP socket")]
     ConnectQmp(#[source] qmp::Error),
@@ -492,6 +530,30 @@ mod tests {
                 .iter()
                 .all(|h| !h.is_empty() && !h.contains("ssh_password"))
         );
+    }
+
+    /// Issue 14: `efivars.fd` is an artifact file unless `efi_drop_efivars`.
+    #[test]
+    fn efivars_in_the_artifact_unless_dropped() {
+        let base = Config::with_defaults("t", ".".into(), "x".into(), crate::types::Checksum::None);
+        let disk = std::path::Path::new("output-t/packer-t");
+        let efi = Config {
+            efi_boot: true,
+            ..base.clone()
+        };
+        let dropped = Config {
+            efi_drop_efivars: true,
+            ..efi.clone()
+        };
+        let rows: [(&Config, &[&str]); 3] = [
+            (&base, &["output-t/packer-t"]),
+            (&efi, &["output-t/packer-t", "output-t/efivars.fd"]),
+            (&dropped, &["output-t/packer-t"]),
+        ];
+        for (cfg, want) in rows {
+            let want: Vec<PathBuf> = want.iter().map(PathBuf::from).collect();
+            assert_eq!(artifact_files(cfg, disk), want);
+        }
     }
 
     #[test]

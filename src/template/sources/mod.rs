@@ -20,7 +20,9 @@ use super::eval::Scope;
 use super::options::{Options, reject_blocks_except};
 use super::{Diagnostic, Location};
 use crate::builder::SourceConfig;
-use crate::communicator::ssh::SshConfig;
+use crate::communicator::ssh::{
+    KeyKind, SshConfig, SshOptions, TemporaryKeyPair, cipher_names, kex_names,
+};
 use crate::types::{GoDuration, Secret, parse_duration};
 
 /// One source kind.
@@ -108,6 +110,96 @@ pub(crate) fn ssh(o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> 
         host_port_min,
         host_port_max,
         read_write_timeout: non_negative(o, "ssh_read_write_timeout", d).filter(|t| !t.is_zero()),
+        options: ssh_options(o, d),
+    }
+}
+
+/// `ssh_handshake_attempts`, `ssh_keep_alive_interval`, `ssh_ciphers`,
+/// `ssh_key_exchange_algorithms` (read by the builders whose `supported` list has them).
+fn ssh_options(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshOptions {
+    let mut options = SshOptions::default();
+    if let Some(n) = o.uint("ssh_handshake_attempts", 0, u64::from(u32::MAX), d) {
+        options.handshake_attempts = (n > 0).then_some(n as u32);
+    }
+    if let Some(t) = duration(o, "ssh_keep_alive_interval", d) {
+        // As Packer: negative disables keep-alives; zero means the default.
+        options.keep_alive_interval = match (t.negative, t.abs.is_zero()) {
+            (true, _) => None,
+            (false, true) => options.keep_alive_interval,
+            (false, false) => Some(t.abs),
+        };
+    }
+    for (name, known, field) in [
+        ("ssh_ciphers", cipher_names(), &mut options.ciphers),
+        ("ssh_key_exchange_algorithms", kex_names(), &mut options.kex),
+    ] {
+        let Some(list) = o.string_list(name, d) else {
+            continue;
+        };
+        for item in &list {
+            if !known.contains(&item.as_str()) {
+                o.error(
+                    name,
+                    format!(
+                        "kiln's SSH client has no `{item}` (it has {})",
+                        super::options::list(&known)
+                    ),
+                    d,
+                );
+            }
+        }
+        *field = list;
+    }
+    temporary_key_pair(o, &mut options.temporary_key_pair, d);
+    options
+}
+
+/// `temporary_key_pair_type` (`rsa`, `ecdsa`, `ed25519`; kiln's default ed25519),
+/// `temporary_key_pair_bits`, `temporary_key_pair_name`.
+fn temporary_key_pair(o: &Options<'_>, k: &mut TemporaryKeyPair, d: &mut Vec<Diagnostic>) {
+    match o.string("temporary_key_pair_type", d).as_deref() {
+        None | Some("") => {}
+        Some("rsa") => k.kind = KeyKind::Rsa,
+        Some("ecdsa") => k.kind = KeyKind::Ecdsa,
+        Some("ed25519") => k.kind = KeyKind::Ed25519,
+        Some("dsa") => o.error(
+            "temporary_key_pair_type",
+            "`temporary_key_pair_type = \"dsa\"`: OpenSSH no longer accepts DSA keys (9.8 removed \
+             them); use `ed25519`, `ecdsa` or `rsa`",
+            d,
+        ),
+        Some(other) => o.error(
+            "temporary_key_pair_type",
+            format!("`temporary_key_pair_type` must be one of `rsa`, `ecdsa` or `ed25519`, got `{other}`"),
+            d,
+        ),
+    }
+    if let Some(bits) = o.uint("temporary_key_pair_bits", 0, u64::from(u32::MAX), d)
+        && bits != 0
+    {
+        let ok = match k.kind {
+            KeyKind::Rsa => (2048..=16384).contains(&bits),
+            KeyKind::Ecdsa => [256, 384, 521].contains(&bits),
+            // As Packer: ed25519 keys have one size.
+            KeyKind::Ed25519 => true,
+        };
+        if !ok {
+            o.error(
+                "temporary_key_pair_bits",
+                format!(
+                    "{bits} bits is not a size of {} key (rsa: 2048 to 16384; ecdsa: 256, 384 or 521)",
+                    k.kind.name()
+                ),
+                d,
+            );
+        }
+        k.bits = Some(bits as u32);
+    }
+    if let Some(name) = o
+        .string("temporary_key_pair_name", d)
+        .filter(|n| !n.is_empty())
+    {
+        k.name = name;
     }
 }
 

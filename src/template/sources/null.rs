@@ -24,7 +24,8 @@ const SUPPORTED: &[&str] = &[
     "ssh_private_key_file", "ssh_timeout", "pause_before_connecting", "ssh_pty",
     "ssh_wait_timeout", "ssh_read_write_timeout", "winrm_username", "winrm_password",
     "winrm_host", "winrm_port", "winrm_timeout", "winrm_use_ssl", "winrm_insecure",
-    "winrm_use_ntlm", "winrm_no_proxy",
+    "winrm_use_ntlm", "winrm_no_proxy", "ssh_handshake_attempts", "ssh_keep_alive_interval",
+    "ssh_ciphers", "ssh_key_exchange_algorithms",
 ];
 
 /// A `source "null"` block: the SSH host the provisioners run against.

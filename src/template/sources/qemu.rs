@@ -7,9 +7,9 @@ use crate::bootcmd::{self, BootVars};
 use crate::builder::SourceConfig;
 use crate::builder::qemu::args::{QemuArgsVars, render_qemuargs};
 use crate::builder::qemu::config::{
-    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, KeyDriverKind, smp_cpus,
+    Accelerator, BootStep, CommunicatorKind, Config, DiskFormat, ExtraArgs, KeyDriverKind, smp_cpus,
 };
-use crate::types::{Checksum, parse_checksum, parse_disk_size};
+use crate::types::{Checksum, Secret, parse_checksum, parse_disk_size};
 
 use super::{Kind, check_winrm, duration, non_negative, port_range, resolve, ssh};
 use crate::template::Diagnostic;
@@ -41,25 +41,27 @@ const SUPPORTED: &[&str] = &[
     "efi_firmware_code", "efi_firmware_vars", "install_cache", "use_pflash", "ssh_wait_timeout",
     "ssh_read_write_timeout", "winrm_username", "winrm_password", "winrm_host", "winrm_port",
     "winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm", "winrm_no_proxy",
+    "cdrom_interface", "disable_vnc", "vnc_use_password", "vnc_password", "qmp_enable",
+    "qmp_socket_path", "efi_drop_efivars", "ssh_host_port_min", "ssh_host_port_max",
+    "skip_nat_mapping", "ssh_host", "boot_keygroup_interval", "http_interface",
+    "http_network_protocol", "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_ciphers",
+    "ssh_key_exchange_algorithms", "temporary_key_pair_type", "temporary_key_pair_bits",
+    "temporary_key_pair_name", "qemu_img_args",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
-    "http_interface", "http_network_protocol", "boot_keygroup_interval", "disable_vnc",
-    "vnc_use_password", "vnc_password", "qmp_enable", "qmp_socket_path", "net_bridge",
-    "qemu_img_args", "efi_drop_efivars", "vtpm", "use_tpm1", "tpm_device_type",
-    "cdrom_interface", "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
-    "run_once", "ssh_host_port_min", "ssh_host_port_max", "skip_nat_mapping",
-    "ssh_certificate_file", "ssh_agent_auth", "ssh_host",
-    "ssh_handshake_attempts", "ssh_keep_alive_interval",
-    "ssh_file_transfer_method", "ssh_ciphers", "ssh_key_exchange_algorithms",
+    "net_bridge",
+    "vtpm", "use_tpm1", "tpm_device_type",
+    "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
+    "run_once", "ssh_certificate_file", "ssh_agent_auth",
+    "ssh_file_transfer_method",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
     "ssh_bastion_private_key_file", "ssh_bastion_certificate_file", "ssh_bastion_agent_auth",
     "ssh_bastion_interactive", "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username",
-    "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels", "temporary_key_pair_type",
-    "temporary_key_pair_bits", "temporary_key_pair_name", "ssh_keypair_name",
+    "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels", "ssh_keypair_name",
 ];
 
 /// Reads one qemu source. Problems go to `diags`; the returned config is only meaningful when
@@ -193,6 +195,21 @@ pub(crate) fn source(
     }
     disk_image(o, &mut c, d);
     cd(o, base_dir, &mut c, d);
+    let cdroms = ["ide", "sata", "scsi", "virtio", "virtio-scsi"];
+    if let Some(s) = o.string("cdrom_interface", d).filter(|s| !s.is_empty()) {
+        if cdroms.contains(&s.as_str()) {
+            c.cdrom_interface = Some(s);
+        } else {
+            o.error(
+                "cdrom_interface",
+                format!(
+                    "unrecognized `cdrom_interface` `{s}` (expected one of {})",
+                    crate::template::options::list(&cdroms)
+                ),
+                d,
+            );
+        }
+    }
 
     if let Some(s) = o.string("http_directory", d).filter(|s| !s.is_empty()) {
         c.http_directory = Some(resolve(base_dir, Path::new(&s)));
@@ -237,6 +254,42 @@ pub(crate) fn source(
                 d,
             ),
         }
+    }
+    if let Some(s) = o.string("http_interface", d).filter(|s| !s.is_empty()) {
+        if o.string("http_bind_address", d)
+            .is_some_and(|a| !a.is_empty())
+        {
+            o.error(
+                "http_interface",
+                "either `http_interface` or `http_bind_address` can be specified",
+                d,
+            );
+        }
+        c.http_interface = Some(s);
+    }
+    // The guest reaches kiln's server over QEMU's IPv4 user network: `tcp6` and Unix sockets
+    // could not be reached, `tcp4` only needs an IPv4 address to listen on.
+    match o.string("http_network_protocol", d).as_deref() {
+        None | Some("" | "tcp") => {}
+        Some("tcp4") if c.http_bind_address.is_ipv6() => o.error(
+            "http_network_protocol",
+            "`http_network_protocol = \"tcp4\"` needs an IPv4 `http_bind_address`",
+            d,
+        ),
+        Some("tcp4") => {}
+        Some(p @ ("tcp6" | "unix" | "unixpacket")) => o.error(
+            "http_network_protocol",
+            format!(
+                "`http_network_protocol = \"{p}\"`: the guest reaches kiln's HTTP server over \
+                 QEMU's IPv4 user network, so it listens on `tcp` or `tcp4`"
+            ),
+            d,
+        ),
+        Some(p) => o.error(
+            "http_network_protocol",
+            format!("`http_network_protocol` must be one of `tcp`, `tcp4`, `tcp6`, `unix` or `unixpacket`, got `{p}`"),
+            d,
+        ),
     }
     (c.http_port_min, c.http_port_max) =
         port_range(o, "http_port", 0, (c.http_port_min, c.http_port_max), d);
@@ -334,6 +387,8 @@ pub(crate) fn source(
     c.efi_boot = o.bool("efi_boot", d).unwrap_or(false)
         || c.efi_firmware_code.is_some()
         || c.efi_firmware_vars.is_some();
+    c.efi_drop_efivars = o.bool("efi_drop_efivars", d).unwrap_or(false);
+    c.qemu_img_args = qemu_img_args(o, d);
     if let Some(s) = o.string("net_device", d) {
         c.net_device = s;
     }
@@ -345,6 +400,7 @@ pub(crate) fn source(
     }
     (c.vnc_port_min, c.vnc_port_max) =
         port_range(o, "vnc_port", 5900, (c.vnc_port_min, c.vnc_port_max), d);
+    vnc_and_qmp(o, base_dir, &mut c, d);
 
     if let Some(w) = duration(o, "boot_wait", d) {
         // As Packer: zero means the default 10s; a negative value means no wait.
@@ -372,6 +428,22 @@ pub(crate) fn source(
             c.boot_key_interval = Some(t.abs);
         }
     }
+    if let Some(b) = o.bool("disable_vnc", d) {
+        c.disable_vnc = b;
+        if b && (!c.boot_command.is_empty() || !c.boot_steps.is_empty()) {
+            o.error(
+                "disable_vnc",
+                "a boot command cannot be used when VNC is disabled (`disable_vnc = true`)",
+                d,
+            );
+        }
+    }
+    if let Some(t) = duration(o, "boot_keygroup_interval", d)
+        && !t.negative
+        && !t.abs.is_zero()
+    {
+        c.boot_keygroup_interval = Some(t.abs);
+    }
     if let Some(b) = o.bool("install_cache", d) {
         c.install_cache = b;
     }
@@ -382,6 +454,14 @@ pub(crate) fn source(
             KeyDriverKind::Qmp
         };
     }
+    if c.vnc_use_password && c.boot_key_driver == KeyDriverKind::Vnc {
+        o.error(
+            "vnc_use_password",
+            "kiln types over VNC without a password only: with `vnc_use_password`, leave \
+             `boot_key_driver` at its default `qmp`",
+            d,
+        );
+    }
 
     if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["winrm", "docker"], d) {
         c.communicator = if s == "none" {
@@ -391,8 +471,21 @@ pub(crate) fn source(
         };
     }
     if c.communicator == CommunicatorKind::Ssh {
-        c.ssh = Some(ssh(o, base_dir, d));
+        let mut ssh = ssh(o, base_dir, d);
+        // Packer's older names of `host_port_min` / `host_port_max`, used when those are not set.
+        if !o.has("host_port_min") && !o.has("host_port_max") {
+            (ssh.host_port_min, ssh.host_port_max) = port_range(
+                o,
+                "ssh_host_port",
+                0,
+                (ssh.host_port_min, ssh.host_port_max),
+                d,
+            );
+        }
+        c.ssh = Some(ssh);
     }
+    c.ssh_host = o.string("ssh_host", d).filter(|s| !s.is_empty());
+    c.skip_nat_mapping = o.bool("skip_nat_mapping", d).unwrap_or(false);
     check_winrm(o, d);
 
     if let Some(s) = o.string("shutdown_command", d).filter(|s| !s.is_empty()) {
@@ -402,6 +495,51 @@ pub(crate) fn source(
         c.shutdown_timeout = t;
     }
     c
+}
+
+/// `vnc_use_password`, `vnc_password`, `qmp_enable`, `qmp_socket_path`.
+fn vnc_and_qmp(o: &Options<'_>, base_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    c.vnc_use_password = o.bool("vnc_use_password", d).unwrap_or(false);
+    if let Some(p) = o.string("vnc_password", d).filter(|p| !p.is_empty()) {
+        if p.len() > 8 {
+            o.error(
+                "vnc_password",
+                format!(
+                    "`vnc_password` is {} bytes long; VNC passwords have at most 8",
+                    p.len()
+                ),
+                d,
+            );
+        }
+        c.vnc_password = Some(Secret::new(p));
+    }
+    // As Packer: a VNC password turns the user's QMP socket on.
+    let qmp = o.bool("qmp_enable", d).unwrap_or(false) || c.vnc_use_password;
+    let path = o.string("qmp_socket_path", d).filter(|s| !s.is_empty());
+    match (qmp, path) {
+        (true, Some(p)) => c.qmp_socket_path = Some(resolve(base_dir, Path::new(&p))),
+        (true, None) => {
+            c.qmp_socket_path = Some(c.output_directory.join(format!("{}.monitor", c.vm_name)));
+        }
+        (false, Some(_)) => o.error(
+            "qmp_socket_path",
+            "`qmp_socket_path` needs `qmp_enable = true` (kiln's own QMP socket is private)",
+            d,
+        ),
+        (false, None) => {}
+    }
+}
+
+/// The `qemu_img_args { create = […], convert = […], resize = […] }` block.
+fn qemu_img_args(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> ExtraArgs {
+    let Some(b) = o.block("qemu_img_args", &["create", "convert", "resize"], d) else {
+        return ExtraArgs::default();
+    };
+    ExtraArgs {
+        create: b.string_list("create", d).unwrap_or_default(),
+        convert: b.string_list("convert", d).unwrap_or_default(),
+        resize: b.string_list("resize", d).unwrap_or_default(),
+    }
 }
 
 /// `disk_image`, `use_backing_file`, `skip_resize_disk`, `disk_additional_size`.

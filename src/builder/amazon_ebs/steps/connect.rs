@@ -57,6 +57,7 @@ impl Step<Context, Error> for Connect {
             password: cfg.password.clone(),
             pty: cfg.pty,
             read_write_timeout: cfg.read_write_timeout,
+            options: cfg.options.clone(),
         };
         if !cfg.pause_before_connecting.is_zero() {
             ctx.core.ui.say(format!(

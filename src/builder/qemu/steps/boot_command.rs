@@ -1,8 +1,9 @@
 //! Step: wait `boot_wait`, then type `boot_command` (or each of `boot_steps`) into the guest.
 //!
 //! Uses: `config.boot_wait`, `config.boot_command`, `config.boot_steps`,
-//! `config.boot_key_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `qmp`,
+//! `config.boot_key_interval`, `config.boot_keygroup_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `http_ip`, `qmp`,
 //! `qemu`, `key_trace`, `vnc_addr`.
+//! `config.disable_vnc`: the step does nothing, as in Packer.
 //! `install_layer`: a guest resumed from the install cache is past its boot command; nothing is
 //! waited for or typed.
 //! Produces: nothing. Cleanup: none.
@@ -28,7 +29,7 @@ pub const HTTP_IP: &str = "10.0.2.2";
 /// for this build (also rendered into `qemuargs`).
 pub fn boot_vars(ctx: &BuildContext) -> BootVars {
     BootVars {
-        http_ip: HTTP_IP.to_owned(),
+        http_ip: ctx.http_ip.clone(),
         http_port: ctx.http_port,
         name: ctx.config.vm_name.clone(),
         ssh_public_key: ctx
@@ -65,6 +66,10 @@ impl Step<BuildContext, Error> for TypeBootCommand {
             // The guest was kept after its install: it waits for nothing to be typed.
             return Ok(());
         }
+        if ctx.config.disable_vnc {
+            // As Packer: no boot command (the template cannot have one) and no `boot_wait`.
+            return Ok(());
+        }
         let cfg = &ctx.config;
         let vars = boot_vars(ctx);
         // Packer joins boot_command's entries with no separator; boot_steps are typed one by one.
@@ -78,7 +83,10 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         };
         let mut compiled = Vec::with_capacity(commands.len());
         for (command, description) in &commands {
-            let actions = bootcmd::compile(command, &vars).map_err(Error::BootCommand)?;
+            let mut actions = bootcmd::compile(command, &vars).map_err(Error::BootCommand)?;
+            if let Some(interval) = cfg.boot_keygroup_interval {
+                actions = bootcmd::with_group_pauses(actions, interval);
+            }
             compiled.push((actions, *description));
         }
 

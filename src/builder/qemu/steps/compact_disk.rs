@@ -1,6 +1,6 @@
 //! Step: compact the disk with `qemu-img convert` (and compress it with `disk_compression`).
 //!
-//! Uses: `disk_path`, `config.format`, `config.skip_compaction`, `config.disk_compression`.
+//! Uses: `disk_path`, `config.format`, `config.skip_compaction`, `config.disk_compression`, `config.qemu_img_args` (convert).
 //! Produces: the compacted disk at the same path (written to a temp name, then renamed).
 //! Cleanup: none.
 
@@ -27,9 +27,15 @@ impl Step<BuildContext, Error> for CompactDisk {
             .as_ref()
             .ok_or(Error::Missing { what: "disk_path" })?;
         ctx.core.ui.say("Converting hard drive");
-        crate::qemu_img::convert(cfg.format, cfg.disk_compression, disk, disk)
-            .await
-            .map_err(Error::CompactDisk)?;
+        crate::qemu_img::convert(
+            cfg.format,
+            cfg.disk_compression,
+            disk,
+            disk,
+            &cfg.qemu_img_args.convert,
+        )
+        .await
+        .map_err(Error::CompactDisk)?;
         Ok(())
     }
 }

@@ -6,12 +6,13 @@
 //!   resize now; compaction reads the image once and writes the standalone disk once;
 //! - otherwise a standalone qcow2 image is copied byte for byte into a qcow2 build disk
 //!   (`copy_file_range`: an in-kernel copy, or a clone where the filesystem has reflinks);
-//! - anything else (raw, which `qemu-img` keeps sparse; another format; an image with its own
-//!   backing file) goes through `qemu-img convert`, which reads any format and writes `format`.
+//! - anything else (`qemu_img_args.convert` given, raw, which `qemu-img` keeps sparse; another
+//!   format; an image with its own backing file) goes through `qemu-img convert`, which reads
+//!   any format and writes `format`.
 //!
 //! Uses: `config.disk_image`, `config.use_backing_file`, `config.format`,
-//! `config.skip_compaction`, `config.skip_resize_disk`, `config.disk_size`, `iso_path`,
-//! `disk_path`, `install_layer` (with one, there is nothing to do).
+//! `config.skip_compaction`, `config.skip_resize_disk`, `config.disk_size`,
+//! `config.qemu_img_args` (convert), `iso_path`, `disk_path`, `install_layer` (with one, there is nothing to do).
 //! Produces: the disk at `disk_path`. Cleanup: none (it lives in the output directory).
 
 use async_trait::async_trait;
@@ -33,12 +34,17 @@ pub enum Method {
     Convert,
 }
 
-/// Picks the method for an image of `image_format` (with or without its own backing file).
+/// Picks the method for an image (`qemu_img_args.convert`, when given, is applied by
+/// compaction to an overlay, or by converting instead of copying) of `image_format` (with or without its own backing file).
 pub fn method(cfg: &Config, image_format: &str, image_has_backing: bool) -> Method {
     let compacts = cfg.format == DiskFormat::Qcow2 && !cfg.skip_compaction;
     if compacts {
         Method::Overlay
-    } else if cfg.format == DiskFormat::Qcow2 && image_format == "qcow2" && !image_has_backing {
+    } else if cfg.format == DiskFormat::Qcow2
+        && image_format == "qcow2"
+        && !image_has_backing
+        && cfg.qemu_img_args.convert.is_empty()
+    {
         Method::Copy
     } else {
         Method::Convert
@@ -75,7 +81,7 @@ impl Step<BuildContext, Error> for CopyDisk {
                 // A `disk_size` below the image's is left to `resize_disk`, which refuses it.
                 let size = (!cfg.skip_resize_disk && cfg.disk_size >= info.virtual_size)
                     .then_some(cfg.disk_size);
-                crate::qemu_img::create_backed(disk, &image, &info.format, size)
+                crate::qemu_img::create_backed(disk, &image, &info.format, size, &[])
                     .await
                     .map_err(Error::CreateDisk)
             }
@@ -87,7 +93,7 @@ impl Step<BuildContext, Error> for CopyDisk {
             }
             Method::Convert => {
                 ctx.core.ui.say("Copying hard drive");
-                crate::qemu_img::convert(cfg.format, false, image, disk)
+                crate::qemu_img::convert(cfg.format, false, image, disk, &cfg.qemu_img_args.convert)
                     .await
                     .map_err(Error::CreateDisk)
             }
@@ -111,8 +117,16 @@ mod tests {
             skip_compaction: true,
             ..base.clone()
         };
+        let convert_args = Config {
+            qemu_img_args: crate::qemu_img::ExtraArgs {
+                convert: vec!["-W".into()],
+                ..Default::default()
+            },
+            ..skip.clone()
+        };
         #[rustfmt::skip]
         let rows = [
+            (&convert_args, "qcow2", false, Method::Convert, "qemu_img_args convert: converted, not copied (issue 14)"),
             (&base, "qcow2", false, Method::Overlay, "compaction flattens an overlay: no copy"),
             (&base, "raw", false, Method::Overlay, "any image format can back the overlay"),
             (&skip, "qcow2", false, Method::Copy, "no compaction: a standalone copy"),

@@ -9,7 +9,7 @@
 //!
 //! Uses: `config.output_directory`, `config.vm_name`, `config.format`, `config.disk_size`,
 //! `config.disk_image`, `config.use_backing_file`, `config.skip_resize_disk`,
-//! `config.disk_additional_size`, `iso_path`, `install_layer`.
+//! `config.disk_additional_size`, `config.qemu_img_args` (create), `iso_path`, `install_layer`.
 //! Produces: `disk_path`, `additional_disk_paths`. Cleanup: none (they live in the output
 //! directory, whose step removes it).
 
@@ -41,10 +41,10 @@ impl Step<BuildContext, Error> for CreateDisk {
                 let kept = layer.file(name);
                 match cfg.format {
                     DiskFormat::Qcow2 => {
-                        crate::qemu_img::create_backed(target, &kept, "qcow2", None).await
+                        crate::qemu_img::create_backed(target, &kept, "qcow2", None, &[]).await
                     }
                     DiskFormat::Raw => {
-                        crate::qemu_img::convert(DiskFormat::Raw, false, &kept, target).await
+                        crate::qemu_img::convert(DiskFormat::Raw, false, &kept, target, &[]).await
                     }
                 }
                 .map_err(Error::CreateDisk)?;
@@ -70,12 +70,18 @@ impl Step<BuildContext, Error> for CreateDisk {
                 info.format
             ));
             let size = (!cfg.skip_resize_disk).then_some(cfg.disk_size);
-            crate::qemu_img::create_backed(&path, &image, &info.format, size)
-                .await
-                .map_err(Error::CreateDisk)?;
+            crate::qemu_img::create_backed(
+                &path,
+                &image,
+                &info.format,
+                size,
+                &cfg.qemu_img_args.create,
+            )
+            .await
+            .map_err(Error::CreateDisk)?;
         } else if !cfg.disk_image {
             ctx.core.ui.say("Creating hard drive");
-            crate::qemu_img::create(cfg.format, &path, cfg.disk_size)
+            crate::qemu_img::create(cfg.format, &path, cfg.disk_size, &cfg.qemu_img_args.create)
                 .await
                 .map_err(Error::CreateDisk)?;
         }
@@ -87,7 +93,7 @@ impl Step<BuildContext, Error> for CreateDisk {
             ctx.core
                 .ui
                 .message(format!("Creating additional disk `{}`", extra.display()));
-            crate::qemu_img::create(cfg.format, &extra, *size)
+            crate::qemu_img::create(cfg.format, &extra, *size, &cfg.qemu_img_args.create)
                 .await
                 .map_err(Error::CreateDisk)?;
             ctx.additional_disk_paths.push(extra);

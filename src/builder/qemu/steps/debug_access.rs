@@ -60,7 +60,7 @@ impl Step<BuildContext, Error> for DebugAccess {
         };
         ui.say(format!(
             "Debug: once SSH is up, {}",
-            ssh_command(port, &ssh.username, key.as_deref())
+            ssh_command(ctx.config.ssh_host(), port, &ssh.username, key.as_deref())
         ));
         Ok(())
     }
@@ -87,7 +87,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 /// The `ssh` command that reaches the guest through QEMU's forward: the guest's host key is
 /// new, so it is neither checked nor remembered.
-fn ssh_command(port: u16, user: &str, key: Option<&std::path::Path>) -> String {
+fn ssh_command(host: &str, port: u16, user: &str, key: Option<&std::path::Path>) -> String {
     let key = key.map_or_else(String::new, |k| format!(" -i {}", k.display()));
     let with = if key.is_empty() {
         " (with the template's ssh_password)"
@@ -96,7 +96,7 @@ fn ssh_command(port: u16, user: &str, key: Option<&std::path::Path>) -> String {
     };
     format!(
         "ssh -p {port}{key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-         {user}@127.0.0.1{with}"
+         {user}@{host}{with}"
     )
 }
 
@@ -107,12 +107,18 @@ mod tests {
     #[test]
     fn the_ssh_command() {
         assert_eq!(
-            ssh_command(3022, "root", Some(std::path::Path::new("out/x-debug.pem"))),
+            ssh_command(
+                "127.0.0.1",
+                3022,
+                "root",
+                Some(std::path::Path::new("out/x-debug.pem"))
+            ),
             "ssh -p 3022 -i out/x-debug.pem -o StrictHostKeyChecking=no -o \
              UserKnownHostsFile=/dev/null root@127.0.0.1"
         );
         assert!(
-            ssh_command(22, "u", None).ends_with("u@127.0.0.1 (with the template's ssh_password)")
+            ssh_command("192.0.2.7", 22, "u", None)
+                .ends_with("u@192.0.2.7 (with the template's ssh_password)")
         );
     }
 

@@ -3,7 +3,7 @@
 //! `disk_size`) is left alone: only its header is read.
 //!
 //! Uses: `config.disk_image`, `config.use_backing_file`, `config.skip_resize_disk`,
-//! `config.format`, `config.disk_size`, `disk_path`, `install_layer` (with one, there is nothing to do).
+//! `config.format`, `config.disk_size`, `config.qemu_img_args` (resize), `disk_path`, `install_layer` (with one, there is nothing to do).
 //! Produces: nothing new. Cleanup: none.
 
 use async_trait::async_trait;
@@ -39,7 +39,7 @@ impl Step<BuildContext, Error> for ResizeDisk {
             return Ok(());
         }
         ctx.core.ui.say("Resizing hard drive");
-        crate::qemu_img::resize(cfg.format, disk, cfg.disk_size)
+        crate::qemu_img::resize(cfg.format, disk, cfg.disk_size, &cfg.qemu_img_args.resize)
             .await
             .map_err(Error::CreateDisk)
     }

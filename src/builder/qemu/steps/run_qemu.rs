@@ -6,6 +6,9 @@
 //! Resuming an install cache layer (`install_layer`), QEMU starts with `-incoming defer`, the
 //! UEFI variables come from the layer, and the guest's RAM state is loaded before this step
 //! ends: the guest then runs on from the moment it was kept.
+//! With `vnc_use_password` it sets the VNC password over QMP; with `qmp_enable` QEMU also opens
+//! the user's QMP socket; the SSH forward listens on `ssh_host`'s address (none with
+//! `skip_nat_mapping`).
 //! Produces: `accel`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`, `key_trace`, `vnc_addr`,
 //! and starts the QMP event watcher ([`monitor`]) that records a guest fault in `monitor` and
 //! cancels `cancel`.
@@ -13,7 +16,7 @@
 //! them: QEMU then exits at once, and is started again on other ports (up to
 //! [`PORT_ATTEMPTS`] times).
 //! Cleanup: closes QMP, kills QEMU if it still runs, lets the watcher finish, removes the
-//! socket's temp directory. QEMU also dies with kiln (parent-death signal) and when its guard
+//! socket's temp directory and the user's QMP socket. QEMU also dies with kiln (parent-death signal) and when its guard
 //! drops.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,6 +33,7 @@ use crate::builder::qemu::qmp::Qmp;
 use crate::builder::qemu::{BuildContext, Error};
 use crate::builder::qemu::{accel, firmware, monitor};
 use crate::step::{Outcome, Step};
+use crate::types::Secret;
 
 /// How long QEMU gets to open its QMP socket.
 const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +53,45 @@ pub struct RunQemu {
     ports: Vec<args::PortLease>,
     /// The QMP event watcher ([`monitor::spawn`]).
     watcher: Option<tokio::task::JoinHandle<()>>,
+    /// The user's QMP socket (`qmp_enable`), removed in cleanup.
+    user_qmp_socket: Option<std::path::PathBuf>,
+}
+
+/// The address `ssh_host` names, for the SSH forward to listen on.
+async fn forward_ip(host: &str) -> Result<IpAddr, Error> {
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let resolve = |source| Error::ResolveSshHost {
+        host: host.to_owned(),
+        source,
+    };
+    let mut addrs = tokio::net::lookup_host((host, 0)).await.map_err(resolve)?;
+    addrs.next().map(|a| a.ip()).ok_or_else(|| {
+        resolve(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address",
+        ))
+    })
+}
+
+/// Gives QEMU's VNC server (started with `password=on`) its password.
+async fn set_vnc_password(
+    qmp: &Qmp,
+    password: &Secret,
+) -> Result<(), crate::builder::qemu::qmp::Error> {
+    let args = serde_json::json!({ "password": password.expose() });
+    qmp.execute("change-vnc-password", Some(args))
+        .await
+        .map(drop)
+}
+
+/// Packer's random VNC password: 8 characters from its alphabet (which lacks `7`).
+fn random_vnc_password() -> String {
+    const ALPHABET: &[u8] = b"012345689abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    (0..8)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 #[async_trait]
@@ -61,6 +104,7 @@ impl Step<BuildContext, Error> for RunQemu {
         let missing = |what| Error::Missing { what };
         let cfg = &ctx.config;
         let disk_path = ctx.disk_path.clone().ok_or(missing("disk_path"))?;
+        self.user_qmp_socket = cfg.qmp_socket_path.clone();
 
         let resolution = accel::resolve(cfg.accelerator);
         if let Some(reason) = &resolution.fallback_reason {
@@ -138,6 +182,11 @@ impl Step<BuildContext, Error> for RunQemu {
             resolution.accel.as_machine_accel().unwrap_or("default")
         ));
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        // The SSH forward listens where kiln connects: 127.0.0.1 unless `ssh_host` says.
+        let ssh_forward_ip = match &cfg.ssh_host {
+            Some(host) if !cfg.skip_nat_mapping => forward_ip(host).await?,
+            _ => localhost,
+        };
         let vnc_ip: IpAddr = cfg.vnc_bind_address.parse().unwrap_or(localhost);
         let stderr_log = cfg.output_directory.join("qemu-stderr.log");
         let mut attempt = 1;
@@ -145,9 +194,11 @@ impl Step<BuildContext, Error> for RunQemu {
             // A port probed free may be taken by another process before QEMU binds it: then
             // QEMU exits at once, and starts again on other ports.
             let ssh_host_port = match (&cfg.communicator, &cfg.ssh) {
+                // No forward: kiln connects to `ssh_host`:`ssh_port` as they are.
+                (CommunicatorKind::Ssh, Some(_)) if cfg.skip_nat_mapping => None,
                 (CommunicatorKind::Ssh, Some(ssh)) => {
                     let lease =
-                        args::lease_free_port(localhost, ssh.host_port_min, ssh.host_port_max)
+                        args::lease_free_port(ssh_forward_ip, ssh.host_port_min, ssh.host_port_max)
                             .map_err(|source| Error::FindPort {
                                 what: "SSH forwarding",
                                 source,
@@ -177,6 +228,7 @@ impl Step<BuildContext, Error> for RunQemu {
                 vnc_port,
                 qmp_socket: qmp_socket.clone(),
                 ssh_host_port,
+                ssh_forward_ip,
                 serial_log: serial_log.clone(),
                 key_trace: key_trace.clone(),
                 efi: efi.clone(),
@@ -218,11 +270,34 @@ impl Step<BuildContext, Error> for RunQemu {
                 }
             }
         };
+        let vnc_password = if cfg.vnc_use_password {
+            let (password, made) = match &cfg.vnc_password {
+                Some(p) => (p.clone(), false),
+                None => (Secret::new(random_vnc_password()), true),
+            };
+            set_vnc_password(&qmp, &password)
+                .await
+                .map_err(Error::VncPassword)?;
+            // A password the template gives is never shown; the one kiln made is the only way in.
+            if made {
+                format!(" with the password `{}`", password.expose())
+            } else {
+                " with `vnc_password`".to_owned()
+            }
+        } else {
+            String::new()
+        };
         ctx.core.ui.message(format!(
-            "To watch the VM, connect with VNC to {}:{vnc_port}; serial console log: `{}`",
+            "To watch the VM, connect with VNC to {}:{vnc_port}{vnc_password}; serial console \
+             log: `{}`",
             cfg.vnc_bind_address,
             serial_log.display()
         ));
+        if let Some(socket) = &cfg.qmp_socket_path {
+            ctx.core
+                .ui
+                .message(format!("QMP socket for you at `{}`", socket.display()));
+        }
         if let (Some(layer), Some(qemu)) = (&ctx.install_layer, &ctx.qemu) {
             let vmstate = layer.file(&layer.meta.vmstate);
             tokio::select! {
@@ -248,7 +323,11 @@ impl Step<BuildContext, Error> for RunQemu {
         ctx.serial_log = Some(serial_log);
         ctx.key_trace = key_trace;
         ctx.vnc_addr = Some(std::net::SocketAddr::new(vnc_ip, vnc_port));
-        ctx.ssh_host_port = ssh_host_port;
+        // With `skip_nat_mapping`, kiln connects to the guest's own port.
+        ctx.ssh_host_port = match (&cfg.ssh, cfg.skip_nat_mapping) {
+            (Some(ssh), true) if cfg.communicator == CommunicatorKind::Ssh => Some(ssh.port),
+            _ => ssh_host_port,
+        };
         ctx.qmp = Some(qmp);
         Ok(())
     }
@@ -276,5 +355,75 @@ impl Step<BuildContext, Error> for RunQemu {
         }
         self.socket_dir = None;
         self.ports.clear();
+        // QEMU removes its sockets when it exits, but not when it is killed.
+        if let Some(socket) = self.user_qmp_socket.take()
+            && let Err(e) = std::fs::remove_file(&socket)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %socket.display(), error = %e, "could not remove the QMP socket");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::qemu::qmp::test_qemu;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The security types QEMU's VNC server at `port` offers (RFB 3.8).
+    async fn security_types(port: u16) -> Vec<u8> {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to VNC");
+        let mut version = [0u8; 12];
+        s.read_exact(&mut version).await.expect("greeting");
+        s.write_all(b"RFB 003.008\n").await.expect("version");
+        let n = s.read_u8().await.expect("count");
+        let mut types = vec![0u8; usize::from(n)];
+        s.read_exact(&mut types).await.expect("types");
+        types
+    }
+
+    /// Issue 14: `-vnc …,password=on` and a user's QMP socket as `qemu_args` writes them are
+    /// accepted by a real QEMU; the password set over QMP makes VNC ask for it (RFB security
+    /// type 2), and the user's socket answers QMP commands beside kiln's.
+    #[tokio::test]
+    async fn issue_14_vnc_password_and_user_qmp_socket_on_real_qemu() {
+        let port = args::find_free_port(IpAddr::V4(Ipv4Addr::LOCALHOST), 5900, 6000)
+            .expect("a free VNC port");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let user_socket = dir.path().join("user.monitor");
+        let vnc = format!("127.0.0.1:{},password=on", port - 5900);
+        let user_qmp = format!("unix:{},server=on,wait=off", user_socket.display());
+        let qemu = test_qemu::spawn(&["-S", "-vnc", &vnc, "-qmp", &user_qmp]);
+        let qmp = Qmp::connect(&qemu.socket, Duration::from_secs(30))
+            .await
+            .expect("kiln's QMP socket");
+        set_vnc_password(&qmp, &Secret::new("pw7"))
+            .await
+            .expect("change-vnc-password");
+        assert_eq!(security_types(port).await, [2], "VNC authentication only");
+        let user = Qmp::connect(&user_socket, Duration::from_secs(10))
+            .await
+            .expect("the user's QMP socket");
+        let status = user
+            .execute("query-status", None)
+            .await
+            .expect("query-status");
+        assert_eq!(status["status"], "prelaunch");
+    }
+
+    #[test]
+    fn random_vnc_password_is_packers_shape() {
+        for _ in 0..50 {
+            let p = random_vnc_password();
+            assert_eq!(p.len(), 8);
+            assert!(
+                p.chars().all(|c| c.is_ascii_alphanumeric() && c != '7'),
+                "{p}"
+            );
+        }
+        assert_ne!(random_vnc_password(), random_vnc_password());
     }
 }

@@ -127,7 +127,7 @@ async fn save(ctx: &BuildContext, qmp: &Qmp, layer: &NewLayer) -> Result<Meta, S
         .enumerate()
     {
         let name = format!("disk-{i}.qcow2");
-        crate::qemu_img::convert(DiskFormat::Qcow2, false, disk, &dir.join(&name)).await?;
+        crate::qemu_img::convert(DiskFormat::Qcow2, false, disk, &dir.join(&name), &[]).await?;
         disks.push(name);
     }
     let efivars = if ctx.config.efi_boot {

@@ -1,6 +1,6 @@
 //! Step: wait until the guest accepts SSH logins.
 //!
-//! Uses: `config.ssh`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`,
+//! Uses: `config.ssh`, `config.ssh_host`, `ssh_temp_key`, `ssh_host_port`, `qemu`, `qmp`, `serial_log`,
 //! `monitor`.
 //! Produces: `core.session` (the connection, and how to reconnect while QEMU runs); sets
 //! `monitor`'s phase to connected (reboots are no longer a boot loop). Cleanup: closes the
@@ -47,13 +47,14 @@ impl Step<BuildContext, Error> for WaitSsh {
             (None, None) => None,
         };
         let target = SshTarget {
-            host: "127.0.0.1".into(),
+            host: ctx.config.ssh_host().to_owned(),
             port,
             username: ssh_cfg.username.clone(),
             private_key,
             password: ssh_cfg.password.clone(),
             pty: ssh_cfg.pty,
             read_write_timeout: ssh_cfg.read_write_timeout,
+            options: ssh_cfg.options.clone(),
         };
         if !ssh_cfg.pause_before_connecting.is_zero() {
             ctx.core.ui.say(format!(
@@ -66,7 +67,8 @@ impl Step<BuildContext, Error> for WaitSsh {
             }
         }
         ctx.core.ui.say(format!(
-            "Waiting for SSH on 127.0.0.1:{port} (timeout {}s)",
+            "Waiting for SSH on {}:{port} (timeout {}s)",
+            target.host,
             ssh_cfg.timeout.as_secs()
         ));
         match ssh::wait_for_ssh(&target, ssh_cfg.timeout, qemu.died(), &ctx.core.cancel).await {
