@@ -408,6 +408,17 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
             marker.display()
         ),
     );
+    // Issue 18's "done when": the AMI id also reaches the example tfvars plugin (issue 17).
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/plugins/kiln-plugin-tfvars");
+    let tpl = tpl.replacen(
+        "  post-processor \"manifest\" {",
+        &format!(
+            "  post-processor \"tfvars\" {{\n    kiln_plugin = \"{}\"\n    output = \"image.auto.tfvars\"\n  }}\n  post-processor \"manifest\" {{",
+            plugin.display()
+        ),
+        1,
+    );
     let out = build(&moto, dir.path(), &tpl).await;
     keys.abort();
     assert!(
@@ -447,6 +458,15 @@ async fn whole_flow_with_a_shell_provisioner_issue_18() {
     assert_eq!(
         b["artifact_id"],
         format!("{REGION}:{},us-west-2:{}", east[0].id, west[0].id)
+    );
+
+    let tfvars = std::fs::read_to_string(dir.path().join("image.auto.tfvars")).unwrap();
+    assert!(
+        tfvars.contains(&format!(
+            "image_id = \"{REGION}:{},us-west-2:{}\"",
+            east[0].id, west[0].id
+        )),
+        "{tfvars}"
     );
 
     // Tags, with their placeholders filled.
