@@ -85,6 +85,10 @@ inner=$(
     cat <<'EOF'
 set -euo pipefail
 root=$1 cargo_bin=$2 rustup_home=$3 work=$4
+# The root must be a mount point, as / is on a real machine: `ip netns exec` (the vagrant up
+# test) runs `mount --make-rslave /` and podman remounts /, both refused (EINVAL) in a chroot
+# into a plain directory.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
