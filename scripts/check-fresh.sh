@@ -16,7 +16,7 @@
 # Environment: KILN_FRESH_MIRROR (default http://deb.debian.org/debian) and
 # KILN_FRESH_SECURITY (default http://deb.debian.org/debian-security).
 #
-# The root gets /usr/sbin/policy-rc.d refusing service starts: a chroot shares the host's
+# The root gets /usr/sbin/policy-rc.d refusing service starts: the root shares the host's
 # network, so a package's postinst must not start its daemon (sshd, libvirtd) there. The
 # whole check runs in a private mount namespace, so its mounts go away with it.
 
@@ -30,13 +30,13 @@ die() {
 }
 log() { echo "==> check-fresh: $*" >&2; }
 
-[[ $EUID -eq 0 ]] || die "run as root (chroot and mounts): sudo $0 $*"
+[[ $EUID -eq 0 ]] || die "run as root (mounts, pivot_root): sudo $0 $*"
 (($# <= 1)) || die "usage: $0 [WORKDIR]"
 
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
 ensure_rust
-ensure_commands mmdebstrap:mmdebstrap unshare:util-linux git:git
+ensure_commands mmdebstrap:mmdebstrap unshare:util-linux pivot_root:util-linux git:git
 
 # rustup's proxies (cargo, rustc, ...) live in cargo's bin directory, the toolchains in
 # RUSTUP_HOME.
@@ -68,7 +68,7 @@ mmdebstrap --variant=minbase --mode=root "${aptopts[@]}" \
     "deb $security bookworm-security main" >"$work/mmdebstrap.log" 2>&1 ||
     die "mmdebstrap failed (see $work/mmdebstrap.log)"
 bootstrap_time=$((SECONDS - t0))
-printf '#!/bin/sh\n# check-fresh.sh: no daemon starts in this chroot\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+printf '#!/bin/sh\n# check-fresh.sh: no daemon starts in this root\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
 
 log "copying the repository's tracked files to /root/kiln"
@@ -86,8 +86,8 @@ inner=$(
 set -euo pipefail
 root=$1 cargo_bin=$2 rustup_home=$3 work=$4
 # The root must be a mount point, as / is on a real machine: `ip netns exec` (the vagrant up
-# test) runs `mount --make-rslave /` and podman remounts /, both refused (EINVAL) in a chroot
-# into a plain directory.
+# test) runs `mount --make-rslave /` and podman remounts /, both refused (EINVAL) when / is a
+# plain directory; pivot_root needs it too.
 mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
@@ -98,16 +98,26 @@ for dir in "$cargo_bin" "$rustup_home"; do
     mount --bind "$dir" "$root$dir"
     mount -o remount,bind,ro "$root$dir"
 done
-run() { # NAME COMMAND: runs README's COMMAND in the root, timed
+# The root becomes this namespace's / (pivot_root, not chroot): in a chroot, runc's own
+# pivot_root put the docker tests' containers on the host's root filesystem instead of their
+# image, so `podman cp` and the container disagreed. The logs are opened first.
+exec 3>"$work/demo.log" 4>"$work/test.log"
+mkdir -p "$root/.old-root"
+cd "$root"
+pivot_root . .old-root
+umount -l /.old-root
+rmdir /.old-root
+cd /
+run() { # NAME FD COMMAND: runs README's COMMAND in the root, timed, its output to FD
     local start=$SECONDS status=0
-    chroot "$root" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 \
+    /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 \
         PATH="$cargo_bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         RUSTUP_HOME="$rustup_home" \
-        bash -c "cd /root/kiln && $2" >"$work/$1.log" 2>&1 || status=$?
+        bash -c "cd /root/kiln && $3" >&"$2" 2>&1 3>&- 4>&- || status=$?
     echo "$1 $status $((SECONDS - start))"
 }
-run demo scripts/demo.sh
-run test scripts/test.sh
+run demo 3 scripts/demo.sh
+run test 4 scripts/test.sh
 EOF
 )
 log "running scripts/demo.sh, then scripts/test.sh in the root (logs: $work/demo.log, $work/test.log)"
