@@ -14,7 +14,7 @@
 //!    [`builder::Provision`] step: [`provisioner`]s talk to the machine only through the
 //!    [`communicator::Communicator`] trait ([`communicator::ssh`] is one), reconnecting through
 //!    [`communicator::Connect`]. The builder returns one shared [`artifact::Artifact`].
-//!    The qemu builder's steps use [`download`], [`cd`], [`qemu_img`], [`http_server`],
+//!    The qemu builder's steps use [`download`], [`cd`], [`floppy`], [`qemu_img`], [`http_server`],
 //!    [`bootcmd`] and its own `qmp`/`process`; its `monitor` follows QEMU's events for the
 //!    whole build, so a full disk, a guest panic or a boot loop stops it at once. The docker
 //!    builder's steps use the container [`engine`] (as do its communicator,
@@ -59,6 +59,7 @@ pub mod communicator;
 pub mod datasource;
 pub mod download;
 pub mod engine;
+pub mod floppy;
 pub mod fmt;
 pub mod hint;
 pub mod http_server;

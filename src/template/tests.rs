@@ -1544,3 +1544,83 @@ fn issue_14_qemu_option_errors() {
         assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
     }
 }
+
+/// Issue 14 (devices): the floppy, TPM and remaining qemu options, as read from a template.
+#[test]
+fn issue_14_device_options() {
+    let files = tempfile::tempdir().expect("temp dir");
+    let f = files.path();
+    std::fs::write(f.join("Autounattend.xml"), "<x/>").expect("write");
+    std::fs::create_dir(f.join("drivers")).expect("mkdir");
+    let t = load_text(
+        &minimal_with(&format!(
+            "floppy_files = [\"{0}/Autounattend.xml\", \"{0}/*.ps1\"]\n floppy_dirs = [\"{0}/drivers\"]\n floppy_content = {{ \"/a/b.cfg\" = \"x\" }}\n floppy_label = \"WINSETUP\"\n run_once = true",
+            f.display()
+        )),
+        &[],
+    )
+    .expect("loads");
+    let c = qemu_of(&t);
+    assert_eq!(
+        c.floppy_files,
+        [f.join("Autounattend.xml"), f.join("*.ps1")],
+        "paths kept, patterns expanded when the floppy is made"
+    );
+    assert_eq!(c.floppy_dirs, [f.join("drivers")]);
+    assert_eq!(
+        c.floppy_content.get("a/b.cfg").map(String::as_str),
+        Some("x"),
+        "a leading / is the floppy's root"
+    );
+    assert_eq!(c.floppy_label, "WINSETUP");
+    assert!(c.run_once);
+    let default = load_text(MINIMAL, &[]).expect("loads");
+    let c = qemu_of(&default);
+    assert_eq!(c.floppy_label, "packer", "Packer's default label");
+    assert!(c.floppy_files.is_empty() && !c.run_once);
+}
+
+/// Issue 14 (devices): their rules, reported at the option.
+#[test]
+fn issue_14_device_option_errors() {
+    let rows = [
+        (
+            "floppy_files = [\"/nonexistent/Autounattend.xml\"]",
+            "`/nonexistent/Autounattend.xml` does not exist",
+        ),
+        (
+            "floppy_dirs = [\"/nonexistent/drivers\"]",
+            "`/nonexistent/drivers` does not exist",
+        ),
+        ("floppy_files = [\"/tmp/[x\"]", "is not a valid pattern"),
+        (
+            "floppy_content = { \"../x\" = \"y\" }",
+            "must be a path inside the floppy",
+        ),
+        (
+            "floppy_content = { \"a*\" = \"y\" }",
+            "glob patterns are not allowed",
+        ),
+        (
+            "floppy_label = \"TWELVE_CHARS\"",
+            "a FAT volume label is at most 11 ASCII characters",
+        ),
+        ("run_once = \"yes\"", "`run_once`"),
+        (
+            "communicator = \"winrm\"\n winrm_username = \"Administrator\"",
+            "kiln reaches Windows guests over SSH (OpenSSH Server), not WinRM",
+        ),
+        (
+            "communicator = \"winrm\"\n winrm_port = \"x\"",
+            "`winrm_port`",
+        ),
+    ];
+    for (extra, want) in rows {
+        let e = errors(&minimal_with(extra));
+        assert!(e.contains(want), "{extra}: {e}");
+        assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
+    }
+    let e = errors(&minimal_with("communicator = \"winrm\""));
+    assert!(e.contains("hint: install and start OpenSSH Server"), "{e}");
+    assert!(!e.contains("not supported by kiln yet"), "{e}");
+}

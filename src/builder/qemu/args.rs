@@ -33,6 +33,8 @@ pub struct RunParams {
     pub iso_path: Option<PathBuf>,
     /// The `cd_files` / `cd_content` CD, attached as a further CD-ROM.
     pub cd_path: Option<PathBuf>,
+    /// The `floppy_files` / `floppy_dirs` / `floppy_content` floppy (`-fda`).
+    pub floppy_path: Option<PathBuf>,
     pub accel: ResolvedAccel,
     /// The VNC TCP port (5900 and up); QEMU is given the display number `port - 5900`.
     pub vnc_port: u16,
@@ -175,6 +177,10 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
                 );
             }
         }
+    }
+    // As Packer: its own switch, so a user's `-drive` rows in `qemuargs` keep it.
+    if let Some(floppy) = &p.floppy_path {
+        push("-fda", floppy.to_string_lossy().into_owned());
     }
     match &p.efi {
         // As Packer: UEFI boots by its own boot order, so no -boot.
@@ -487,6 +493,7 @@ mod tests {
             additional_disks: Vec::new(),
             iso_path: Some("/iso/in.iso".into()),
             cd_path: None,
+            floppy_path: None,
             accel: ResolvedAccel::Tcg,
             vnc_port: 5901,
             qmp_socket: "/out/packer-t.monitor".into(),
@@ -724,6 +731,13 @@ mod tests {
                 "-qmp", &["unix:/run/k/qmp.sock,server=on,wait=off"]),
             ("ssh_host as an address: the forward listens there", |_, p| p.ssh_forward_ip = "192.0.2.7".parse().expect("ip"),
                 "-netdev", &["user,id=user.0,hostfwd=tcp:192.0.2.7:3333-:22"]),
+            ("a floppy is -fda, Packer's switch", |_, p| p.floppy_path = Some("/tmp/k/floppy.img".into()),
+                "-fda", &["/tmp/k/floppy.img"]),
+            ("a floppy is no -drive: a user's -drive rows keep it", |_, p| p.floppy_path = Some("/tmp/k/floppy.img".into()),
+                "-drive", &["file=/out/packer-t,if=virtio,cache=writeback,discard=ignore,format=qcow2",
+                            "file=/iso/in.iso,media=cdrom"]),
+            ("no floppy, no -fda", |_, _| {},
+                "-fda", &[]),
             ("skip_nat_mapping: no forward", |c, p| { c.skip_nat_mapping = true; p.ssh_host_port = None },
                 "-netdev", &["user,id=user.0"]),
         ];

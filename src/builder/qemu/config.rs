@@ -112,6 +112,24 @@ pub struct Config {
     pub cd_content: BTreeMap<String, String>,
     /// `cd_label` (default `packer`): the CD's volume ID, e.g. `cidata` for cloud-init.
     pub cd_label: String,
+    /// `floppy_files`: files, directories and glob patterns (resolved) whose files all land at
+    /// the root of a 1.44 MB FAT12 floppy (see `crate::floppy`).
+    pub floppy_files: Vec<PathBuf>,
+    /// `floppy_dirs`: directories and patterns (resolved) copied with their tree.
+    pub floppy_dirs: Vec<PathBuf>,
+    /// `floppy_content`: path on the floppy → file content.
+    pub floppy_content: BTreeMap<String, String>,
+    /// `floppy_label` (default `packer`): the floppy's FAT volume label (at most 11 bytes).
+    pub floppy_label: String,
+    /// `vtpm`: a software TPM (`swtpm`) runs beside QEMU for the build.
+    pub vtpm: bool,
+    /// `use_tpm1`: that TPM is a TPM 1.2 (default: TPM 2.0).
+    pub use_tpm1: bool,
+    /// `tpm_device_type` (default `tpm-tis`): the QEMU device the TPM is attached as.
+    pub tpm_device_type: String,
+    /// `run_once`: read for Packer's templates; Packer's qemu builder never used it, and kiln
+    /// says so when the build starts.
+    pub run_once: bool,
     /// `cdrom_interface`: the bus the installer ISO and the `cd_files` CD are attached to
     /// (`ide`, `sata`, `scsi`, `virtio`, `virtio-scsi`); `None` is the machine's default.
     pub cdrom_interface: Option<String>,
@@ -268,6 +286,14 @@ impl Config {
             cd_content: BTreeMap::new(),
             cd_label: "packer".into(),
             cdrom_interface: None,
+            floppy_files: Vec::new(),
+            floppy_dirs: Vec::new(),
+            floppy_content: BTreeMap::new(),
+            floppy_label: crate::floppy::DEFAULT_LABEL.into(),
+            vtpm: false,
+            use_tpm1: false,
+            tpm_device_type: "tpm-tis".into(),
+            run_once: false,
             http_directory: None,
             http_content: std::collections::BTreeMap::new(),
             http_bind_address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),

@@ -37,6 +37,9 @@ pub struct KeyInputs {
     pub http_files: Vec<(String, String)>,
     /// `(path, sha256)` of every file put on the `cd_files` / `cd_content` CD.
     pub cd_files: Vec<(String, String)>,
+    /// `(path, sha256)` of every file and directory (digest empty) put on the floppy
+    /// (`floppy_files`, `floppy_dirs`, `floppy_content`).
+    pub floppy_files: Vec<(String, String)>,
 }
 
 /// The placeholder every per-run value is replaced with.
@@ -76,6 +79,7 @@ pub fn key(cfg: &Config, inputs: &KeyInputs) -> String {
         iso_path: (!cfg.disk_image).then(|| per_run.join("iso")),
         cd_path: (!cfg.cd_files.is_empty() || !cfg.cd_content.is_empty())
             .then(|| per_run.join("cd")),
+        floppy_path: (!inputs.floppy_files.is_empty()).then(|| per_run.join("floppy")),
         accel: inputs.accel,
         vnc_port: 5900,
         qmp_socket: per_run.join("qmp"),
@@ -127,6 +131,8 @@ pub fn key(cfg: &Config, inputs: &KeyInputs) -> String {
         "cd_files": inputs.cd_files,
         "cd_content": cd_content,
         "cd_label": cfg.cd_label,
+        "floppy_files": inputs.floppy_files,
+        "floppy_label": cfg.floppy_label,
         "efi_vars": efi_vars,
         "ssh": ssh,
     });
@@ -210,6 +216,7 @@ mod tests {
             accel: ResolvedAccel::Tcg,
             http_files: vec![("a.cfg".into(), "11".into())],
             cd_files: vec![],
+            floppy_files: vec![],
         }
     }
 
@@ -232,6 +239,8 @@ mod tests {
             ("http_content", |c, _| { c.http_content.insert("/x".into(), "y".into()); }),
             ("cd_content", |c, _| { c.cd_content.insert("user-data".into(), "z".into()); }),
             ("cd_label", |c, _| c.cd_label = "cidata".into()),
+            ("floppy file (issue 14)", |_, i| i.floppy_files.push(("Autounattend.xml".into(), "44".into()))),
+            ("floppy_label (issue 14)", |c, _| c.floppy_label = "WINSETUP".into()),
             ("boot command", |c, _| c.boot_command[0].push_str("<wait>")),
             ("boot steps", |c, _| c.boot_steps = vec![BootStep { command: "a".into(), description: "d".into() }]),
             ("disk size", |c, _| c.disk_size += 1 << 20),

@@ -45,6 +45,8 @@ pub struct BuildContext {
     pub iso_path: Option<PathBuf>,
     /// The extra CD of `cd_files` / `cd_content` (`create_cd`).
     pub cd_path: Option<PathBuf>,
+    /// The floppy of `floppy_files` / `floppy_dirs` / `floppy_content` (`create_floppy`).
+    pub floppy_path: Option<PathBuf>,
     /// The main disk in the output directory (`create_disk`).
     pub disk_path: Option<PathBuf>,
     /// The `disk_additional_size` disks, in order (`create_disk`).
@@ -105,6 +107,7 @@ impl BuildContext {
             cache_dir: settings.cache_dir.clone(),
             iso_path: None,
             cd_path: None,
+            floppy_path: None,
             disk_path: None,
             additional_disk_paths: Vec::new(),
             http_port: 0,
@@ -149,6 +152,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
     vec![
         Box::new(steps::download_iso::DownloadIso),
         Box::new(steps::output_dir::PrepareOutputDir::default()),
+        Box::new(steps::create_floppy::CreateFloppy::default()),
         Box::new(steps::create_cd::CreateCd::default()),
         Box::new(steps::install_cache::FindInstall),
         Box::new(steps::create_disk::CreateDisk),
@@ -359,6 +363,9 @@ pub enum Error {
     /// The `cd_files` / `cd_content` CD could not be made.
     #[error("Could not create the CD")]
     CreateCd(#[source] crate::cd::Error),
+    /// The `floppy_files` / `floppy_dirs` / `floppy_content` floppy could not be made.
+    #[error("Could not create the floppy")]
+    CreateFloppy(#[source] crate::floppy::Error),
     /// `qemu-img create`, `convert` or `resize` failed on a build disk.
     #[error("Could not create the disk")]
     CreateDisk(#[source] crate::qemu_img::Error),

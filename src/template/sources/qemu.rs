@@ -47,6 +47,8 @@ const SUPPORTED: &[&str] = &[
     "http_network_protocol", "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_ciphers",
     "ssh_key_exchange_algorithms", "temporary_key_pair_type", "temporary_key_pair_bits",
     "temporary_key_pair_name", "qemu_img_args",
+    "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
+    "run_once",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
@@ -54,8 +56,7 @@ const SUPPORTED: &[&str] = &[
 pub(crate) const KNOWN: &[&str] = &[
     "net_bridge",
     "vtpm", "use_tpm1", "tpm_device_type",
-    "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
-    "run_once", "ssh_certificate_file", "ssh_agent_auth",
+    "ssh_certificate_file", "ssh_agent_auth",
     "ssh_file_transfer_method",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
     "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
@@ -195,6 +196,7 @@ pub(crate) fn source(
     }
     disk_image(o, &mut c, d);
     cd(o, base_dir, &mut c, d);
+    floppy(o, base_dir, &mut c, d);
     let cdroms = ["ide", "sata", "scsi", "virtio", "virtio-scsi"];
     if let Some(s) = o.string("cdrom_interface", d).filter(|s| !s.is_empty()) {
         if cdroms.contains(&s.as_str()) {
@@ -463,13 +465,29 @@ pub(crate) fn source(
         );
     }
 
-    if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["winrm", "docker"], d) {
+    if o.string("communicator", d).as_deref() == Some("winrm") {
+        // The `winrm_*` options are still type-checked below.
+        d.push(
+            Diagnostic::new(
+                o.at("communicator"),
+                "`communicator = \"winrm\"`: kiln reaches Windows guests over SSH (OpenSSH \
+                 Server), not WinRM",
+            )
+            .with_hint(
+                "install and start OpenSSH Server in the guest (e.g. from the answer file: \
+                 `Add-WindowsCapability -Online -Name OpenSSH.Server~~~~0.0.1.0`, then \
+                 `Start-Service sshd`), and set `communicator = \"ssh\"` with `ssh_username` \
+                 and `ssh_password`",
+            ),
+        );
+    } else if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["docker"], d) {
         c.communicator = if s == "none" {
             CommunicatorKind::None
         } else {
             CommunicatorKind::Ssh
         };
     }
+    c.run_once = o.bool("run_once", d).unwrap_or(false);
     if c.communicator == CommunicatorKind::Ssh {
         let mut ssh = ssh(o, base_dir, d);
         // Packer's older names of `host_port_min` / `host_port_max`, used when those are not set.
@@ -610,6 +628,69 @@ fn cd(o: &Options<'_>, base_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>)
     }
     if let Some(label) = o.string("cd_label", d) {
         c.cd_label = label;
+    }
+}
+
+/// `floppy_files`, `floppy_dirs`, `floppy_content`, `floppy_label`, checked as Packer does:
+/// a path must exist and a pattern must be well-formed.
+fn floppy(o: &Options<'_>, base_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    for (name, field) in [
+        ("floppy_files", &mut c.floppy_files),
+        ("floppy_dirs", &mut c.floppy_dirs),
+    ] {
+        for entry in o.string_list(name, d).unwrap_or_default() {
+            let path = resolve(base_dir, Path::new(&entry));
+            let text = path.to_string_lossy().into_owned();
+            if text.contains(['*', '?', '[']) {
+                if let Err(e) = glob::Pattern::new(&text) {
+                    o.error(
+                        name,
+                        format!("`{entry}` is not a valid pattern: {}", e.msg),
+                        d,
+                    );
+                }
+            } else if !path.exists() {
+                o.error(name, format!("`{}` does not exist", path.display()), d);
+            }
+            field.push(path);
+        }
+    }
+    if let Some(map) = o.string_map("floppy_content", d) {
+        for (path, content) in map {
+            let rel = path.trim_start_matches('/');
+            if rel.is_empty()
+                || Path::new(rel)
+                    .components()
+                    .any(|p| !matches!(p, Component::Normal(_)))
+            {
+                o.error(
+                    "floppy_content",
+                    format!("`{path}` must be a path inside the floppy (no `..`)"),
+                    d,
+                );
+                continue;
+            }
+            if rel.contains(['*', '?', '[']) {
+                o.error(
+                    "floppy_content",
+                    format!("`{path}`: glob patterns are not allowed in `floppy_content` paths"),
+                    d,
+                );
+                continue;
+            }
+            c.floppy_content.insert(rel.to_owned(), content);
+        }
+    }
+    if let Some(label) = o.string("floppy_label", d).filter(|l| !l.is_empty()) {
+        let max = crate::floppy::LABEL_MAX;
+        if label.len() > max || !label.is_ascii() {
+            o.error(
+                "floppy_label",
+                format!("`{label}`: a FAT volume label is at most {max} ASCII characters"),
+                d,
+            );
+        }
+        c.floppy_label = label;
     }
 }
 

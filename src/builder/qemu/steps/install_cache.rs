@@ -90,12 +90,22 @@ async fn key_inputs(cfg: &Config, iso: &Path) -> Result<KeyInputs, Error> {
     };
     let http_dir = cfg.http_directory.clone();
     let cd_paths = cfg.cd_files.clone();
-    let (http_files, cd_files) = blocking(move || {
+    let floppy = (
+        cfg.floppy_files.clone(),
+        cfg.floppy_dirs.clone(),
+        cfg.floppy_content.clone(),
+    );
+    let (http_files, cd_files, floppy_files) = blocking(move || {
         let http = match &http_dir {
             Some(dir) => install_cache::tree_digests(dir)?,
             None => Vec::new(),
         };
-        Ok((http, cd_digests(&cd_paths)?))
+        let (files, dirs, content) = &floppy;
+        Ok((
+            http,
+            cd_digests(&cd_paths)?,
+            floppy_digests(files, dirs, content)?,
+        ))
     })
     .await?;
     Ok(KeyInputs {
@@ -104,7 +114,28 @@ async fn key_inputs(cfg: &Config, iso: &Path) -> Result<KeyInputs, Error> {
         accel: accel::resolve(cfg.accelerator).accel,
         http_files,
         cd_files,
+        floppy_files,
     })
+}
+
+/// The floppy's files as it holds them (see [`crate::floppy::plan`]), with their digests.
+fn floppy_digests(
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+    content: &std::collections::BTreeMap<String, String>,
+) -> std::io::Result<Vec<(String, String)>> {
+    use crate::floppy::Entry;
+    let entries = crate::floppy::plan(files, dirs, content).map_err(std::io::Error::other)?;
+    entries
+        .into_iter()
+        .map(|e| {
+            Ok(match e {
+                Entry::Dir(name) => (name, String::new()),
+                Entry::Copy { name, from } => (name, install_cache::file_digest(&from)?),
+                Entry::Text { name, text } => (name, install_cache::digest(text.as_bytes())),
+            })
+        })
+        .collect()
 }
 
 /// The files of `cd_files` as the CD holds them: each under its base name, directories whole.

@@ -6,6 +6,7 @@ pub mod compact_disk;
 pub mod copy_disk;
 pub mod create_cd;
 pub mod create_disk;
+pub mod create_floppy;
 pub mod debug_access;
 pub mod download_iso;
 pub mod http_server;

@@ -170,6 +170,12 @@ impl Step<BuildContext, Error> for RunQemu {
             ssh_host_port,
             ssh_public_key: boot_vars.ssh_public_key.clone(),
         };
+        if cfg.run_once {
+            ctx.core.ui.warn(
+                "`run_once` has no effect: Packer's qemu builder never used it, and neither \
+                 does kiln",
+            );
+        }
         ctx.core.ui.say(format!(
             "Starting VM, booting {} ({} acceleration)",
             if ctx.install_layer.is_some() {
@@ -224,6 +230,7 @@ impl Step<BuildContext, Error> for RunQemu {
                 additional_disks: ctx.additional_disk_paths.clone(),
                 iso_path: ctx.iso_path.clone().filter(|_| !cfg.disk_image),
                 cd_path: ctx.cd_path.clone(),
+                floppy_path: ctx.floppy_path.clone(),
                 accel: resolution.accel,
                 vnc_port,
                 qmp_socket: qmp_socket.clone(),
