@@ -1554,7 +1554,7 @@ fn issue_14_device_options() {
     std::fs::create_dir(f.join("drivers")).expect("mkdir");
     let t = load_text(
         &minimal_with(&format!(
-            "floppy_files = [\"{0}/Autounattend.xml\", \"{0}/*.ps1\"]\n floppy_dirs = [\"{0}/drivers\"]\n floppy_content = {{ \"/a/b.cfg\" = \"x\" }}\n floppy_label = \"WINSETUP\"\n run_once = true",
+            "floppy_files = [\"{0}/Autounattend.xml\", \"{0}/*.ps1\"]\n floppy_dirs = [\"{0}/drivers\"]\n floppy_content = {{ \"/a/b.cfg\" = \"x\" }}\n floppy_label = \"WINSETUP\"\n run_once = true\n vtpm = true\n use_tpm1 = true\n tpm_device_type = \"tpm-crb\"",
             f.display()
         )),
         &[],
@@ -1574,10 +1574,15 @@ fn issue_14_device_options() {
     );
     assert_eq!(c.floppy_label, "WINSETUP");
     assert!(c.run_once);
+    assert!(c.vtpm && c.use_tpm1 && c.tpm_device_type == "tpm-crb");
     let default = load_text(MINIMAL, &[]).expect("loads");
     let c = qemu_of(&default);
     assert_eq!(c.floppy_label, "packer", "Packer's default label");
     assert!(c.floppy_files.is_empty() && !c.run_once);
+    assert!(
+        !c.vtpm && !c.use_tpm1 && c.tpm_device_type == "tpm-tis",
+        "Packer's defaults"
+    );
 }
 
 /// Issue 14 (devices): their rules, reported at the option.
@@ -1606,6 +1611,10 @@ fn issue_14_device_option_errors() {
             "a FAT volume label is at most 11 ASCII characters",
         ),
         ("run_once = \"yes\"", "`run_once`"),
+        (
+            "vtpm = true\n tpm_device_type = \"tpm-xyz\"",
+            "`tpm_device_type` must be one of `tpm-tis`",
+        ),
         (
             "communicator = \"winrm\"\n winrm_username = \"Administrator\"",
             "kiln reaches Windows guests over SSH (OpenSSH Server), not WinRM",

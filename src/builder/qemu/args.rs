@@ -35,6 +35,9 @@ pub struct RunParams {
     pub cd_path: Option<PathBuf>,
     /// The `floppy_files` / `floppy_dirs` / `floppy_content` floppy (`-fda`).
     pub floppy_path: Option<PathBuf>,
+    /// The control socket of the build's software TPM (`vtpm`), attached as
+    /// `tpm_device_type`.
+    pub tpm_socket: Option<PathBuf>,
     pub accel: ResolvedAccel,
     /// The VNC TCP port (5900 and up); QEMU is given the display number `port - 5900`.
     pub vnc_port: u16,
@@ -63,6 +66,29 @@ pub fn has_isa_pvpanic(qemu_binary: &str, machine_type: &str) -> bool {
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let x86 = binary.ends_with("x86_64") || binary.ends_with("i386");
     x86 && (machine_type.starts_with("pc") || machine_type.starts_with("q35"))
+}
+
+/// The ids of the `vtpm` chardev and TPM backend (Packer's).
+const TPM_CHARDEV: &str = "vtpm";
+const TPM_ID: &str = "tpm0";
+
+/// `swtpm`'s arguments for a TPM whose state lives in `state_dir` and whose control channel is
+/// the Unix socket `socket` (Packer's command line); TPM 2.0 unless `tpm1`.
+pub fn swtpm_args(state_dir: &Path, socket: &Path, tpm1: bool) -> Vec<String> {
+    let mut a = vec![
+        "socket".to_owned(),
+        "--tpmstate".to_owned(),
+        format!("dir={}", state_dir.to_string_lossy().replace(',', ",,")),
+        "--ctrl".to_owned(),
+        format!(
+            "type=unixio,path={}",
+            socket.to_string_lossy().replace(',', ",,")
+        ),
+    ];
+    if !tpm1 {
+        a.push("--tpm2".to_owned());
+    }
+    a
 }
 
 /// Escapes a value inside a QEMU `key=value,...` option: a comma is written as `,,`.
@@ -219,6 +245,21 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     };
     push("-netdev", netdev);
     push("-device", format!("{},netdev=user.0", config.net_device));
+    if let Some(socket) = &p.tpm_socket {
+        // As Packer: QEMU's TPM emulator backend on swtpm's control socket.
+        push(
+            "-chardev",
+            format!("socket,id={TPM_CHARDEV},path={}", opt(socket)),
+        );
+        push(
+            "-tpmdev",
+            format!("emulator,id={TPM_ID},chardev={TPM_CHARDEV}"),
+        );
+        push(
+            "-device",
+            format!("{},tpmdev={TPM_ID}", config.tpm_device_type),
+        );
+    }
     if has_isa_pvpanic(&config.qemu_binary, &config.machine_type) {
         // The guest's kernel tells QEMU it panicked (a `GUEST_PANICKED` event, see `monitor`).
         push("-device", PVPANIC.into());
@@ -277,7 +318,8 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
 /// does not emit follow at the end in the user's order. A row is `[switch, parts…]` (parts
 /// joined with no separator; none gives a bare switch). As Packer, when the user's `-device`s
 /// do not mention `net_device`, the default network device is kept (core#6804); so is the
-/// pvpanic device unless they name one.
+/// pvpanic device unless they name one, and the `vtpm` TPM's device and chardev unless they
+/// attach a TPM (`tpmdev=`) or a chardev of its id.
 pub fn merge_qemuargs(
     defaults: Vec<String>,
     rows: &[Vec<String>],
@@ -300,6 +342,16 @@ pub fn merge_qemuargs(
     };
     let keep_net = given("-device") && !user_device_has(net_device);
     let keep_pvpanic = given("-device") && !user_device_has(PVPANIC);
+    // The `vtpm` TPM stays unless the user attaches a TPM device or a chardev of its id
+    // (Packer drops it with any user `-device` or `-chardev`).
+    let tpm_device = format!(",tpmdev={TPM_ID}");
+    let tpm_chardev = format!("socket,id={TPM_CHARDEV},");
+    let keep_tpm = !user_device_has("tpmdev=");
+    let keep_tpm_chardev = !user.iter().any(|(s, v)| {
+        *s == "-chardev"
+            && v.as_deref()
+                .is_some_and(|v| v.contains(&format!("id={TPM_CHARDEV}")))
+    });
     let mut out = Vec::with_capacity(defaults.len());
     let mut placed: Vec<&str> = Vec::new();
     for pair in defaults.chunks(2) {
@@ -311,10 +363,16 @@ pub fn merge_qemuargs(
             out.extend_from_slice(pair);
             continue;
         }
-        if switch == "-device"
-            && ((keep_net && value.starts_with(&format!("{net_device},netdev=")))
-                || (keep_pvpanic && value == PVPANIC))
-        {
+        let kept = match switch.as_str() {
+            "-device" => {
+                (keep_net && value.starts_with(&format!("{net_device},netdev=")))
+                    || (keep_pvpanic && value == PVPANIC)
+                    || (keep_tpm && value.ends_with(&tpm_device))
+            }
+            "-chardev" => keep_tpm_chardev && value.starts_with(&tpm_chardev),
+            _ => false,
+        };
+        if kept {
             out.extend_from_slice(pair);
         }
         if placed.contains(&switch.as_str()) {
@@ -494,6 +552,7 @@ mod tests {
             iso_path: Some("/iso/in.iso".into()),
             cd_path: None,
             floppy_path: None,
+            tpm_socket: None,
             accel: ResolvedAccel::Tcg,
             vnc_port: 5901,
             qmp_socket: "/out/packer-t.monitor".into(),
@@ -738,6 +797,22 @@ mod tests {
                             "file=/iso/in.iso,media=cdrom"]),
             ("no floppy, no -fda", |_, _| {},
                 "-fda", &[]),
+            ("vtpm: a chardev on swtpm's socket", |_, p| p.tpm_socket = Some("/tmp/kiln-tpm-x/vtpm.sock".into()),
+                "-chardev", &["socket,id=vtpm,path=/tmp/kiln-tpm-x/vtpm.sock"]),
+            ("vtpm: the emulator backend", |_, p| p.tpm_socket = Some("/tmp/t/vtpm.sock".into()),
+                "-tpmdev", &["emulator,id=tpm0,chardev=vtpm"]),
+            ("vtpm: tpm-tis by default, after the NIC", |_, p| p.tpm_socket = Some("/tmp/t/vtpm.sock".into()),
+                "-device", &["virtio-net,netdev=user.0", "tpm-tis,tpmdev=tpm0", "pvpanic"]),
+            ("vtpm: tpm_device_type", |c, p| { c.tpm_device_type = "tpm-crb".into(); p.tpm_socket = Some("/tmp/t/vtpm.sock".into()) },
+                "-device", &["virtio-net,netdev=user.0", "tpm-crb,tpmdev=tpm0", "pvpanic"]),
+            ("vtpm: a user -device keeps the TPM (Packer drops it)", |c, p| { c.qemuargs = vec![vec!["-device".into(), "usb-tablet".into()]]; p.tpm_socket = Some("/tmp/t/vtpm.sock".into()) },
+                "-device", &["virtio-net,netdev=user.0", "usb-tablet", "tpm-tis,tpmdev=tpm0", "pvpanic"]),
+            ("vtpm: a user TPM device replaces kiln's", |c, p| { c.qemuargs = vec![vec!["-device".into(), "tpm-crb,tpmdev=tpm0".into()]]; p.tpm_socket = Some("/tmp/t/vtpm.sock".into()) },
+                "-device", &["virtio-net,netdev=user.0", "tpm-crb,tpmdev=tpm0", "pvpanic"]),
+            ("vtpm: a user -chardev keeps the TPM's", |c, p| { c.qemuargs = vec![vec!["-chardev".into(), "pty,id=ser0".into()]]; p.tpm_socket = Some("/tmp/t/vtpm.sock".into()) },
+                "-chardev", &["socket,id=vtpm,path=/tmp/t/vtpm.sock", "pty,id=ser0"]),
+            ("no vtpm, no TPM", |_, _| {},
+                "-tpmdev", &[]),
             ("skip_nat_mapping: no forward", |c, p| { c.skip_nat_mapping = true; p.ssh_host_port = None },
                 "-netdev", &["user,id=user.0"]),
         ];
@@ -834,6 +909,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Issue 14: Packer's swtpm command line.
+    #[test]
+    fn issue_14_swtpm_args() {
+        let (dir, sock) = (
+            Path::new("/tmp/kiln-tpm-a"),
+            Path::new("/tmp/kiln-tpm-a/vtpm.sock"),
+        );
+        assert_eq!(
+            swtpm_args(dir, sock, false),
+            [
+                "socket",
+                "--tpmstate",
+                "dir=/tmp/kiln-tpm-a",
+                "--ctrl",
+                "type=unixio,path=/tmp/kiln-tpm-a/vtpm.sock",
+                "--tpm2"
+            ]
+        );
+        assert_eq!(
+            swtpm_args(dir, sock, true).last().map(String::as_str),
+            Some("type=unixio,path=/tmp/kiln-tpm-a/vtpm.sock"),
+            "use_tpm1: no --tpm2"
+        );
     }
 
     /// QEMU 7.2's own words when a port is taken.

@@ -80,6 +80,7 @@ pub fn key(cfg: &Config, inputs: &KeyInputs) -> String {
         cd_path: (!cfg.cd_files.is_empty() || !cfg.cd_content.is_empty())
             .then(|| per_run.join("cd")),
         floppy_path: (!inputs.floppy_files.is_empty()).then(|| per_run.join("floppy")),
+        tpm_socket: cfg.vtpm.then(|| per_run.join("tpm")),
         accel: inputs.accel,
         vnc_port: 5900,
         qmp_socket: per_run.join("qmp"),

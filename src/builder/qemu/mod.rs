@@ -45,6 +45,8 @@ pub struct BuildContext {
     pub iso_path: Option<PathBuf>,
     /// The extra CD of `cd_files` / `cd_content` (`create_cd`).
     pub cd_path: Option<PathBuf>,
+    /// The control socket of the build's software TPM (`start_tpm`, with `vtpm`).
+    pub tpm_socket: Option<PathBuf>,
     /// The floppy of `floppy_files` / `floppy_dirs` / `floppy_content` (`create_floppy`).
     pub floppy_path: Option<PathBuf>,
     /// The main disk in the output directory (`create_disk`).
@@ -108,6 +110,7 @@ impl BuildContext {
             iso_path: None,
             cd_path: None,
             floppy_path: None,
+            tpm_socket: None,
             disk_path: None,
             additional_disk_paths: Vec::new(),
             http_port: 0,
@@ -152,6 +155,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
     vec![
         Box::new(steps::download_iso::DownloadIso),
         Box::new(steps::output_dir::PrepareOutputDir::default()),
+        Box::new(steps::start_tpm::StartTpm::default()),
         Box::new(steps::create_floppy::CreateFloppy::default()),
         Box::new(steps::create_cd::CreateCd::default()),
         Box::new(steps::install_cache::FindInstall),
@@ -363,6 +367,12 @@ pub enum Error {
     /// The `cd_files` / `cd_content` CD could not be made.
     #[error("Could not create the CD")]
     CreateCd(#[source] crate::cd::Error),
+    /// `swtpm` (for `vtpm`) could not be started.
+    #[error("Could not start the software TPM")]
+    StartTpm(#[source] process::Error),
+    /// `swtpm` did not open its control socket.
+    #[error("The software TPM did not open `{}`: {reason}", socket.display())]
+    TpmNotReady { socket: PathBuf, reason: String },
     /// The `floppy_files` / `floppy_dirs` / `floppy_content` floppy could not be made.
     #[error("Could not create the floppy")]
     CreateFloppy(#[source] crate::floppy::Error),

@@ -403,6 +403,7 @@ fn install_hint(binary: &str) -> String {
                 "install the Debian package that provides {n} (qemu-system-arm, qemu-system-misc, …)"
             )
         }
+        "swtpm" => "install the Debian package swtpm (apt-get install -y swtpm)".to_owned(),
         _ => "check that it is installed and in PATH".to_owned(),
     }
 }

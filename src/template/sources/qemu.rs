@@ -49,13 +49,13 @@ const SUPPORTED: &[&str] = &[
     "temporary_key_pair_name", "qemu_img_args",
     "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "run_once",
+    "vtpm", "use_tpm1", "tpm_device_type",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
     "net_bridge",
-    "vtpm", "use_tpm1", "tpm_device_type",
     "ssh_certificate_file", "ssh_agent_auth",
     "ssh_file_transfer_method",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
@@ -390,6 +390,7 @@ pub(crate) fn source(
         || c.efi_firmware_code.is_some()
         || c.efi_firmware_vars.is_some();
     c.efi_drop_efivars = o.bool("efi_drop_efivars", d).unwrap_or(false);
+    tpm(o, &mut c, d);
     c.qemu_img_args = qemu_img_args(o, d);
     if let Some(s) = o.string("net_device", d) {
         c.net_device = s;
@@ -691,6 +692,28 @@ fn floppy(o: &Options<'_>, base_dir: &Path, c: &mut Config, d: &mut Vec<Diagnost
             );
         }
         c.floppy_label = label;
+    }
+}
+
+/// `vtpm`, `use_tpm1`, `tpm_device_type`.
+fn tpm(o: &Options<'_>, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    c.vtpm = o.bool("vtpm", d).unwrap_or(false);
+    c.use_tpm1 = o.bool("use_tpm1", d).unwrap_or(false);
+    // QEMU's TPM front ends: x86 (`tpm-tis`, `tpm-crb`), ARM (`tpm-tis-device`), PPC (`tpm-spapr`).
+    let devices = ["tpm-tis", "tpm-crb", "tpm-tis-device", "tpm-spapr"];
+    if let Some(s) = o.string("tpm_device_type", d).filter(|s| !s.is_empty()) {
+        if devices.contains(&s.as_str()) {
+            c.tpm_device_type = s;
+        } else {
+            o.error(
+                "tpm_device_type",
+                format!(
+                    "`tpm_device_type` must be one of {}, got `{s}`",
+                    crate::template::options::list(&devices)
+                ),
+                d,
+            );
+        }
     }
 }
 

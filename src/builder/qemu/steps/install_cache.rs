@@ -41,6 +41,13 @@ impl Step<BuildContext, Error> for FindInstall {
             );
             return Ok(());
         }
+        if cfg.vtpm {
+            ctx.core.ui.warn(
+                "install_cache is not used with `vtpm`: the software TPM's state is not kept \
+                 with the installed system",
+            );
+            return Ok(());
+        }
         let iso = ctx
             .iso_path
             .clone()

@@ -16,4 +16,5 @@ pub mod resize_disk;
 pub mod run_qemu;
 pub mod save_install;
 pub mod shutdown;
+pub mod start_tpm;
 pub mod wait_ssh;

@@ -231,6 +231,7 @@ impl Step<BuildContext, Error> for RunQemu {
                 iso_path: ctx.iso_path.clone().filter(|_| !cfg.disk_image),
                 cd_path: ctx.cd_path.clone(),
                 floppy_path: ctx.floppy_path.clone(),
+                tpm_socket: ctx.tpm_socket.clone(),
                 accel: resolution.accel,
                 vnc_port,
                 qmp_socket: qmp_socket.clone(),
