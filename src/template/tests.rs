@@ -1575,6 +1575,24 @@ fn issue_14_device_options() {
     assert_eq!(c.floppy_label, "WINSETUP");
     assert!(c.run_once);
     assert!(c.vtpm && c.use_tpm1 && c.tpm_device_type == "tpm-crb");
+    let bridged = load_text(&minimal_with("net_bridge = \"br0\""), &[]).expect("loads");
+    let c = qemu_of(&bridged);
+    assert_eq!(c.net_bridge.as_deref(), Some("br0"));
+    assert_eq!(
+        c.http_interface.as_deref(),
+        Some("br0"),
+        "as Packer, {{ .HTTPIP }} is the bridge's address: the server listens there"
+    );
+    let bound = load_text(
+        &minimal_with("net_bridge = \"br0\"\n http_bind_address = \"0.0.0.0\""),
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(
+        qemu_of(&bound).http_interface,
+        None,
+        "an explicit bind wins"
+    );
     let default = load_text(MINIMAL, &[]).expect("loads");
     let c = qemu_of(&default);
     assert_eq!(c.floppy_label, "packer", "Packer's default label");
@@ -1611,6 +1629,10 @@ fn issue_14_device_option_errors() {
             "a FAT volume label is at most 11 ASCII characters",
         ),
         ("run_once = \"yes\"", "`run_once`"),
+        (
+            "net_bridge = \"br0,helper=/x\"",
+            "is not a Linux interface name",
+        ),
         (
             "vtpm = true\n tpm_device_type = \"tpm-xyz\"",
             "`tpm_device_type` must be one of `tpm-tis`",

@@ -233,6 +233,11 @@ pub fn qemu_args(config: &Config, p: &RunParams) -> Vec<String> {
     }
 
     let netdev = match (&config.communicator, p.ssh_host_port) {
+        // As Packer: the host's bridge, through qemu-bridge-helper; no forward.
+        _ if config.net_bridge.is_some() => format!(
+            "bridge,id=user.0,br={}",
+            config.net_bridge.as_deref().unwrap_or_default()
+        ),
         (CommunicatorKind::Ssh, Some(host_port)) => {
             let guest_port = config.ssh.as_ref().map_or(22, |s| s.port);
             let ip = match p.ssh_forward_ip {
@@ -813,6 +818,10 @@ mod tests {
                 "-chardev", &["socket,id=vtpm,path=/tmp/t/vtpm.sock", "pty,id=ser0"]),
             ("no vtpm, no TPM", |_, _| {},
                 "-tpmdev", &[]),
+            ("net_bridge: Packer's bridge netdev, no forward", |c, p| { c.net_bridge = Some("br0".into()); p.ssh_host_port = None },
+                "-netdev", &["bridge,id=user.0,br=br0"]),
+            ("net_bridge: the NIC on it", |c, p| { c.net_bridge = Some("br0".into()); p.ssh_host_port = None },
+                "-device", &["virtio-net,netdev=user.0", "pvpanic"]),
             ("skip_nat_mapping: no forward", |c, p| { c.skip_nat_mapping = true; p.ssh_host_port = None },
                 "-netdev", &["user,id=user.0"]),
         ];

@@ -234,6 +234,10 @@ pub struct Config {
     pub communicator: CommunicatorKind,
     /// The SSH settings when `communicator` is ssh.
     pub ssh: Option<SshConfig>,
+    /// `net_bridge`: the guest's NIC is on this host bridge (`-netdev bridge`, through
+    /// `qemu-bridge-helper`) instead of QEMU's user network: no port forward, and without
+    /// `ssh_host` kiln finds the guest's address in the host's neighbour table.
+    pub net_bridge: Option<String>,
     /// `ssh_host`: the address kiln connects to (default `127.0.0.1`). With the port forward,
     /// QEMU's forward listens there (an IP address) instead of on `127.0.0.1`.
     pub ssh_host: Option<String>,
@@ -341,6 +345,7 @@ impl Config {
             boot_key_driver: KeyDriverKind::Qmp,
             communicator: CommunicatorKind::Ssh,
             ssh: None,
+            net_bridge: None,
             ssh_host: None,
             skip_nat_mapping: false,
             shutdown_command: None,

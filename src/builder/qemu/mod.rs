@@ -63,6 +63,9 @@ pub struct BuildContext {
     pub accel: Option<accel::ResolvedAccel>,
     /// Host port forwarded to the guest's SSH port (`run_qemu`).
     pub ssh_host_port: Option<u16>,
+    /// The guest's address on `net_bridge`, found in the host's neighbour table
+    /// (`wait_guest_address`); kiln connects there unless `ssh_host` is set.
+    pub guest_address: Option<String>,
     /// The running QEMU (`run_qemu`); killed by its cleanup, and by its guard on drop.
     pub qemu: Option<process::QemuProcess>,
     /// QMP connection to that QEMU (`run_qemu`), shared with the event watcher.
@@ -117,6 +120,7 @@ impl BuildContext {
             http_ip: steps::boot_command::HTTP_IP.to_owned(),
             accel: None,
             ssh_host_port: None,
+            guest_address: None,
             qemu: None,
             qmp: None,
             monitor: monitor::Monitor::default(),
@@ -167,6 +171,7 @@ pub fn steps() -> Vec<Box<dyn Step<BuildContext, Error>>> {
         Box::new(steps::run_qemu::RunQemu::default()),
         Box::new(steps::debug_access::DebugAccess::default()),
         Box::new(steps::boot_command::TypeBootCommand),
+        Box::new(steps::wait_guest_address::WaitGuestAddress),
         Box::new(steps::wait_ssh::WaitSsh),
         Box::new(steps::save_install::SaveInstall),
         Box::new(Provision),
@@ -437,6 +442,13 @@ pub enum Error {
     /// The boot command could not be rendered, parsed or typed.
     #[error("Could not type the boot command")]
     BootCommand(#[source] crate::bootcmd::Error),
+    /// The guest on `net_bridge` never showed up in the host's neighbour table.
+    #[error("Could not find the guest's address on bridge `{bridge}`")]
+    GuestAddress {
+        bridge: String,
+        #[source]
+        source: steps::wait_guest_address::AddressError,
+    },
     /// SSH never became available.
     #[error("Could not connect to the guest over SSH")]
     WaitSsh(#[source] crate::communicator::ssh::Error),

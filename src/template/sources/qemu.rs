@@ -50,12 +50,12 @@ const SUPPORTED: &[&str] = &[
     "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
     "run_once",
     "vtpm", "use_tpm1", "tpm_device_type",
+    "net_bridge",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
 #[rustfmt::skip]
 pub(crate) const KNOWN: &[&str] = &[
-    "net_bridge",
     "ssh_certificate_file", "ssh_agent_auth",
     "ssh_file_transfer_method",
     "ssh_disable_agent_forwarding", "ssh_bastion_host",
@@ -504,6 +504,7 @@ pub(crate) fn source(
         c.ssh = Some(ssh);
     }
     c.ssh_host = o.string("ssh_host", d).filter(|s| !s.is_empty());
+    net_bridge(o, &mut c, d);
     c.skip_nat_mapping = o.bool("skip_nat_mapping", d).unwrap_or(false);
     check_winrm(o, d);
 
@@ -630,6 +631,31 @@ fn cd(o: &Options<'_>, base_dir: &Path, c: &mut Config, d: &mut Vec<Diagnostic>)
     if let Some(label) = o.string("cd_label", d) {
         c.cd_label = label;
     }
+}
+
+/// `net_bridge`: as Packer, `{{ .HTTPIP }}` is then the bridge's first IPv4 address, so kiln's
+/// HTTP server listens there (unless `http_bind_address` or `http_interface` says otherwise).
+fn net_bridge(o: &Options<'_>, c: &mut Config, d: &mut Vec<Diagnostic>) {
+    let Some(bridge) = o.string("net_bridge", d).filter(|s| !s.is_empty()) else {
+        return;
+    };
+    if !cfg!(target_os = "linux") {
+        o.error("net_bridge", "`net_bridge` is only supported on Linux", d);
+    }
+    if bridge.contains(',') || bridge.len() > 15 {
+        o.error(
+            "net_bridge",
+            format!("`{bridge}` is not a Linux interface name"),
+            d,
+        );
+    }
+    let bind_given = o
+        .string("http_bind_address", d)
+        .is_some_and(|a| !a.is_empty());
+    if c.http_interface.is_none() && !bind_given {
+        c.http_interface = Some(bridge.clone());
+    }
+    c.net_bridge = Some(bridge);
 }
 
 /// `floppy_files`, `floppy_dirs`, `floppy_content`, `floppy_label`, checked as Packer does:

@@ -58,9 +58,14 @@ impl Step<BuildContext, Error> for DebugAccess {
             }
             (None, None) => None,
         };
+        // On `net_bridge` the guest's address is known only once it shows up on the bridge.
+        let host = match (&ctx.config.net_bridge, &ctx.config.ssh_host) {
+            (Some(_), None) => "GUEST_ADDRESS",
+            _ => ctx.config.ssh_host(),
+        };
         ui.say(format!(
             "Debug: once SSH is up, {}",
-            ssh_command(ctx.config.ssh_host(), port, &ssh.username, key.as_deref())
+            ssh_command(host, port, &ssh.username, key.as_deref())
         ));
         Ok(())
     }

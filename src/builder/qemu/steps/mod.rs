@@ -17,4 +17,5 @@ pub mod run_qemu;
 pub mod save_install;
 pub mod shutdown;
 pub mod start_tpm;
+pub mod wait_guest_address;
 pub mod wait_ssh;

@@ -190,7 +190,9 @@ impl Step<BuildContext, Error> for RunQemu {
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
         // The SSH forward listens where kiln connects: 127.0.0.1 unless `ssh_host` says.
         let ssh_forward_ip = match &cfg.ssh_host {
-            Some(host) if !cfg.skip_nat_mapping => forward_ip(host).await?,
+            Some(host) if !cfg.skip_nat_mapping && cfg.net_bridge.is_none() => {
+                forward_ip(host).await?
+            }
             _ => localhost,
         };
         let vnc_ip: IpAddr = cfg.vnc_bind_address.parse().unwrap_or(localhost);
@@ -201,7 +203,11 @@ impl Step<BuildContext, Error> for RunQemu {
             // QEMU exits at once, and starts again on other ports.
             let ssh_host_port = match (&cfg.communicator, &cfg.ssh) {
                 // No forward: kiln connects to `ssh_host`:`ssh_port` as they are.
-                (CommunicatorKind::Ssh, Some(_)) if cfg.skip_nat_mapping => None,
+                (CommunicatorKind::Ssh, Some(_))
+                    if cfg.skip_nat_mapping || cfg.net_bridge.is_some() =>
+                {
+                    None
+                }
                 (CommunicatorKind::Ssh, Some(ssh)) => {
                     let lease =
                         args::lease_free_port(ssh_forward_ip, ssh.host_port_min, ssh.host_port_max)
@@ -332,7 +338,8 @@ impl Step<BuildContext, Error> for RunQemu {
         ctx.key_trace = key_trace;
         ctx.vnc_addr = Some(std::net::SocketAddr::new(vnc_ip, vnc_port));
         // With `skip_nat_mapping`, kiln connects to the guest's own port.
-        ctx.ssh_host_port = match (&cfg.ssh, cfg.skip_nat_mapping) {
+        let direct = cfg.skip_nat_mapping || cfg.net_bridge.is_some();
+        ctx.ssh_host_port = match (&cfg.ssh, direct) {
             (Some(ssh), true) if cfg.communicator == CommunicatorKind::Ssh => Some(ssh.port),
             _ => ssh_host_port,
         };

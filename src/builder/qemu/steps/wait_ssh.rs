@@ -47,7 +47,10 @@ impl Step<BuildContext, Error> for WaitSsh {
             (None, None) => None,
         };
         let target = SshTarget {
-            host: ctx.config.ssh_host().to_owned(),
+            host: ctx
+                .guest_address
+                .clone()
+                .unwrap_or_else(|| ctx.config.ssh_host().to_owned()),
             port,
             username: ssh_cfg.username.clone(),
             private_key,
