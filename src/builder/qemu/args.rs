@@ -55,6 +55,29 @@ pub struct RunParams {
     pub efi: Option<(PathBuf, PathBuf)>,
 }
 
+/// Stand-in values for the tests of the argv and of the steps that add to it.
+#[cfg(test)]
+impl RunParams {
+    pub(crate) fn for_tests() -> Self {
+        RunParams {
+            disk_path: "/out/packer-t".into(),
+            additional_disks: Vec::new(),
+            iso_path: Some("/iso/in.iso".into()),
+            cd_path: None,
+            floppy_path: None,
+            tpm_socket: None,
+            accel: ResolvedAccel::Tcg,
+            vnc_port: 5901,
+            qmp_socket: "/out/packer-t.monitor".into(),
+            ssh_host_port: Some(3333),
+            ssh_forward_ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            serial_log: "/out/serial.log".into(),
+            key_trace: None,
+            efi: None,
+        }
+    }
+}
+
 /// QEMU's ISA panic device: a guest kernel with the pvpanic driver reports a panic through it.
 pub const PVPANIC: &str = "pvpanic";
 
@@ -551,22 +574,7 @@ mod tests {
     }
 
     fn params() -> RunParams {
-        RunParams {
-            disk_path: "/out/packer-t".into(),
-            additional_disks: Vec::new(),
-            iso_path: Some("/iso/in.iso".into()),
-            cd_path: None,
-            floppy_path: None,
-            tpm_socket: None,
-            accel: ResolvedAccel::Tcg,
-            vnc_port: 5901,
-            qmp_socket: "/out/packer-t.monitor".into(),
-            ssh_host_port: Some(3333),
-            ssh_forward_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            serial_log: "/out/serial.log".into(),
-            key_trace: None,
-            efi: None,
-        }
+        RunParams::for_tests()
     }
 
     /// All values given to `switch`, in order.

@@ -156,20 +156,8 @@ mod tests {
     /// The TPM switches `qemu_args` writes for `socket`.
     fn tpm_switches(c: &Config, socket: &std::path::Path) -> Vec<String> {
         let p = RunParams {
-            disk_path: "/d".into(),
-            additional_disks: Vec::new(),
-            iso_path: None,
-            cd_path: None,
-            floppy_path: None,
             tpm_socket: Some(socket.to_owned()),
-            accel: crate::builder::qemu::accel::ResolvedAccel::Tcg,
-            vnc_port: 5900,
-            qmp_socket: "/q".into(),
-            ssh_host_port: None,
-            ssh_forward_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            serial_log: "/s".into(),
-            key_trace: None,
-            efi: None,
+            ..RunParams::for_tests()
         };
         qemu_args(c, &p)
             .chunks(2)

@@ -221,20 +221,8 @@ mod tests {
             Config::with_defaults("t", "/".into(), "x".into(), crate::types::Checksum::None);
         c.net_bridge = Some("br0".into());
         let p = RunParams {
-            disk_path: "/d".into(),
-            additional_disks: Vec::new(),
-            iso_path: None,
-            cd_path: None,
-            floppy_path: None,
-            tpm_socket: None,
-            accel: crate::builder::qemu::accel::ResolvedAccel::Tcg,
-            vnc_port: 5900,
-            qmp_socket: "/q".into(),
             ssh_host_port: None,
-            ssh_forward_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            serial_log: "/s".into(),
-            key_trace: None,
-            efi: None,
+            ..RunParams::for_tests()
         };
         let net: Vec<String> = qemu_args(&c, &p)
             .chunks(2)
