@@ -847,21 +847,24 @@ mod tests {
     #[tokio::test]
     async fn issue_14_cdrom_interfaces_on_real_qemu() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (iso, cd, disk) = (
-            dir.path().join("a.iso"),
-            dir.path().join("b.iso"),
-            dir.path().join("d.raw"),
-        );
-        for f in [&iso, &cd, &disk] {
-            std::fs::write(f, vec![0u8; 1 << 20]).expect("write");
-        }
-        for (cdrom, disks) in [
+        for (n, (cdrom, disks)) in [
             ("ide", "ide"),
             ("sata", "virtio"),
             ("scsi", "virtio"),
             ("virtio-scsi", "virtio"),
             ("virtio-scsi", "virtio-scsi"),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Fresh images per QEMU: the previous one may still hold its lock on them while
+            // it dies.
+            let sub = dir.path().join(n.to_string());
+            std::fs::create_dir(&sub).expect("mkdir");
+            let (iso, cd, disk) = (sub.join("a.iso"), sub.join("b.iso"), sub.join("d.raw"));
+            for f in [&iso, &cd, &disk] {
+                std::fs::write(f, vec![0u8; 1 << 20]).expect("write");
+            }
             let mut c = config();
             c.cdrom_interface = Some(cdrom.into());
             c.disk_interface = disks.into();
