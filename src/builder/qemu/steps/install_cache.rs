@@ -41,11 +41,20 @@ impl Step<BuildContext, Error> for FindInstall {
             );
             return Ok(());
         }
-        if cfg.vtpm {
-            ctx.core.ui.warn(
-                "install_cache is not used with `vtpm`: the software TPM's state is not kept \
-                 with the installed system",
-            );
+        let why_not = if cfg.vtpm {
+            Some("`vtpm`: the software TPM's state is not kept with the installed system")
+        } else if cfg.net_bridge.is_some() {
+            Some(
+                "`net_bridge`: a resumed guest may never show up again in the host's neighbour \
+                 table",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            ctx.core
+                .ui
+                .warn(format!("install_cache is not used with {why}"));
             return Ok(());
         }
         let iso = ctx
