@@ -1651,7 +1651,14 @@ fn issue_14_device_option_errors() {
         assert!(e.contains(want), "{extra}: {e}");
         assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
     }
-    let e = errors(&minimal_with("communicator = \"winrm\""));
+    let e = errors(&MINIMAL.replace(
+        "ssh_username = \"root\"",
+        "communicator = \"winrm\"\n  winrm_username = \"vagrant\"",
+    ));
     assert!(e.contains("hint: install and start OpenSSH Server"), "{e}");
+    assert!(
+        !e.contains("missing required option"),
+        "no SSH options asked for: {e}"
+    );
     assert!(!e.contains("not supported by kiln yet"), "{e}");
 }

@@ -467,7 +467,8 @@ pub(crate) fn source(
     }
 
     if o.string("communicator", d).as_deref() == Some("winrm") {
-        // The `winrm_*` options are still type-checked below.
+        // The `winrm_*` options are still type-checked below; no SSH options are asked for.
+        c.communicator = CommunicatorKind::None;
         d.push(
             Diagnostic::new(
                 o.at("communicator"),
