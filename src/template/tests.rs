@@ -1544,3 +1544,47 @@ fn issue_14_qemu_option_errors() {
         assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
     }
 }
+
+/// Issue 14 (SSH part): the communicator options, read into the SSH settings.
+#[test]
+fn issue_14_ssh_options() {
+    use crate::communicator::ssh::{SshConfig, TransferMethod};
+    type Check = fn(&SshConfig) -> bool;
+    let table: &[(&str, Check, &str)] = &[
+        (
+            "",
+            |s| s.options.transfer == TransferMethod::Exec,
+            "unset: kiln's exec transfer",
+        ),
+        (
+            "ssh_file_transfer_method = \"scp\"",
+            |s| s.options.transfer == TransferMethod::Scp,
+            "scp",
+        ),
+        (
+            "ssh_file_transfer_method = \"sftp\"",
+            |s| s.options.transfer == TransferMethod::Sftp,
+            "sftp",
+        ),
+    ];
+    for (extra, check, reason) in table {
+        match load_text(&minimal_with(extra), &[]) {
+            Ok(t) => assert!(check(qemu_of(&t).ssh.as_ref().expect("ssh")), "{reason}"),
+            Err(e) => panic!("{reason}: {e}"),
+        }
+    }
+}
+
+/// Issue 14 (SSH part): the rules of the communicator options, reported at the option.
+#[test]
+fn issue_14_ssh_option_errors() {
+    let rows = [(
+        "ssh_file_transfer_method = \"rsync\"",
+        "`ssh_file_transfer_method` must be one of",
+    )];
+    for (extra, want) in rows {
+        let e = errors(&minimal_with(extra));
+        assert!(e.contains(want), "{extra}: {e}");
+        assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
+    }
+}

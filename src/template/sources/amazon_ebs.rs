@@ -36,6 +36,7 @@ const SUPPORTED: &[&str] = &[
     "skip_create_ami", "ssh_interface", "ssh_host", "ssh_port", "ssh_username", "ssh_password",
     "ssh_private_key_file", "ssh_timeout", "ssh_wait_timeout", "pause_before_connecting",
     "ssh_pty", "ssh_read_write_timeout",
+    "ssh_file_transfer_method",
     // Blocks.
     "source_ami_filter", "launch_block_device_mappings", "ami_block_device_mappings",
     "aws_polling",
@@ -54,7 +55,7 @@ const KNOWN: &[&str] = &[
     "skip_region_validation", "skip_metadata_api_check", "skip_credential_validation",
     "mfa_code", "decode_authorization_messages", "ssh_bastion_host", "ssh_bastion_port",
     "ssh_bastion_username", "ssh_bastion_private_key_file", "ssh_handshake_attempts",
-    "ssh_keep_alive_interval", "ssh_file_transfer_method",
+    "ssh_keep_alive_interval",
     "ssh_proxy_host", "ssh_proxy_port", "ssh_certificate_file", "ssh_clear_authorized_keys",
     "winrm_username", "winrm_password", "winrm_use_ssl", "winrm_insecure", "session_manager_port",
     "tenancy", "host_resource_group_arn", "boot_mode", "uefi_data", "tpm_support",

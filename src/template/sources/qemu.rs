@@ -47,6 +47,12 @@ const SUPPORTED: &[&str] = &[
     "http_network_protocol", "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_ciphers",
     "ssh_key_exchange_algorithms", "temporary_key_pair_type", "temporary_key_pair_bits",
     "temporary_key_pair_name", "qemu_img_args",
+    "ssh_file_transfer_method", "ssh_agent_auth", "ssh_disable_agent_forwarding",
+    "ssh_certificate_file", "ssh_keypair_name", "ssh_bastion_host", "ssh_bastion_port",
+    "ssh_bastion_username", "ssh_bastion_password", "ssh_bastion_private_key_file",
+    "ssh_bastion_certificate_file", "ssh_bastion_agent_auth", "ssh_bastion_interactive",
+    "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username", "ssh_proxy_password",
+    "ssh_local_tunnels", "ssh_remote_tunnels",
 ];
 
 /// Every other option (and block) Packer's qemu builder knows.
@@ -55,13 +61,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "net_bridge",
     "vtpm", "use_tpm1", "tpm_device_type",
     "floppy_files", "floppy_dirs", "floppy_content", "floppy_label",
-    "run_once", "ssh_certificate_file", "ssh_agent_auth",
-    "ssh_file_transfer_method",
-    "ssh_disable_agent_forwarding", "ssh_bastion_host",
-    "ssh_bastion_port", "ssh_bastion_username", "ssh_bastion_password",
-    "ssh_bastion_private_key_file", "ssh_bastion_certificate_file", "ssh_bastion_agent_auth",
-    "ssh_bastion_interactive", "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username",
-    "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels", "ssh_keypair_name",
+    "run_once",
 ];
 
 /// Reads one qemu source. Problems go to `diags`; the returned config is only meaningful when
