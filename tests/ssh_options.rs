@@ -509,3 +509,142 @@ async fn issue_14_local_and_remote_tunnels() {
         "{err:?}"
     );
 }
+
+/// `ssh-agent -D` on a private socket holding `keys`; killed by pid on drop.
+struct Agent {
+    socket: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    async fn start(keys: &[&Path]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn ssh-agent (Debian package openssh-client)");
+        let agent = Agent {
+            socket,
+            child,
+            _dir: dir,
+        };
+        let ready = kiln::wait::until_ok(
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || async {
+                match tokio::net::UnixStream::connect(&agent.socket).await {
+                    Ok(_) => kiln::wait::Attempt::Done(()),
+                    Err(e) => kiln::wait::Attempt::Retry(e),
+                }
+            },
+        )
+        .await;
+        assert!(ready.is_ok(), "ssh-agent did not listen");
+        for key in keys {
+            run(std::process::Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &agent.socket));
+        }
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 14: `ssh_agent_auth`, `ssh_keypair_name` and agent forwarding, through `kiln build`
+/// of a `null` source (kiln reads `SSH_AUTH_SOCK` from its environment): kiln logs in with
+/// the agent's key named `ssh_keypair_name` (the other agent key is not authorized), a
+/// command on the machine sees the forwarded agent unless `ssh_disable_agent_forwarding`,
+/// and a name the agent lacks is an error listing the names it has.
+#[tokio::test]
+async fn issue_14_agent_auth_keypair_name_and_forwarding() {
+    let keys = tempfile::tempdir().unwrap();
+    let wanted = keygen(keys.path(), "agent-key");
+    let other = keygen(keys.path(), "other-key");
+    let authorized = keys.path().join("authorized_keys");
+    std::fs::copy(wanted.with_extension("pub"), &authorized).unwrap();
+    let sshd = Sshd::start_on(
+        free_port(),
+        &format!(
+            "AuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             MaxAuthTries 10",
+            authorized.display()
+        ),
+    )
+    .await;
+    // The unauthorized key first: without `ssh_keypair_name` kiln would offer it first.
+    let agent = Agent::start(&[&other, &wanted]).await;
+    let scratch = scratch_dir();
+    let work = tempfile::tempdir().unwrap();
+    let build = |extra: &str, out: &str| {
+        let template = format!(
+            r#"source "null" "t" {{
+  ssh_host         = "127.0.0.1"
+  ssh_port         = {port}
+  ssh_username     = "{USER}"
+  ssh_timeout      = "20s"
+  ssh_agent_auth   = true
+  {extra}
+}}
+build {{
+  sources = ["source.null.t"]
+  provisioner "shell" {{
+    inline = ["ssh-add -l > {out} 2>&1 || echo status=$? >> {out}"]
+  }}
+}}
+"#,
+            port = sshd.port,
+            out = scratch.join(out).display(),
+        );
+        let path = work.path().join(format!("{out}.pkr.hcl"));
+        std::fs::write(&path, template).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("build")
+            .arg(&path)
+            .current_dir(work.path())
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}\n{}\nsshd:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            sshd.log()
+        );
+        (output.status.success(), text)
+    };
+    let (ok, text) = build("ssh_keypair_name = \"agent-key\"", "forwarded");
+    assert!(ok, "{text}");
+    let seen = std::fs::read_to_string(scratch.join("forwarded")).unwrap();
+    assert!(
+        seen.contains("agent-key") && seen.contains("other-key"),
+        "forwarded agent: {seen}"
+    );
+    assert!(
+        !sshd.log().contains("Failed publickey"),
+        "only the named key was offered:\n{}",
+        sshd.log()
+    );
+
+    let (ok, text) = build("ssh_disable_agent_forwarding = true", "not-forwarded");
+    assert!(ok, "{text}");
+    let seen = std::fs::read_to_string(scratch.join("not-forwarded")).unwrap();
+    assert!(seen.contains("status=2"), "no agent on the machine: {seen}");
+
+    let (ok, text) = build("ssh_keypair_name = \"absent\"", "never");
+    assert!(!ok, "{text}");
+    assert!(text.contains("no key named `absent`"), "{text}");
+    assert!(text.contains("agent-key"), "lists the names it has: {text}");
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

@@ -832,6 +832,17 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
             Ok(comm) => Attempt::Done(comm),
             Err(e) => {
                 tracing::debug!(addr, error = %crate::ui::error_chain(&e), "SSH not ready");
+                // Retrying cannot fix kiln's own configuration: a key, certificate or agent
+                // that cannot be used.
+                if matches!(
+                    e,
+                    Error::Agent { .. }
+                        | Error::AgentKeyMissing { .. }
+                        | Error::LoadCertificate { .. }
+                        | Error::LoadKey { .. }
+                ) {
+                    return Attempt::Fatal(e);
+                }
                 let refused = matches!(e, Error::AuthenticationFailed { .. });
                 match target.options.handshake_attempts {
                     Some(limit) if refused => {

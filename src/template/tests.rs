@@ -1566,6 +1566,80 @@ fn issue_14_ssh_options() {
             |s| s.options.transfer == TransferMethod::Sftp,
             "sftp",
         ),
+        (
+            "",
+            |s| {
+                let o = &s.options;
+                !o.agent_auth
+                    && o.agent_forwarding
+                    && o.bastion.is_none()
+                    && o.proxy.is_none()
+                    && o.local_tunnels.is_empty()
+            },
+            "defaults: no agent auth, agent forwarded (Packer), direct connection",
+        ),
+        (
+            "ssh_agent_auth = true\n ssh_keypair_name = \"deploy\"\n ssh_disable_agent_forwarding = true",
+            |s| {
+                s.options.agent_auth
+                    && s.options.keypair_name.as_deref() == Some("deploy")
+                    && !s.options.agent_forwarding
+            },
+            "agent auth, key name, forwarding off",
+        ),
+        (
+            "ssh_bastion_host = \"jump.example\"\n ssh_bastion_password = \"pw\"",
+            |s| {
+                s.options.bastion.as_ref().is_some_and(|b| {
+                    b.host == "jump.example"
+                        && b.port == 22
+                        && b.username == s.username
+                        && b.password.as_ref().map(|p| p.expose()) == Some("pw")
+                        && !b.interactive
+                })
+            },
+            "bastion: port 22, ssh_username by default",
+        ),
+        (
+            "ssh_bastion_host = \"j\"\n ssh_bastion_port = 2200\n ssh_bastion_username = \"ops\"\n ssh_bastion_agent_auth = true\n ssh_bastion_interactive = true\n ssh_bastion_password = \"x\"",
+            |s| {
+                s.options.bastion.as_ref().is_some_and(|b| {
+                    b.port == 2200 && b.username == "ops" && b.agent_auth && b.interactive
+                })
+            },
+            "bastion options",
+        ),
+        (
+            "ssh_proxy_host = \"socks.example\"",
+            |s| {
+                s.options.proxy.as_ref().is_some_and(|p| {
+                    p.host == "socks.example" && p.port == 1080 && p.username.is_none()
+                })
+            },
+            "SOCKS proxy: port 1080",
+        ),
+        (
+            "ssh_proxy_host = \"p\"\n ssh_proxy_port = 9050\n ssh_proxy_username = \"u\"\n ssh_proxy_password = \"s\"",
+            |s| {
+                s.options.proxy.as_ref().is_some_and(|p| {
+                    p.port == 9050
+                        && p.username.as_deref() == Some("u")
+                        && p.password.as_ref().map(|p| p.expose()) == Some("s")
+                })
+            },
+            "SOCKS proxy with credentials",
+        ),
+        (
+            "ssh_local_tunnels = [\"8080:localhost:80\"]\n ssh_remote_tunnels = [\"9000:127.0.0.1:3128\", \"9001:h:1\"]",
+            |s| {
+                s.options.local_tunnels.len() == 1
+                    && s.options.local_tunnels[0].listen == 8080
+                    && s.options.local_tunnels[0].host == "localhost"
+                    && s.options.remote_tunnels.len() == 2
+                    && s.options.remote_tunnels[0].port == 3128
+            },
+            "tunnels",
+        ),
     ];
     for (extra, check, reason) in table {
         match load_text(&minimal_with(extra), &[]) {
@@ -1578,10 +1652,49 @@ fn issue_14_ssh_options() {
 /// Issue 14 (SSH part): the rules of the communicator options, reported at the option.
 #[test]
 fn issue_14_ssh_option_errors() {
-    let rows = [(
-        "ssh_file_transfer_method = \"rsync\"",
-        "`ssh_file_transfer_method` must be one of",
-    )];
+    let rows = [
+        (
+            "ssh_file_transfer_method = \"rsync\"",
+            "`ssh_file_transfer_method` must be one of",
+        ),
+        (
+            "ssh_keypair_name = \"deploy\"",
+            "needs `ssh_agent_auth = true`",
+        ),
+        (
+            "ssh_certificate_file = \"t.pkr.hcl\"",
+            "`ssh_certificate_file` needs `ssh_private_key_file`",
+        ),
+        (
+            "ssh_certificate_file = \"absent-cert.pub\"",
+            "absent-cert.pub` does not exist",
+        ),
+        (
+            "ssh_bastion_port = 2200",
+            "`ssh_bastion_port` needs `ssh_bastion_host`",
+        ),
+        (
+            "ssh_proxy_password = \"x\"",
+            "`ssh_proxy_password` needs `ssh_proxy_host`",
+        ),
+        (
+            "ssh_bastion_host = \"j\"",
+            "the jump host needs `ssh_bastion_password`",
+        ),
+        (
+            "ssh_bastion_host = \"j\"\n ssh_bastion_agent_auth = true\n ssh_bastion_interactive = true",
+            "answers the jump host's keyboard-interactive prompts",
+        ),
+        (
+            "ssh_bastion_host = \"j\"\n ssh_bastion_password = \"x\"\n ssh_proxy_host = \"p\"",
+            "cannot be used together",
+        ),
+        (
+            "ssh_local_tunnels = [\"8080:80\"]",
+            "is not of the form `PORT:HOST:PORT`",
+        ),
+        ("ssh_remote_tunnels = [\"0:h:80\"]", "is not a port"),
+    ];
     for (extra, want) in rows {
         let e = errors(&minimal_with(extra));
         assert!(e.contains(want), "{extra}: {e}");
