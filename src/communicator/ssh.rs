@@ -1314,6 +1314,22 @@ impl SshCommunicator {
     }
 }
 
+/// The entries of the local directory `dir` with their names, in name order (for the scp and
+/// sftp directory uploads).
+async fn local_entries(dir: &Path) -> Result<Vec<(PathBuf, String)>, Error> {
+    let local_err = |source| Error::Local {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = Vec::new();
+    let mut read = tokio::fs::read_dir(dir).await.map_err(local_err)?;
+    while let Some(e) = read.next_entry().await.map_err(local_err)? {
+        entries.push((e.path(), e.file_name().to_string_lossy().into_owned()));
+    }
+    entries.sort();
+    Ok(entries)
+}
+
 /// A temporary file in `local`'s directory, for a download renamed to `local` once complete.
 fn temp_beside(local: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match local.parent() {

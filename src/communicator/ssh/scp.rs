@@ -237,17 +237,7 @@ async fn send_entries(remote: &mut Remote, dir: &Path) -> Result<(), Error> {
         let path = path.to_owned();
         move |source| Error::Local { path, source }
     };
-    let mut entries = Vec::new();
-    let mut read = tokio::fs::read_dir(dir).await.map_err(local_err(dir))?;
-    while let Some(e) = read.next_entry().await.map_err(local_err(dir))? {
-        entries.push(e.path());
-    }
-    entries.sort();
-    for path in entries {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (path, name) in super::local_entries(dir).await? {
         // Symbolic links are followed: scp has no record for them.
         let meta = tokio::fs::metadata(&path).await.map_err(local_err(&path))?;
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());

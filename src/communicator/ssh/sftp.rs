@@ -125,17 +125,7 @@ async fn put_entries(sftp: &SftpSession, remote: &str, dir: &Path) -> Result<(),
         let path = path.to_owned();
         move |source| Error::Local { path, source }
     };
-    let mut entries = Vec::new();
-    let mut read = tokio::fs::read_dir(dir).await.map_err(local_err(dir))?;
-    while let Some(e) = read.next_entry().await.map_err(local_err(dir))? {
-        entries.push(e.path());
-    }
-    entries.sort();
-    for path in entries {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (path, name) in super::local_entries(dir).await? {
         let target = format!("{}/{name}", remote.trim_end_matches('/'));
         let meta = tokio::fs::symlink_metadata(&path)
             .await
