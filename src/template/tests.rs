@@ -1701,3 +1701,38 @@ fn issue_14_ssh_option_errors() {
         assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
     }
 }
+
+/// Issue 14 (SSH part): amazon-ebs reads the jump host, proxy, agent and certificate options
+/// through the same `ssh()` (Packer's amazon-ebs users reach private subnets this way).
+#[test]
+fn issue_14_amazon_ebs_reads_the_ssh_routes() {
+    let text = r#"
+source "amazon-ebs" "u" {
+  region        = "eu-west-1"
+  instance_type = "t3.micro"
+  source_ami    = "ami-12345678"
+  ssh_username  = "ubuntu"
+  ami_name      = "kiln-test"
+  ssh_bastion_host     = "jump.example"
+  ssh_bastion_username = "ec2-user"
+  ssh_bastion_agent_auth = true
+  ssh_agent_auth       = true
+  ssh_local_tunnels    = ["5432:db.internal:5432"]
+  ssh_file_transfer_method = "sftp"
+}
+build { sources = ["source.amazon-ebs.u"] }
+"#;
+    let t = load_text(text, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let Some(SourceConfig::AmazonEbs(c)) = t.sources.first() else {
+        panic!("no amazon-ebs source");
+    };
+    let o = &c.ssh.options;
+    let b = o.bastion.as_ref().expect("bastion");
+    assert_eq!(
+        (b.host.as_str(), b.port, b.username.as_str()),
+        ("jump.example", 22, "ec2-user")
+    );
+    assert!(b.agent_auth && o.agent_auth);
+    assert_eq!(o.local_tunnels[0].host, "db.internal");
+    assert_eq!(o.transfer, crate::communicator::ssh::TransferMethod::Sftp);
+}
