@@ -9,6 +9,7 @@ source scripts/lib/deps.sh
 ensure_rust
 ensure_commands "${KILN_BUILD_DEPS[@]}" "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DEPS[@]}" \
     "${KILN_MOTO_DEPS[@]}" \
+    /usr/lib/openssh/sftp-server:openssh-sftp-server scp:openssh-client ssh-agent:openssh-client \
     /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client shellcheck:shellcheck \
     ansible-playbook:ansible-core sshpass:sshpass python3:python3 \
     vagrant:vagrant /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json:vagrant-libvirt \

@@ -30,7 +30,7 @@ pub use provision::Provision;
 pub enum SourceConfig {
     Qemu(Box<qemu::config::Config>),
     Docker(Box<docker::Config>),
-    Null(null::Config),
+    Null(Box<null::Config>),
     AmazonEbs(Box<amazon_ebs::Config>),
     /// A source of another builder (`virtualbox-iso`): its name and block.
     Foreign {
@@ -232,7 +232,7 @@ pub async fn run(
                 .map_err(Error::Docker)
         }
         SourceConfig::Null(config) => {
-            let mut ctx = null::NullContext::new(config, core);
+            let mut ctx = null::NullContext::new(*config, core);
             null::build(&mut ctx, mode, timings)
                 .await
                 .map_err(Error::Null)

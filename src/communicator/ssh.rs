@@ -20,6 +20,12 @@ use super::{Communicator, Connect, Endpoint, Stream};
 use crate::types::Secret;
 use crate::wait::{self, Attempt};
 
+mod route;
+mod scp;
+mod sftp;
+
+pub use route::{Bastion, Proxy, Tunnel};
+
 /// How often [`wait_for_ssh`] starts a new attempt. An attempt on a port nobody listens on
 /// costs a refused TCP connect, so polling often is cheap and gets the first command running
 /// within a fraction of a second of sshd starting (Packer waits up to 5 s).
@@ -140,6 +146,72 @@ pub enum Error {
     /// The temporary key pair could not be made.
     #[error("Cannot make a temporary {kind} key pair: {reason}")]
     GenerateKey { kind: &'static str, reason: String },
+    /// The remote `scp` refused a step of a transfer.
+    #[error("scp of {path} failed: {message}")]
+    Scp { path: String, message: String },
+    /// The remote `scp` ended before the transfer was done (e.g. no `scp` on the machine).
+    #[error("scp of {path} ended early (exit status {}): {stderr}", status.map_or("none".to_owned(), |s| s.to_string()))]
+    ScpEnded {
+        path: String,
+        status: Option<u32>,
+        stderr: String,
+    },
+    /// The server has no SFTP subsystem.
+    #[error("SSH server refused the `sftp` subsystem (no `Subsystem sftp` in its sshd_config?)")]
+    SftpRefused,
+    /// An SFTP request failed.
+    #[error("SFTP transfer of {path} failed")]
+    Sftp {
+        path: String,
+        #[source]
+        source: russh_sftp::client::error::Error,
+    },
+    /// The SOCKS5 proxy could not connect kiln to the machine.
+    #[error("Cannot connect to {addr} through the SOCKS proxy {proxy}")]
+    Proxy {
+        proxy: String,
+        addr: String,
+        #[source]
+        source: tokio_socks::Error,
+    },
+    /// Logging in on the jump host failed.
+    #[error("Cannot use the jump host {addr} (ssh_bastion_host)")]
+    Bastion {
+        addr: String,
+        #[source]
+        source: Box<Error>,
+    },
+    /// The server refused a forward (a `direct-tcpip` channel or a remote tunnel).
+    #[error("SSH server refused to forward {what}")]
+    Forward {
+        what: String,
+        #[source]
+        source: russh::Error,
+    },
+    /// A local tunnel's port could not be listened on.
+    #[error("Cannot listen on 127.0.0.1 for the local tunnel `{spec}`")]
+    Tunnel {
+        spec: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SSH agent could not be reached or used.
+    #[error("Cannot use the SSH agent ({what})")]
+    Agent {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// `ssh_keypair_name` names no key of the agent.
+    #[error("The SSH agent has no key named `{name}` (ssh_keypair_name); it has: {have}")]
+    AgentKeyMissing { name: String, have: String },
+    /// The certificate file could not be read or decoded.
+    #[error("Cannot load the SSH certificate `{}`", path.display())]
+    LoadCertificate {
+        path: PathBuf,
+        #[source]
+        source: russh::keys::ssh_key::Error,
+    },
     /// The private key file could not be read or decoded.
     #[error("Cannot load the SSH private key `{}`", path.display())]
     LoadKey {
@@ -180,6 +252,33 @@ pub struct SshConfig {
     pub options: SshOptions,
 }
 
+impl SshConfig {
+    /// The target to connect to `host:port` with these settings: the key of
+    /// `ssh_private_key_file` when set (loaded now), else `temporary_key` (the build's
+    /// temporary key pair), and the password.
+    pub fn target(
+        &self,
+        host: String,
+        port: u16,
+        temporary_key: Option<&Arc<PrivateKey>>,
+    ) -> Result<SshTarget, Error> {
+        let private_key = match &self.private_key_file {
+            Some(path) => Some(load_private_key(path)?),
+            None => temporary_key.cloned(),
+        };
+        Ok(SshTarget {
+            host,
+            port,
+            username: self.username.clone(),
+            private_key,
+            password: self.password.clone(),
+            pty: self.pty,
+            read_write_timeout: self.read_write_timeout,
+            options: self.options.clone(),
+        })
+    }
+}
+
 /// How kiln connects, beyond where and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshOptions {
@@ -195,6 +294,41 @@ pub struct SshOptions {
     pub kex: Vec<String>,
     /// The build's temporary key pair, when the template gives no password or key file.
     pub temporary_key_pair: TemporaryKeyPair,
+    /// `ssh_file_transfer_method`: how files are copied.
+    pub transfer: TransferMethod,
+    /// `ssh_agent_auth`: also try the keys of the agent at `SSH_AUTH_SOCK`.
+    pub agent_auth: bool,
+    /// `ssh_keypair_name`: with `agent_auth`, only the agent's key with this comment.
+    pub keypair_name: Option<String>,
+    /// Not `ssh_disable_agent_forwarding` (default on, as Packer): when kiln has an agent
+    /// (`SSH_AUTH_SOCK`), commands on the machine can use it.
+    pub agent_forwarding: bool,
+    /// `ssh_certificate_file`: an OpenSSH user certificate for the private key.
+    pub certificate_file: Option<PathBuf>,
+    /// Whether keyboard-interactive prompts are answered with the password (always for the
+    /// machine, as Packer; for a jump host only with `ssh_bastion_interactive`).
+    pub keyboard_interactive: bool,
+    /// `ssh_bastion_*`: reach the machine through this jump host.
+    pub bastion: Option<Box<Bastion>>,
+    /// `ssh_proxy_*`: reach the machine through this SOCKS5 proxy.
+    pub proxy: Option<Box<Proxy>>,
+    /// `ssh_local_tunnels`: `PORT:HOST:PORT`, listening on 127.0.0.1 here while connected.
+    pub local_tunnels: Vec<Tunnel>,
+    /// `ssh_remote_tunnels`: `PORT:HOST:PORT`, listening on the machine's loopback.
+    pub remote_tunnels: Vec<Tunnel>,
+}
+
+/// How files are copied to and from the machine (`ssh_file_transfer_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferMethod {
+    /// Unset: a remote `cat`/`tar` over an `exec` channel; needs only a shell, `cat` and
+    /// `tar` on the machine (kiln's default, the fastest).
+    #[default]
+    Exec,
+    /// `scp`: the scp protocol with the machine's `scp -t`/`-f` (Packer's default).
+    Scp,
+    /// `sftp`: the machine's SFTP subsystem.
+    Sftp,
 }
 
 impl Default for SshOptions {
@@ -205,6 +339,16 @@ impl Default for SshOptions {
             ciphers: Vec::new(),
             kex: Vec::new(),
             temporary_key_pair: TemporaryKeyPair::default(),
+            transfer: TransferMethod::Exec,
+            agent_auth: false,
+            keypair_name: None,
+            agent_forwarding: true,
+            certificate_file: None,
+            keyboard_interactive: true,
+            bastion: None,
+            proxy: None,
+            local_tunnels: Vec::new(),
+            remote_tunnels: Vec::new(),
         }
     }
 }
@@ -389,8 +533,30 @@ impl SshTarget {
     }
 }
 
-/// The russh event handler.
-struct Client;
+/// The russh event handler: accepts the host key, and connects the channels the server opens
+/// (forwarded agent requests, remote tunnels).
+struct Client {
+    /// The agent forwarded requests go to (`SSH_AUTH_SOCK`, when forwarding is on).
+    agent: Option<PathBuf>,
+    /// `ssh_remote_tunnels`, to find where a forwarded connection goes.
+    remote_tunnels: Vec<Tunnel>,
+}
+
+impl Client {
+    fn for_target(target: &SshTarget) -> Client {
+        Client {
+            agent: agent_socket().filter(|_| target.options.agent_forwarding),
+            remote_tunnels: target.options.remote_tunnels.clone(),
+        }
+    }
+}
+
+/// kiln's SSH agent (`SSH_AUTH_SOCK`), if it has one.
+fn agent_socket() -> Option<PathBuf> {
+    std::env::var_os("SSH_AUTH_SOCK")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
 
 impl client::Handler for Client {
     type Error = russh::Error;
@@ -404,12 +570,54 @@ impl client::Handler for Client {
     ) -> Result<bool, Self::Error> {
         Ok(true)
     }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // Without forwarding on, dropping `reply` refuses the channel.
+        if let Some(socket) = &self.agent {
+            reply.accept().await;
+            route::agent(channel, socket.clone());
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let tunnel = self
+            .remote_tunnels
+            .iter()
+            .find(|t| u32::from(t.listen) == connected_port);
+        if let Some(t) = tunnel {
+            reply.accept().await;
+            route::forwarded(channel, (t.host.clone(), t.port));
+        }
+        Ok(())
+    }
 }
 
 /// An authenticated SSH connection.
 pub struct SshCommunicator {
-    handle: client::Handle<Client>,
+    handle: Arc<client::Handle<Client>>,
     pty: bool,
+    transfer: TransferMethod,
+    /// Whether commands get the agent forwarded (see [`SshOptions::agent_forwarding`]).
+    agent_forwarding: bool,
+    /// The jump host's session, open while this connection is.
+    _jump: Option<client::Handle<Client>>,
+    /// `ssh_local_tunnels`' listeners, stopped with this connection.
+    _tunnels: route::Tunnels,
 }
 
 impl SshCommunicator {
@@ -426,25 +634,19 @@ impl SshCommunicator {
     }
 
     async fn connect_inner(target: &SshTarget, addr: &str) -> Result<SshCommunicator, Error> {
-        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| Error::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let config = Arc::new(client_config(target));
-        let mut handle = client::connect_stream(config, tcp, Client)
-            .await
-            .map_err(|source| Error::Handshake {
-                addr: addr.to_owned(),
-                source,
-            })?;
+        let (stream, jump) = route::open(target, addr).await?;
+        let mut handle = route::handshake(target, stream).await?;
         authenticate(&mut handle, target).await?;
         tracing::debug!(addr, user = %target.username, "SSH connected");
+        let handle = Arc::new(handle);
+        let tunnels = route::start_tunnels(&handle, &target.options).await?;
         Ok(SshCommunicator {
+            agent_forwarding: target.options.agent_forwarding && agent_socket().is_some(),
             handle,
             pty: target.pty,
+            transfer: target.options.transfer,
+            _jump: jump,
+            _tunnels: tunnels,
         })
     }
 
@@ -474,23 +676,38 @@ async fn authenticate(
         user: user.to_owned(),
     };
     if let Some(key) = &target.private_key {
-        let hash = handle
-            .best_supported_rsa_hash()
-            .await
-            .map_err(protocol)?
-            .flatten();
-        let with_alg = PrivateKeyWithHashAlg::new(Arc::clone(key), hash);
-        match handle
-            .authenticate_publickey(user, with_alg)
-            .await
-            .map_err(protocol)?
-        {
-            AuthResult::Success => return Ok(()),
-            AuthResult::Failure { .. } if target.password.is_some() => {
-                tracing::debug!(user, "public key refused; trying the password");
+        let result = match &target.options.certificate_file {
+            Some(path) => {
+                let cert = russh::keys::load_openssh_certificate(path).map_err(|source| {
+                    Error::LoadCertificate {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                handle
+                    .authenticate_openssh_cert(user, Arc::clone(key), cert)
+                    .await
             }
-            AuthResult::Failure { .. } => return Err(refused()),
+            None => {
+                let hash = handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(protocol)?
+                    .flatten();
+                let with_alg = PrivateKeyWithHashAlg::new(Arc::clone(key), hash);
+                handle.authenticate_publickey(user, with_alg).await
+            }
+        };
+        match result.map_err(protocol)? {
+            AuthResult::Success => return Ok(()),
+            AuthResult::Failure { .. } => tracing::debug!(user, "public key refused"),
         }
+    }
+    if target.options.agent_auth && agent_authenticate(handle, target).await? {
+        return Ok(());
+    }
+    if target.password.is_none() && (target.private_key.is_some() || target.options.agent_auth) {
+        return Err(refused());
     }
     let Some(password) = &target.password else {
         return match handle.authenticate_none(user).await.map_err(protocol)? {
@@ -508,7 +725,8 @@ async fn authenticate(
             remaining_methods, ..
         } => remaining_methods,
     };
-    if !remaining.contains(&MethodKind::KeyboardInteractive) {
+    if !target.options.keyboard_interactive || !remaining.contains(&MethodKind::KeyboardInteractive)
+    {
         return Err(refused());
     }
     tracing::debug!(user, "password refused; trying keyboard-interactive");
@@ -530,6 +748,66 @@ async fn authenticate(
         }
     }
     Err(refused())
+}
+
+/// `ssh_agent_auth`: offers the agent's keys (only the one named `ssh_keypair_name`, when
+/// set) until one is accepted; whether one was.
+async fn agent_authenticate(
+    handle: &mut client::Handle<Client>,
+    target: &SshTarget,
+) -> Result<bool, Error> {
+    let user = target.username.as_str();
+    let socket = std::env::var("SSH_AUTH_SOCK").unwrap_or_default();
+    let agent_err = |what: &str| {
+        let what = format!("{what}, SSH_AUTH_SOCK=`{socket}`");
+        move |e: russh::keys::Error| Error::Agent {
+            what,
+            source: Box::new(e),
+        }
+    };
+    let mut agent = russh::keys::agent::client::AgentClient::connect_env()
+        .await
+        .map_err(agent_err("connect"))?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(agent_err("list keys"))?;
+    let wanted = target.options.keypair_name.as_deref();
+    let chosen: Vec<_> = identities
+        .iter()
+        .filter(|id| wanted.is_none_or(|name| id.comment() == name))
+        .collect();
+    if let (Some(name), true) = (wanted, chosen.is_empty()) {
+        let have: Vec<&str> = identities.iter().map(|id| id.comment()).collect();
+        return Err(Error::AgentKeyMissing {
+            name: name.to_owned(),
+            have: have.join(", "),
+        });
+    }
+    let hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .map_err(|source| Error::Authenticate {
+            user: user.to_owned(),
+            source,
+        })?
+        .flatten();
+    for id in chosen {
+        let key = id.public_key().into_owned();
+        match handle
+            .authenticate_publickey_with(user, key, hash, &mut agent)
+            .await
+            .map_err(|e| Error::Agent {
+                what: format!("sign with key `{}`", id.comment()),
+                source: Box::new(e),
+            })? {
+            AuthResult::Success => return Ok(true),
+            AuthResult::Failure { .. } => {
+                tracing::debug!(user, key = id.comment(), "agent key refused");
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Waits until SSH accepts the credentials: one attempt at least every second until `timeout`,
@@ -554,6 +832,17 @@ pub async fn wait_for_ssh<F: Future<Output = String> + Send>(
             Ok(comm) => Attempt::Done(comm),
             Err(e) => {
                 tracing::debug!(addr, error = %crate::ui::error_chain(&e), "SSH not ready");
+                // Retrying cannot fix kiln's own configuration: a key, certificate or agent
+                // that cannot be used.
+                if matches!(
+                    e,
+                    Error::Agent { .. }
+                        | Error::AgentKeyMissing { .. }
+                        | Error::LoadCertificate { .. }
+                        | Error::LoadKey { .. }
+                ) {
+                    return Attempt::Fatal(e);
+                }
                 let refused = matches!(e, Error::AuthenticationFailed { .. });
                 match target.options.handshake_attempts {
                     Some(limit) if refused => {
@@ -652,6 +941,12 @@ impl SshCommunicator {
             .channel_open_session()
             .await
             .map_err(|source| Error::Exec { source })?;
+        if self.agent_forwarding {
+            channel
+                .agent_forward(false)
+                .await
+                .map_err(|source| Error::Exec { source })?;
+        }
         if self.pty {
             channel
                 .request_pty(false, "vt100", 80, 40, 0, 0, &[])
@@ -676,8 +971,16 @@ impl SshCommunicator {
             mode = format!("{mode:o}"),
             "uploading"
         );
-        self.feed(remote_path, &upload_command(remote_path, mode), data)
-            .await
+        match self.transfer {
+            TransferMethod::Exec => {
+                self.feed(remote_path, &upload_command(remote_path, mode), data)
+                    .await
+            }
+            TransferMethod::Scp => {
+                scp::upload(&self.handle, remote_path, data, data.len() as u64, mode).await
+            }
+            TransferMethod::Sftp => sftp::upload(&self.handle, remote_path, data, mode).await,
+        }
     }
 
     /// Streams the local file `local` to `remote_path` (created or truncated), mode `mode`.
@@ -687,16 +990,22 @@ impl SshCommunicator {
         local: &Path,
         mode: u32,
     ) -> Result<(), Error> {
-        let file = tokio::fs::File::open(local)
-            .await
-            .map_err(|source| Error::Local {
-                path: local.to_owned(),
-                source,
-            })?;
+        let local_err = |source| Error::Local {
+            path: local.to_owned(),
+            source,
+        };
+        let file = tokio::fs::File::open(local).await.map_err(local_err)?;
+        let size = file.metadata().await.map_err(local_err)?.len();
         tracing::debug!(path = remote_path, local = %local.display(), "uploading file");
         let reader = tokio::io::BufReader::with_capacity(1 << 20, file);
-        self.feed(remote_path, &upload_command(remote_path, mode), reader)
-            .await
+        match self.transfer {
+            TransferMethod::Exec => {
+                self.feed(remote_path, &upload_command(remote_path, mode), reader)
+                    .await
+            }
+            TransferMethod::Scp => scp::upload(&self.handle, remote_path, reader, size, mode).await,
+            TransferMethod::Sftp => sftp::upload(&self.handle, remote_path, reader, mode).await,
+        }
     }
 
     /// Copies the local directory `local` into `remote_dir` (created if missing): its contents,
@@ -715,6 +1024,20 @@ impl SshCommunicator {
                 std::io::ErrorKind::NotADirectory,
                 "not a directory",
             )));
+        }
+        match self.transfer {
+            TransferMethod::Exec => {}
+            TransferMethod::Scp => {
+                // `scp -t` copies into an existing directory.
+                self.feed(
+                    remote_dir,
+                    &format!("mkdir -p {}", sh_quote(remote_dir)),
+                    &[][..],
+                )
+                .await?;
+                return scp::upload_dir(&self.handle, remote_dir, local).await;
+            }
+            TransferMethod::Sftp => return sftp::upload_dir(&self.handle, remote_dir, local).await,
         }
         // The tar is written by a blocking thread into a pipe the channel reads from.
         let (reader, writer) = tokio::io::duplex(1 << 20);
@@ -738,8 +1061,13 @@ impl SshCommunicator {
     /// Copies the remote file `remote_path` to `local` (written to a temporary name beside it,
     /// then renamed).
     pub async fn download(&self, remote_path: &str, local: &Path) -> Result<(), Error> {
-        let command = format!("cat {}", sh_quote(remote_path));
-        let tmp = self.collect(remote_path, &command, local).await?;
+        let tmp = match self.transfer {
+            TransferMethod::Exec => {
+                let command = format!("cat {}", sh_quote(remote_path));
+                self.collect(remote_path, &command, local).await?
+            }
+            method => self.fetch(method, remote_path, local).await?,
+        };
         tmp.persist(local).map_err(|e| Error::Local {
             path: local.to_owned(),
             source: e.error,
@@ -754,6 +1082,13 @@ impl SshCommunicator {
             path: local.to_owned(),
             source,
         };
+        match self.transfer {
+            TransferMethod::Exec => {}
+            TransferMethod::Scp => return scp::download_dir(&self.handle, remote_dir, local).await,
+            TransferMethod::Sftp => {
+                return sftp::download_dir(&self.handle, remote_dir, local).await;
+            }
+        }
         tokio::fs::create_dir_all(local).await.map_err(local_err)?;
         let command = format!("tar -c -f - -C {} .", sh_quote(remote_dir));
         let tmp = self
@@ -913,6 +1248,30 @@ impl SshCommunicator {
         }
     }
 
+    /// Copies `remote_path` with scp or sftp into a temporary file beside `local`; returns it
+    /// (removed on drop).
+    async fn fetch(
+        &self,
+        method: TransferMethod,
+        remote_path: &str,
+        local: &Path,
+    ) -> Result<tempfile::NamedTempFile, Error> {
+        let local_err = |source| Error::Local {
+            path: local.to_owned(),
+            source,
+        };
+        let tmp = temp_beside(local).map_err(local_err)?;
+        let file = tokio::fs::File::from_std(tmp.reopen().map_err(local_err)?);
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        match method {
+            TransferMethod::Sftp => {
+                sftp::download(&self.handle, remote_path, &mut out, local).await?
+            }
+            _ => scp::download(&self.handle, remote_path, &mut out, local).await?,
+        }
+        Ok(tmp)
+    }
+
     /// Runs `command` and writes its stdout into a temporary file beside `local`; returns it
     /// (removed on drop) once the command exited 0.
     async fn collect(
@@ -925,14 +1284,7 @@ impl SshCommunicator {
             path: local.to_owned(),
             source,
         };
-        let dir = match local.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".kiln-download-")
-            .tempfile_in(dir)
-            .map_err(local_err)?;
+        let tmp = temp_beside(local).map_err(local_err)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         let mut write_error = None;
         let mut stderr = Vec::new();
@@ -960,6 +1312,33 @@ impl SshCommunicator {
         }
         Ok(tmp)
     }
+}
+
+/// The entries of the local directory `dir` with their names, in name order (for the scp and
+/// sftp directory uploads).
+async fn local_entries(dir: &Path) -> Result<Vec<(PathBuf, String)>, Error> {
+    let local_err = |source| Error::Local {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = Vec::new();
+    let mut read = tokio::fs::read_dir(dir).await.map_err(local_err)?;
+    while let Some(e) = read.next_entry().await.map_err(local_err)? {
+        entries.push((e.path(), e.file_name().to_string_lossy().into_owned()));
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// A temporary file in `local`'s directory, for a download renamed to `local` once complete.
+fn temp_beside(local: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = match local.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".kiln-download-")
+        .tempfile_in(dir)
 }
 
 #[cfg(test)]
@@ -1126,7 +1505,7 @@ mod tests {
             keep_alive_interval: None,
             ciphers: vec!["aes128-ctr".into(), "aes256-gcm@openssh.com".into()],
             kex: vec!["curve25519-sha256".into()],
-            temporary_key_pair: TemporaryKeyPair::default(),
+            ..SshOptions::default()
         };
         let c = client_config(&target);
         assert_eq!(c.keepalive_interval, None);

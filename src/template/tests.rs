@@ -1662,3 +1662,195 @@ fn issue_14_device_option_errors() {
     );
     assert!(!e.contains("not supported by kiln yet"), "{e}");
 }
+
+/// Issue 14 (SSH part): the communicator options, read into the SSH settings.
+#[test]
+fn issue_14_ssh_options() {
+    use crate::communicator::ssh::{SshConfig, TransferMethod};
+    type Check = fn(&SshConfig) -> bool;
+    let table: &[(&str, Check, &str)] = &[
+        (
+            "",
+            |s| s.options.transfer == TransferMethod::Exec,
+            "unset: kiln's exec transfer",
+        ),
+        (
+            "ssh_file_transfer_method = \"scp\"",
+            |s| s.options.transfer == TransferMethod::Scp,
+            "scp",
+        ),
+        (
+            "ssh_file_transfer_method = \"sftp\"",
+            |s| s.options.transfer == TransferMethod::Sftp,
+            "sftp",
+        ),
+        (
+            "",
+            |s| {
+                let o = &s.options;
+                !o.agent_auth
+                    && o.agent_forwarding
+                    && o.bastion.is_none()
+                    && o.proxy.is_none()
+                    && o.local_tunnels.is_empty()
+            },
+            "defaults: no agent auth, agent forwarded (Packer), direct connection",
+        ),
+        (
+            "ssh_agent_auth = true\n ssh_keypair_name = \"deploy\"\n ssh_disable_agent_forwarding = true",
+            |s| {
+                s.options.agent_auth
+                    && s.options.keypair_name.as_deref() == Some("deploy")
+                    && !s.options.agent_forwarding
+            },
+            "agent auth, key name, forwarding off",
+        ),
+        (
+            "ssh_bastion_host = \"jump.example\"\n ssh_bastion_password = \"pw\"",
+            |s| {
+                s.options.bastion.as_ref().is_some_and(|b| {
+                    b.host == "jump.example"
+                        && b.port == 22
+                        && b.username == s.username
+                        && b.password.as_ref().map(|p| p.expose()) == Some("pw")
+                        && !b.interactive
+                })
+            },
+            "bastion: port 22, ssh_username by default",
+        ),
+        (
+            "ssh_bastion_host = \"j\"\n ssh_bastion_port = 2200\n ssh_bastion_username = \"ops\"\n ssh_bastion_agent_auth = true\n ssh_bastion_interactive = true\n ssh_bastion_password = \"x\"",
+            |s| {
+                s.options.bastion.as_ref().is_some_and(|b| {
+                    b.port == 2200 && b.username == "ops" && b.agent_auth && b.interactive
+                })
+            },
+            "bastion options",
+        ),
+        (
+            "ssh_proxy_host = \"socks.example\"",
+            |s| {
+                s.options.proxy.as_ref().is_some_and(|p| {
+                    p.host == "socks.example" && p.port == 1080 && p.username.is_none()
+                })
+            },
+            "SOCKS proxy: port 1080",
+        ),
+        (
+            "ssh_proxy_host = \"p\"\n ssh_proxy_port = 9050\n ssh_proxy_username = \"u\"\n ssh_proxy_password = \"s\"",
+            |s| {
+                s.options.proxy.as_ref().is_some_and(|p| {
+                    p.port == 9050
+                        && p.username.as_deref() == Some("u")
+                        && p.password.as_ref().map(|p| p.expose()) == Some("s")
+                })
+            },
+            "SOCKS proxy with credentials",
+        ),
+        (
+            "ssh_local_tunnels = [\"8080:localhost:80\"]\n ssh_remote_tunnels = [\"9000:127.0.0.1:3128\", \"9001:h:1\"]",
+            |s| {
+                s.options.local_tunnels.len() == 1
+                    && s.options.local_tunnels[0].listen == 8080
+                    && s.options.local_tunnels[0].host == "localhost"
+                    && s.options.remote_tunnels.len() == 2
+                    && s.options.remote_tunnels[0].port == 3128
+            },
+            "tunnels",
+        ),
+    ];
+    for (extra, check, reason) in table {
+        match load_text(&minimal_with(extra), &[]) {
+            Ok(t) => assert!(check(qemu_of(&t).ssh.as_ref().expect("ssh")), "{reason}"),
+            Err(e) => panic!("{reason}: {e}"),
+        }
+    }
+}
+
+/// Issue 14 (SSH part): the rules of the communicator options, reported at the option.
+#[test]
+fn issue_14_ssh_option_errors() {
+    let rows = [
+        (
+            "ssh_file_transfer_method = \"rsync\"",
+            "`ssh_file_transfer_method` must be one of",
+        ),
+        (
+            "ssh_keypair_name = \"deploy\"",
+            "needs `ssh_agent_auth = true`",
+        ),
+        (
+            "ssh_certificate_file = \"t.pkr.hcl\"",
+            "`ssh_certificate_file` needs `ssh_private_key_file`",
+        ),
+        (
+            "ssh_certificate_file = \"absent-cert.pub\"",
+            "absent-cert.pub` does not exist",
+        ),
+        (
+            "ssh_bastion_port = 2200",
+            "`ssh_bastion_port` needs `ssh_bastion_host`",
+        ),
+        (
+            "ssh_proxy_password = \"x\"",
+            "`ssh_proxy_password` needs `ssh_proxy_host`",
+        ),
+        (
+            "ssh_bastion_host = \"j\"",
+            "the jump host needs `ssh_bastion_password`",
+        ),
+        (
+            "ssh_bastion_host = \"j\"\n ssh_bastion_agent_auth = true\n ssh_bastion_interactive = true",
+            "answers the jump host's keyboard-interactive prompts",
+        ),
+        (
+            "ssh_bastion_host = \"j\"\n ssh_bastion_password = \"x\"\n ssh_proxy_host = \"p\"",
+            "cannot be used together",
+        ),
+        (
+            "ssh_local_tunnels = [\"8080:80\"]",
+            "is not of the form `PORT:HOST:PORT`",
+        ),
+        ("ssh_remote_tunnels = [\"0:h:80\"]", "is not a port"),
+    ];
+    for (extra, want) in rows {
+        let e = errors(&minimal_with(extra));
+        assert!(e.contains(want), "{extra}: {e}");
+        assert!(e.contains("t.pkr.hcl:"), "{extra}: names file:line: {e}");
+    }
+}
+
+/// Issue 14 (SSH part): amazon-ebs reads the jump host, proxy, agent and certificate options
+/// through the same `ssh()` (Packer's amazon-ebs users reach private subnets this way).
+#[test]
+fn issue_14_amazon_ebs_reads_the_ssh_routes() {
+    let text = r#"
+source "amazon-ebs" "u" {
+  region        = "eu-west-1"
+  instance_type = "t3.micro"
+  source_ami    = "ami-12345678"
+  ssh_username  = "ubuntu"
+  ami_name      = "kiln-test"
+  ssh_bastion_host     = "jump.example"
+  ssh_bastion_username = "ec2-user"
+  ssh_bastion_agent_auth = true
+  ssh_agent_auth       = true
+  ssh_local_tunnels    = ["5432:db.internal:5432"]
+  ssh_file_transfer_method = "sftp"
+}
+build { sources = ["source.amazon-ebs.u"] }
+"#;
+    let t = load_text(text, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let Some(SourceConfig::AmazonEbs(c)) = t.sources.first() else {
+        panic!("no amazon-ebs source");
+    };
+    let o = &c.ssh.options;
+    let b = o.bastion.as_ref().expect("bastion");
+    assert_eq!(
+        (b.host.as_str(), b.port, b.username.as_str()),
+        ("jump.example", 22, "ec2-user")
+    );
+    assert!(b.agent_auth && o.agent_auth);
+    assert_eq!(o.local_tunnels[0].host, "db.internal");
+    assert_eq!(o.transfer, crate::communicator::ssh::TransferMethod::Sftp);
+}

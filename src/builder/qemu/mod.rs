@@ -96,7 +96,9 @@ impl BuildContext {
         let ssh_temp_key = config
             .ssh
             .as_ref()
-            .filter(|s| s.password.is_none() && s.private_key_file.is_none())
+            .filter(|s| {
+                s.password.is_none() && s.private_key_file.is_none() && !s.options.agent_auth
+            })
             .map(|s| {
                 // The template's kind and size were checked when it was read.
                 ssh::make_key_pair(&s.options.temporary_key_pair).unwrap_or_else(|e| {

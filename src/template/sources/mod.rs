@@ -21,7 +21,8 @@ use super::options::{Options, reject_blocks_except};
 use super::{Diagnostic, Location};
 use crate::builder::SourceConfig;
 use crate::communicator::ssh::{
-    KeyKind, SshConfig, SshOptions, TemporaryKeyPair, cipher_names, kex_names,
+    Bastion, KeyKind, Proxy, SshConfig, SshOptions, TemporaryKeyPair, TransferMethod, Tunnel,
+    cipher_names, kex_names,
 };
 use crate::types::{GoDuration, Secret, parse_duration};
 
@@ -85,7 +86,7 @@ pub(crate) fn ssh(o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> 
         );
     }
     let (host_port_min, host_port_max) = port_range(o, "host_port", 0, (2222, 4444), d);
-    SshConfig {
+    let mut c = SshConfig {
         username,
         password: o.string("ssh_password", d).map(Secret::new),
         port: o.uint("ssh_port", 0, PORT_MAX, d).map_or(22, |p| p as u16),
@@ -93,17 +94,7 @@ pub(crate) fn ssh(o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> 
         timeout: non_negative(o, "ssh_wait_timeout", d)
             .or(non_negative(o, "ssh_timeout", d))
             .unwrap_or(Duration::from_secs(300)),
-        private_key_file: o.string("ssh_private_key_file", d).map(|f| {
-            let path = resolve(base_dir, Path::new(&f));
-            if !path.is_file() {
-                o.error(
-                    "ssh_private_key_file",
-                    format!("`{}` does not exist", path.display()),
-                    d,
-                );
-            }
-            path
-        }),
+        private_key_file: file_option(o, "ssh_private_key_file", base_dir, d),
         pause_before_connecting: non_negative(o, "pause_before_connecting", d).unwrap_or_default(),
         clear_authorized_keys: o.bool("ssh_clear_authorized_keys", d).unwrap_or(false),
         pty: o.bool("ssh_pty", d).unwrap_or(false),
@@ -111,6 +102,161 @@ pub(crate) fn ssh(o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> 
         host_port_max,
         read_write_timeout: non_negative(o, "ssh_read_write_timeout", d).filter(|t| !t.is_zero()),
         options: ssh_options(o, d),
+    };
+    ssh_auth_and_routes(o, base_dir, &mut c, d);
+    c
+}
+
+/// A file option, resolved against `base_dir`; a file that does not exist is an error.
+fn file_option(
+    o: &Options<'_>,
+    name: &str,
+    base_dir: &Path,
+    d: &mut Vec<Diagnostic>,
+) -> Option<PathBuf> {
+    o.string(name, d).map(|f| {
+        let path = resolve(base_dir, Path::new(&f));
+        if !path.is_file() {
+            o.error(name, format!("`{}` does not exist", path.display()), d);
+        }
+        path
+    })
+}
+
+/// `ssh_agent_auth`, `ssh_keypair_name`, `ssh_disable_agent_forwarding`,
+/// `ssh_certificate_file`, the jump host (`ssh_bastion_*`), the SOCKS proxy (`ssh_proxy_*`)
+/// and the tunnels, with Packer's defaults and rules.
+fn ssh_auth_and_routes(
+    o: &Options<'_>,
+    base_dir: &Path,
+    c: &mut SshConfig,
+    d: &mut Vec<Diagnostic>,
+) {
+    let opts = &mut c.options;
+    opts.agent_auth = o.bool("ssh_agent_auth", d).unwrap_or(false);
+    opts.agent_forwarding = !o.bool("ssh_disable_agent_forwarding", d).unwrap_or(false);
+    opts.keypair_name = o.string("ssh_keypair_name", d).filter(|n| !n.is_empty());
+    if opts.keypair_name.is_some() && !opts.agent_auth {
+        o.error(
+            "ssh_keypair_name",
+            "`ssh_keypair_name` picks the SSH agent's key with that name (comment) and needs \
+             `ssh_agent_auth = true` (a qemu or null build has no cloud key pairs; give the key \
+             itself with `ssh_private_key_file`)",
+            d,
+        );
+    }
+    opts.certificate_file = file_option(o, "ssh_certificate_file", base_dir, d);
+    if opts.certificate_file.is_some() && c.private_key_file.is_none() {
+        o.error(
+            "ssh_certificate_file",
+            "`ssh_certificate_file` needs `ssh_private_key_file` (the certificate's key)",
+            d,
+        );
+    }
+    let bastion_host = o.string("ssh_bastion_host", d).filter(|h| !h.is_empty());
+    let proxy_host = o.string("ssh_proxy_host", d).filter(|h| !h.is_empty());
+    for (prefix, host, names) in [
+        (
+            "ssh_bastion",
+            &bastion_host,
+            &[
+                "ssh_bastion_port",
+                "ssh_bastion_username",
+                "ssh_bastion_password",
+                "ssh_bastion_private_key_file",
+                "ssh_bastion_certificate_file",
+                "ssh_bastion_agent_auth",
+                "ssh_bastion_interactive",
+            ][..],
+        ),
+        (
+            "ssh_proxy",
+            &proxy_host,
+            &["ssh_proxy_port", "ssh_proxy_username", "ssh_proxy_password"][..],
+        ),
+    ] {
+        if host.is_none()
+            && let Some(name) = names.iter().find(|n| o.has(n))
+        {
+            o.error(name, format!("`{name}` needs `{prefix}_host`"), d);
+        }
+    }
+    if bastion_host.is_some() && proxy_host.is_some() {
+        o.error(
+            "ssh_proxy_host",
+            "`ssh_bastion_host` and `ssh_proxy_host` cannot be used together",
+            d,
+        );
+    }
+    if let Some(host) = bastion_host {
+        let b = Bastion {
+            host,
+            port: o
+                .uint("ssh_bastion_port", 1, PORT_MAX, d)
+                .map_or(22, |p| p as u16),
+            username: o
+                .string("ssh_bastion_username", d)
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| c.username.clone()),
+            password: o
+                .string("ssh_bastion_password", d)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            private_key_file: file_option(o, "ssh_bastion_private_key_file", base_dir, d)
+                .or_else(|| c.private_key_file.clone()),
+            certificate_file: file_option(o, "ssh_bastion_certificate_file", base_dir, d)
+                .or_else(|| opts.certificate_file.clone()),
+            agent_auth: o.bool("ssh_bastion_agent_auth", d).unwrap_or(false),
+            interactive: o.bool("ssh_bastion_interactive", d).unwrap_or(false),
+        };
+        if b.password.is_none() && b.private_key_file.is_none() && !b.agent_auth {
+            o.error(
+                "ssh_bastion_host",
+                "the jump host needs `ssh_bastion_password`, `ssh_bastion_private_key_file` \
+                 or `ssh_bastion_agent_auth = true`",
+                d,
+            );
+        }
+        if b.interactive && b.password.is_none() {
+            o.error(
+                "ssh_bastion_interactive",
+                "kiln answers the jump host's keyboard-interactive prompts with \
+                 `ssh_bastion_password`, which is not set",
+                d,
+            );
+        }
+        if b.certificate_file.is_some() && b.private_key_file.is_none() {
+            o.error(
+                "ssh_bastion_certificate_file",
+                "`ssh_bastion_certificate_file` needs `ssh_bastion_private_key_file`",
+                d,
+            );
+        }
+        opts.bastion = Some(Box::new(b));
+    }
+    if let Some(host) = proxy_host {
+        opts.proxy = Some(Box::new(Proxy {
+            host,
+            port: o
+                .uint("ssh_proxy_port", 1, PORT_MAX, d)
+                .map_or(1080, |p| p as u16),
+            username: o.string("ssh_proxy_username", d).filter(|u| !u.is_empty()),
+            password: o
+                .string("ssh_proxy_password", d)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+        }));
+    }
+    for (name, field) in [
+        ("ssh_local_tunnels", &mut opts.local_tunnels),
+        ("ssh_remote_tunnels", &mut opts.remote_tunnels),
+    ] {
+        for spec in o.string_list(name, d).unwrap_or_default() {
+            match Tunnel::parse(&spec) {
+                Ok(t) => field.push(t),
+                Err(m) => o.error(name, m, d),
+            }
+        }
     }
 }
 
@@ -151,6 +297,14 @@ fn ssh_options(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> SshOptions {
         *field = list;
     }
     temporary_key_pair(o, &mut options.temporary_key_pair, d);
+    options.transfer = match o
+        .one_of("ssh_file_transfer_method", &["scp", "sftp"], &[], d)
+        .as_deref()
+    {
+        Some("scp") => TransferMethod::Scp,
+        Some("sftp") => TransferMethod::Sftp,
+        _ => TransferMethod::Exec,
+    };
     options
 }
 

@@ -14,7 +14,7 @@ pub(crate) const KIND: Kind = Kind {
     // As before the table: Packer's qemu options are "not supported yet" here too.
     known: qemu::KNOWN,
     known_blocks: false,
-    read: |name, o, dir, d| SourceConfig::Null(source(name, o, dir, d)),
+    read: |name, o, dir, d| SourceConfig::Null(Box::new(source(name, o, dir, d))),
 };
 
 /// The options of `source "null"` kiln reads.
@@ -26,6 +26,12 @@ const SUPPORTED: &[&str] = &[
     "winrm_host", "winrm_port", "winrm_timeout", "winrm_use_ssl", "winrm_insecure",
     "winrm_use_ntlm", "winrm_no_proxy", "ssh_handshake_attempts", "ssh_keep_alive_interval",
     "ssh_ciphers", "ssh_key_exchange_algorithms",
+    "ssh_file_transfer_method", "ssh_agent_auth", "ssh_disable_agent_forwarding",
+    "ssh_certificate_file", "ssh_keypair_name", "ssh_bastion_host", "ssh_bastion_port",
+    "ssh_bastion_username", "ssh_bastion_password", "ssh_bastion_private_key_file",
+    "ssh_bastion_certificate_file", "ssh_bastion_agent_auth", "ssh_bastion_interactive",
+    "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username", "ssh_proxy_password",
+    "ssh_local_tunnels", "ssh_remote_tunnels",
 ];
 
 /// A `source "null"` block: the SSH host the provisioners run against.

@@ -4,7 +4,6 @@
 use async_trait::async_trait;
 
 use super::super::{Context, Error, SshInterface};
-use crate::communicator::ssh::{self, SshTarget};
 use crate::step::{Outcome, Step};
 
 pub struct Connect;
@@ -44,21 +43,9 @@ impl Step<Context, Error> for Connect {
     async fn run(&mut self, ctx: &mut Context) -> Result<(), Error> {
         let host = address(ctx)?;
         let cfg = &ctx.config.ssh;
-        let private_key = match (&cfg.private_key_file, &ctx.key_pair) {
-            (Some(path), _) => Some(ssh::load_private_key(path).map_err(Error::Connect)?),
-            (None, Some((_, key, _))) => Some(key.clone()),
-            (None, None) => None,
-        };
-        let target = SshTarget {
-            host,
-            port: cfg.port,
-            username: cfg.username.clone(),
-            private_key,
-            password: cfg.password.clone(),
-            pty: cfg.pty,
-            read_write_timeout: cfg.read_write_timeout,
-            options: cfg.options.clone(),
-        };
+        let target = cfg
+            .target(host, cfg.port, ctx.key_pair.as_ref().map(|(_, key, _)| key))
+            .map_err(Error::Connect)?;
         if !cfg.pause_before_connecting.is_zero() {
             ctx.core.ui.say(format!(
                 "Pausing {}s before connecting",

@@ -10,14 +10,12 @@
 //! guest's serial console and saves a screenshot (`kiln-NAME-ssh-timeout.png` in the working
 //! directory).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
 use crate::builder::qemu::config::CommunicatorKind;
 use crate::builder::qemu::monitor::{self, Phase};
 use crate::builder::qemu::{BuildContext, Error};
-use crate::communicator::ssh::{self, SshTarget};
+use crate::communicator::ssh;
 use crate::provisioner::Session;
 use crate::step::{Outcome, Step};
 
@@ -41,24 +39,15 @@ impl Step<BuildContext, Error> for WaitSsh {
             what: "ssh_host_port",
         })?;
         let qemu = ctx.qemu.as_ref().ok_or(Error::Missing { what: "qemu" })?;
-        let private_key = match (&ssh_cfg.private_key_file, &ctx.ssh_temp_key) {
-            (Some(path), _) => Some(ssh::load_private_key(path).map_err(Error::WaitSsh)?),
-            (None, Some((key, _))) => Some(Arc::clone(key)),
-            (None, None) => None,
-        };
-        let target = SshTarget {
-            host: ctx
-                .guest_address
-                .clone()
-                .unwrap_or_else(|| ctx.config.ssh_host().to_owned()),
-            port,
-            username: ssh_cfg.username.clone(),
-            private_key,
-            password: ssh_cfg.password.clone(),
-            pty: ssh_cfg.pty,
-            read_write_timeout: ssh_cfg.read_write_timeout,
-            options: ssh_cfg.options.clone(),
-        };
+        let target = ssh_cfg
+            .target(
+                ctx.guest_address
+                    .clone()
+                    .unwrap_or_else(|| ctx.config.ssh_host().to_owned()),
+                port,
+                ctx.ssh_temp_key.as_ref().map(|(key, _)| key),
+            )
+            .map_err(Error::WaitSsh)?;
         if !ssh_cfg.pause_before_connecting.is_zero() {
             ctx.core.ui.say(format!(
                 "Pausing {}s before connecting (pause_before_connecting)",
