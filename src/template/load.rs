@@ -28,10 +28,15 @@ const TOP: &[&str] = &[
 ];
 
 pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Template, Error> {
-    let files = read_files(path)?;
+    // Problems found translating a legacy JSON template; loading goes on to find the others.
+    let mut json_diags = Vec::new();
+    let files: Vec<SourceFile> = read_files(path)?
+        .into_iter()
+        .filter_map(|f| as_hcl(f, &mut json_diags))
+        .collect();
+    let mut diags = Vec::new();
     let mut var_paths = auto_var_files(path)?;
     var_paths.extend(inputs.var_files.iter().cloned());
-    let mut diags = Vec::new();
     let mut parsed = Vec::new();
     for file in &files {
         match parse(file) {
@@ -45,7 +50,7 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
             path: p.clone(),
             source,
         })?;
-        let file = SourceFile { path: p, text };
+        let file = SourceFile::new(p, text);
         if file.path.extension().is_some_and(|e| e == "json") {
             match serde_json::from_str::<serde_json::Value>(&file.text) {
                 Ok(serde_json::Value::Object(map)) => var_files.push(VarFile::Json(file, map)),
@@ -69,8 +74,9 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
             Err(d) => diags.push(d),
         }
     }
-    if !diags.is_empty() {
+    if !diags.is_empty() || (files.is_empty() && !json_diags.is_empty()) {
         // Later checks would only repeat these as missing names.
+        diags.append(&mut json_diags);
         return Err(Error::Invalid(diags));
     }
     let dir = if path.is_dir() {
@@ -82,9 +88,13 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
     };
     let template_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
     if stage == Stage::Syntax {
+        if !json_diags.is_empty() {
+            return Err(Error::Invalid(json_diags));
+        }
         return Ok(Template::empty(path));
     }
     let (mut template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
+    diags.append(&mut json_diags);
     if diags.is_empty() {
         for json in json_templates(path) {
             template.warnings.push(Diagnostic::new(
@@ -112,6 +122,39 @@ pub enum Stage {
     Syntax,
     /// Everything: variables, types, references, options.
     Full,
+}
+
+/// A template file as HCL text: a legacy JSON template becomes its `hcl2_upgrade` text, its
+/// positions still pointing into the JSON.
+/// `None` when the JSON cannot be read at all (the reason is in `diags`).
+fn as_hcl(file: SourceFile, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
+    if !super::legacy::is_legacy(&file.path) {
+        return Some(file);
+    }
+    let (up, mut found) = super::legacy::upgrade(&file.path, &file.text);
+    diags.append(&mut found);
+    let up = up?;
+    Some(SourceFile {
+        path: file.path,
+        text: up.text,
+        origin: Some(super::diag::Origin {
+            json: file.text,
+            map: up.map,
+        }),
+    })
+}
+
+/// The HCL2 text of the legacy JSON template at `path`, as `packer hcl2_upgrade` writes it
+/// (before formatting).
+pub(crate) fn upgrade(path: &Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    match super::legacy::upgrade(path, &text) {
+        (Some(up), diags) if diags.is_empty() => Ok(up.text),
+        (_, diags) => Err(Error::Invalid(diags)),
+    }
 }
 
 fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
@@ -219,7 +262,7 @@ fn read_files(path: &Path) -> Result<Vec<SourceFile>, Error> {
     paths
         .into_iter()
         .map(|p| match std::fs::read_to_string(&p) {
-            Ok(text) => Ok(SourceFile { path: p, text }),
+            Ok(text) => Ok(SourceFile::new(p, text)),
             Err(source) => Err(Error::ReadFile { path: p, source }),
         })
         .collect()

@@ -23,6 +23,7 @@ mod diag;
 mod eval;
 mod functions;
 pub mod inspect;
+mod legacy;
 mod load;
 mod options;
 mod select;
@@ -53,6 +54,12 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Template, Error> {
 /// is empty.
 pub fn check_syntax(path: &Path, inputs: &Inputs) -> Result<(), Error> {
     load::load(path, inputs, Stage::Syntax).map(|_| ())
+}
+
+/// The HCL2 text of the legacy JSON template at `path` (`kiln hcl2_upgrade`), unformatted.
+/// Problems in the JSON are [`Error::Invalid`], all of them.
+pub fn hcl2_upgrade(path: &Path) -> Result<String, Error> {
+    load::upgrade(path)
 }
 
 /// Why a template could not be loaded.
