@@ -93,19 +93,9 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
         }
         return Ok(Template::empty(path));
     }
-    let (mut template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
+    let (template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
     diags.append(&mut json_diags);
     if diags.is_empty() {
-        for json in json_templates(path) {
-            template.warnings.push(Diagnostic::new(
-                Location {
-                    file: json,
-                    line: 0,
-                    col: 0,
-                },
-                "kiln does not read `*.pkr.json` templates yet: this file was skipped",
-            ));
-        }
         return Ok(template);
     }
     diags.sort_by(|a, b| {
@@ -128,10 +118,13 @@ pub enum Stage {
 /// positions still pointing into the JSON.
 /// `None` when the JSON cannot be read at all (the reason is in `diags`).
 fn as_hcl(file: SourceFile, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
-    if !super::legacy::is_legacy(&file.path) {
+    let (up, mut found) = if super::legacy::is_hcl_json(&file.path) {
+        super::legacy::from_hcl_json(&file.path, &file.text)
+    } else if super::legacy::is_legacy(&file.path) {
+        super::legacy::upgrade(&file.path, &file.text)
+    } else {
         return Some(file);
-    }
-    let (up, mut found) = super::legacy::upgrade(&file.path, &file.text);
+    };
     diags.append(&mut found);
     let up = up?;
     Some(SourceFile {
@@ -207,14 +200,6 @@ fn bracket_hint(file: &SourceFile) -> Option<String> {
     })
 }
 
-/// The `*.pkr.json` files of a template directory (Packer's JSON syntax, not read by kiln).
-fn json_templates(path: &Path) -> Vec<PathBuf> {
-    if !path.is_dir() {
-        return Vec::new();
-    }
-    files_ending(path, &[".pkr.json"]).unwrap_or_default()
-}
-
 /// The `*.auto.pkrvars.hcl` / `*.auto.pkrvars.json` files of a template directory, in name
 /// order (none for a single template file, as in Packer).
 fn auto_var_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
@@ -242,14 +227,15 @@ fn files_ending(dir: &Path, suffixes: &[&str]) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
-/// The `*.pkr.hcl` files of `path` (a file, or a directory read in name order).
+/// The `*.pkr.hcl` and `*.pkr.json` files of `path` (a file, or a directory read in name
+/// order).
 fn read_files(path: &Path) -> Result<Vec<SourceFile>, Error> {
     let meta = std::fs::metadata(path).map_err(|source| Error::ReadFile {
         path: path.to_owned(),
         source,
     })?;
     let paths = if meta.is_dir() {
-        let found = files_ending(path, &[".pkr.hcl"])?;
+        let found = files_ending(path, &[".pkr.hcl", ".pkr.json"])?;
         if found.is_empty() {
             return Err(Error::NoTemplates {
                 path: path.to_owned(),

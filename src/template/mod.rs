@@ -79,8 +79,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The directory holds no `*.pkr.hcl` file.
-    #[error("No `*.pkr.hcl` file in `{}`", path.display())]
+    /// The directory holds no `*.pkr.hcl` or `*.pkr.json` file.
+    #[error("No `*.pkr.hcl` or `*.pkr.json` file in `{}`", path.display())]
     NoTemplates { path: PathBuf },
     /// The template has problems, all of them here (print each with [`Diagnostic::render`]).
     #[error("Template has {} error{}", .0.len(), if .0.len() == 1 { "" } else { "s" })]

@@ -7,6 +7,7 @@
 //! `line:col`.
 
 mod gotmpl;
+mod hcljson;
 mod json;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,6 +64,15 @@ const POST_PROCESSOR_KEYS: &[&str] = &["type", "name", "only", "except", "keep_i
 /// is there unless the JSON cannot be read at all; a part with a problem is left out or
 /// written as plain text, so that loading it finds the template's other problems too.
 pub(crate) fn upgrade(path: &Path, text: &str) -> (Option<Upgraded>, Vec<Diagnostic>) {
+    convert(path, text, |w, root| w.template(root))
+}
+
+/// Parses `text` and writes it with `write` (false: nothing usable was written).
+fn convert(
+    path: &Path,
+    text: &str,
+    write: impl FnOnce(&mut Writer, &Spanned) -> bool,
+) -> (Option<Upgraded>, Vec<Diagnostic>) {
     let file = SourceFile {
         path: path.to_owned(),
         text: text.to_owned(),
@@ -89,7 +99,7 @@ pub(crate) fn upgrade(path: &Path, text: &str) -> (Option<Upgraded>, Vec<Diagnos
         builders: BTreeMap::new(),
         depth: 0,
     };
-    if !w.template(&root) {
+    if !write(&mut w, &root) {
         return (None, w.d);
     }
     let up = Upgraded {
@@ -97,6 +107,16 @@ pub(crate) fn upgrade(path: &Path, text: &str) -> (Option<Upgraded>, Vec<Diagnos
         map: w.map,
     };
     (Some(up), w.d)
+}
+
+/// Whether `path` is in HCL's JSON syntax (`*.pkr.json`).
+pub(crate) fn is_hcl_json(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(".pkr.json")
+}
+
+/// A `*.pkr.json` file (HCL's JSON syntax) as HCL native text, with every problem found.
+pub(crate) fn from_hcl_json(path: &Path, text: &str) -> (Option<Upgraded>, Vec<Diagnostic>) {
+    convert(path, text, |w, root| w.hcl_json(root))
 }
 
 /// The location in the JSON text of an offset in the upgraded text.

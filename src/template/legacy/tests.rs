@@ -212,3 +212,101 @@ fn issue_14_json_errors_name_the_json_file() {
         "{got:?}"
     );
 }
+
+/// Loads `text` written as `dir/NAME` in a fresh directory (the directory is the template).
+fn load_dir(name: &str, text: &str) -> Result<Template, Error> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(name), text).expect("write");
+    let inputs = Inputs::default();
+    load(dir.path(), &inputs).map(|mut t| {
+        t.path = "t".into();
+        t
+    })
+}
+
+#[test]
+fn issue_14_pkr_json_loads_as_the_same_hcl() {
+    let json = r#"{
+  "//": "HCL's JSON syntax",
+  "variable": {"size": {"type": "number", "default": 4096, "validation": {"condition": "${var.size > 0}", "error_message": "Must be positive."}}},
+  "locals": {"name": "deb-${var.size}"},
+  "source": {"qemu": {"x": {"iso_url": "x.iso", "iso_checksum": "none", "disk_size": "${var.size}",
+    "qemu_img_args": {"create": ["-o", "cluster_size=2M"]}, "qemuargs": [["-m", "512M"]],
+    "boot_command": ["<esc>{{ .HTTPIP }}<enter>"], "ssh_username": "u", "ssh_password": "p",
+    "vm_name": "${local.name}"}}},
+  "build": {"name": "b", "sources": ["source.qemu.x"],
+    "provisioner": [{"shell": {"inline": ["echo $${HOME}"]}}, {"file": {"source": "Cargo.toml", "destination": "/tmp/a", "override": {"x": {"destination": "/tmp/b"}}}}],
+    "post-processors": [{"post-processor": [{"vagrant": {"output": "x.box"}}, {"checksum": {}}]}],
+    "post-processor": {"manifest": {}}}
+}"#;
+    let hcl = r#"
+variable "size" {
+  type    = number
+  default = 4096
+  validation {
+    condition     = var.size > 0
+    error_message = "Must be positive."
+  }
+}
+locals { name = "deb-${var.size}" }
+source "qemu" "x" {
+  iso_url      = "x.iso"
+  iso_checksum = "none"
+  disk_size    = var.size
+  qemu_img_args {
+    create = ["-o", "cluster_size=2M"]
+  }
+  qemuargs     = [["-m", "512M"]]
+  boot_command = ["<esc>{{ .HTTPIP }}<enter>"]
+  ssh_username = "u"
+  ssh_password = "p"
+  vm_name      = local.name
+}
+build {
+  name    = "b"
+  sources = ["source.qemu.x"]
+  provisioner "shell" { inline = ["echo $${HOME}"] }
+  provisioner "file" {
+    source      = "Cargo.toml"
+    destination = "/tmp/a"
+    override    = { x = { destination = "/tmp/b" } }
+  }
+  post-processors {
+    post-processor "vagrant" { output = "x.box" }
+    post-processor "checksum" {}
+  }
+  post-processor "manifest" {}
+}
+"#;
+    let a = load_dir("t.pkr.json", json).expect("the JSON loads");
+    let b = load_dir("t.pkr.hcl", hcl).expect("the HCL loads");
+    assert_eq!(format!("{:?}", a.sources), format!("{:?}", b.sources));
+    assert_eq!(format!("{:?}", a.variables), format!("{:?}", b.variables));
+    let (ra, rb) = (&a.builds[0].runs, &b.builds[0].runs);
+    assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
+    assert!(format!("{ra:?}").contains("/tmp/b") && format!("{ra:?}").contains("echo ${HOME}"));
+}
+
+#[test]
+fn issue_14_pkr_json_problems_name_json_positions() {
+    let json = "{\n  \"source\": {\"qemu\": {\"x\": {\n    \"iso_url\": \"x.iso\", \"iso_checksum\": \"none\",\n    \"cpus\": true,\n    \"nope\": 1}}},\n  \"build\": {\"sources\": [\"source.qemu.x\"]}\n}";
+    let Err(Error::Invalid(diags)) = load_dir("t.pkr.json", json) else {
+        panic!("expected problems")
+    };
+    let got: Vec<String> = diags
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.location.line, d.location.col, d.message))
+        .collect();
+    assert!(got.iter().any(|g| g.starts_with("4:13: `cpus`")), "{got:?}");
+    assert!(
+        got.iter().any(|g| g == "5:5: unknown option `nope`"),
+        "{got:?}"
+    );
+    let Err(Error::Invalid(diags)) = load_dir("t.pkr.json", "{\"build\": [1]}") else {
+        panic!("expected problems")
+    };
+    assert_eq!(
+        diags[0].message,
+        "block `build` expects an object, found a number"
+    );
+}
