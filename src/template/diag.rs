@@ -26,6 +26,9 @@ pub(crate) struct Origin {
     pub json: String,
     /// `(hcl_offset, json_offset)`, in increasing `hcl_offset` order.
     pub map: Vec<(usize, usize)>,
+    /// A legacy JSON template (not `*.pkr.json`): its options are read with Packer's legacy
+    /// weak typing ([`super::options`]).
+    pub legacy: bool,
 }
 
 impl SourceFile {

@@ -118,7 +118,8 @@ pub enum Stage {
 /// positions still pointing into the JSON.
 /// `None` when the JSON cannot be read at all (the reason is in `diags`).
 fn as_hcl(file: SourceFile, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
-    let (up, mut found) = if super::legacy::is_hcl_json(&file.path) {
+    let legacy = !super::legacy::is_hcl_json(&file.path);
+    let (up, mut found) = if !legacy {
         super::legacy::from_hcl_json(&file.path, &file.text)
     } else if super::legacy::is_legacy(&file.path) {
         super::legacy::upgrade(&file.path, &file.text)
@@ -133,6 +134,7 @@ fn as_hcl(file: SourceFile, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
         origin: Some(super::diag::Origin {
             json: file.text,
             map: up.map,
+            legacy,
         }),
     })
 }

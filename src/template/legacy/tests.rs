@@ -310,3 +310,30 @@ fn issue_14_pkr_json_problems_name_json_positions() {
         "block `build` expects an object, found a number"
     );
 }
+
+/// Packer decodes legacy JSON weakly (bento's `"headless": "{{user `headless`}}"` with
+/// `"headless": ""`, almalinux's one-string `boot_command`); HCL and `*.pkr.json` stay strict.
+#[test]
+fn issue_14_legacy_json_values_are_weakly_typed() {
+    let json = r#"{"variables": {"headless": ""}, "builders": [{"type": "qemu", "iso_url": "x.iso",
+      "iso_checksum": "none", "ssh_username": "u", "headless": "{{user `headless`}}",
+      "boot_command": "<esc><enter>", "use_default_display": "T"}]}"#;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.json");
+    std::fs::write(&path, json).expect("write");
+    let t = load(&path, &Inputs::default()).expect("loads");
+    let debug = format!("{:?}", t.sources);
+    for seen in [
+        "headless: false",
+        "\"<esc><enter>\"",
+        "use_default_display: true",
+    ] {
+        assert!(debug.contains(seen), "{seen} in {debug}");
+    }
+    let strict = r#"{"source": {"qemu": {"x": {"iso_url": "x.iso", "iso_checksum": "none",
+      "ssh_username": "u", "headless": ""}}}, "build": {"sources": ["source.qemu.x"]}}"#;
+    let Err(Error::Invalid(diags)) = load_dir("t.pkr.json", strict) else {
+        panic!("expected problems")
+    };
+    assert_eq!(diags[0].message, "`headless` expects a bool, found string");
+}
