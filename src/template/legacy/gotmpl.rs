@@ -133,6 +133,12 @@ fn find_close(s: &str) -> Option<usize> {
 
 /// Text as it must appear inside an HCL quoted string.
 pub(crate) fn escape_literal(s: &str, out: &mut String) {
+    escape(s, out, false);
+}
+
+/// `s` inside an HCL quoted string; `${` and `%{` are escaped unless `live` (an HCL template
+/// from a `*.pkr.json` file).
+pub(crate) fn escape(s: &str, out: &mut String, live: bool) {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -141,7 +147,7 @@ pub(crate) fn escape_literal(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '$' | '%' if chars.peek() == Some(&'{') => {
+            '$' | '%' if !live && chars.peek() == Some(&'{') => {
                 out.push(c);
                 out.push(c);
             }

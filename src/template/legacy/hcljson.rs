@@ -6,8 +6,9 @@
 //! or an array of objects, is a nested block (`qemu_img_args`, `source_ami_filter`); anything
 //! else is an attribute. Strings are HCL templates (`"${var.x}"`), as the syntax defines.
 
+use super::gotmpl::{escape, is_identifier};
 use super::json::{Json, Key, Spanned};
-use super::{Writer, gotmpl::is_identifier, quote};
+use super::{Writer, quote};
 
 /// How the body of a block is read.
 #[derive(Clone, Copy, PartialEq)]
@@ -229,16 +230,6 @@ impl Writer<'_> {
 /// A JSON string as an HCL quoted template: `${…}` and `%{…}` stay live.
 fn template(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
+    escape(s, out, true);
     out.push('"');
 }
