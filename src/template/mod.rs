@@ -1,4 +1,6 @@
-//! Loads Packer HCL2 templates (`*.pkr.hcl`) into typed configurations.
+//! Loads Packer HCL2 templates (`*.pkr.hcl`) into typed configurations. `*.pkr.json` files
+//! (HCL's JSON syntax) and legacy JSON templates (`"builders": [...]`) are first written as
+//! HCL text by `legacy`, keeping their JSON positions, and then loaded the same way.
 //!
 //! Loading has no side effects and reports every problem of a run at once: parse errors of
 //! all files, or (when all parse) unknown and unsupported options, wrong types, missing
