@@ -28,6 +28,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Rewrite `*.pkr.hcl` and `*.pkrvars.hcl` files in canonical layout, as `packer fmt`.
     Fmt(FmtArgs),
+    /// Write the HCL2 equivalent of a legacy JSON template (`FILE.json` → `FILE.json.pkr.hcl`),
+    /// as `packer hcl2_upgrade`.
+    #[command(name = "hcl2_upgrade")]
+    Hcl2Upgrade(Hcl2UpgradeArgs),
     /// Inspect, check or clear the cache of ISOs and install layers (`KILN_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/kiln`).
     Cache {
@@ -173,6 +177,16 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct Hcl2UpgradeArgs {
+    /// Where to write the HCL2 text (default: the template's path with `.pkr.hcl` appended);
+    /// an existing file is replaced, as Packer does.
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    /// The legacy JSON template.
+    pub template: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct FmtArgs {
     /// Only check: list the files that are not formatted and exit with 3 if any; write nothing.
     #[arg(long)]
@@ -253,6 +267,7 @@ const SINGLE_DASH_FLAGS: &[&str] = &[
     "diff",
     "write",
     "recursive",
+    "output-file",
 ];
 
 /// Packer's flags that kiln does not take, each with why (or what to use instead).
@@ -271,6 +286,10 @@ const PACKER_ONLY_FLAGS: &[(&str, &str)] = &[
     ),
     ("skip-enforcement", "kiln has no HCP Packer registry"),
     ("upgrade", "kiln has no plugins to install (`packer init`)"),
+    (
+        "with-annotations",
+        "kiln's `hcl2_upgrade` writes the blocks without explanatory comments",
+    ),
 ];
 
 /// A Packer flag kiln does not take (named as such rather than as an unknown argument).

@@ -42,7 +42,8 @@
 //! ([`install_cache`]) and later builds with the same install inputs resume it.
 //!
 //! Packer's legacy `{{ .Name }}` text, filled in while a build runs, is [`render`]ed in one
-//! place. Beside the build, [`fmt`] lays templates out as `packer fmt` does.
+//! place. Beside the build, [`fmt`] lays templates out as `packer fmt` does, and [`upgrade`] writes
+//! the HCL2 text of a legacy JSON template (which [`template`] loads through the same text).
 //!
 //! Library code never prints: user-facing messages go through [`ui`], logs through `tracing`;
 //! [`hint`] (used by `main` only) adds the fix to an error.
@@ -75,4 +76,5 @@ pub mod template;
 pub mod types;
 pub mod ui;
 pub mod unknown;
+pub mod upgrade;
 pub mod wait;

@@ -127,6 +127,14 @@ async fn run(cli: Cli, ui: &Ui) -> Result<(), Box<dyn std::error::Error + Send +
             Ok(())
         }
         Command::Fmt(args) => Ok(kiln::fmt::run(&args.paths, &args.options(), ui)?),
+        Command::Hcl2Upgrade(args) => {
+            let output = args
+                .output_file
+                .unwrap_or_else(|| kiln::upgrade::default_output(&args.template));
+            kiln::upgrade::run(&args.template, &output)?;
+            ui.raw(false, format!("Successfully created {}", output.display()));
+            Ok(())
+        }
         Command::Build(args) => {
             let cancel = CancellationToken::new();
             spawn_signal_handler(cancel.clone(), ui.clone());

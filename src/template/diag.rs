@@ -14,14 +14,42 @@ use super::{Diagnostic, Location};
 #[derive(Debug)]
 pub(crate) struct SourceFile {
     pub path: PathBuf,
+    /// The HCL text parsed (for a legacy JSON template, its upgrade).
     pub text: String,
+    /// For a legacy JSON template: the JSON text, where locations point.
+    pub origin: Option<Origin>,
+}
+
+/// The JSON a file's HCL text was made from ([`super::legacy`]).
+#[derive(Debug)]
+pub(crate) struct Origin {
+    pub json: String,
+    /// `(hcl_offset, json_offset)`, in increasing `hcl_offset` order.
+    pub map: Vec<(usize, usize)>,
+    /// A legacy JSON template (not `*.pkr.json`): its options are read with Packer's legacy
+    /// weak typing ([`super::options`]).
+    pub legacy: bool,
 }
 
 impl SourceFile {
-    /// The 1-based line and column (in characters) of byte `offset`.
+    /// A file read as it is.
+    pub fn new(path: PathBuf, text: String) -> Self {
+        Self {
+            path,
+            text,
+            origin: None,
+        }
+    }
+
+    /// The 1-based line and column (in characters) of byte `offset` of [`Self::text`]; for
+    /// a legacy JSON template, of the JSON key or value it came from.
     pub fn location(&self, offset: usize) -> Location {
-        let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(&self.text);
+        let (text, offset) = match &self.origin {
+            Some(o) => (&o.json, super::legacy::json_offset(&o.map, offset)),
+            None => (&self.text, offset),
+        };
+        let offset = offset.min(text.len());
+        let before = text.get(..offset).unwrap_or(text);
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         Location {
             file: self.path.clone(),
@@ -95,6 +123,7 @@ mod tests {
         let f = SourceFile {
             path: "t.pkr.hcl".into(),
             text: "a = 1\n  bé = 2\n".into(),
+            origin: None,
         };
         let table = [
             (0, 1, 1, "start of file"),

@@ -28,10 +28,15 @@ const TOP: &[&str] = &[
 ];
 
 pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Template, Error> {
-    let files = read_files(path)?;
+    // Problems found translating a legacy JSON template; loading goes on to find the others.
+    let mut json_diags = Vec::new();
+    let files: Vec<SourceFile> = read_files(path)?
+        .into_iter()
+        .filter_map(|f| as_hcl(f, &mut json_diags))
+        .collect();
+    let mut diags = Vec::new();
     let mut var_paths = auto_var_files(path)?;
     var_paths.extend(inputs.var_files.iter().cloned());
-    let mut diags = Vec::new();
     let mut parsed = Vec::new();
     for file in &files {
         match parse(file) {
@@ -45,7 +50,7 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
             path: p.clone(),
             source,
         })?;
-        let file = SourceFile { path: p, text };
+        let file = SourceFile::new(p, text);
         if file.path.extension().is_some_and(|e| e == "json") {
             match serde_json::from_str::<serde_json::Value>(&file.text) {
                 Ok(serde_json::Value::Object(map)) => var_files.push(VarFile::Json(file, map)),
@@ -69,8 +74,9 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
             Err(d) => diags.push(d),
         }
     }
-    if !diags.is_empty() {
+    if !diags.is_empty() || (files.is_empty() && !json_diags.is_empty()) {
         // Later checks would only repeat these as missing names.
+        diags.append(&mut json_diags);
         return Err(Error::Invalid(diags));
     }
     let dir = if path.is_dir() {
@@ -82,20 +88,14 @@ pub(crate) fn load(path: &Path, inputs: &Inputs, stage: Stage) -> Result<Templat
     };
     let template_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
     if stage == Stage::Syntax {
+        if !json_diags.is_empty() {
+            return Err(Error::Invalid(json_diags));
+        }
         return Ok(Template::empty(path));
     }
-    let (mut template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
+    let (template, mut diags) = check(&parsed, &var_files, inputs, &template_dir, path);
+    diags.append(&mut json_diags);
     if diags.is_empty() {
-        for json in json_templates(path) {
-            template.warnings.push(Diagnostic::new(
-                Location {
-                    file: json,
-                    line: 0,
-                    col: 0,
-                },
-                "kiln does not read `*.pkr.json` templates yet: this file was skipped",
-            ));
-        }
         return Ok(template);
     }
     diags.sort_by(|a, b| {
@@ -112,6 +112,44 @@ pub enum Stage {
     Syntax,
     /// Everything: variables, types, references, options.
     Full,
+}
+
+/// A template file as HCL text: a legacy JSON template becomes its `hcl2_upgrade` text, its
+/// positions still pointing into the JSON.
+/// `None` when the JSON cannot be read at all (the reason is in `diags`).
+fn as_hcl(file: SourceFile, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
+    let legacy = !super::legacy::is_hcl_json(&file.path);
+    let (up, mut found) = if !legacy {
+        super::legacy::from_hcl_json(&file.path, &file.text)
+    } else if super::legacy::is_legacy(&file.path) {
+        super::legacy::upgrade(&file.path, &file.text)
+    } else {
+        return Some(file);
+    };
+    diags.append(&mut found);
+    let up = up?;
+    Some(SourceFile {
+        path: file.path,
+        text: up.text,
+        origin: Some(super::diag::Origin {
+            json: file.text,
+            map: up.map,
+            legacy,
+        }),
+    })
+}
+
+/// The HCL2 text of the legacy JSON template at `path`, as `packer hcl2_upgrade` writes it
+/// (before formatting).
+pub(crate) fn upgrade(path: &Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    match super::legacy::upgrade(path, &text) {
+        (Some(up), diags) if diags.is_empty() => Ok(up.text),
+        (_, diags) => Err(Error::Invalid(diags)),
+    }
 }
 
 fn parse(file: &SourceFile) -> Result<Body, Diagnostic> {
@@ -164,14 +202,6 @@ fn bracket_hint(file: &SourceFile) -> Option<String> {
     })
 }
 
-/// The `*.pkr.json` files of a template directory (Packer's JSON syntax, not read by kiln).
-fn json_templates(path: &Path) -> Vec<PathBuf> {
-    if !path.is_dir() {
-        return Vec::new();
-    }
-    files_ending(path, &[".pkr.json"]).unwrap_or_default()
-}
-
 /// The `*.auto.pkrvars.hcl` / `*.auto.pkrvars.json` files of a template directory, in name
 /// order (none for a single template file, as in Packer).
 fn auto_var_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
@@ -199,14 +229,15 @@ fn files_ending(dir: &Path, suffixes: &[&str]) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
-/// The `*.pkr.hcl` files of `path` (a file, or a directory read in name order).
+/// The `*.pkr.hcl` and `*.pkr.json` files of `path` (a file, or a directory read in name
+/// order).
 fn read_files(path: &Path) -> Result<Vec<SourceFile>, Error> {
     let meta = std::fs::metadata(path).map_err(|source| Error::ReadFile {
         path: path.to_owned(),
         source,
     })?;
     let paths = if meta.is_dir() {
-        let found = files_ending(path, &[".pkr.hcl"])?;
+        let found = files_ending(path, &[".pkr.hcl", ".pkr.json"])?;
         if found.is_empty() {
             return Err(Error::NoTemplates {
                 path: path.to_owned(),
@@ -219,7 +250,7 @@ fn read_files(path: &Path) -> Result<Vec<SourceFile>, Error> {
     paths
         .into_iter()
         .map(|p| match std::fs::read_to_string(&p) {
-            Ok(text) => Ok(SourceFile { path: p, text }),
+            Ok(text) => Ok(SourceFile::new(p, text)),
             Err(source) => Err(Error::ReadFile { path: p, source }),
         })
         .collect()

@@ -1,4 +1,6 @@
-//! Loads Packer HCL2 templates (`*.pkr.hcl`) into typed configurations.
+//! Loads Packer HCL2 templates (`*.pkr.hcl`) into typed configurations. `*.pkr.json` files
+//! (HCL's JSON syntax) and legacy JSON templates (`"builders": [...]`) are first written as
+//! HCL text by `legacy`, keeping their JSON positions, and then loaded the same way.
 //!
 //! Loading has no side effects and reports every problem of a run at once: parse errors of
 //! all files, or (when all parse) unknown and unsupported options, wrong types, missing
@@ -23,6 +25,7 @@ mod diag;
 mod eval;
 mod functions;
 pub mod inspect;
+mod legacy;
 mod load;
 mod options;
 mod select;
@@ -55,6 +58,12 @@ pub fn check_syntax(path: &Path, inputs: &Inputs) -> Result<(), Error> {
     load::load(path, inputs, Stage::Syntax).map(|_| ())
 }
 
+/// The HCL2 text of the legacy JSON template at `path` (`kiln hcl2_upgrade`), unformatted.
+/// Problems in the JSON are [`Error::Invalid`], all of them.
+pub fn hcl2_upgrade(path: &Path) -> Result<String, Error> {
+    load::upgrade(path)
+}
+
 /// Why a template could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -72,8 +81,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The directory holds no `*.pkr.hcl` file.
-    #[error("No `*.pkr.hcl` file in `{}`", path.display())]
+    /// The directory holds no `*.pkr.hcl` or `*.pkr.json` file.
+    #[error("No `*.pkr.hcl` or `*.pkr.json` file in `{}`", path.display())]
     NoTemplates { path: PathBuf },
     /// The template has problems, all of them here (print each with [`Diagnostic::render`]).
     #[error("Template has {} error{}", .0.len(), if .0.len() == 1 { "" } else { "s" })]

@@ -291,7 +291,16 @@ impl<'a> Options<'a> {
 
     /// A bool option.
     pub fn bool(&self, name: &str, diags: &mut Vec<Diagnostic>) -> Option<bool> {
+        if self.weak() {
+            return self.typed(name, "a bool", weak_bool, diags);
+        }
         self.typed(name, "a bool", to_bool, diags)
+    }
+
+    /// Whether values are read as Packer reads legacy JSON templates (mapstructure's weak
+    /// typing): `""` is a false bool, a lone string a list of one.
+    fn weak(&self) -> bool {
+        self.file.origin.as_ref().is_some_and(|o| o.legacy)
     }
 
     /// A whole-number option within `min..=max`.
@@ -311,6 +320,11 @@ impl<'a> Options<'a> {
     /// A list-of-strings option.
     pub fn string_list(&self, name: &str, diags: &mut Vec<Diagnostic>) -> Option<Vec<String>> {
         let v = self.value(name, diags)?;
+        if let Value::String(s) = &v
+            && self.weak()
+        {
+            return Some(vec![s.clone()]);
+        }
         let Value::Array(items) = &v else {
             self.error(
                 name,
@@ -422,6 +436,20 @@ fn is_null(file: &SourceFile, scope: &Scope, attr: &Attribute) -> bool {
 }
 
 /// `` `a`, `b` or `c` ``.
+/// A bool as Packer's legacy JSON decoding takes it: Go's `strconv.ParseBool` spellings, `""`
+/// as false, and numbers (non-zero is true).
+fn weak_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::String(s) => match s.as_str() {
+            "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+            _ => None,
+        },
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        other => to_bool(other),
+    }
+}
+
 pub(crate) fn list(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
     match quoted.split_last() {

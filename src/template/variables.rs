@@ -336,6 +336,7 @@ fn raw_value(
         let file = SourceFile {
             path: at.file.clone(),
             text: raw.to_owned(),
+            origin: None,
         };
         constants.eval(&file, &expr, &mut Vec::new())
     });

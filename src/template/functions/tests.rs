@@ -407,6 +407,7 @@ fn in_scope(scope: &Scope, expr: &str) -> Result<Value, Vec<String>> {
     let file = SourceFile {
         path: "t.pkr.hcl".into(),
         text: text.clone(),
+        origin: None,
     };
     let attr = body.attributes().next().expect("attribute");
     let mut diags = Vec::new();
