@@ -130,6 +130,12 @@ pub fn key(cfg: &Config, inputs: &KeyInputs) -> String {
         "efi_vars": efi_vars,
         "ssh": ssh,
     });
+    // The layout changes the keys the guest receives; the default stays out of the document
+    // so installs cached before `boot_keymap` existed keep their keys.
+    let mut doc = doc;
+    if cfg.boot_keymap != crate::bootcmd::Keymap::us() {
+        doc["boot_keymap"] = cfg.boot_keymap.name().into();
+    }
     crate::install_cache::digest(doc.to_string().as_bytes())
 }
 
