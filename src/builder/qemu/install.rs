@@ -252,6 +252,7 @@ mod tests {
             ("net device", |c, _| c.net_device = "e1000".into()),
             ("SSH user", |c, _| if let Some(s) = c.ssh.as_mut() { s.username = "vagrant".into() }),
             ("{{ .Name }} in the command", |c, _| { c.boot_command = vec!["{{ .Name }}".into()]; c.vm_name = "other".into(); }),
+            ("boot_keymap (issue 14)", |c, _| c.boot_keymap = crate::bootcmd::Keymap::named("de").expect("de")),
         ];
         for (what, edit) in changes {
             let (mut c, mut i) = (cfg(), inputs());
