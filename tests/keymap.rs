@@ -66,6 +66,11 @@ fn type_with_layout(layout: &str, driver: &str) {
     );
 
     assert!(
+        stdout.contains(&format!("with the `{layout}` keyboard layout")),
+        "layout {layout} not announced\n{}",
+        describe(&out)
+    );
+    assert!(
         stdout.contains("paced by the guest's reads"),
         "guest pacing was not used\n{}",
         describe(&out)

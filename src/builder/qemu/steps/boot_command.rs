@@ -127,9 +127,17 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         };
         let mut qmp_driver;
         let mut vnc_driver;
+        // Said only for a non-US layout, the one a reader might not expect.
+        let layout = if cfg.boot_keymap == bootcmd::Keymap::us() {
+            String::new()
+        } else {
+            format!(" with the `{}` keyboard layout", cfg.boot_keymap.name())
+        };
         let driver: &mut dyn bootcmd::KeyDriver = match cfg.boot_key_driver {
             KeyDriverKind::Qmp => {
-                ctx.core.ui.say("Typing the boot command over QMP");
+                ctx.core
+                    .ui
+                    .say(format!("Typing the boot command over QMP{layout}"));
                 qmp_driver = QmpKeyDriver::new(qmp);
                 &mut qmp_driver
             }
@@ -137,7 +145,7 @@ impl Step<BuildContext, Error> for TypeBootCommand {
                 let addr = ctx.vnc_addr.ok_or(Error::Missing { what: "vnc_addr" })?;
                 ctx.core
                     .ui
-                    .say(format!("Typing the boot command over VNC ({addr})"));
+                    .say(format!("Typing the boot command over VNC ({addr}){layout}"));
                 vnc_driver = VncKeyDriver::connect(addr)
                     .await
                     .map_err(|e| Error::BootCommand(bootcmd::Error::Vnc(e)))?;
