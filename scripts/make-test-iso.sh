@@ -50,7 +50,12 @@ PACKAGES=(busybox-static dropbear-bin isolinux syslinux-common extlinux
     sudo libpam0g libpam-modules libaudit1 libcap-ng0 libselinux1 libpcre2-8-0 openssh-client)
 # Host tools, as "command:Debian package".
 HOST_TOOLS=(apt-get:apt apt-cache:apt dpkg-deb:dpkg dpkg-query:dpkg xorriso:xorriso
-    cpio:cpio depmod:kmod gzip:gzip flock:util-linux sha256sum:coreutils find:findutils)
+    cpio:cpio depmod:kmod gzip:gzip flock:util-linux sha256sum:coreutils find:findutils
+    ckbcomp:keyboard-configuration loadkeys:kbd)
+# Console keyboard layouts of the typing initrd's "kbd<layout>" labels (boot_keymap, issue
+# 14): made from XKB's tables with ckbcomp, as Debian's installer does, and compiled for
+# busybox's loadkmap with kbd's loadkeys.
+KBD_LAYOUTS=(de fr)
 
 # shellcheck source=scripts/lib/iso-script.sh
 source "${SCRIPT_PATH%/*}/lib/iso-script.sh"
@@ -173,7 +178,8 @@ full_key() {
         for p in "${ALL_PACKAGES[@]}"; do
             echo "$p ${PKG_VERSION[$p]} ${PKG_SHA256[$p]}"
         done
-        dpkg-query -W -f '${Package} ${Version}\n' xorriso cpio gzip kmod 2>/dev/null || true
+        dpkg-query -W -f '${Package} ${Version}\n' xorriso cpio gzip kmod \
+            keyboard-configuration kbd xkb-data 2>/dev/null || true
     } | sha256sum | cut -d' ' -f1
 }
 FULL=$(full_key)
@@ -394,6 +400,13 @@ T=$WORK/typing
 mkdir -p "$T"/{dev,proc}
 install_busybox "$T"
 install_file "$TESTOS_DIR/typing/init" "$T/init"
+mkdir -p "$T/usr/share/kiln-testos/keymaps"
+for layout in "${KBD_LAYOUTS[@]}"; do
+    ckbcomp -model pc105 "$layout" >"$WORK/$layout.kmap" || die "ckbcomp $layout failed"
+    # -u: the layouts hold characters outside Latin-1 (loadkeys -b fails on them otherwise).
+    loadkeys -u -b "$WORK/$layout.kmap" >"$T/usr/share/kiln-testos/keymaps/$layout.bmap" </dev/null ||
+        die "loadkeys -b $layout failed"
+done
 
 # --- the fault-variant initrd (isolinux labels "panic" and "bootloop") --------------------
 F=$WORK/fault

@@ -18,6 +18,7 @@ ensure_commands "${KILN_BUILD_DEPS[@]}" "${KILN_RUNTIME_DEPS[@]}" "${KILN_ISO_DE
     dnsmasq:dnsmasq-base iptables:iptables ip:iproute2 nsenter:util-linux kill:procps \
     podman:podman runc:runc docker-registry:docker-registry \
     mdir:mtools swtpm:swtpm /usr/lib/qemu/qemu-bridge-helper:qemu-system-common unshare:util-linux \
+    /usr/share/qemu/keymaps/de:qemu-system-data /usr/include/X11/keysymdef.h:x11proto-dev \
     /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux:debian-installer-12-netboot-amd64
 
 echo "==> cargo fmt --check" >&2

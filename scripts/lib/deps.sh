@@ -120,6 +120,8 @@ KILN_ISO_DEPS=(
     dropbear:dropbear-bin
     cpio:cpio
     depmod:kmod
+    ckbcomp:keyboard-configuration
+    loadkeys:kbd
 )
 # shellcheck disable=SC2034 # used by the scripts that source this file
 # Debian's Python and its venv module (bookworm: python3.11-venv behind python3-venv), for the

@@ -7,11 +7,17 @@
 
 use std::time::Duration;
 
-use super::keys::{self, Key};
+use super::keys::{self, Key, Keymap};
 use super::{Action, Error};
 
-/// Parses a rendered boot command into actions. Error offsets are byte offsets into `input`.
+/// Parses a rendered boot command into actions, typing characters with the US layout. Error
+/// offsets are byte offsets into `input`.
 pub fn parse(input: &str) -> Result<Vec<Action>, Error> {
+    parse_with(input, Keymap::us())
+}
+
+/// [`parse`], typing characters as keys of `keymap`.
+pub fn parse_with(input: &str, keymap: Keymap) -> Result<Vec<Action>, Error> {
     let mut actions = Vec::new();
     let mut at = 0;
     while let Some(c) = input[at..].chars().next() {
@@ -24,7 +30,7 @@ pub fn parse(input: &str) -> Result<Vec<Action>, Error> {
             }
             let matched = match wait(rest, at)? {
                 Some(m) => Some(m),
-                None => match char_toggle(rest, at)? {
+                None => match char_toggle(rest, at, keymap)? {
                     Some(m) => Some(m),
                     None => special(rest),
                 },
@@ -35,15 +41,19 @@ pub fn parse(input: &str) -> Result<Vec<Action>, Error> {
                 continue;
             }
         }
-        actions.push(Action::Press(typable(c, at)?));
+        actions.push(Action::Press(typable(c, at, keymap)?));
         at += c.len_utf8();
     }
     Ok(actions)
 }
 
 /// The key for a literal character, or the error saying it cannot be typed.
-fn typable(c: char, offset: usize) -> Result<Key, Error> {
-    keys::char_key(c).ok_or(Error::Untypable { ch: c, offset })
+fn typable(c: char, offset: usize, keymap: Keymap) -> Result<Key, Error> {
+    keymap.key(c).ok_or(Error::Untypable {
+        ch: c,
+        offset,
+        keymap: keymap.name(),
+    })
 }
 
 /// `"<" "wait" ( Duration / Integer )? ">"`, where `wait` is case-sensitive.
@@ -178,7 +188,11 @@ fn screen_wait_tail(
 }
 
 /// `"<" Literal ( On / Off ) ">"`: hold or release one character.
-fn char_toggle(rest: &str, offset: usize) -> Result<Option<(usize, Action)>, Error> {
+fn char_toggle(
+    rest: &str,
+    offset: usize,
+    keymap: Keymap,
+) -> Result<Option<(usize, Action)>, Error> {
     let body = &rest[1..];
     let Some(c) = body.chars().next() else {
         return Ok(None);
@@ -189,7 +203,7 @@ fn char_toggle(rest: &str, offset: usize) -> Result<Option<(usize, Action)>, Err
     if !body[c.len_utf8() + len..].starts_with('>') {
         return Ok(None);
     }
-    let key = typable(c, offset + 1)?;
+    let key = typable(c, offset + 1, keymap)?;
     let action = if down {
         Action::Down(key)
     } else {
@@ -278,10 +292,15 @@ mod tests {
         Key {
             qcode,
             shift: false,
+            altgr: false,
         }
     }
     fn shifted(qcode: &'static str) -> Key {
-        Key { qcode, shift: true }
+        Key {
+            qcode,
+            shift: true,
+            altgr: false,
+        }
     }
     fn press(s: &str) -> Vec<Action> {
         s.chars()
@@ -462,6 +481,15 @@ mod tests {
     #[test]
     fn untypable_message_names_the_keymap() {
         let msg = parse("é").unwrap_err().to_string();
-        assert!(msg.contains("cannot be typed with the US keymap"), "{msg}");
+        assert!(
+            msg.contains("'é' cannot be typed with the `en-us` keyboard layout"),
+            "{msg}"
+        );
+        let fr = Keymap::named("fr").expect("fr");
+        assert_eq!(
+            parse_with("é", fr).unwrap(),
+            [Action::Press(k("2"))],
+            "é is the 2 key on AZERTY"
+        );
     }
 }

@@ -1,79 +1,113 @@
-//! Key tables: which QEMU key (a QMP `QKeyCode` name) types each character on a US keyboard,
-//! and which key each `<name>` of Packer's boot-command grammar means.
+//! Key tables: which QEMU key (a QMP `QKeyCode` name), with which modifiers, types each
+//! character on a keyboard layout (`boot_keymap`, default `en-us`), and which key each `<name>`
+//! of Packer's boot-command grammar means.
 //!
 //! QEMU turns qcodes into scancodes itself, so what we send is layout-free; the guest reads the
-//! scancodes with its own layout, which for installers is US by default (as with Packer, whose
-//! VNC keysyms QEMU maps with its US keymap).
+//! scancodes with its own layout. The layout tables are QEMU's own (`/usr/share/qemu/keymaps`),
+//! turned into Rust by `scripts/gen-keymaps.py` (`keymaps_data.rs`), so kiln types a character
+//! as the key QEMU's `-k LAYOUT` would press for it.
 
-/// A key to press: the QEMU qcode and whether Shift must be held with it.
+#[path = "keymaps_data.rs"]
+mod data;
+
+/// A key to press: the QEMU qcode and the modifiers held with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     /// The QMP `QKeyCode` name, e.g. `a`, `ret`, `bracket_left`.
     pub qcode: &'static str,
     /// Whether Shift is held while the key is pressed (`A`, `!`, `{`…).
     pub shift: bool,
+    /// Whether AltGr (right Alt) is held while the key is pressed (`@` on a German layout).
+    pub altgr: bool,
 }
 
 const fn key(qcode: &'static str, shift: bool) -> Key {
-    Key { qcode, shift }
+    Key {
+        qcode,
+        shift,
+        altgr: false,
+    }
 }
 
-/// Letters and digits are their own qcodes (`a`..`z`, `0`..`9`); this table maps their
-/// `&'static str` names, which `char` cannot give us without allocating.
-const LETTERS: [&str; 26] = [
-    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s",
-    "t", "u", "v", "w", "x", "y", "z",
-];
-const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+/// The layout `boot_keymap` defaults to.
+pub const DEFAULT_KEYMAP: &str = "en-us";
+
+/// A keyboard layout: which key types each character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keymap {
+    name: &'static str,
+    /// Sorted by character: (character, qcode, modifiers: 1 Shift, 2 AltGr).
+    chars: &'static [(char, &'static str, u8)],
+}
+
+impl Keymap {
+    /// The layout QEMU calls `name` (`de`, `fr`, `en-us`…), if kiln has it.
+    pub fn named(name: &str) -> Option<Keymap> {
+        data::LAYOUTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(name, chars)| Keymap { name, chars })
+    }
+
+    /// The US layout, the default.
+    pub fn us() -> Keymap {
+        // The generated table always has en-us (a unit test checks it); an empty table would
+        // only make every character untypable.
+        Keymap::named(DEFAULT_KEYMAP).unwrap_or(Keymap {
+            name: DEFAULT_KEYMAP,
+            chars: &[],
+        })
+    }
+
+    /// Every layout name, sorted.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        data::LAYOUTS.iter().map(|(n, _)| *n)
+    }
+
+    /// The layout's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The key that types `c` on this layout, or `None` when it has none.
+    ///
+    /// A newline is typed as Enter (`ret`) and a tab as Tab. Packer's VNC driver sends them as
+    /// keysyms 0x0A/0x09 instead, which QEMU may not map at all; Enter and Tab are what a
+    /// template author means.
+    pub fn key(&self, c: char) -> Option<Key> {
+        match c {
+            '\n' => return Some(key("ret", false)),
+            '\t' => return Some(key("tab", false)),
+            _ => {}
+        }
+        let i = self.chars.binary_search_by(|(k, _, _)| k.cmp(&c)).ok()?;
+        let (_, qcode, mods) = self.chars[i];
+        Some(Key {
+            qcode,
+            shift: mods & 1 != 0,
+            altgr: mods & 2 != 0,
+        })
+    }
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        Keymap::us()
+    }
+}
 
 /// The key that types `c` with the US layout, or `None` when it has none.
-///
-/// A newline is typed as Enter (`ret`) and a tab as Tab. Packer's VNC driver sends them as
-/// keysyms 0x0A/0x09 instead, which QEMU may not map at all; Enter and Tab are what a template
-/// author means.
 pub fn char_key(c: char) -> Option<Key> {
-    let k = match c {
-        'a'..='z' => key(LETTERS[c as usize - 'a' as usize], false),
-        'A'..='Z' => key(LETTERS[c as usize - 'A' as usize], true),
-        '0'..='9' => key(DIGITS[c as usize - '0' as usize], false),
-        '\n' => key("ret", false),
-        '\t' => key("tab", false),
-        ' ' => key("spc", false),
-        '-' => key("minus", false),
-        '_' => key("minus", true),
-        '=' => key("equal", false),
-        '+' => key("equal", true),
-        '[' => key("bracket_left", false),
-        '{' => key("bracket_left", true),
-        ']' => key("bracket_right", false),
-        '}' => key("bracket_right", true),
-        '\\' => key("backslash", false),
-        '|' => key("backslash", true),
-        ';' => key("semicolon", false),
-        ':' => key("semicolon", true),
-        '\'' => key("apostrophe", false),
-        '"' => key("apostrophe", true),
-        ',' => key("comma", false),
-        '<' => key("comma", true),
-        '.' => key("dot", false),
-        '>' => key("dot", true),
-        '/' => key("slash", false),
-        '?' => key("slash", true),
-        '`' => key("grave_accent", false),
-        '~' => key("grave_accent", true),
-        '!' => key("1", true),
-        '@' => key("2", true),
-        '#' => key("3", true),
-        '$' => key("4", true),
-        '%' => key("5", true),
-        '^' => key("6", true),
-        '&' => key("7", true),
-        '*' => key("8", true),
-        '(' => key("9", true),
-        ')' => key("0", true),
-        _ => return None,
-    };
-    Some(k)
+    Keymap::us().key(c)
+}
+
+/// The PC scancode (set 1, with 0x80 marking the 0xE0-prefixed keys, QEMU's numbering) of
+/// `qcode`: what the VNC driver sends in QEMU's extended key events.
+pub fn scancode(qcode: &str) -> Option<u16> {
+    data::SCANCODES
+        .binary_search_by(|(q, _)| (*q).cmp(qcode))
+        .ok()
+        .map(|i| data::SCANCODES[i].1)
 }
 
 /// Packer's special key names, lower-cased, with their qcodes, in the grammar's order of
@@ -144,6 +178,9 @@ pub fn scancode_len(qcode: &str) -> u32 {
 /// The qcode of the Shift key used for shifted characters.
 pub const SHIFT: &str = "shift";
 
+/// The qcode of the AltGr key (right Alt) used for third-level characters.
+pub const ALTGR: &str = "alt_r";
+
 /// Finds the first special key name (in [`NAMED`] order) that `input` starts with, ignoring
 /// case; returns the name's length in bytes and the key.
 pub fn named_prefix(input: &str) -> Option<(usize, Key)> {
@@ -183,7 +220,7 @@ mod tests {
             ('\t', "tab", false, "tab is Tab"),
         ];
         for (c, qcode, shift, why) in cases {
-            assert_eq!(char_key(c), Some(Key { qcode, shift }), "{why}");
+            assert_eq!(char_key(c), Some(key(qcode, shift)), "{why}");
         }
     }
 
@@ -232,6 +269,99 @@ mod tests {
         ];
         for (qcode, len, why) in cases {
             assert_eq!(scancode_len(qcode), len, "{why}");
+        }
+    }
+
+    /// Issue 14: `boot_keymap` layouts come from QEMU's tables. Rows: layout, character, qcode,
+    /// Shift, AltGr.
+    #[test]
+    fn issue_14_layout_table() {
+        let cases = [
+            ("en-us", 'y', "y", false, false),
+            ("en-us", '/', "slash", false, false),
+            ("en-us", ':', "semicolon", true, false),
+            ("en-us", '"', "apostrophe", true, false),
+            ("en-us", '@', "2", true, false),
+            ("en-us", '<', "comma", true, false),
+            ("en-us", '|', "backslash", true, false),
+            ("de", 'y', "z", false, false),
+            ("de", 'Z', "y", true, false),
+            ("de", '/', "7", true, false),
+            ("de", ':', "dot", true, false),
+            ("de", '"', "2", true, false),
+            ("de", '@', "q", false, true),
+            ("de", '<', "less", false, false),
+            ("de", '>', "less", true, false),
+            ("de", '|', "less", false, true),
+            ("de", '{', "7", false, true),
+            ("de", '-', "slash", false, false),
+            ("de", 'ß', "minus", false, false),
+            ("de", 'ü', "bracket_left", false, false),
+            ("de", '€', "e", false, true),
+            ("fr", 'a', "q", false, false),
+            ("fr", 'q', "a", false, false),
+            ("fr", 'z', "w", false, false),
+            ("fr", 'm', "semicolon", false, false),
+            ("fr", '1', "1", true, false),
+            ("fr", '0', "0", true, false),
+            ("fr", '.', "comma", true, false),
+            ("fr", '/', "dot", true, false),
+            ("fr", ':', "dot", false, false),
+            ("fr", '"', "3", false, false),
+            ("fr", '@', "0", false, true),
+            ("fr", '&', "1", false, false),
+            ("fr", 'é', "2", false, false),
+            ("fr", '\\', "8", false, true),
+        ];
+        for (layout, c, qcode, shift, altgr) in cases {
+            let map = Keymap::named(layout).expect("layout exists");
+            let want = Key {
+                qcode,
+                shift,
+                altgr,
+            };
+            assert_eq!(map.key(c), Some(want), "{layout} {c:?}");
+        }
+    }
+
+    #[test]
+    fn issue_14_untypable_and_unknown() {
+        let de = Keymap::named("de").expect("de");
+        assert_eq!(de.key('é'), None, "no é on a German keyboard");
+        assert_eq!(Keymap::named("ru").expect("ru").key('a'), None);
+        assert_eq!(Keymap::named("klingon"), None);
+        assert_eq!(Keymap::default().name(), DEFAULT_KEYMAP);
+        let names: Vec<_> = Keymap::names().collect();
+        for want in ["de", "en-gb", "en-us", "fr", "fr-ch", "sv"] {
+            assert!(names.contains(&want), "{want} in {names:?}");
+        }
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+    }
+
+    /// Special keys and the modifiers have scancodes (for the VNC driver's extended key events).
+    #[test]
+    fn issue_14_scancodes() {
+        let cases = [
+            ("esc", 0x01),
+            ("a", 0x1e),
+            ("less", 0x56),
+            ("alt_r", 0xb8),
+            ("ctrl_r", 0x9d),
+            ("ret", 0x1c),
+        ];
+        for (qcode, code) in cases {
+            assert_eq!(scancode(qcode), Some(code), "{qcode}");
+        }
+        for (_, qcode) in NAMED {
+            assert!(scancode(qcode).is_some(), "{qcode}");
+        }
+        for name in Keymap::names() {
+            let map = Keymap::named(name).expect("listed");
+            for &(c, qcode, _) in map.chars {
+                assert!(scancode(qcode).is_some(), "{name} {c:?} {qcode}");
+            }
         }
     }
 

@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use driver::QmpKeyDriver;
 pub use feedback::{Backlog, GuestReads, QemuKeyboard};
-pub use grammar::parse;
-pub use keys::Key;
+pub use grammar::{parse, parse_with};
+pub use keys::{Key, Keymap};
 pub use screen::{QmpScreen, Screen};
 pub use vnc::VncKeyDriver;
 
@@ -52,9 +52,13 @@ pub enum Error {
     /// A `{{` has no closing `}}`.
     #[error("Unclosed `{{{{`")]
     UnclosedVariable { offset: usize },
-    /// A character has no key on the US keyboard layout.
-    #[error("Character {ch:?} cannot be typed with the US keymap")]
-    Untypable { ch: char, offset: usize },
+    /// A character has no key on the keyboard layout (`boot_keymap`).
+    #[error("Character {ch:?} cannot be typed with the `{keymap}` keyboard layout (boot_keymap)")]
+    Untypable {
+        ch: char,
+        offset: usize,
+        keymap: &'static str,
+    },
     /// A `<wait…>` has a duration that is malformed or not positive.
     #[error("Invalid wait `{text}`: {reason}")]
     Wait {
@@ -164,11 +168,11 @@ pub fn with_group_pauses(actions: Vec<Action>, interval: Duration) -> Vec<Action
     out
 }
 
-/// Renders and parses `template` in one go; every error offset points into `template` (a
-/// character produced by a variable points at its `{{`).
-pub fn compile(template: &str, vars: &BootVars) -> Result<Vec<Action>, Error> {
+/// Renders and parses `template` in one go, typing characters as keys of `keymap`; every error
+/// offset points into `template` (a character produced by a variable points at its `{{`).
+pub fn compile(template: &str, vars: &BootVars, keymap: Keymap) -> Result<Vec<Action>, Error> {
     let (rendered, origin) = render_mapped(template, vars)?;
-    parse(&rendered)
+    parse_with(&rendered, keymap)
         .map_err(|e| e.with_offset(|at| origin.get(at).copied().unwrap_or(template.len())))
 }
 
@@ -309,21 +313,24 @@ pub fn packer_typing_time(actions: &[Action]) -> Duration {
 fn key_events(action: &Action) -> Vec<KeyEvent> {
     let ev = |qcode, down| KeyEvent { qcode, down };
     let shift = |k: &Key, down| k.shift.then(|| ev(keys::SHIFT, down));
+    let altgr = |k: &Key, down| k.altgr.then(|| ev(keys::ALTGR, down));
     match action {
         Action::Press(k) => [
             shift(k, true),
+            altgr(k, true),
             Some(ev(k.qcode, true)),
             Some(ev(k.qcode, false)),
+            altgr(k, false),
             shift(k, false),
         ]
         .into_iter()
         .flatten()
         .collect(),
-        Action::Down(k) => [shift(k, true), Some(ev(k.qcode, true))]
+        Action::Down(k) => [shift(k, true), altgr(k, true), Some(ev(k.qcode, true))]
             .into_iter()
             .flatten()
             .collect(),
-        Action::Up(k) => [Some(ev(k.qcode, false)), shift(k, false)]
+        Action::Up(k) => [Some(ev(k.qcode, false)), altgr(k, false), shift(k, false)]
             .into_iter()
             .flatten()
             .collect(),
@@ -878,23 +885,24 @@ mod tests {
     #[test]
     fn compile_maps_offsets_back_to_the_template() {
         let vars = vars();
+        let us = Keymap::us();
         // The rendered text is longer than the template before the bad wait.
-        let err = compile("{{ .HTTPIP }}:{{ .HTTPPort }}/x<wait1m-30s>", &vars).unwrap_err();
+        let err = compile("{{ .HTTPIP }}:{{ .HTTPPort }}/x<wait1m-30s>", &vars, us).unwrap_err();
         assert_eq!(err.offset(), Some(31), "{err}");
-        let err = compile("ab{{ .Name }}é", &vars).unwrap_err();
+        let err = compile("ab{{ .Name }}é", &vars, us).unwrap_err();
         assert_eq!(err.offset(), Some(13), "{err}");
         let name = BootVars {
             name: "né".into(),
             ..vars
         };
-        let err = compile("ab{{ .Name }}", &name).unwrap_err();
+        let err = compile("ab{{ .Name }}", &name, us).unwrap_err();
         assert_eq!(
             err.offset(),
             Some(2),
             "a variable's character points at its braces"
         );
         assert_eq!(
-            compile("a{{.Name}}<enter>", &super::tests::vars())
+            compile("a{{.Name}}<enter>", &super::tests::vars(), us)
                 .unwrap()
                 .len(),
             1 + 5 + 1
@@ -913,7 +921,8 @@ mod tests {
     #[test]
     fn issue_14_group_pauses() {
         let vars = vars();
-        let actions = compile("aB<leftCtrlOn>c<leftCtrlOff><wait>", &vars).expect("compiles");
+        let actions =
+            compile("aB<leftCtrlOn>c<leftCtrlOff><wait>", &vars, Keymap::us()).expect("compiles");
         let g = Duration::from_millis(250);
         let paused = with_group_pauses(actions.clone(), g);
         let mut want = Vec::new();
@@ -926,5 +935,48 @@ mod tests {
         }
         assert_eq!(paused, want);
         assert_eq!(paused.iter().filter(|a| **a == Action::Wait(g)).count(), 5);
+    }
+
+    /// Issue 14: on a German layout `@` is AltGr+Q, `/` Shift+7 and `y` the Z key; special keys
+    /// are unchanged; a character the layout lacks is an error naming it and the layout.
+    #[tokio::test(start_paused = true)]
+    async fn issue_14_types_with_the_layout() {
+        let de = Keymap::named("de").expect("de");
+        let actions = compile("y@/{{ .HTTPIP }}<enter><leftCtrlOn>", &vars(), de).unwrap();
+        let mut rec = Recorder::default();
+        type_actions(
+            &actions,
+            &mut rec,
+            None,
+            None,
+            &CancellationToken::new(),
+            Pacing::Interval(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+        let mut want = vec![
+            ("z", true),
+            ("z", false),
+            ("alt_r", true),
+            ("q", true),
+            ("q", false),
+            ("alt_r", false),
+            ("shift", true),
+            ("7", true),
+            ("7", false),
+            ("shift", false),
+        ];
+        for c in ["1", "0", "dot", "0", "dot", "2", "dot", "2"] {
+            want.extend([(c, true), (c, false)]);
+        }
+        want.extend([("ret", true), ("ret", false), ("ctrl", true)]);
+        assert_eq!(rec.0, want);
+
+        let err = compile("ab{{ .Name }}é", &vars(), de).unwrap_err();
+        assert_eq!(err.offset(), Some(13));
+        let msg = err.to_string();
+        assert!(msg.contains("'é'") && msg.contains("`de`"), "{msg}");
+        let fr = Keymap::named("fr").expect("fr");
+        assert!(compile("ç", &vars(), fr).is_ok());
     }
 }

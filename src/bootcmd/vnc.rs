@@ -1,13 +1,21 @@
 //! A [`KeyDriver`] that types through QEMU's VNC server with RFB `KeyEvent` messages, the way
 //! Packer does (`boot_key_driver = "vnc"`).
 //!
-//! Only the handshake (protocol 3.8, security type None) and `KeyEvent` are needed, so this is a
-//! minimal RFB client of its own rather than the `vnc-rs` crate, whose client decodes the
-//! framebuffer in its own event loop: a much larger dependency for two messages. Key events
-//! carry X keysyms; QEMU turns them into scancodes with its US keymap. While Shift is held the
-//! driver sends the shifted character's keysym (`A`, `!`), as Packer does: QEMU compares a
-//! letter's case with the Shift and Caps Lock state and, measured, toggled Caps Lock (typing
-//! `abc` for `ABC`) when sent Shift plus the lower-case keysym.
+//! Only the handshake (protocol 3.8, security type None), `SetEncodings` and key events are
+//! needed, so this is a minimal RFB client of its own rather than the `vnc-rs` crate, whose
+//! client decodes the framebuffer in its own event loop: a much larger dependency for a few
+//! messages.
+//!
+//! Packer's key events carry X keysyms, which QEMU turns into scancodes with its US keymap: a
+//! key that no US keysym names uniquely (the ISO key left of Z, `<>|` on a German layout)
+//! cannot be sent that way. kiln asks for QEMU's extended key events (RFB pseudo-encoding
+//! -258), which carry the scancode itself, so the VNC driver presses exactly the keys the QMP
+//! driver does whatever the `boot_keymap`. Each event still carries the keysym QEMU's US
+//! keymap gives that key: QEMU keeps Caps Lock in step with a letter keysym's case and the
+//! Shift state, so while Shift is held the driver sends the shifted keysym (`A`, `!`) as Packer
+//! does (measured: Shift plus a lower-case keysym toggled Caps Lock, typing `abc` for `ABC`).
+//! If QEMU was started with `-k` (a `qemuargs` row), it ignores the scancode and maps the
+//! keysym with that keymap.
 //!
 //! QEMU's VNC server delays each key event by `key-delay-ms` (10 ms unless set) in its own
 //! queue; kiln's guest pacing makes that unnecessary, so `run_qemu` sets it to 0 when kiln
@@ -25,6 +33,8 @@ use super::{Error, KeyDriver, KeyEvent};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one key event's write may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// QEMU's extended key event pseudo-encoding.
+const EXT_KEY_EVENT: i32 = -258;
 
 /// Why the VNC connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +138,23 @@ impl VncKeyDriver {
             .await
             .map_err(io("reading ServerInit"))?;
         tracing::debug!(%addr, name = %String::from_utf8_lossy(&name), "VNC connected");
+        // SetEncodings: QEMU's extended key event pseudo-encoding only. QEMU acknowledges it
+        // with a FramebufferUpdate holding one rectangle of that encoding.
+        let mut set = vec![2u8, 0, 0, 1];
+        set.extend_from_slice(&EXT_KEY_EVENT.to_be_bytes());
+        s.write_all(&set)
+            .await
+            .map_err(io("asking for extended key events"))?;
+        let mut ack = [0u8; 16];
+        s.read_exact(&mut ack)
+            .await
+            .map_err(io("reading the extended key event acknowledgement"))?;
+        let encoding = i32::from_be_bytes([ack[12], ack[13], ack[14], ack[15]]);
+        if ack[0] != 0 || u16::from_be_bytes([ack[2], ack[3]]) != 1 || encoding != EXT_KEY_EVENT {
+            return Err(proto(format!(
+                "the server did not acknowledge QEMU's extended key events (got {ack:02x?})"
+            )));
+        }
         Ok(VncKeyDriver {
             addr,
             stream: s,
@@ -221,30 +248,29 @@ pub fn shifted_keysym(qcode: &str) -> Option<u32> {
     Some(u32::from(c))
 }
 
-/// The RFB `KeyEvent` message for `event`, with Shift held or not.
-fn key_event_message(event: &KeyEvent, shifted: bool) -> Option<[u8; 8]> {
+/// QEMU's extended key event message (type 255, subtype 0) for `event`, with Shift held or
+/// not: the key's scancode, and the keysym the US keymap gives it (0 for keys it has none for,
+/// such as the ISO key `less`).
+fn key_event_message(event: &KeyEvent, shifted: bool) -> Option<[u8; 12]> {
+    let code = u32::from(super::keys::scancode(event.qcode)?);
     let sym = if shifted {
-        shifted_keysym(event.qcode).or_else(|| keysym(event.qcode))?
+        shifted_keysym(event.qcode).or_else(|| keysym(event.qcode))
     } else {
-        keysym(event.qcode)?
-    };
-    let sym = sym.to_be_bytes();
-    Some([
-        4,
-        u8::from(event.down),
-        0,
-        0,
-        sym[0],
-        sym[1],
-        sym[2],
-        sym[3],
-    ])
+        keysym(event.qcode)
+    }
+    .unwrap_or(0);
+    let mut msg = [0u8; 12];
+    msg[0] = 255;
+    msg[3] = u8::from(event.down);
+    msg[4..8].copy_from_slice(&sym.to_be_bytes());
+    msg[8..12].copy_from_slice(&code.to_be_bytes());
+    Some(msg)
 }
 
 #[async_trait::async_trait]
 impl KeyDriver for VncKeyDriver {
     async fn send(&mut self, events: &[KeyEvent]) -> Result<(), Error> {
-        let mut buf = Vec::with_capacity(events.len() * 8);
+        let mut buf = Vec::with_capacity(events.len() * 12);
         for e in events {
             match e.qcode {
                 "shift" => self.shift.0 = e.down,
@@ -255,7 +281,7 @@ impl KeyDriver for VncKeyDriver {
             let msg = key_event_message(e, shifted).ok_or_else(|| {
                 Error::Vnc(VncError::Protocol {
                     addr: self.addr,
-                    reason: format!("no keysym for key `{}`", e.qcode),
+                    reason: format!("no scancode for key `{}`", e.qcode),
                 })
             })?;
             buf.extend_from_slice(&msg);
@@ -310,22 +336,31 @@ mod tests {
             assert_eq!(keysym(q), Some(sym), "{why}");
         }
         let ev = |qcode| KeyEvent { qcode, down: true };
-        assert_eq!(
-            key_event_message(&ev("ret"), false),
-            Some([4, 1, 0, 0, 0, 0, 0xff, 0x0d])
-        );
-        assert_eq!(
-            key_event_message(&ev("a"), true),
-            Some([4, 1, 0, 0, 0, 0, 0, b'A'])
-        );
-        assert_eq!(
-            key_event_message(&ev("1"), true),
-            Some([4, 1, 0, 0, 0, 0, 0, b'!'])
-        );
-        assert_eq!(
-            key_event_message(&ev("ret"), true),
-            Some([4, 1, 0, 0, 0, 0, 0xff, 0x0d])
-        );
+        let up = |qcode| KeyEvent { qcode, down: false };
+        let cases = [
+            (
+                ev("ret"),
+                false,
+                [255, 0, 0, 1, 0, 0, 0xff, 0x0d, 0, 0, 0, 0x1c],
+            ),
+            (ev("a"), true, [255, 0, 0, 1, 0, 0, 0, b'A', 0, 0, 0, 0x1e]),
+            (ev("1"), true, [255, 0, 0, 1, 0, 0, 0, b'!', 0, 0, 0, 0x02]),
+            (
+                up("ret"),
+                true,
+                [255, 0, 0, 0, 0, 0, 0xff, 0x0d, 0, 0, 0, 0x1c],
+            ),
+            // Issue 14: the ISO key has no US keysym; its scancode is what QEMU uses.
+            (ev("less"), false, [255, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x56]),
+            (
+                ev("alt_r"),
+                false,
+                [255, 0, 0, 1, 0, 0, 0xff, 0xea, 0, 0, 0, 0xb8],
+            ),
+        ];
+        for (event, shifted, want) in cases {
+            assert_eq!(key_event_message(&event, shifted), Some(want), "{event:?}");
+        }
     }
 
     #[test]

@@ -1854,3 +1854,52 @@ build { sources = ["source.amazon-ebs.u"] }
     assert_eq!(o.local_tunnels[0].host, "db.internal");
     assert_eq!(o.transfer, crate::communicator::ssh::TransferMethod::Sftp);
 }
+
+/// Issue 14: `boot_keymap` picks one of QEMU's layouts (default `en-us`); an unknown name lists
+/// the layouts, and a character the layout cannot type is reported at the character, naming it
+/// and the layout.
+#[test]
+fn issue_14_boot_keymap() {
+    let default = load_text(MINIMAL, &[]).expect("loads");
+    assert_eq!(qemu_of(&default).boot_keymap.name(), "en-us");
+    let de = load_text(
+        &minimal_with("boot_keymap = \"de\"\n boot_command = [\"url=http://{{ .HTTPIP }}/@\"]"),
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(qemu_of(&de).boot_keymap.name(), "de");
+
+    let e = errors(&minimal_with("boot_keymap = \"dvorak\""));
+    assert!(e.contains("`boot_keymap` must be one of"), "{e}");
+    for name in ["`de`", "`en-us`", "`fr`", "`sv`"] {
+        assert!(e.contains(name), "lists {name}: {e}");
+    }
+    let e = errors(&minimal_with("boot_keymap = \"frr\""));
+    assert!(e.contains("did you mean `fr`"), "{e}");
+    let upper = load_text(&minimal_with("boot_keymap = \"DE-CH\""), &[]).expect("any case");
+    assert_eq!(qemu_of(&upper).boot_keymap.name(), "de-ch");
+
+    let e = errors(&minimal_with(
+        "boot_keymap = \"de\"\n boot_command = [\"<enter>\", \"caf\u{e9}\"]",
+    ));
+    assert!(
+        e.contains("Character 'é' cannot be typed with the `de` keyboard layout"),
+        "{e}"
+    );
+    assert!(e.contains("in `boot_command`"), "{e}");
+    let e = errors(&minimal_with(
+        "boot_keymap = \"ru\"\n boot_steps = [[\"linux\", \"kernel\"]]",
+    ));
+    assert!(
+        e.contains("Character 'l' cannot be typed with the `ru`"),
+        "{e}"
+    );
+    // The same character is fine on a layout that has it.
+    assert!(
+        load_text(
+            &minimal_with("boot_keymap = \"fr\"\n boot_command = [\"café\"]"),
+            &[]
+        )
+        .is_ok()
+    );
+}

@@ -229,6 +229,9 @@ pub struct Config {
     pub boot_keygroup_interval: Option<Duration>,
     /// `boot_key_driver` (default `qmp`).
     pub boot_key_driver: KeyDriverKind,
+    /// `boot_keymap` (a kiln option, default `en-us`): the guest's keyboard layout, which the
+    /// boot command's characters are typed as keys of.
+    pub boot_keymap: crate::bootcmd::Keymap,
 
     /// `communicator` (default ssh).
     pub communicator: CommunicatorKind,
@@ -343,6 +346,7 @@ impl Config {
             boot_key_interval: None,
             boot_keygroup_interval: None,
             boot_key_driver: KeyDriverKind::Qmp,
+            boot_keymap: crate::bootcmd::Keymap::us(),
             communicator: CommunicatorKind::Ssh,
             ssh: None,
             net_bridge: None,

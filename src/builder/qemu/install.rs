@@ -137,6 +137,12 @@ pub fn key(cfg: &Config, inputs: &KeyInputs) -> String {
         "efi_vars": efi_vars,
         "ssh": ssh,
     });
+    // The layout changes the keys the guest receives; the default stays out of the document
+    // so installs cached before `boot_keymap` existed keep their keys.
+    let mut doc = doc;
+    if cfg.boot_keymap != crate::bootcmd::Keymap::us() {
+        doc["boot_keymap"] = cfg.boot_keymap.name().into();
+    }
     crate::install_cache::digest(doc.to_string().as_bytes())
 }
 
@@ -256,6 +262,7 @@ mod tests {
             ("net device", |c, _| c.net_device = "e1000".into()),
             ("SSH user", |c, _| if let Some(s) = c.ssh.as_mut() { s.username = "vagrant".into() }),
             ("{{ .Name }} in the command", |c, _| { c.boot_command = vec!["{{ .Name }}".into()]; c.vm_name = "other".into(); }),
+            ("boot_keymap (issue 14)", |c, _| c.boot_keymap = crate::bootcmd::Keymap::named("de").expect("de")),
         ];
         for (what, edit) in changes {
             let (mut c, mut i) = (cfg(), inputs());

@@ -57,6 +57,7 @@ const SUPPORTED: &[&str] = &[
     "ssh_bastion_certificate_file", "ssh_bastion_agent_auth", "ssh_bastion_interactive",
     "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username", "ssh_proxy_password",
     "ssh_local_tunnels", "ssh_remote_tunnels",
+    "boot_keymap",
 ];
 
 /// Options of Packer's qemu builder kiln knows but does not read: none left (issue 14).
@@ -408,11 +409,21 @@ pub(crate) fn source(
             c.boot_wait = w;
         }
     }
+    // QEMU's layout names, in any case; an unknown one is reported by `one_of` with the list.
+    if let Some(name) = o.string("boot_keymap", d) {
+        match bootcmd::Keymap::named(&name.to_ascii_lowercase()) {
+            Some(keymap) => c.boot_keymap = keymap,
+            None => {
+                let keymaps: Vec<&str> = bootcmd::Keymap::names().collect();
+                o.one_of("boot_keymap", &keymaps, &[], d);
+            }
+        }
+    }
     if let Some(cmd) = o.string_list("boot_command", d) {
-        check_boot_command(o, "boot_command", 0, &cmd, &c.vm_name, d);
+        check_boot_command(o, "boot_command", 0, &cmd, &c.vm_name, c.boot_keymap, d);
         c.boot_command = cmd;
     }
-    if let Some(steps) = boot_steps(o, &c.vm_name, d) {
+    if let Some(steps) = boot_steps(o, &c.vm_name, c.boot_keymap, d) {
         if !c.boot_command.is_empty() && !steps.is_empty() {
             o.error(
                 "boot_steps",
@@ -750,6 +761,7 @@ fn check_boot_command(
     row: usize,
     entries: &[String],
     vm_name: &str,
+    keymap: bootcmd::Keymap,
     d: &mut Vec<Diagnostic>,
 ) {
     let vars = BootVars {
@@ -759,7 +771,7 @@ fn check_boot_command(
         ssh_public_key: "ssh-ed25519 AAAA kiln".to_owned(),
     };
     let joined = entries.concat();
-    if let Err(e) = bootcmd::compile(&joined, &vars) {
+    if let Err(e) = bootcmd::compile(&joined, &vars, keymap) {
         let message = e.to_string();
         let Some(offset) = e.offset() else {
             o.error(name, message, d);
@@ -783,7 +795,12 @@ fn check_boot_command(
 }
 
 /// `boot_steps = [["command", "description"], ...]`; the description is optional.
-fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option<Vec<BootStep>> {
+fn boot_steps(
+    o: &Options<'_>,
+    vm_name: &str,
+    keymap: bootcmd::Keymap,
+    d: &mut Vec<Diagnostic>,
+) -> Option<Vec<BootStep>> {
     let v = o.value("boot_steps", d)?;
     let bad = |d: &mut Vec<Diagnostic>| {
         o.error(
@@ -811,7 +828,7 @@ fn boot_steps(o: &Options<'_>, vm_name: &str, d: &mut Vec<Diagnostic>) -> Option
         let Some(strings) = strings.filter(|s| (1..=2).contains(&s.len())) else {
             return bad(d);
         };
-        check_boot_command(o, "boot_steps", i, &strings[..1], vm_name, d);
+        check_boot_command(o, "boot_steps", i, &strings[..1], vm_name, keymap, d);
         steps.push(BootStep {
             command: strings[0].clone(),
             description: strings.get(1).cloned().unwrap_or_default(),

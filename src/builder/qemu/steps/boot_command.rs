@@ -1,7 +1,7 @@
 //! Step: wait `boot_wait`, then type `boot_command` (or each of `boot_steps`) into the guest.
 //!
 //! Uses: `config.boot_wait`, `config.boot_command`, `config.boot_steps`,
-//! `config.boot_key_interval`, `config.boot_keygroup_interval`, `config.boot_key_driver`, `config.vm_name`, `http_port`, `http_ip`, `qmp`,
+//! `config.boot_key_interval`, `config.boot_keygroup_interval`, `config.boot_key_driver`, `config.boot_keymap`, `config.vm_name`, `http_port`, `http_ip`, `qmp`,
 //! `qemu`, `key_trace`, `vnc_addr`.
 //! `config.disable_vnc`: the step does nothing, as in Packer.
 //! `install_layer`: a guest resumed from the install cache is past its boot command; nothing is
@@ -83,7 +83,8 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         };
         let mut compiled = Vec::with_capacity(commands.len());
         for (command, description) in &commands {
-            let mut actions = bootcmd::compile(command, &vars).map_err(Error::BootCommand)?;
+            let mut actions =
+                bootcmd::compile(command, &vars, cfg.boot_keymap).map_err(Error::BootCommand)?;
             if let Some(interval) = cfg.boot_keygroup_interval {
                 actions = bootcmd::with_group_pauses(actions, interval);
             }
@@ -126,9 +127,17 @@ impl Step<BuildContext, Error> for TypeBootCommand {
         };
         let mut qmp_driver;
         let mut vnc_driver;
+        // Said only for a non-US layout, the one a reader might not expect.
+        let layout = if cfg.boot_keymap == bootcmd::Keymap::us() {
+            String::new()
+        } else {
+            format!(" with the `{}` keyboard layout", cfg.boot_keymap.name())
+        };
         let driver: &mut dyn bootcmd::KeyDriver = match cfg.boot_key_driver {
             KeyDriverKind::Qmp => {
-                ctx.core.ui.say("Typing the boot command over QMP");
+                ctx.core
+                    .ui
+                    .say(format!("Typing the boot command over QMP{layout}"));
                 qmp_driver = QmpKeyDriver::new(qmp);
                 &mut qmp_driver
             }
@@ -136,7 +145,7 @@ impl Step<BuildContext, Error> for TypeBootCommand {
                 let addr = ctx.vnc_addr.ok_or(Error::Missing { what: "vnc_addr" })?;
                 ctx.core
                     .ui
-                    .say(format!("Typing the boot command over VNC ({addr})"));
+                    .say(format!("Typing the boot command over VNC ({addr}){layout}"));
                 vnc_driver = VncKeyDriver::connect(addr)
                     .await
                     .map_err(|e| Error::BootCommand(bootcmd::Error::Vnc(e)))?;
