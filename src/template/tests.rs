@@ -1903,3 +1903,30 @@ fn issue_14_boot_keymap() {
         .is_ok()
     );
 }
+
+/// Issue 14: `communicator = "winrm"` on a null or amazon-ebs source gets the same validate
+/// error as on qemu (kiln reaches Windows guests over SSH), not "not supported by kiln yet".
+#[test]
+fn issue_14_winrm_refused_on_every_ssh_source() {
+    for source in [
+        "source \"null\" \"w\" {\n  communicator = \"winrm\"\n  ssh_host = \"192.0.2.1\"\n}\n",
+        "source \"amazon-ebs\" \"w\" {\n  communicator = \"winrm\"\n  region = \"us-east-1\"\n  \
+         source_ami = \"ami-1\"\n  instance_type = \"t3.micro\"\n  ami_name = \"a\"\n  \
+         ssh_username = \"admin\"\n}\n",
+    ] {
+        let text = format!("{source}build {{\n  sources = [\"source.{}.w\"]\n}}\n", {
+            let kind = source.split('"').nth(1).unwrap();
+            kind.to_owned()
+        });
+        let e = errors(&text);
+        assert!(
+            e.contains("kiln reaches Windows guests over SSH (OpenSSH Server), not WinRM"),
+            "{source}: {e}"
+        );
+        assert!(
+            e.contains("t.pkr.hcl:2:"),
+            "{source}: names file:line:col: {e}"
+        );
+        assert!(!e.contains("not supported by kiln yet"), "{source}: {e}");
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Kind, resolve, ssh};
+use super::{Kind, refuse_winrm, resolve, ssh};
 use crate::aws::AccessConfig;
 use crate::aws::ec2::{AmiFilter, BlockDevice};
 use crate::builder::SourceConfig;
@@ -93,7 +93,9 @@ fn source(name: &str, o: &Options<'_>, template_dir: &Path, d: &mut Vec<Diagnost
             o.error(b, format!("write `{b} {{ … }}` as a block, without `=`"), d);
         }
     }
-    o.one_of("communicator", &["ssh"], &["winrm", "none"], d);
+    if !refuse_winrm(o, d) {
+        o.one_of("communicator", &["ssh"], &["none"], d);
+    }
     let source_ami = o.string("source_ami", d);
     let filters = o.blocks("source_ami_filter");
     for extra in filters.iter().skip(1) {

@@ -357,6 +357,28 @@ fn temporary_key_pair(o: &Options<'_>, k: &mut TemporaryKeyPair, d: &mut Vec<Dia
     }
 }
 
+/// `communicator = "winrm"`: true, with a validate error saying how kiln reaches Windows
+/// guests instead (issue 14).
+pub(crate) fn refuse_winrm(o: &Options<'_>, d: &mut Vec<Diagnostic>) -> bool {
+    if o.string("communicator", d).as_deref() != Some("winrm") {
+        return false;
+    }
+    d.push(
+        Diagnostic::new(
+            o.at("communicator"),
+            "`communicator = \"winrm\"`: kiln reaches Windows guests over SSH (OpenSSH \
+             Server), not WinRM",
+        )
+        .with_hint(
+            "install and start OpenSSH Server in the guest (e.g. from the answer file: \
+             `Add-WindowsCapability -Online -Name OpenSSH.Server~~~~0.0.1.0`, then \
+             `Start-Service sshd`), and set `communicator = \"ssh\"` with `ssh_username` \
+             and `ssh_password`",
+        ),
+    );
+    true
+}
+
 /// Checks the types of the `winrm_*` options, which Packer reads even when the communicator
 /// is SSH; nothing else is done with them (kiln reaches machines over SSH only).
 pub(crate) fn check_winrm(o: &Options<'_>, d: &mut Vec<Diagnostic>) {

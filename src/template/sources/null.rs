@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Kind, check_winrm, qemu, ssh};
+use super::{Kind, check_winrm, qemu, refuse_winrm, ssh};
 use crate::builder::{SourceConfig, null::Config};
 use crate::template::Diagnostic;
 use crate::template::options::Options;
@@ -36,10 +36,10 @@ const SUPPORTED: &[&str] = &[
 
 /// A `source "null"` block: the SSH host the provisioners run against.
 fn source(name: &str, o: &Options<'_>, base_dir: &Path, d: &mut Vec<Diagnostic>) -> Config {
-    let none = o
-        .one_of("communicator", &["ssh", "none"], &["winrm"], d)
-        .as_deref()
-        == Some("none");
+    let none = refuse_winrm(o, d)
+        || o.one_of("communicator", &["ssh", "none"], &[], d)
+            .as_deref()
+            == Some("none");
     let host = o.string("ssh_host", d).unwrap_or_default();
     if !none && host.is_empty() && !o.has("ssh_host") {
         o.missing("ssh_host", " (the machine the provisioners run on)", d);

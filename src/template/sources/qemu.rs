@@ -11,7 +11,7 @@ use crate::builder::qemu::config::{
 };
 use crate::types::{Checksum, Secret, parse_checksum, parse_disk_size};
 
-use super::{Kind, check_winrm, duration, non_negative, port_range, resolve, ssh};
+use super::{Kind, check_winrm, duration, non_negative, port_range, refuse_winrm, resolve, ssh};
 use crate::template::Diagnostic;
 use crate::template::options::Options;
 
@@ -474,22 +474,9 @@ pub(crate) fn source(
         );
     }
 
-    if o.string("communicator", d).as_deref() == Some("winrm") {
+    if refuse_winrm(o, d) {
         // The `winrm_*` options are still type-checked below; no SSH options are asked for.
         c.communicator = CommunicatorKind::None;
-        d.push(
-            Diagnostic::new(
-                o.at("communicator"),
-                "`communicator = \"winrm\"`: kiln reaches Windows guests over SSH (OpenSSH \
-                 Server), not WinRM",
-            )
-            .with_hint(
-                "install and start OpenSSH Server in the guest (e.g. from the answer file: \
-                 `Add-WindowsCapability -Online -Name OpenSSH.Server~~~~0.0.1.0`, then \
-                 `Start-Service sshd`), and set `communicator = \"ssh\"` with `ssh_username` \
-                 and `ssh_password`",
-            ),
-        );
     } else if let Some(s) = o.one_of("communicator", &["ssh", "none"], &["docker"], d) {
         c.communicator = if s == "none" {
             CommunicatorKind::None
