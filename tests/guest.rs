@@ -543,6 +543,10 @@ fn seed_cd_then_disk_image_build() {
         "the disk was not grown to disk_size\n{stdout}"
     );
     assert!(stdout.contains("local file, verified in place"), "{stdout}");
+    assert!(
+        stdout.contains("tpm devices: tpm0"),
+        "issue 14: the guest does not see the vtpm\n{stdout}"
+    );
     let info = kiln::qemu_img::parse_info(&String::from_utf8_lossy(
         &std::process::Command::new("qemu-img")
             .args(["info", "--output=json"])

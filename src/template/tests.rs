@@ -1837,6 +1837,8 @@ source "amazon-ebs" "u" {
   ssh_agent_auth       = true
   ssh_local_tunnels    = ["5432:db.internal:5432"]
   ssh_file_transfer_method = "sftp"
+  ssh_handshake_attempts   = 3
+  ssh_keep_alive_interval  = "10s"
 }
 build { sources = ["source.amazon-ebs.u"] }
 "#;
@@ -1853,6 +1855,11 @@ build { sources = ["source.amazon-ebs.u"] }
     assert!(b.agent_auth && o.agent_auth);
     assert_eq!(o.local_tunnels[0].host, "db.internal");
     assert_eq!(o.transfer, crate::communicator::ssh::TransferMethod::Sftp);
+    assert_eq!(o.handshake_attempts, Some(3));
+    assert_eq!(
+        o.keep_alive_interval,
+        Some(std::time::Duration::from_secs(10))
+    );
 }
 
 /// Issue 14: `boot_keymap` picks one of QEMU's layouts (default `en-us`); an unknown name lists

@@ -237,7 +237,8 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Reads the first line and checks that it is a QMP greeting.
+/// Reads the greeting: the first line that is not an event (QEMU may write an event, e.g.
+/// `VNC_DISCONNECTED`, on a newly accepted monitor connection before its greeting).
 async fn read_greeting(
     lines: &mut BufReader<OwnedReadHalf>,
     path: &Path,
@@ -247,21 +248,29 @@ async fn read_greeting(
         path: path.to_owned(),
         source,
     };
-    let mut line = String::new();
-    let n = tokio::time::timeout(timeout, lines.read_line(&mut line))
+    let read = async {
+        loop {
+            let mut line = String::new();
+            if lines.read_line(&mut line).await.map_err(read_err)? == 0 {
+                return Err(read_err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v.get("QMP").is_some() => return Ok(v),
+                Ok(v) if v.get("event").is_some() => {
+                    tracing::debug!(path = %path.display(), event = %v, "QMP event before the greeting");
+                }
+                _ => {
+                    return Err(Error::Greeting {
+                        path: path.to_owned(),
+                        line: line.trim_end().to_owned(),
+                    });
+                }
+            }
+        }
+    };
+    tokio::time::timeout(timeout, read)
         .await
         .map_err(|_elapsed| read_err(io::ErrorKind::TimedOut.into()))?
-        .map_err(read_err)?;
-    if n == 0 {
-        return Err(read_err(io::ErrorKind::UnexpectedEof.into()));
-    }
-    match serde_json::from_str::<Value>(&line) {
-        Ok(v) if v.get("QMP").is_some() => Ok(v),
-        _ => Err(Error::Greeting {
-            path: path.to_owned(),
-            line: line.trim_end().to_owned(),
-        }),
-    }
 }
 
 /// Turns a reply into the command's `return` value or an [`Error::Command`].
@@ -604,6 +613,31 @@ mod tests {
             .err()
             .expect("nothing listens");
         assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    }
+
+    /// Issue 14 (seen in CI): an event QEMU writes before the greeting is skipped.
+    #[tokio::test]
+    async fn an_event_before_the_greeting_is_skipped_issue_14() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("early.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (r, w) = stream.into_split();
+            let mut peer = Peer {
+                lines: BufReader::new(r).lines(),
+                w,
+            };
+            peer.send(json!({"event": "VNC_DISCONNECTED", "data": {}}))
+                .await;
+            peer.send(json!({"QMP": {}})).await;
+            let (_, id) = peer.recv().await;
+            peer.send(json!({"return": {}, "id": id})).await;
+            let _ = peer.lines.next_line().await;
+        });
+        Qmp::connect(&path, T)
+            .await
+            .expect("connects after the event");
     }
 
     #[tokio::test]

@@ -41,6 +41,8 @@ const SUPPORTED: &[&str] = &[
     "ssh_bastion_password", "ssh_bastion_private_key_file", "ssh_bastion_certificate_file",
     "ssh_bastion_agent_auth", "ssh_bastion_interactive", "ssh_proxy_host", "ssh_proxy_port",
     "ssh_proxy_username", "ssh_proxy_password", "ssh_local_tunnels", "ssh_remote_tunnels",
+    "ssh_handshake_attempts", "ssh_keep_alive_interval", "ssh_ciphers",
+    "ssh_key_exchange_algorithms",
     // Blocks.
     "source_ami_filter", "launch_block_device_mappings", "ami_block_device_mappings",
     "aws_polling",
@@ -57,8 +59,7 @@ const KNOWN: &[&str] = &[
     "temporary_iam_instance_profile_policy_document", "run_volume_tags", "snapshot_users",
     "snapshot_groups", "ami_org_arns", "ami_ou_arns", "deprecate_at", "imds_support",
     "skip_region_validation", "skip_metadata_api_check", "skip_credential_validation",
-    "mfa_code", "decode_authorization_messages", "ssh_handshake_attempts",
-    "ssh_keep_alive_interval",
+    "mfa_code", "decode_authorization_messages",
     "ssh_clear_authorized_keys",
     "winrm_username", "winrm_password", "winrm_use_ssl", "winrm_insecure", "session_manager_port",
     "tenancy", "host_resource_group_arn", "boot_mode", "uefi_data", "tpm_support",
