@@ -18,19 +18,6 @@ use common::*;
 const PAYLOAD: &str = "url=http://{{ .HTTPIP }}:8080/d-i/preseed.cfg \"q@Z;y\" a|b 1<2>3 \
                        #$%&*()_+-=[]{}'?!,.\\ AZERTYQWERTZ azertyqwertz m:M";
 
-/// The line the guest reported (`kiln-testos: typed-hex: …`).
-fn reported_line(serial: &str) -> Option<String> {
-    let hex = serial
-        .lines()
-        .find_map(|l| l.split("kiln-testos: typed-hex: ").nth(1))?
-        .trim();
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    Some(String::from_utf8_lossy(&bytes?).into_owned())
-}
-
 #[test]
 fn issue_14_german_layout_over_qmp() {
     type_with_layout("de", "qmp");
@@ -81,7 +68,7 @@ fn type_with_layout(layout: &str, driver: &str) {
         serial.contains(&format!("kiln-testos: console keymap {layout} loaded")),
         "the guest did not switch its console to {layout}; serial log:\n{serial}"
     );
-    let line = reported_line(&serial)
+    let line = serial_hex(&serial, "typed")
         .unwrap_or_else(|| panic!("no typed line reported; serial log:\n{serial}"));
     let want = PAYLOAD.replace("{{ .HTTPIP }}", "10.0.2.2");
     assert_eq!(line, want, "typed line differs from the payload ({layout})");

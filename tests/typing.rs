@@ -20,21 +20,9 @@ fn fixture(name: &str) -> String {
     read_or_note(&path).trim_end_matches('\n').to_owned()
 }
 
-/// The kernel command line reported by the typing initrd (`kiln-testos: cmdline-hex: …`).
+/// The kernel command line the guest reported (`kiln-testos: cmdline-hex: …`).
 fn reported_cmdline(serial: &str) -> Option<String> {
-    let hex = serial
-        .lines()
-        .find_map(|l| l.split("kiln-testos: cmdline-hex: ").nth(1))?
-        .trim();
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    Some(
-        String::from_utf8_lossy(&bytes?)
-            .trim_end_matches('\n')
-            .to_owned(),
-    )
+    serial_hex(serial, "cmdline").map(|s| s.trim_end_matches('\n').to_owned())
 }
 
 #[test]

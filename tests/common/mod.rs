@@ -131,6 +131,21 @@ pub fn signal(pid: u32, signal: &str) {
     assert!(st.success(), "kill -{signal} {pid} failed");
 }
 
+/// The bytes the test OS reported on its serial console as `kiln-testos: TAG-hex: …` (the
+/// typing and keymap labels print what they read as hex), decoded.
+pub fn serial_hex(serial: &str, tag: &str) -> Option<String> {
+    let marker = format!("kiln-testos: {tag}-hex: ");
+    let hex = serial
+        .lines()
+        .find_map(|l| l.split(marker.as_str()).nth(1))?
+        .trim();
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    Some(String::from_utf8_lossy(&bytes?).into_owned())
+}
+
 /// A file's text, or a note that it could not be read.
 pub fn read_or_note(path: &Path) -> String {
     std::fs::read_to_string(path)
