@@ -51,7 +51,7 @@ PACKAGES=(busybox-static dropbear-bin isolinux syslinux-common extlinux
 # Host tools, as "command:Debian package".
 HOST_TOOLS=(apt-get:apt apt-cache:apt dpkg-deb:dpkg dpkg-query:dpkg xorriso:xorriso
     cpio:cpio depmod:kmod gzip:gzip flock:util-linux sha256sum:coreutils find:findutils
-    ckbcomp:keyboard-configuration loadkeys:kbd)
+    ckbcomp:console-setup loadkeys:kbd)
 # Console keyboard layouts of the typing initrd's "kbd<layout>" labels (boot_keymap, issue
 # 14): made from XKB's tables with ckbcomp, as Debian's installer does, and compiled for
 # busybox's loadkmap with kbd's loadkeys.
@@ -179,7 +179,7 @@ full_key() {
             echo "$p ${PKG_VERSION[$p]} ${PKG_SHA256[$p]}"
         done
         dpkg-query -W -f '${Package} ${Version}\n' xorriso cpio gzip kmod \
-            keyboard-configuration kbd xkb-data 2>/dev/null || true
+            console-setup kbd xkb-data 2>/dev/null || true
     } | sha256sum | cut -d' ' -f1
 }
 FULL=$(full_key)

@@ -120,7 +120,7 @@ KILN_ISO_DEPS=(
     dropbear:dropbear-bin
     cpio:cpio
     depmod:kmod
-    ckbcomp:keyboard-configuration
+    ckbcomp:console-setup
     loadkeys:kbd
 )
 # shellcheck disable=SC2034 # used by the scripts that source this file
